@@ -1,0 +1,73 @@
+//! halo2 chips for quantized neural-network ops, and the model circuit that strings
+//! them together.
+//!
+//! | chip | proves |
+//! |---|---|
+//! | [`linear::LinearConfig`] | dot products of linear layers, weights in fixed columns |
+//! | [`elementwise::LaneConfig`] | rescale (floor division, range-checked remainder), ReLU, add |
+//! | [`table::TableConfig`] | the shared tagged lookup table (nonlinearities and range checks) |
+//!
+//! [`ModelCircuit`] proves exactly what [`zkinfer_qir::QModel::run`] computes; the
+//! tests check every chip against that interpreter with `MockProver`.
+
+pub mod elementwise;
+pub mod layout;
+pub mod linear;
+pub mod model;
+pub mod table;
+pub mod wires;
+
+pub use halo2_proofs;
+use halo2_proofs::halo2curves::bn256::Fr;
+use halo2_proofs::halo2curves::ff::PrimeField;
+
+pub use layout::{plan_layout, Layout, Plan};
+pub use model::ModelCircuit;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CircuitError {
+    #[error("the circuit needs {rows} rows, more than 2^28; the model is too large")]
+    TooLarge { rows: usize },
+    #[error(transparent)]
+    Model(#[from] zkinfer_qir::QirError),
+}
+
+/// A signed integer as a field element (negative values wrap to `p - |v|`).
+pub fn fe(v: i64) -> Fr {
+    let x = Fr::from(v.unsigned_abs());
+    if v < 0 {
+        -x
+    } else {
+        x
+    }
+}
+
+pub fn fe128(v: i128) -> Fr {
+    let x = Fr::from_u128(v.unsigned_abs());
+    if v < 0 {
+        -x
+    } else {
+        x
+    }
+}
+
+/// The signed integer a field element encodes, if it is within `i64`.
+pub fn fe_to_i64(x: &Fr) -> Option<i64> {
+    let small = |f: &Fr| -> Option<u64> {
+        let repr = f.to_repr();
+        let bytes = repr.as_ref();
+        if bytes[8..].iter().any(|&b| b != 0) {
+            return None;
+        }
+        Some(u64::from_le_bytes(bytes[..8].try_into().ok()?))
+    };
+    if let Some(v) = small(x) {
+        return i64::try_from(v).ok();
+    }
+    let v = small(&-*x)?;
+    i64::try_from(v).ok().map(|v| -v)
+}
+
+#[cfg(test)]
+mod tests;

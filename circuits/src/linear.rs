@@ -1,0 +1,166 @@
+//! Linear layers: `C` output neurons × `D` inputs per row.
+//!
+//! A block computes `C` neurons of one input row. Its input `[1, x_0, …, x_{M-1}]` is
+//! laid across the `D` x-columns, `D` elements a row; the fixed column `w[c][d]` holds
+//! the matching weight of neuron `c` (the bias faces the leading 1). Each accumulator
+//! column `acc[c]` carries the running sum to the next row:
+//!
+//! ```text
+//! first row:  x_0 = 1,  acc_c[next] = Σ_d x_d · w_cd
+//! later rows:           acc_c[next] = acc_c[cur] + Σ_d x_d · w_cd
+//! ```
+//!
+//! The sum lands in `acc_c` on the row after the block, which is the next block's first
+//! row (whose `acc` it does not read), so blocks pack with no gap. Weights are fixed
+//! columns: the verifying key commits to them.
+
+use halo2_proofs::circuit::{Region, Value};
+use halo2_proofs::halo2curves::bn256::Fr;
+use halo2_proofs::plonk::{Advice, Column, ConstraintSystem, Error, Expression, Fixed, Selector};
+use halo2_proofs::poly::Rotation;
+use zkinfer_qir::{Linear, QModel};
+
+use crate::wires::Wires;
+use crate::{fe, fe128};
+
+#[derive(Clone, Debug)]
+pub struct LinearConfig {
+    pub x: Vec<Column<Advice>>,
+    pub acc: Vec<Column<Advice>>,
+    /// `w[c][d]`
+    pub w: Vec<Vec<Column<Fixed>>>,
+    pub q_first: Selector,
+    pub q_step: Selector,
+}
+
+/// Rows one block of a layer with `in_features` inputs takes with `x_cols` columns.
+pub fn block_rows(in_features: usize, x_cols: usize) -> usize {
+    (in_features + 1).div_ceil(x_cols)
+}
+
+/// Rows a linear op takes (excluding the single trailing row of the whole section).
+pub fn linear_rows(op: &Linear, model: &QModel, x_cols: usize, acc_cols: usize) -> usize {
+    op.rows(model) * op.out_features.div_ceil(acc_cols) * block_rows(op.in_features, x_cols)
+}
+
+impl LinearConfig {
+    pub fn configure(meta: &mut ConstraintSystem<Fr>, x_cols: usize, acc_cols: usize) -> Self {
+        let x: Vec<_> = (0..x_cols).map(|_| meta.advice_column()).collect();
+        let acc: Vec<_> = (0..acc_cols).map(|_| meta.advice_column()).collect();
+        let w: Vec<Vec<_>> = (0..acc_cols)
+            .map(|_| (0..x_cols).map(|_| meta.fixed_column()).collect())
+            .collect();
+        for c in x.iter().chain(&acc) {
+            meta.enable_equality(*c);
+        }
+        let q_first = meta.selector();
+        let q_step = meta.selector();
+        meta.create_gate("linear", |meta| {
+            let first = meta.query_selector(q_first);
+            let step = meta.query_selector(q_step);
+            let xs: Vec<_> = x
+                .iter()
+                .map(|c| meta.query_advice(*c, Rotation::cur()))
+                .collect();
+            let mut constraints =
+                vec![first.clone() * (xs[0].clone() - Expression::Constant(Fr::one()))];
+            for (c, acc_col) in acc.iter().enumerate() {
+                let cur = meta.query_advice(*acc_col, Rotation::cur());
+                let next = meta.query_advice(*acc_col, Rotation::next());
+                let dot = xs
+                    .iter()
+                    .zip(&w[c])
+                    .map(|(xv, wc)| xv.clone() * meta.query_fixed(*wc, Rotation::cur()))
+                    .reduce(|a, b| a + b)
+                    .unwrap_or(Expression::Constant(Fr::zero()));
+                constraints.push(first.clone() * (next.clone() - dot.clone()));
+                constraints.push(step.clone() * (next - cur - dot));
+            }
+            constraints
+        });
+        LinearConfig {
+            x,
+            acc,
+            w,
+            q_first,
+            q_step,
+        }
+    }
+
+    /// Zeroes the accumulators on the section's first row (no block result lands there).
+    pub fn init(&self, region: &mut Region<'_, Fr>, offset: usize) {
+        for c in &self.acc {
+            region.assign_advice(*c, offset, Value::known(Fr::zero()));
+        }
+    }
+
+    /// Lays out `op` from `offset`; returns the next free row.
+    pub fn assign(
+        &self,
+        region: &mut Region<'_, Fr>,
+        wires: &mut Wires<'_>,
+        model: &QModel,
+        op: &Linear,
+        mut offset: usize,
+    ) -> Result<usize, Error> {
+        let (d_cols, c_cols) = (self.x.len(), self.acc.len());
+        let m = op.in_features;
+        let brows = block_rows(m, d_cols);
+        for r in 0..op.rows(model) {
+            for n0 in (0..op.out_features).step_by(c_cols) {
+                // Running sums per neuron of the block (known only when proving).
+                let mut sums: Vec<Option<i128>> = vec![wires.raw(op.input, 0).map(|_| 0); c_cols];
+                for t in 0..brows {
+                    let row = offset + t;
+                    if t == 0 {
+                        self.q_first.enable(region, row)?;
+                    } else {
+                        self.q_step.enable(region, row)?;
+                    }
+                    let mut xrow: Vec<Option<i128>> = Vec::with_capacity(d_cols);
+                    for d in 0..d_cols {
+                        let j = t * d_cols + d; // position in [1, x_0, ..]
+                        if j == 0 {
+                            region.assign_advice(self.x[d], row, Value::known(Fr::one()));
+                            xrow.push(Some(1));
+                        } else if j <= m {
+                            let idx = r * m + j - 1;
+                            wires.copy_in(region, self.x[d], row, op.input, idx)?;
+                            xrow.push(wires.raw(op.input, idx).map(i128::from));
+                        } else {
+                            region.assign_advice(self.x[d], row, Value::known(Fr::zero()));
+                            xrow.push(Some(0));
+                        }
+                    }
+                    for (c, sum) in sums.iter_mut().enumerate() {
+                        let n = n0 + c;
+                        for (d, xv) in xrow.iter().enumerate() {
+                            let j = t * d_cols + d;
+                            let wv = if n >= op.out_features || j > m {
+                                0
+                            } else if j == 0 {
+                                op.bias_for(r, n)
+                            } else {
+                                op.weight[n * m + j - 1]
+                            };
+                            region.assign_fixed(self.w[c][d], row, fe(wv));
+                            if let (Some(s), Some(x)) = (sum.as_mut(), xv) {
+                                *s += x * wv as i128;
+                            }
+                        }
+                        let v = match sum {
+                            Some(s) => Value::known(fe128(*s)),
+                            None => Value::unknown(),
+                        };
+                        let cell = region.assign_advice(self.acc[c], row + 1, v).cell();
+                        if t + 1 == brows && n < op.out_features {
+                            wires.define(op.output, r * op.out_features + n, cell);
+                        }
+                    }
+                }
+                offset += brows;
+            }
+        }
+        Ok(offset)
+    }
+}

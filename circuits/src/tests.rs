@@ -1,0 +1,272 @@
+//! MockProver tests: every chip against the integer interpreter on random inputs, and a
+//! corrupted witness for each that must be rejected.
+
+use std::sync::Arc;
+
+use halo2_proofs::dev::MockProver;
+use proptest::prelude::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use zkinfer_qir::{
+    Add, AddOperand, Linear, QModel, QOp, QValue, Rearrange, Rescale, Reshape, Trace, ValueId,
+};
+
+use crate::layout::evaluate;
+use crate::{fe, fe_to_i64, ModelCircuit};
+
+const BITS: u32 = 8;
+
+fn v(name: &str, shape: Vec<usize>) -> QValue {
+    QValue {
+        name: name.into(),
+        shape,
+        scale: 0,
+    }
+}
+
+/// Runs MockProver for `model` on `input` with the given column counts; `corrupt` may
+/// alter the trace first.
+fn mock(
+    model: &QModel,
+    input: &[i64],
+    cols: (usize, usize, usize),
+    corrupt: impl FnOnce(&mut Trace),
+) -> Result<(), String> {
+    let mut trace = model.run(input).map_err(|e| format!("interpreter: {e}"))?;
+    let instances = ModelCircuit::instances(model, &trace);
+    corrupt(&mut trace);
+    let plan = evaluate(model, cols.0, cols.1, cols.2).map_err(|e| e.to_string())?;
+    let circuit = ModelCircuit::with_trace(
+        Arc::new(model.clone()),
+        plan.layout.clone(),
+        Arc::new(trace),
+    );
+    let prover =
+        MockProver::run(plan.layout.k, &circuit, vec![instances]).map_err(|e| e.to_string())?;
+    prover
+        .verify()
+        .map_err(|f| format!("{} failures, first: {}", f.len(), f[0]))
+}
+
+/// x[rows, m] → Linear(n) → Rescale(shift, relu)
+fn linear_model(
+    rng: &mut ChaCha8Rng,
+    rows: usize,
+    m: usize,
+    n: usize,
+    relu: bool,
+) -> (QModel, Vec<i64>) {
+    let weight = (0..m * n).map(|_| rng.gen_range(-8..=8)).collect();
+    let bias = (0..n).map(|_| rng.gen_range(-50..=50)).collect();
+    let model = QModel {
+        name: "linear".into(),
+        values: vec![
+            v("x", vec![rows, m]),
+            v("h", vec![rows, n]),
+            v("y", vec![rows, n]),
+        ],
+        input: ValueId(0),
+        output: ValueId(2),
+        ops: vec![
+            QOp::Linear(Linear {
+                input: ValueId(0),
+                output: ValueId(1),
+                in_features: m,
+                out_features: n,
+                weight,
+                weight_scale: 0,
+                bias,
+            }),
+            // |h| ≤ m·8·15 + 50; shift 6 keeps y inside 8 bits for m ≤ 16.
+            QOp::Rescale(Rescale {
+                input: ValueId(1),
+                output: ValueId(2),
+                shift: 6,
+                relu,
+            }),
+        ],
+        act_bits: BITS,
+    };
+    let input = (0..rows * m).map(|_| rng.gen_range(-15..=15)).collect();
+    (model, input)
+}
+
+fn add_model(rng: &mut ChaCha8Rng, len: usize, constant: bool) -> (QModel, Vec<i64>) {
+    let b = if constant {
+        AddOperand::Constant((0..len).map(|_| rng.gen_range(-20..=20)).collect())
+    } else {
+        AddOperand::Value {
+            id: ValueId(1),
+            mul: 4,
+        }
+    };
+    let model = QModel {
+        name: "add".into(),
+        values: vec![
+            v("x", vec![len]),
+            v("xr", vec![len]),
+            v("s", vec![len]),
+            v("y", vec![len]),
+        ],
+        input: ValueId(0),
+        output: ValueId(3),
+        ops: vec![
+            // xr = reversed x: exercises Rearrange copies.
+            QOp::Rearrange(Rearrange {
+                input: ValueId(0),
+                output: ValueId(1),
+                index: (0..len).rev().collect(),
+            }),
+            QOp::Add(Add {
+                a: ValueId(0),
+                b,
+                output: ValueId(2),
+                a_mul: 2,
+            }),
+            QOp::Rescale(Rescale {
+                input: ValueId(2),
+                output: ValueId(3),
+                shift: 1,
+                relu: false,
+            }),
+        ],
+        act_bits: BITS,
+    };
+    let input = (0..len).map(|_| rng.gen_range(-20..=20)).collect();
+    (model, input)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(6))]
+
+    #[test]
+    fn linear_rescale_matches_interpreter(seed in any::<u64>(), rows in 1usize..3, m in 1usize..12, n in 1usize..6,
+                                          relu in any::<bool>(), d in 0usize..3, c in 0usize..3) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (model, input) = linear_model(&mut rng, rows, m, n, relu);
+        prop_assert_eq!(mock(&model, &input, (1 << d, 1 << c, 1 + (seed % 3) as usize), |_| {}), Ok(()));
+    }
+
+    #[test]
+    fn add_matches_interpreter(seed in any::<u64>(), len in 1usize..20, constant in any::<bool>()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (model, input) = add_model(&mut rng, len, constant);
+        prop_assert_eq!(mock(&model, &input, (1, 1, 2), |_| {}), Ok(()));
+    }
+}
+
+#[test]
+fn corrupted_linear_output_is_rejected() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let (model, input) = linear_model(&mut rng, 1, 9, 3, false);
+    let r = mock(&model, &input, (4, 2, 1), |t| t.values[1][2] += 1);
+    assert!(r.is_err(), "a wrong dot product must fail");
+}
+
+#[test]
+fn corrupted_rescale_output_is_rejected() {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    for relu in [false, true] {
+        let (model, input) = linear_model(&mut rng, 1, 9, 3, relu);
+        let trace = model.run(&input).unwrap();
+        // Pick an element whose output the corruption really changes.
+        let i = (0..3)
+            .find(|&i| !relu || trace.values[2][i] > 0)
+            .unwrap_or(0);
+        for delta in [1, -1] {
+            let r = mock(&model, &input, (4, 2, 1), |t| t.values[2][i] += delta);
+            assert!(
+                r.is_err(),
+                "relu={relu} delta={delta}: a wrong floor division must fail"
+            );
+        }
+    }
+}
+
+#[test]
+fn corrupted_relu_output_is_rejected() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let (model, input) = linear_model(&mut rng, 1, 9, 4, true);
+    let trace = model.run(&input).unwrap();
+    // A negative pre-activation whose ReLU is 0: claiming the negative value must fail.
+    if let Some(i) = (0..4).find(|&i| trace.values[2][i] == 0) {
+        let r = mock(&model, &input, (2, 2, 1), |t| t.values[2][i] = -1);
+        assert!(r.is_err());
+    }
+    let r = mock(&model, &input, (2, 2, 1), |t| t.values[2][0] = 1 << BITS);
+    assert!(r.is_err(), "an out-of-range output must fail");
+}
+
+#[test]
+fn corrupted_add_output_is_rejected() {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    for constant in [false, true] {
+        let (model, input) = add_model(&mut rng, 5, constant);
+        let r = mock(&model, &input, (1, 1, 1), |t| t.values[2][3] -= 1);
+        assert!(r.is_err(), "constant={constant}");
+    }
+}
+
+#[test]
+fn wrong_public_output_is_rejected() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let (model, input) = linear_model(&mut rng, 1, 5, 2, false);
+    let trace = model.run(&input).unwrap();
+    let mut instances = ModelCircuit::instances(&model, &trace);
+    let last = instances.len() - 1;
+    instances[last] += fe(1);
+    let plan = evaluate(&model, 2, 2, 1).unwrap();
+    let circuit = ModelCircuit::with_trace(Arc::new(model), plan.layout.clone(), Arc::new(trace));
+    let prover = MockProver::run(plan.layout.k, &circuit, vec![instances]).unwrap();
+    assert!(prover.verify().is_err());
+}
+
+#[test]
+fn reshape_aliases_cells() {
+    let model = QModel {
+        name: "reshape".into(),
+        values: vec![v("x", vec![2, 2]), v("f", vec![4]), v("y", vec![4])],
+        input: ValueId(0),
+        output: ValueId(2),
+        ops: vec![
+            QOp::Reshape(Reshape {
+                input: ValueId(0),
+                output: ValueId(1),
+            }),
+            QOp::Rescale(Rescale {
+                input: ValueId(1),
+                output: ValueId(2),
+                shift: 0,
+                relu: true,
+            }),
+        ],
+        act_bits: BITS,
+    };
+    assert_eq!(mock(&model, &[3, -4, 5, -6], (1, 1, 1), |_| {}), Ok(()));
+}
+
+#[test]
+fn field_encoding_round_trips() {
+    for v in [
+        0i64,
+        1,
+        -1,
+        123_456_789,
+        -987_654_321,
+        i64::MAX,
+        i64::MIN + 1,
+    ] {
+        assert_eq!(fe_to_i64(&fe(v)), Some(v));
+    }
+}
+
+#[test]
+fn planner_finds_a_layout_and_counts_rows() {
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let (model, _) = linear_model(&mut rng, 1, 100, 10, true);
+    let (best, runner_up) = crate::plan_layout(&model).unwrap();
+    assert!(best.rows() <= best.usable_rows);
+    assert!(runner_up.is_some_and(|r| r.cost >= best.cost));
+    // table: 1 + 2^8 rows
+    assert_eq!(best.table_rows, 257);
+}

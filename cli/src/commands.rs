@@ -1,0 +1,228 @@
+//! The subcommands. Each reads its files, calls the libraries and reports.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use zkinfer_compiler::quantize::argmax;
+use zkinfer_compiler::{
+    calibrate, fidelity, import_onnx, parse_input_json, quantize, quantize_input, QuantConfig,
+};
+use zkinfer_prover::{dev_srs, read_halo2_params, read_srs, write_srs, ProverKey};
+use zkinfer_verifier::{ProofFile, Verdict, VerifierKey};
+
+use crate::artifact::{read, write, CompiledCircuit, Paths, CIRCUIT_FORMAT};
+use crate::progress::{secs, step};
+
+pub fn compile(model: &Path, calibration: &Path, out: &Path, bits: u32) -> Result<CompiledCircuit> {
+    let imported = import_onnx(model)?;
+    for note in &imported.notes {
+        eprintln!("note: {note}");
+    }
+    let graph = imported.graph;
+    let expected: usize = graph.input_shape().iter().product();
+    let text = std::fs::read_to_string(calibration)
+        .with_context(|| format!("reading {}", calibration.display()))?;
+    let data =
+        parse_input_json(&text, expected).with_context(|| calibration.display().to_string())?;
+    let cal = calibrate(&graph, &data.samples)?;
+    let cfg = QuantConfig {
+        act_bits: bits,
+        ..QuantConfig::default()
+    };
+    let qmodel = quantize(&graph, &cal, cfg)?;
+    let fid = fidelity(&graph, &qmodel, &data.samples)?;
+    let (plan, runner_up) = zkinfer_circuits::plan_layout(&qmodel)?;
+    let compiled = CompiledCircuit {
+        format: CIRCUIT_FORMAT.into(),
+        version: zkinfer_verifier::artifact::FORMAT_VERSION,
+        source: model.display().to_string(),
+        model: qmodel,
+        plan,
+        fidelity: fid,
+    };
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let json = serde_json::to_vec(&compiled).context("serializing the compiled circuit")?;
+    write(&Paths::new(out).circuit, &json)?;
+
+    let p = &compiled.plan;
+    let l = &p.layout;
+    println!(
+        "compiled {} ({} nodes, {} MACs) -> {}",
+        model.display(),
+        graph.nodes.len(),
+        compiled.model.macs(),
+        out.display()
+    );
+    println!(
+        "  rows      {} used of {} usable (linear {}, element-wise {}, lookup table {})",
+        p.rows(),
+        p.usable_rows,
+        p.linear_rows,
+        p.elementwise_rows,
+        p.table_rows
+    );
+    println!("  k         {}", l.k);
+    println!(
+        "  columns   {} advice, {} fixed, {} lookups (linear {}x{}, {} element-wise lane{})",
+        p.advice_columns,
+        p.fixed_columns,
+        p.lookups,
+        l.x_cols,
+        l.acc_cols,
+        l.lanes,
+        if l.lanes == 1 { "" } else { "s" }
+    );
+    if let Some(r) = runner_up {
+        println!(
+            "  runner-up k={} linear {}x{}, {} lanes: {:.2}x the cost",
+            r.layout.k,
+            r.layout.x_cols,
+            r.layout.acc_cols,
+            r.layout.lanes,
+            r.cost / p.cost
+        );
+    }
+    println!("  fidelity  {}", compiled.fidelity);
+    Ok(compiled)
+}
+
+pub fn setup(dir: &Path, srs: Option<&Path>, dev: bool) -> Result<()> {
+    let compiled = CompiledCircuit::load(dir)?;
+    let k = compiled.plan.layout.k;
+    let paths = Paths::new(dir);
+    let (params, t_srs) = match (srs, dev) {
+        (Some(file), _) => {
+            let bytes = read(file, "SRS")?;
+            let (p, t) = step("reading SRS", || read_halo2_params(&bytes, k));
+            (p.with_context(|| file.display().to_string())?, t)
+        }
+        (None, true) => {
+            eprintln!(
+                "warning: --dev-srs uses a publicly known secret: anyone can forge proofs for these keys. \
+                 Use --srs with a trusted-setup file for anything real."
+            );
+            step(&format!("generating development SRS (2^{k})"), || dev_srs(k))
+        }
+        (None, false) => bail!("choose an SRS: --srs FILE (a halo2 KZG params file) or --dev-srs (insecure, for development)"),
+    };
+    let model = Arc::new(compiled.model.clone());
+    let (keys, t_keygen) = step(&format!("generating keys (2^{k} rows)"), || {
+        zkinfer_prover::setup(model, compiled.info(), &params)
+    });
+    let (pk, vk) = keys?;
+    let (pk_bytes, vk_bytes) = (pk.to_bytes(), vk.to_bytes());
+    write(&paths.pk, &pk_bytes)?;
+    write(&paths.vk, &vk_bytes)?;
+    write(&paths.srs, &write_srs(&params, dev))?;
+    println!("keys for `{}` -> {}", compiled.model.name, dir.display());
+    println!("  model id  {}", vk.model_id());
+    println!("  pk        {} bytes", pk_bytes.len());
+    println!("  vk        {} bytes", vk_bytes.len());
+    println!("  time      srs {}, keygen {}", secs(t_srs), secs(t_keygen));
+    Ok(())
+}
+
+fn print_output(values: &[f64], shape: &[usize]) {
+    let shown: Vec<String> = values.iter().take(32).map(|v| format!("{v:.4}")).collect();
+    let more = if values.len() > 32 {
+        format!(", … ({} values)", values.len())
+    } else {
+        String::new()
+    };
+    println!("  output    {:?} [{}{}]", shape, shown.join(", "), more);
+    if shape.iter().filter(|&&d| d > 1).count() == 1 {
+        println!("  argmax    {}", argmax(values));
+    }
+}
+
+pub fn prove(dir: &Path, input: &Path, proof_path: &Path) -> Result<()> {
+    let total = Instant::now();
+    let paths = Paths::new(dir);
+    let t = Instant::now();
+    let compiled = CompiledCircuit::load(dir)?;
+    let pk_bytes = read(&paths.pk, "proving key")?;
+    let srs_bytes = read(&paths.srs, "SRS")?;
+    let (loaded, t_load) = step("loading keys", || -> Result<_> {
+        let pk =
+            ProverKey::from_bytes(&pk_bytes).with_context(|| paths.pk.display().to_string())?;
+        let (params, dev) =
+            read_srs(&srs_bytes).with_context(|| paths.srs.display().to_string())?;
+        Ok((pk, params, dev))
+    });
+    let (pk, params, dev) = loaded?;
+    let t_load = t_load + t.elapsed().saturating_sub(t_load);
+    if pk.info != compiled.info() {
+        bail!(
+            "{}: the keys were made for another compiled circuit; run `zkinfer setup` again",
+            paths.pk.display()
+        );
+    }
+    if dev {
+        eprintln!("warning: these keys use the insecure development SRS");
+    }
+    let model = Arc::new(compiled.model);
+    let expected = model.value(model.input).len();
+    let text =
+        std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?;
+    let data = parse_input_json(&text, expected).with_context(|| input.display().to_string())?;
+    if data.samples.len() != 1 {
+        bail!(
+            "{}: holds {} samples; `prove` proves one inference, give it one sample",
+            input.display(),
+            data.samples.len()
+        );
+    }
+    let t = Instant::now();
+    let q = quantize_input(&model, &data.samples[0]);
+    let trace = model
+        .run(&q)
+        .with_context(|| format!("computing the witness for {}", input.display()))?;
+    let t_witness = t.elapsed();
+    let (proof, t_prove) = step(&format!("proving (2^{} rows)", pk.info.layout.k), || {
+        zkinfer_prover::prove(model.clone(), &pk, &params, Arc::new(trace))
+    });
+    let proof = proof?;
+    write(proof_path, proof.to_json().as_bytes())?;
+    let proof_bytes = proof.proof.len() / 2 - 1;
+    println!("proof of `{}` -> {}", model.name, proof_path.display());
+    print_output(&proof.output.values, &proof.output.shape);
+    println!(
+        "  proof     {proof_bytes} bytes, {} public values",
+        proof.instances.len()
+    );
+    println!(
+        "  time      load {}, witness {}, prove {}, total {}",
+        secs(t_load),
+        secs(t_witness),
+        secs(t_prove),
+        secs(total.elapsed())
+    );
+    Ok(())
+}
+
+/// `Ok(true)` valid, `Ok(false)` invalid, `Err` for unreadable input.
+pub fn verify(dir: &Path, proof_path: &Path) -> Result<bool> {
+    let paths = Paths::new(dir);
+    let vk_bytes = read(&paths.vk, "verifying key")?;
+    let key = VerifierKey::from_bytes(&vk_bytes).with_context(|| paths.vk.display().to_string())?;
+    let text = std::fs::read_to_string(proof_path)
+        .with_context(|| format!("reading {}", proof_path.display()))?;
+    let proof = ProofFile::parse(&text).with_context(|| proof_path.display().to_string())?;
+    let start = Instant::now();
+    let verdict = zkinfer_verifier::verify(&key, &proof);
+    let elapsed = start.elapsed();
+    match verdict {
+        Verdict::Valid { output } => {
+            println!("valid: `{}` (model id {})", key.info.model, key.model_id());
+            print_output(&output, &key.info.output_shape);
+            println!("  time      verify {}", secs(elapsed));
+            Ok(true)
+        }
+        Verdict::Invalid { reason } => {
+            println!("invalid: {reason}");
+            Ok(false)
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The `zkinfer` command: compile an ONNX model into a circuit, set up keys, prove an
+//! inference and verify it. The only place that reads files and prints progress.
+
+mod artifact;
+mod commands;
+mod demo;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "zkinfer",
+    version,
+    about = "Prove in zero knowledge that a committed neural network produced an output"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import, calibrate and quantize an ONNX model; write DIR/circuit.json.
+    Compile {
+        model: PathBuf,
+        /// Sample inputs in EZKL's format: {"input_data": [[...], ...]}.
+        #[arg(long)]
+        calibration: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Signed bit width of activations (the lookup table has 2^bits rows).
+        #[arg(long, default_value_t = 12)]
+        bits: u32,
+    },
+    /// Generate the proving and verifying keys: DIR/pk, DIR/vk, DIR/srs.
+    Setup {
+        dir: PathBuf,
+        /// A halo2 KZG params file (BN254) with at least 2^k points.
+        #[arg(long, conflicts_with = "dev_srs")]
+        srs: Option<PathBuf>,
+        /// Use a deterministic, publicly known SRS. INSECURE: proofs can be forged.
+        #[arg(long)]
+        dev_srs: bool,
+    },
+    /// Prove one inference; prints the output and per-stage timings.
+    Prove {
+        dir: PathBuf,
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        proof: PathBuf,
+    },
+    /// Verify a proof: exit 0 valid, 1 invalid, 2 error.
+    Verify {
+        dir: PathBuf,
+        #[arg(long)]
+        proof: PathBuf,
+    },
+    /// Run compile, setup, prove and verify on an embedded example model.
+    Demo {
+        /// Where to write the artifacts (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Compile {
+            model,
+            calibration,
+            out,
+            bits,
+        } => commands::compile(&model, &calibration, &out, bits).map(|_| ExitCode::SUCCESS),
+        Command::Setup { dir, srs, dev_srs } => {
+            commands::setup(&dir, srs.as_deref(), dev_srs).map(|_| ExitCode::SUCCESS)
+        }
+        Command::Prove { dir, input, proof } => {
+            commands::prove(&dir, &input, &proof).map(|_| ExitCode::SUCCESS)
+        }
+        Command::Verify { dir, proof } => commands::verify(&dir, &proof).map(|valid| {
+            if valid {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }),
+        Command::Demo { dir } => demo::run(dir),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

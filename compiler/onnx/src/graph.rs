@@ -1,0 +1,360 @@
+//! The float graph IR: typed ops with resolved shapes, and its interpreter.
+//!
+//! The interpreter is the float reference: calibration runs it to find each tensor's
+//! range, and fidelity reports compare the quantized model against it.
+
+use std::collections::BTreeMap;
+
+use crate::CompileError;
+
+/// A dense row-major f32 tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl Tensor {
+    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Self {
+        debug_assert_eq!(shape.iter().product::<usize>(), data.len());
+        Tensor { shape, data }
+    }
+
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    pub fn max_abs(&self) -> f32 {
+        self.data.iter().fold(0f32, |m, v| m.max(v.abs()))
+    }
+}
+
+/// `Y = alpha · A' · B' + beta · C` with `A' = transA ? Aᵀ : A` (ONNX Gemm).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gemm {
+    pub alpha: f32,
+    pub beta: f32,
+    pub trans_a: bool,
+    pub trans_b: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    Gemm(Gemm),
+    /// numpy `matmul` semantics, batch dimensions broadcast.
+    MatMul,
+    /// numpy-broadcasting element-wise addition.
+    Add,
+    Relu,
+    /// Same elements, the output's shape (Reshape, Flatten).
+    Reshape,
+    Transpose {
+        perm: Vec<usize>,
+    },
+    Identity,
+}
+
+impl Op {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Gemm(_) => "Gemm",
+            Op::MatMul => "MatMul",
+            Op::Add => "Add",
+            Op::Relu => "Relu",
+            Op::Reshape => "Reshape",
+            Op::Transpose { .. } => "Transpose",
+            Op::Identity => "Identity",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    /// The ONNX node name, or `<op_type>_<index>` when the file leaves it empty.
+    pub name: String,
+    pub op: Op,
+    /// Tensor names: graph input, constant (initializer) or another node's output.
+    pub inputs: Vec<String>,
+    pub output: String,
+}
+
+/// A model with one input and one output; nodes in topological order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Graph {
+    pub name: String,
+    pub input: String,
+    pub output: String,
+    pub nodes: Vec<Node>,
+    pub constants: BTreeMap<String, Tensor>,
+    /// The shape of every tensor: input, constants, node outputs.
+    pub shapes: BTreeMap<String, Vec<usize>>,
+}
+
+impl Graph {
+    pub fn input_shape(&self) -> &[usize] {
+        &self.shapes[&self.input]
+    }
+
+    pub fn output_shape(&self) -> &[usize] {
+        &self.shapes[&self.output]
+    }
+
+    /// Runs the float model; returns every tensor by name (constants excluded).
+    pub fn run(&self, input: &[f32]) -> Result<BTreeMap<String, Tensor>, CompileError> {
+        let shape = self.input_shape().to_vec();
+        let expected: usize = shape.iter().product();
+        if input.len() != expected {
+            return Err(CompileError::InputData {
+                reason: format!(
+                    "the model input `{}` has shape {:?} ({} values), the sample has {}",
+                    self.input,
+                    shape,
+                    expected,
+                    input.len()
+                ),
+            });
+        }
+        let mut env: BTreeMap<String, Tensor> = BTreeMap::new();
+        env.insert(self.input.clone(), Tensor::new(shape, input.to_vec()));
+        for node in &self.nodes {
+            let get = |i: usize| -> &Tensor {
+                let name = &node.inputs[i];
+                env.get(name)
+                    .or_else(|| self.constants.get(name))
+                    .unwrap_or_else(|| unreachable!("import checks that `{name}` is defined"))
+            };
+            let out_shape = self.shapes[&node.output].clone();
+            let out = match &node.op {
+                Op::Gemm(g) => {
+                    let c = node.inputs.get(2).map(|_| get(2));
+                    gemm(g, get(0), get(1), c, &out_shape)
+                }
+                Op::MatMul => matmul(get(0), get(1), &out_shape),
+                Op::Add => broadcast_binary(get(0), get(1), &out_shape, |a, b| a + b),
+                Op::Relu => {
+                    let x = get(0);
+                    Tensor::new(out_shape, x.data.iter().map(|v| v.max(0.0)).collect())
+                }
+                Op::Reshape | Op::Identity => Tensor::new(out_shape, get(0).data.clone()),
+                Op::Transpose { perm } => {
+                    let x = get(0);
+                    let index = transpose_index(&x.shape, perm);
+                    Tensor::new(out_shape, index.iter().map(|&i| x.data[i]).collect())
+                }
+            };
+            env.insert(node.output.clone(), out);
+        }
+        Ok(env)
+    }
+}
+
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+/// For each element of the output of `Transpose(perm)` on `shape`, the input index.
+pub fn transpose_index(shape: &[usize], perm: &[usize]) -> Vec<usize> {
+    let in_strides = strides(shape);
+    let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+    let n: usize = out_shape.iter().product();
+    let out_strides = strides(&out_shape);
+    (0..n)
+        .map(|flat| {
+            let mut src = 0;
+            for (axis, &p) in perm.iter().enumerate() {
+                let coord = (flat / out_strides[axis]) % out_shape[axis];
+                src += coord * in_strides[p];
+            }
+            src
+        })
+        .collect()
+}
+
+/// numpy broadcast of two shapes, or `None` when they are incompatible.
+pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+    let rank = a.len().max(b.len());
+    let dim = |s: &[usize], i: usize| {
+        if i + s.len() >= rank {
+            s[i + s.len() - rank]
+        } else {
+            1
+        }
+    };
+    (0..rank)
+        .map(|i| match (dim(a, i), dim(b, i)) {
+            (x, y) if x == y => Some(x),
+            (1, y) => Some(y),
+            (x, 1) => Some(x),
+            _ => None,
+        })
+        .collect()
+}
+
+/// For each element of a tensor of shape `out`, the index of the element of a tensor of
+/// shape `from` that numpy broadcasting reads.
+pub fn broadcast_index(from: &[usize], out: &[usize]) -> Vec<usize> {
+    let rank = out.len();
+    let offset = rank - from.len();
+    let from_strides = strides(from);
+    let out_strides = strides(out);
+    let n: usize = out.iter().product();
+    (0..n)
+        .map(|flat| {
+            let mut src = 0;
+            for (i, &d) in from.iter().enumerate() {
+                if d != 1 {
+                    let coord = (flat / out_strides[i + offset]) % out[i + offset];
+                    src += coord * from_strides[i];
+                }
+            }
+            src
+        })
+        .collect()
+}
+
+fn broadcast_binary(a: &Tensor, b: &Tensor, out: &[usize], f: impl Fn(f32, f32) -> f32) -> Tensor {
+    let ia = broadcast_index(&a.shape, out);
+    let ib = broadcast_index(&b.shape, out);
+    let data = ia
+        .iter()
+        .zip(&ib)
+        .map(|(&i, &j)| f(a.data[i], b.data[j]))
+        .collect();
+    Tensor::new(out.to_vec(), data)
+}
+
+fn gemm(g: &Gemm, a: &Tensor, b: &Tensor, c: Option<&Tensor>, out: &[usize]) -> Tensor {
+    let (m, n) = (out[0], out[1]);
+    let k = if g.trans_a { a.shape[0] } else { a.shape[1] };
+    let at = |i: usize, p: usize| {
+        if g.trans_a {
+            a.data[p * m + i]
+        } else {
+            a.data[i * k + p]
+        }
+    };
+    let bt = |p: usize, j: usize| {
+        if g.trans_b {
+            b.data[j * k + p]
+        } else {
+            b.data[p * n + j]
+        }
+    };
+    let ci = c.map(|c| broadcast_index(&c.shape, out));
+    let mut data = Vec::with_capacity(m * n);
+    for i in 0..m {
+        for j in 0..n {
+            let mut acc = 0f32;
+            for p in 0..k {
+                acc += at(i, p) * bt(p, j);
+            }
+            let mut v = g.alpha * acc;
+            if let (Some(c), Some(ci)) = (c, &ci) {
+                v += g.beta * c.data[ci[i * n + j]];
+            }
+            data.push(v);
+        }
+    }
+    Tensor::new(out.to_vec(), data)
+}
+
+/// Shapes of a matmul's operands as numpy sees them: 1-D operands are promoted.
+pub fn matmul_dims(a: &[usize], b: &[usize]) -> Option<(Vec<usize>, Vec<usize>, Vec<usize>)> {
+    let a2 = if a.len() == 1 {
+        vec![1, a[0]]
+    } else {
+        a.to_vec()
+    };
+    let b2 = if b.len() == 1 {
+        vec![b[0], 1]
+    } else {
+        b.to_vec()
+    };
+    if a2.len() < 2 || b2.len() < 2 || a2[a2.len() - 1] != b2[b2.len() - 2] {
+        return None;
+    }
+    let batch = broadcast_shape(&a2[..a2.len() - 2], &b2[..b2.len() - 2])?;
+    Some((a2, b2, batch))
+}
+
+fn matmul(a: &Tensor, b: &Tensor, out: &[usize]) -> Tensor {
+    let Some((a2, b2, batch)) = matmul_dims(&a.shape, &b.shape) else {
+        unreachable!("import checks matmul shapes")
+    };
+    let (m, k, n) = (a2[a2.len() - 2], a2[a2.len() - 1], b2[b2.len() - 1]);
+    let nb: usize = batch.iter().product();
+    let ia = broadcast_index(&a2[..a2.len() - 2], &batch);
+    let ib = broadcast_index(&b2[..b2.len() - 2], &batch);
+    let mut data = Vec::with_capacity(nb * m * n);
+    for bi in 0..nb {
+        let (oa, ob) = (ia[bi] * m * k, ib[bi] * k * n);
+        for i in 0..m {
+            for j in 0..n {
+                let mut acc = 0f32;
+                for p in 0..k {
+                    acc += a.data[oa + i * k + p] * b.data[ob + p * n + j];
+                }
+                data.push(acc);
+            }
+        }
+    }
+    Tensor::new(out.to_vec(), data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transpose_swaps_axes() {
+        // [[0,1,2],[3,4,5]] -> [[0,3],[1,4],[2,5]]
+        assert_eq!(transpose_index(&[2, 3], &[1, 0]), vec![0, 3, 1, 4, 2, 5]);
+    }
+
+    #[test]
+    fn broadcasting_follows_numpy() {
+        assert_eq!(broadcast_shape(&[2, 3], &[3]), Some(vec![2, 3]));
+        assert_eq!(broadcast_shape(&[2, 1], &[1, 4]), Some(vec![2, 4]));
+        assert_eq!(broadcast_shape(&[2, 3], &[2]), None);
+        assert_eq!(broadcast_index(&[3], &[2, 3]), vec![0, 1, 2, 0, 1, 2]);
+        assert_eq!(broadcast_index(&[2, 1], &[2, 3]), vec![0, 0, 0, 1, 1, 1]);
+    }
+
+    #[test]
+    fn gemm_honours_every_attribute() {
+        // A = [[1,2]] (1x2), B^T stored as [[1,0],[0,1],[1,1]] (3x2), C = [1,1,1]
+        let a = Tensor::new(vec![1, 2], vec![1.0, 2.0]);
+        let b = Tensor::new(vec![3, 2], vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0]);
+        let c = Tensor::new(vec![3], vec![1.0, 1.0, 1.0]);
+        let g = Gemm {
+            alpha: 2.0,
+            beta: 0.5,
+            trans_a: false,
+            trans_b: true,
+        };
+        let y = gemm(&g, &a, &b, Some(&c), &[1, 3]);
+        assert_eq!(y.data, vec![2.5, 4.5, 6.5]);
+        // transA: A stored as [[1],[2]] (2x1)
+        let at = Tensor::new(vec![2, 1], vec![1.0, 2.0]);
+        let g = Gemm { trans_a: true, ..g };
+        assert_eq!(
+            gemm(&g, &at, &b, Some(&c), &[1, 3]).data,
+            vec![2.5, 4.5, 6.5]
+        );
+    }
+
+    #[test]
+    fn matmul_broadcasts_batches() {
+        let a = Tensor::new(vec![2, 1, 2], vec![1.0, 2.0, 3.0, 4.0]);
+        let b = Tensor::new(vec![2, 1], vec![1.0, 1.0]);
+        assert_eq!(matmul(&a, &b, &[2, 1, 1]).data, vec![3.0, 7.0]);
+    }
+}

@@ -1,0 +1,558 @@
+//! ONNX → float graph IR.
+//!
+//! The protobuf is decoded by `tract-onnx` (a real ONNX parser); this module maps
+//! nodes to typed [`Op`]s, applies each attribute's ONNX default, and infers every
+//! tensor's shape. Every unsupported node is reported at once, before any other work.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use tract_onnx::pb;
+use tract_onnx::pb::tensor_shape_proto::dimension::Value as Dim;
+use tract_onnx::prelude::Framework;
+
+use crate::graph::{broadcast_shape, matmul_dims, Gemm, Graph, Node, Op, Tensor};
+use crate::CompileError;
+
+/// ONNX op types this version can compile.
+pub const SUPPORTED_OPS: &[&str] = &[
+    "Add",
+    "Constant",
+    "Flatten",
+    "Gemm",
+    "Identity",
+    "MatMul",
+    "Relu",
+    "Reshape",
+    "Transpose",
+];
+
+/// A model loaded from disk, with notes about assumptions made while importing.
+#[derive(Clone, Debug)]
+pub struct Imported {
+    pub graph: Graph,
+    /// Things a user should know (e.g. a symbolic batch dimension fixed to 1).
+    pub notes: Vec<String>,
+}
+
+/// Reads and imports an ONNX file.
+pub fn import_onnx(path: &Path) -> Result<Imported, CompileError> {
+    let parse_err = |reason: String| CompileError::Parse {
+        path: path.display().to_string(),
+        reason,
+    };
+    let proto = tract_onnx::onnx()
+        .proto_model_for_path(path)
+        .map_err(|e| parse_err(format!("not a readable ONNX model: {e:#}")))?;
+    import_proto(&proto).map_err(|e| match e {
+        CompileError::Parse { reason, .. } => parse_err(reason),
+        other => other,
+    })
+}
+
+/// Imports a decoded ONNX model.
+pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
+    let parse_err = |reason: String| CompileError::Parse {
+        path: String::new(),
+        reason,
+    };
+    let g = proto
+        .graph
+        .as_ref()
+        .ok_or_else(|| parse_err("the model has no graph".into()))?;
+    let opset = proto
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map(|o| o.version)
+        .unwrap_or(1);
+
+    // Every unsupported node, at once.
+    let unsupported: Vec<(String, String)> = g
+        .node
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| {
+            !(n.domain.is_empty() || n.domain == "ai.onnx")
+                || !SUPPORTED_OPS.contains(&n.op_type.as_str())
+        })
+        .map(|(i, n)| {
+            let op = if n.domain.is_empty() {
+                n.op_type.clone()
+            } else {
+                format!("{}::{}", n.domain, n.op_type)
+            };
+            (op, node_name(n, i))
+        })
+        .collect();
+    if !unsupported.is_empty() {
+        return Err(CompileError::Unsupported { nodes: unsupported });
+    }
+
+    let mut notes = Vec::new();
+    let mut constants: BTreeMap<String, Tensor> = BTreeMap::new();
+    let mut int_constants: BTreeMap<String, (Vec<usize>, Vec<i64>)> = BTreeMap::new();
+    for t in &g.initializer {
+        match decode_tensor(t).map_err(|r| parse_err(format!("initializer `{}`: {r}", t.name)))? {
+            Decoded::Float(x) => {
+                constants.insert(t.name.clone(), x);
+            }
+            Decoded::Int(shape, v) => {
+                int_constants.insert(t.name.clone(), (shape, v));
+            }
+        }
+    }
+
+    let inputs: Vec<&pb::ValueInfoProto> = g
+        .input
+        .iter()
+        .filter(|i| !constants.contains_key(&i.name) && !int_constants.contains_key(&i.name))
+        .collect();
+    let [input] = inputs.as_slice() else {
+        return Err(parse_err(format!(
+            "zkinfer proves models with exactly one input tensor; this graph has {}: {}",
+            inputs.len(),
+            inputs
+                .iter()
+                .map(|i| i.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    let [output] = g.output.as_slice() else {
+        return Err(parse_err(format!(
+            "zkinfer proves models with exactly one output tensor; this graph has {}",
+            g.output.len()
+        )));
+    };
+    let input_shape = value_info_shape(input, &mut notes)?;
+
+    let mut shapes: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    shapes.insert(input.name.clone(), input_shape);
+    for (name, t) in &constants {
+        shapes.insert(name.clone(), t.shape.clone());
+    }
+    let mut nodes = Vec::new();
+    for (i, n) in g.node.iter().enumerate() {
+        let name = node_name(n, i);
+        let invalid = |reason: String| CompileError::InvalidNode {
+            node: name.clone(),
+            op: n.op_type.clone(),
+            reason,
+        };
+        let [out] = n.output.as_slice() else {
+            return Err(invalid(format!(
+                "expected one output, found {}",
+                n.output.len()
+            )));
+        };
+        if n.op_type == "Constant" {
+            let attr = n
+                .attribute
+                .iter()
+                .find(|a| a.name == "value")
+                .and_then(|a| a.t.as_ref())
+                .ok_or_else(|| {
+                    invalid("only the `value` (tensor) form of Constant is supported".into())
+                })?;
+            match decode_tensor(attr).map_err(invalid)? {
+                Decoded::Float(t) => {
+                    shapes.insert(out.clone(), t.shape.clone());
+                    constants.insert(out.clone(), t);
+                }
+                Decoded::Int(shape, v) => {
+                    int_constants.insert(out.clone(), (shape, v));
+                }
+            }
+            continue;
+        }
+        // Inputs that are present (ONNX marks an omitted optional input with "").
+        let ins: Vec<String> = n.input.iter().filter(|s| !s.is_empty()).cloned().collect();
+        let shape_of = |s: &String| -> Result<Vec<usize>, CompileError> {
+            shapes.get(s).cloned().ok_or_else(|| {
+                if int_constants.contains_key(s) {
+                    invalid(format!(
+                        "input `{s}` is an integer tensor; only float data is supported here"
+                    ))
+                } else {
+                    invalid(format!("input `{s}` is not defined before this node"))
+                }
+            })
+        };
+        let arity = |lo: usize, hi: usize| -> Result<(), CompileError> {
+            if ins.len() < lo || ins.len() > hi {
+                Err(invalid(format!(
+                    "expected {lo}..={hi} inputs, found {}",
+                    ins.len()
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        let (op, inputs, out_shape) = match n.op_type.as_str() {
+            "Gemm" => {
+                arity(2, 3)?;
+                let gemm = Gemm {
+                    alpha: attr_f(n, "alpha").unwrap_or(1.0),
+                    beta: attr_f(n, "beta").unwrap_or(1.0),
+                    trans_a: attr_i(n, "transA").unwrap_or(0) != 0,
+                    trans_b: attr_i(n, "transB").unwrap_or(0) != 0,
+                };
+                let (a, b) = (shape_of(&ins[0])?, shape_of(&ins[1])?);
+                if a.len() != 2 || b.len() != 2 {
+                    return Err(invalid(format!("A and B must be 2-D, got {a:?} and {b:?}")));
+                }
+                let (m, ka) = if gemm.trans_a {
+                    (a[1], a[0])
+                } else {
+                    (a[0], a[1])
+                };
+                let (kb, nn) = if gemm.trans_b {
+                    (b[1], b[0])
+                } else {
+                    (b[0], b[1])
+                };
+                if ka != kb {
+                    return Err(invalid(format!(
+                        "inner dimensions differ: A' is {m}x{ka}, B' is {kb}x{nn} (transA={}, transB={})",
+                        gemm.trans_a as u8, gemm.trans_b as u8
+                    )));
+                }
+                if let Some(c) = ins.get(2) {
+                    let cs = shape_of(c)?;
+                    if broadcast_shape(&cs, &[m, nn]).as_deref() != Some(&[m, nn][..]) {
+                        return Err(invalid(format!(
+                            "C of shape {cs:?} does not broadcast to [{m}, {nn}]"
+                        )));
+                    }
+                }
+                (Op::Gemm(gemm), ins.clone(), vec![m, nn])
+            }
+            "MatMul" => {
+                arity(2, 2)?;
+                let (a, b) = (shape_of(&ins[0])?, shape_of(&ins[1])?);
+                let (a2, b2, mut batch) = matmul_dims(&a, &b).ok_or_else(|| {
+                    invalid(format!("shapes {a:?} and {b:?} cannot be multiplied"))
+                })?;
+                if a.len() > 1 {
+                    batch.push(a2[a2.len() - 2]);
+                }
+                if b.len() > 1 {
+                    batch.push(b2[b2.len() - 1]);
+                }
+                (Op::MatMul, ins.clone(), batch)
+            }
+            "Add" => {
+                arity(2, 2)?;
+                let (a, b) = (shape_of(&ins[0])?, shape_of(&ins[1])?);
+                let s = broadcast_shape(&a, &b)
+                    .ok_or_else(|| invalid(format!("shapes {a:?} and {b:?} do not broadcast")))?;
+                (Op::Add, ins.clone(), s)
+            }
+            "Relu" | "Identity" => {
+                arity(1, 1)?;
+                let op = if n.op_type == "Relu" {
+                    Op::Relu
+                } else {
+                    Op::Identity
+                };
+                (op, ins.clone(), shape_of(&ins[0])?)
+            }
+            "Flatten" => {
+                arity(1, 1)?;
+                let s = shape_of(&ins[0])?;
+                let axis = normalize_axis(attr_i(n, "axis").unwrap_or(1), s.len() + 1)
+                    .ok_or_else(|| invalid(format!("axis out of range for rank {}", s.len())))?;
+                let outer: usize = s[..axis].iter().product();
+                let inner: usize = s[axis..].iter().product();
+                (Op::Reshape, vec![ins[0].clone()], vec![outer, inner])
+            }
+            "Reshape" => {
+                arity(2, 2)?;
+                let s = shape_of(&ins[0])?;
+                let (_, target) = int_constants.get(&ins[1]).ok_or_else(|| {
+                    invalid(format!(
+                        "the target shape `{}` must be a constant int64 tensor",
+                        ins[1]
+                    ))
+                })?;
+                let allow_zero = opset >= 14 && attr_i(n, "allowzero").unwrap_or(0) != 0;
+                let out = reshape_target(&s, target, allow_zero).map_err(invalid)?;
+                (Op::Reshape, vec![ins[0].clone()], out)
+            }
+            "Transpose" => {
+                arity(1, 1)?;
+                let s = shape_of(&ins[0])?;
+                let perm: Vec<usize> = match attr_ints(n, "perm") {
+                    Some(p) => p
+                        .iter()
+                        .map(|&v| normalize_axis(v, s.len()))
+                        .collect::<Option<_>>()
+                        .ok_or_else(|| {
+                            invalid(format!("perm {p:?} out of range for rank {}", s.len()))
+                        })?,
+                    None => (0..s.len()).rev().collect(),
+                };
+                let mut seen = perm.clone();
+                seen.sort_unstable();
+                if seen != (0..s.len()).collect::<Vec<_>>() {
+                    return Err(invalid(format!(
+                        "perm {perm:?} is not a permutation of 0..{}",
+                        s.len()
+                    )));
+                }
+                let out = perm.iter().map(|&p| s[p]).collect();
+                (Op::Transpose { perm }, ins.clone(), out)
+            }
+            other => unreachable!("`{other}` passed the supported-op check"),
+        };
+        for i in &inputs {
+            shape_of(i)?;
+        }
+        if shapes.contains_key(out) || constants.contains_key(out) {
+            return Err(invalid(format!("output `{out}` is defined twice")));
+        }
+        shapes.insert(out.clone(), out_shape);
+        nodes.push(Node {
+            name,
+            op,
+            inputs,
+            output: out.clone(),
+        });
+    }
+    if !shapes.contains_key(&output.name) {
+        return Err(parse_err(format!(
+            "graph output `{}` is never computed",
+            output.name
+        )));
+    }
+    if constants.contains_key(&output.name) {
+        return Err(parse_err(format!(
+            "graph output `{}` is a constant",
+            output.name
+        )));
+    }
+    // Constants no node reads are dropped so the compiled artifact stays small.
+    let used: BTreeSet<&String> = nodes.iter().flat_map(|n| n.inputs.iter()).collect();
+    constants.retain(|k, _| used.contains(k));
+    shapes.retain(|k, _| !int_constants.contains_key(k));
+    Ok(Imported {
+        graph: Graph {
+            name: if g.name.is_empty() {
+                "model".into()
+            } else {
+                g.name.clone()
+            },
+            input: input.name.clone(),
+            output: output.name.clone(),
+            nodes,
+            constants,
+            shapes,
+        },
+        notes,
+    })
+}
+
+fn node_name(n: &pb::NodeProto, index: usize) -> String {
+    if n.name.is_empty() {
+        format!("{}_{index}", n.op_type)
+    } else {
+        n.name.clone()
+    }
+}
+
+fn normalize_axis(axis: i64, rank: usize) -> Option<usize> {
+    let a = if axis < 0 { axis + rank as i64 } else { axis };
+    (0..rank as i64).contains(&a).then_some(a as usize)
+}
+
+fn attr<'a>(n: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
+    n.attribute.iter().find(|a| a.name == name)
+}
+
+fn attr_f(n: &pb::NodeProto, name: &str) -> Option<f32> {
+    attr(n, name).map(|a| a.f)
+}
+
+fn attr_i(n: &pb::NodeProto, name: &str) -> Option<i64> {
+    attr(n, name).map(|a| a.i)
+}
+
+fn attr_ints<'a>(n: &'a pb::NodeProto, name: &str) -> Option<&'a [i64]> {
+    attr(n, name).map(|a| a.ints.as_slice())
+}
+
+/// ONNX Reshape: `0` copies the input dimension (unless `allowzero`), `-1` is inferred.
+fn reshape_target(input: &[usize], target: &[i64], allow_zero: bool) -> Result<Vec<usize>, String> {
+    let total: usize = input.iter().product();
+    let mut out = Vec::with_capacity(target.len());
+    let mut infer = None;
+    for (i, &d) in target.iter().enumerate() {
+        match d {
+            -1 if infer.is_none() => {
+                infer = Some(i);
+                out.push(1);
+            }
+            -1 => return Err(format!("target shape {target:?} has more than one -1")),
+            0 if !allow_zero => out.push(*input.get(i).ok_or_else(|| {
+                format!("target shape {target:?}: 0 at axis {i} beyond input rank")
+            })?),
+            d if d >= 0 => out.push(d as usize),
+            d => return Err(format!("target shape {target:?} has invalid dimension {d}")),
+        }
+    }
+    let known: usize = out.iter().product();
+    if let Some(i) = infer {
+        if known == 0 || total % known != 0 {
+            return Err(format!(
+                "cannot reshape {input:?} ({total} elements) to {target:?}"
+            ));
+        }
+        out[i] = total / known;
+    }
+    if out.iter().product::<usize>() != total {
+        return Err(format!(
+            "cannot reshape {input:?} ({total} elements) to {target:?}"
+        ));
+    }
+    Ok(out)
+}
+
+fn value_info_shape(
+    v: &pb::ValueInfoProto,
+    notes: &mut Vec<String>,
+) -> Result<Vec<usize>, CompileError> {
+    let err = |reason: String| CompileError::Parse {
+        path: String::new(),
+        reason: format!("input `{}`: {reason}", v.name),
+    };
+    let Some(pb::type_proto::Value::TensorType(t)) =
+        v.r#type.as_ref().and_then(|t| t.value.as_ref())
+    else {
+        return Err(err("not a tensor".into()));
+    };
+    if t.elem_type != pb::tensor_proto::DataType::Float as i32 {
+        return Err(err(format!("element type {} is not float32", t.elem_type)));
+    }
+    let dims = &t.shape.as_ref().ok_or_else(|| err("no shape".into()))?.dim;
+    let mut shape = Vec::with_capacity(dims.len());
+    for (axis, d) in dims.iter().enumerate() {
+        match &d.value {
+            Some(Dim::DimValue(x)) if *x > 0 => shape.push(*x as usize),
+            Some(Dim::DimParam(p)) if axis == 0 => {
+                notes.push(format!(
+                    "input `{}`: symbolic batch dimension `{p}` fixed to 1",
+                    v.name
+                ));
+                shape.push(1);
+            }
+            _ => return Err(err(format!("dimension {axis} is not a positive constant"))),
+        }
+    }
+    Ok(shape)
+}
+
+enum Decoded {
+    Float(Tensor),
+    Int(Vec<usize>, Vec<i64>),
+}
+
+/// Decodes a TensorProto's payload (float32/float64 or int32/int64) per the ONNX spec.
+fn decode_tensor(t: &pb::TensorProto) -> Result<Decoded, String> {
+    use pb::tensor_proto::DataType;
+    if t.data_location == Some(pb::tensor_proto::DataLocation::External as i32) {
+        return Err(
+            "external tensor data is not supported; save the model with weights inside".into(),
+        );
+    }
+    let shape = t
+        .dims
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| format!("negative dimension {d}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let n: usize = shape.iter().product();
+    let raw = &t.raw_data;
+    let check = |len: usize| {
+        if len == n {
+            Ok(())
+        } else {
+            Err(format!(
+                "shape {shape:?} needs {n} values, the tensor holds {len}"
+            ))
+        }
+    };
+    let chunks = |w: usize| -> Result<Vec<&[u8]>, String> {
+        if raw.len() != n * w {
+            return Err(format!(
+                "shape {shape:?} needs {} bytes of raw data, found {}",
+                n * w,
+                raw.len()
+            ));
+        }
+        Ok(raw.chunks_exact(w).collect())
+    };
+    let dt = t.data_type;
+    if dt == DataType::Float as i32 {
+        let data: Vec<f32> = if raw.is_empty() {
+            t.float_data.clone()
+        } else {
+            chunks(4)?
+                .iter()
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        };
+        check(data.len())?;
+        Ok(Decoded::Float(Tensor::new(shape, data)))
+    } else if dt == DataType::Double as i32 {
+        let data: Vec<f32> = if raw.is_empty() {
+            t.double_data.iter().map(|&v| v as f32).collect()
+        } else {
+            chunks(8)?
+                .iter()
+                .map(|c| f64::from_le_bytes(std::array::from_fn(|i| c[i])) as f32)
+                .collect()
+        };
+        check(data.len())?;
+        Ok(Decoded::Float(Tensor::new(shape, data)))
+    } else if dt == DataType::Int64 as i32 {
+        let data: Vec<i64> = if raw.is_empty() {
+            t.int64_data.clone()
+        } else {
+            chunks(8)?
+                .iter()
+                .map(|c| i64::from_le_bytes(std::array::from_fn(|i| c[i])))
+                .collect()
+        };
+        check(data.len())?;
+        Ok(Decoded::Int(shape, data))
+    } else if dt == DataType::Int32 as i32 {
+        let data: Vec<i64> = if raw.is_empty() {
+            t.int32_data.iter().map(|&v| v as i64).collect()
+        } else {
+            chunks(4)?
+                .iter()
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
+                .collect()
+        };
+        check(data.len())?;
+        Ok(Decoded::Int(shape, data))
+    } else {
+        Err(format!(
+            "data type {dt} is not supported (float32, float64, int32, int64 are)"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reshape_follows_the_spec() {
+        assert_eq!(reshape_target(&[2, 3, 4], &[0, -1], false), Ok(vec![2, 12]));
+        assert_eq!(reshape_target(&[2, 3, 4], &[-1], false), Ok(vec![24]));
+        assert!(reshape_target(&[2, 3, 4], &[-1, -1], false).is_err());
+        assert!(reshape_target(&[2, 3, 4], &[5, -1], false).is_err());
+        assert_eq!(reshape_target(&[2, 3], &[6, 1], false), Ok(vec![6, 1]));
+    }
+}

@@ -1,0 +1,76 @@
+//! Input samples in EZKL's JSON format: `{"input_data": [[...flattened floats...], ...]}`.
+
+use serde::Deserialize;
+
+use crate::CompileError;
+
+/// One or more flattened input samples.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputData {
+    pub samples: Vec<Vec<f32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    input_data: Vec<Vec<f64>>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    output_data: Option<serde_json::Value>,
+}
+
+/// Parses the JSON text; `expected` is the number of values one sample must hold.
+///
+/// A batch may be given either as several arrays or as one array holding
+/// `n · expected` values.
+pub fn parse_input_json(text: &str, expected: usize) -> Result<InputData, CompileError> {
+    let err = |reason: String| CompileError::InputData { reason };
+    let raw: Raw = serde_json::from_str(text).map_err(|e| {
+        err(format!(
+            "expected {{\"input_data\": [[numbers...]]}} (EZKL's format): {e}"
+        ))
+    })?;
+    if raw.input_data.is_empty() {
+        return Err(err("`input_data` holds no sample".into()));
+    }
+    let mut samples = Vec::new();
+    for (i, s) in raw.input_data.iter().enumerate() {
+        if expected == 0 || s.is_empty() || s.len() % expected != 0 {
+            return Err(err(format!(
+                "`input_data[{i}]` has {} values; the model input takes {expected} per sample",
+                s.len()
+            )));
+        }
+        for chunk in s.chunks(expected) {
+            if let Some(j) = chunk.iter().position(|v| !v.is_finite()) {
+                return Err(err(format!(
+                    "`input_data[{i}]` value {j} is not a finite number"
+                )));
+            }
+            samples.push(chunk.iter().map(|&v| v as f32).collect());
+        }
+    }
+    Ok(InputData { samples })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_ezkl_format_and_batches() {
+        let d = parse_input_json(r#"{"input_data": [[1, 2, 3, 4]]}"#, 2).unwrap();
+        assert_eq!(d.samples, vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
+        let d = parse_input_json(r#"{"input_data": [[1, 2], [3, 4]]}"#, 2).unwrap();
+        assert_eq!(d.samples.len(), 2);
+    }
+
+    #[test]
+    fn rejects_wrong_lengths_and_shapes() {
+        let e = parse_input_json(r#"{"input_data": [[1, 2, 3]]}"#, 2).unwrap_err();
+        assert!(e.to_string().contains("3 values"), "{e}");
+        assert!(parse_input_json(r#"{"input": [[1]]}"#, 1).is_err());
+        assert!(parse_input_json(r#"{"input_data": []}"#, 1).is_err());
+        assert!(parse_input_json("not json", 1).is_err());
+    }
+}

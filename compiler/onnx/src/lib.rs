@@ -1,0 +1,51 @@
+//! zkinfer's compiler front end: ONNX import into a typed float graph IR, the float
+//! interpreter, calibration, quantization into the integer IR (`zkinfer-qir`) and the
+//! fidelity report.
+//!
+//! ```text
+//! model.onnx ──import──▶ Graph ──calibrate(samples)──▶ Calibration ──quantize──▶ QModel
+//! ```
+
+pub mod graph;
+pub mod import;
+pub mod input;
+pub mod quantize;
+
+pub use graph::{Graph, Node, Op, Tensor};
+pub use import::{import_onnx, Imported, SUPPORTED_OPS};
+pub use input::{parse_input_json, InputData};
+pub use quantize::{
+    calibrate, fidelity, quantize, quantize_input, run_quantized, Calibration, Fidelity,
+    QuantConfig,
+};
+
+/// Everything that can go wrong between an ONNX file and an integer model.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompileError {
+    #[error("{path}: {reason}")]
+    Parse { path: String, reason: String },
+    #[error(
+        "unsupported ONNX operators: {}. Supported: {}",
+        nodes.iter().map(|(op, node)| format!("{op} (node `{node}`)")).collect::<Vec<_>>().join(", "),
+        SUPPORTED_OPS.join(", ")
+    )]
+    Unsupported {
+        /// `(op type, node name)` of every unsupported node.
+        nodes: Vec<(String, String)>,
+    },
+    #[error("node `{node}` ({op}): {reason}")]
+    InvalidNode {
+        node: String,
+        op: String,
+        reason: String,
+    },
+    #[error("cannot quantize node `{node}`: {reason}")]
+    Quantize { node: String, reason: String },
+    #[error("input data: {reason}")]
+    InputData { reason: String },
+    #[error("configuration: {reason}")]
+    Config { reason: String },
+    #[error(transparent)]
+    Integer(#[from] zkinfer_qir::QirError),
+}

@@ -1,0 +1,674 @@
+//! Calibration, quantization and the fidelity report.
+//!
+//! Calibration runs the float graph on sample inputs and records each tensor's largest
+//! magnitude. Quantization then gives every tensor a power-of-two scale: the largest
+//! that keeps its calibrated range (with headroom) inside the `act_bits`-bit signed
+//! range the circuit's lookup table checks. Linear layers accumulate at
+//! `scale(x) + scale(w)` and are rescaled lazily, when a consumer needs a bounded value
+//! (a ReLU, the next linear layer, the graph output).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use zkinfer_qir::{
+    dequantize, quantize as quantize_value, Add, AddOperand, Linear, QModel, QOp, QValue,
+    Rearrange, Rescale, Reshape, ValueId,
+};
+
+use crate::graph::{broadcast_index, transpose_index, Graph, Op, Tensor};
+use crate::CompileError;
+
+/// Calibrated ranges may be exceeded by a margin of this factor before a value overflows.
+const HEADROOM: f64 = 1.25;
+
+/// Knobs of the quantizer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuantConfig {
+    /// Signed bit width of activations after a rescale (the lookup table has `2^act_bits` rows).
+    pub act_bits: u32,
+    /// Signed bit width of quantized weights (before clamping to keep rescales in range).
+    pub weight_bits: u32,
+}
+
+impl Default for QuantConfig {
+    fn default() -> Self {
+        QuantConfig {
+            act_bits: 12,
+            weight_bits: 12,
+        }
+    }
+}
+
+/// Largest magnitude of every float tensor over the calibration samples.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    pub samples: usize,
+    pub max_abs: BTreeMap<String, f32>,
+}
+
+pub fn calibrate(graph: &Graph, samples: &[Vec<f32>]) -> Result<Calibration, CompileError> {
+    let mut cal = Calibration::default();
+    for s in samples {
+        for (name, t) in graph.run(s)? {
+            let m = cal.max_abs.entry(name).or_insert(0.0);
+            *m = m.max(t.max_abs());
+        }
+        cal.samples += 1;
+    }
+    Ok(cal)
+}
+
+/// Quantized vs float output on the calibration samples.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fidelity {
+    pub samples: usize,
+    pub max_abs_error: f64,
+    pub mean_abs_error: f64,
+    /// Largest magnitude of the float output, to read the errors against.
+    pub output_max_abs: f64,
+    /// Samples whose quantized argmax equals the float argmax (class vectors only).
+    pub argmax_agree: Option<usize>,
+}
+
+impl std::fmt::Display for Fidelity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "max |error| {:.5}, mean |error| {:.5} (output range ±{:.3}, {} sample{})",
+            self.max_abs_error,
+            self.mean_abs_error,
+            self.output_max_abs,
+            self.samples,
+            if self.samples == 1 { "" } else { "s" }
+        )?;
+        if let Some(a) = self.argmax_agree {
+            write!(f, ", argmax agrees on {a}/{}", self.samples)?;
+        }
+        Ok(())
+    }
+}
+
+/// Index of the largest element (first on ties).
+pub fn argmax(v: &[f64]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &x)| {
+            if x > bv {
+                (i, x)
+            } else {
+                (bi, bv)
+            }
+        })
+        .0
+}
+
+/// Runs float and quantized models on each sample and compares the outputs.
+pub fn fidelity(
+    graph: &Graph,
+    model: &QModel,
+    samples: &[Vec<f32>],
+) -> Result<Fidelity, CompileError> {
+    let (mut max_err, mut sum_err, mut count, mut out_max) = (0f64, 0f64, 0usize, 0f64);
+    let mut agree = 0;
+    let out_shape = graph.output_shape();
+    let is_class_vector = out_shape.iter().filter(|&&d| d > 1).count() == 1;
+    for s in samples {
+        let float = graph.run(s)?;
+        let fo: Vec<f64> = float[&graph.output]
+            .data
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        let qo = run_quantized(model, s)?;
+        for (a, b) in fo.iter().zip(&qo) {
+            let e = (a - b).abs();
+            max_err = max_err.max(e);
+            sum_err += e;
+            count += 1;
+            out_max = out_max.max(a.abs());
+        }
+        if argmax(&fo) == argmax(&qo) {
+            agree += 1;
+        }
+    }
+    Ok(Fidelity {
+        samples: samples.len(),
+        max_abs_error: max_err,
+        mean_abs_error: if count == 0 {
+            0.0
+        } else {
+            sum_err / count as f64
+        },
+        output_max_abs: out_max,
+        argmax_agree: is_class_vector.then_some(agree),
+    })
+}
+
+/// Quantizes a float input at the model's input scale.
+pub fn quantize_input(model: &QModel, input: &[f32]) -> Vec<i64> {
+    let scale = model.value(model.input).scale;
+    input
+        .iter()
+        .map(|&x| quantize_value(x as f64, scale))
+        .collect()
+}
+
+/// Quantizes, runs the integer model and dequantizes its output.
+pub fn run_quantized(model: &QModel, input: &[f32]) -> Result<Vec<f64>, CompileError> {
+    let trace = model.run(&quantize_input(model, input))?;
+    let scale = model.value(model.output).scale;
+    Ok(trace
+        .get(model.output)
+        .iter()
+        .map(|&v| dequantize(v, scale))
+        .collect())
+}
+
+/// A float tensor's place in the integer model.
+#[derive(Clone, Copy, Debug)]
+struct QTensor {
+    id: ValueId,
+    scale: i32,
+    /// At the tensor's own calibrated scale (an input or a rescale output), as opposed
+    /// to an accumulator at a product scale that still needs a rescale.
+    at_target: bool,
+}
+
+struct Quantizer<'a> {
+    graph: &'a Graph,
+    cal: &'a Calibration,
+    cfg: QuantConfig,
+    values: Vec<QValue>,
+    ops: Vec<QOp>,
+    map: BTreeMap<String, QTensor>,
+}
+
+pub fn quantize(
+    graph: &Graph,
+    cal: &Calibration,
+    cfg: QuantConfig,
+) -> Result<QModel, CompileError> {
+    if !(4..=24).contains(&cfg.act_bits) || !(2..=24).contains(&cfg.weight_bits) {
+        return Err(CompileError::Config {
+            reason: format!(
+                "--bits must be in 4..=24 and weight bits in 2..=24, got {} and {}",
+                cfg.act_bits, cfg.weight_bits
+            ),
+        });
+    }
+    let mut q = Quantizer {
+        graph,
+        cal,
+        cfg,
+        values: Vec::new(),
+        ops: Vec::new(),
+        map: BTreeMap::new(),
+    };
+    let input_scale = q.target_scale(&graph.input);
+    let input = q.value(&graph.input, graph.input_shape().to_vec(), input_scale);
+    q.map.insert(
+        graph.input.clone(),
+        QTensor {
+            id: input,
+            scale: input_scale,
+            at_target: true,
+        },
+    );
+    for node in &graph.nodes {
+        q.node(node)?;
+    }
+    let out = q.bounded(&graph.output, &graph.output)?;
+    let model = QModel {
+        name: graph.name.clone(),
+        values: q.values,
+        input,
+        output: out.id,
+        ops: q.ops,
+        act_bits: cfg.act_bits,
+    };
+    model.validate()?;
+    Ok(model)
+}
+
+fn pow2(e: i32) -> i64 {
+    1i64 << e
+}
+
+fn max_abs(v: &[f32]) -> f64 {
+    v.iter().fold(0f64, |m, x| m.max(x.abs() as f64))
+}
+
+/// Largest scale `s` with `max_abs · headroom · 2^s ≤ 2^(bits-1) - 1`.
+fn scale_for(max_abs: f64, bits: u32, headroom: f64) -> i32 {
+    let limit = ((1i64 << (bits - 1)) - 1) as f64;
+    if max_abs <= 0.0 || !max_abs.is_finite() {
+        return bits as i32 - 2;
+    }
+    ((limit / (max_abs * headroom)).log2().floor() as i32).clamp(-16, 30)
+}
+
+impl Quantizer<'_> {
+    fn target_scale(&self, name: &str) -> i32 {
+        let m = self.cal.max_abs.get(name).copied().unwrap_or(0.0) as f64;
+        scale_for(m, self.cfg.act_bits, HEADROOM)
+    }
+
+    fn value(&mut self, name: &str, shape: Vec<usize>, scale: i32) -> ValueId {
+        self.values.push(QValue {
+            name: name.to_string(),
+            shape,
+            scale,
+        });
+        ValueId(self.values.len() - 1)
+    }
+
+    fn shape(&self, name: &str) -> Vec<usize> {
+        self.graph.shapes[name].clone()
+    }
+
+    fn get(&self, name: &str) -> QTensor {
+        self.map[name]
+    }
+
+    /// The tensor at its calibrated scale, inserting a rescale if it is an accumulator.
+    fn bounded(&mut self, name: &str, node: &str) -> Result<QTensor, CompileError> {
+        let t = self.get(name);
+        if t.at_target {
+            return Ok(t);
+        }
+        let target = self.target_scale(name);
+        let shift = (t.scale - target).max(0);
+        if shift >= self.cfg.act_bits as i32 {
+            return Err(CompileError::Quantize {
+                node: node.to_string(),
+                reason: format!(
+                    "rescaling `{name}` by 2^{shift} exceeds the {}-bit remainder check; use more --bits",
+                    self.cfg.act_bits
+                ),
+            });
+        }
+        let scale = t.scale - shift;
+        let id = self.value(name, self.shape(name), scale);
+        self.ops.push(QOp::Rescale(Rescale {
+            input: t.id,
+            output: id,
+            shift: shift as u32,
+            relu: false,
+        }));
+        let b = QTensor {
+            id,
+            scale,
+            at_target: true,
+        };
+        self.map.insert(name.to_string(), b);
+        Ok(b)
+    }
+
+    fn rearrange(
+        &mut self,
+        x: QTensor,
+        name: &str,
+        shape: Vec<usize>,
+        index: Vec<usize>,
+    ) -> QTensor {
+        let id = self.value(name, shape, x.scale);
+        self.ops.push(QOp::Rearrange(Rearrange {
+            input: x.id,
+            output: id,
+            index,
+        }));
+        QTensor { id, ..x }
+    }
+
+    fn constant(&self, name: &str) -> Option<&Tensor> {
+        self.graph.constants.get(name)
+    }
+
+    /// `y[r, n] = bias + Σ_k x[r, k] · w[n, k]`; `weight` is `[out, in]`, `bias` `[out]` or `[rows·out]`.
+    #[allow(clippy::too_many_arguments)]
+    fn linear(
+        &mut self,
+        node: &str,
+        x: QTensor,
+        out_name: &str,
+        out_shape: Vec<usize>,
+        weight: &[f32],
+        in_features: usize,
+        out_features: usize,
+        bias: Option<Vec<f32>>,
+    ) -> Result<QTensor, CompileError> {
+        let natural = scale_for(max_abs(weight), self.cfg.weight_bits, 1.0);
+        // Keep the later rescale's shift below act_bits so one remainder lookup suffices.
+        let max_w = self.target_scale(out_name) + self.cfg.act_bits as i32 - 1 - x.scale;
+        let ws = natural.min(max_w);
+        let acc_scale = x.scale + ws;
+        let weight_q: Vec<i64> = weight
+            .iter()
+            .map(|&w| quantize_value(w as f64, ws))
+            .collect();
+        let bias_q = match bias {
+            Some(b) => b
+                .iter()
+                .map(|&v| quantize_value(v as f64, acc_scale))
+                .collect(),
+            None => vec![0; out_features],
+        };
+        if weight_q
+            .iter()
+            .chain(&bias_q)
+            .any(|v| v.unsigned_abs() >= 1 << 40)
+        {
+            return Err(CompileError::Quantize {
+                node: node.to_string(),
+                reason: "weights or bias too large to quantize at this scale".into(),
+            });
+        }
+        let id = self.value(&format!("{out_name}/acc"), out_shape, acc_scale);
+        self.ops.push(QOp::Linear(Linear {
+            input: x.id,
+            output: id,
+            in_features,
+            out_features,
+            weight: weight_q,
+            weight_scale: ws,
+            bias: bias_q,
+        }));
+        Ok(QTensor {
+            id,
+            scale: acc_scale,
+            at_target: false,
+        })
+    }
+
+    fn node(&mut self, node: &crate::graph::Node) -> Result<(), CompileError> {
+        let name = node.name.as_str();
+        let out = node.output.as_str();
+        let out_shape = self.shape(out);
+        let unsupported = |reason: &str| CompileError::Quantize {
+            node: name.to_string(),
+            reason: reason.to_string(),
+        };
+        let result = match &node.op {
+            Op::Gemm(g) => {
+                let (a, b) = (&node.inputs[0], &node.inputs[1]);
+                let (m, n) = (out_shape[0], out_shape[1]);
+                let c = node.inputs.get(2).map(|c| {
+                    self.constant(c)
+                        .cloned()
+                        .ok_or_else(|| unsupported("a computed C operand is not supported"))
+                });
+                let c = c.transpose()?.map(|c| {
+                    let idx = broadcast_index(&c.shape, &[m, n]);
+                    (
+                        idx.iter()
+                            .map(|&i| c.data[i] * g.beta)
+                            .collect::<Vec<f32>>(),
+                        c.shape.clone(),
+                    )
+                });
+                match (self.constant(a).cloned(), self.constant(b).cloned()) {
+                    (None, Some(bw)) => {
+                        let k = if g.trans_a {
+                            self.shape(a)[0]
+                        } else {
+                            self.shape(a)[1]
+                        };
+                        let mut x = self.bounded(a, name)?;
+                        if g.trans_a {
+                            let idx = transpose_index(&self.shape(a), &[1, 0]);
+                            x = self.rearrange(x, &format!("{a}/T"), vec![m, k], idx);
+                        }
+                        // weight as [out = n, in = k]
+                        let w: Vec<f32> = if g.trans_b {
+                            bw.data.clone()
+                        } else {
+                            transpose_index(&bw.shape, &[1, 0])
+                                .iter()
+                                .map(|&i| bw.data[i])
+                                .collect()
+                        };
+                        let w: Vec<f32> = w.iter().map(|v| v * g.alpha).collect();
+                        let bias = c.map(|(full, shape)| {
+                            let per_feature = shape.len() <= 1 || shape[0] == 1;
+                            if per_feature {
+                                full[..n].to_vec()
+                            } else {
+                                full
+                            }
+                        });
+                        self.linear(name, x, out, out_shape.clone(), &w, k, n, bias)?
+                    }
+                    (Some(aw), None) => {
+                        // Y = A'·B'  ⇔  Yᵀ = B'ᵀ·A'ᵀ: a linear layer on the columns of B'.
+                        let k = if g.trans_a { aw.shape[0] } else { aw.shape[1] };
+                        let mut x = self.bounded(b, name)?;
+                        if !g.trans_b {
+                            let idx = transpose_index(&self.shape(b), &[1, 0]);
+                            x = self.rearrange(x, &format!("{b}/T"), vec![n, k], idx);
+                        }
+                        let w: Vec<f32> = if g.trans_a {
+                            transpose_index(&aw.shape, &[1, 0])
+                                .iter()
+                                .map(|&i| aw.data[i])
+                                .collect()
+                        } else {
+                            aw.data.clone()
+                        };
+                        let w: Vec<f32> = w.iter().map(|v| v * g.alpha).collect();
+                        let bias = c.map(|(full, _)| {
+                            transpose_index(&[m, n], &[1, 0])
+                                .iter()
+                                .map(|&i| full[i])
+                                .collect()
+                        });
+                        let yt =
+                            self.linear(name, x, &format!("{out}/T"), vec![n, m], &w, k, m, bias)?;
+                        self.rearrange(
+                            yt,
+                            out,
+                            out_shape.clone(),
+                            transpose_index(&[n, m], &[1, 0]),
+                        )
+                    }
+                    (None, None) => {
+                        return Err(unsupported(
+                            "multiplying two computed tensors is not supported in this version",
+                        ))
+                    }
+                    (Some(_), Some(_)) => {
+                        return Err(unsupported("both operands are constants; fold them first"))
+                    }
+                }
+            }
+            Op::MatMul => {
+                let (a, b) = (&node.inputs[0], &node.inputs[1]);
+                match (self.constant(a).cloned(), self.constant(b).cloned()) {
+                    (None, Some(bw)) => {
+                        if bw.shape.len() > 2 {
+                            return Err(unsupported(
+                                "a constant right operand with batch dimensions",
+                            ));
+                        }
+                        let (k, n) = if bw.shape.len() == 1 {
+                            (bw.shape[0], 1)
+                        } else {
+                            (bw.shape[0], bw.shape[1])
+                        };
+                        let x = self.bounded(a, name)?;
+                        let w: Vec<f32> = transpose_index(&[k, n], &[1, 0])
+                            .iter()
+                            .map(|&i| bw.data[i])
+                            .collect();
+                        self.linear(name, x, out, out_shape.clone(), &w, k, n, None)?
+                    }
+                    (Some(aw), None) => {
+                        if aw.shape.len() != 2 {
+                            return Err(unsupported("a constant left operand must be 2-D"));
+                        }
+                        let (m, k) = (aw.shape[0], aw.shape[1]);
+                        let bs = self.shape(b);
+                        let x = self.bounded(b, name)?;
+                        if bs.len() == 1 {
+                            self.linear(name, x, out, out_shape.clone(), &aw.data, k, m, None)?
+                        } else {
+                            // [.., K, N] → [.., N, K], linear to [.., N, M], back to [.., M, N].
+                            let r = bs.len();
+                            let mut perm: Vec<usize> = (0..r).collect();
+                            perm.swap(r - 2, r - 1);
+                            let mut xs = bs.clone();
+                            xs.swap(r - 2, r - 1);
+                            let xt = self.rearrange(
+                                x,
+                                &format!("{b}/T"),
+                                xs.clone(),
+                                transpose_index(&bs, &perm),
+                            );
+                            let mut ys = xs.clone();
+                            ys[r - 1] = m;
+                            let yt = self.linear(
+                                name,
+                                xt,
+                                &format!("{out}/T"),
+                                ys.clone(),
+                                &aw.data,
+                                k,
+                                m,
+                                None,
+                            )?;
+                            self.rearrange(yt, out, out_shape.clone(), transpose_index(&ys, &perm))
+                        }
+                    }
+                    (None, None) => {
+                        return Err(unsupported(
+                            "multiplying two computed tensors is not supported in this version",
+                        ))
+                    }
+                    (Some(_), Some(_)) => {
+                        return Err(unsupported("both operands are constants; fold them first"))
+                    }
+                }
+            }
+            Op::Add => {
+                let (a, b) = (&node.inputs[0], &node.inputs[1]);
+                let broadcast = |q: &mut Self, t: QTensor, from: &str| {
+                    let fs = q.shape(from);
+                    if fs == out_shape {
+                        t
+                    } else {
+                        let idx = broadcast_index(&fs, &out_shape);
+                        q.rearrange(t, &format!("{from}/broadcast"), out_shape.clone(), idx)
+                    }
+                };
+                let (var, other) = match (self.constant(a).is_some(), self.constant(b).is_some()) {
+                    (false, _) => (a, b),
+                    (true, false) => (b, a),
+                    (true, true) => {
+                        return Err(unsupported("both operands are constants; fold them first"))
+                    }
+                };
+                let x = self.get(var);
+                let x = broadcast(self, x, var);
+                let (scale, a_mul, operand) = match self.constant(other).cloned() {
+                    Some(c) => {
+                        let idx = broadcast_index(&c.shape, &out_shape);
+                        let k = idx
+                            .iter()
+                            .map(|&i| quantize_value(c.data[i] as f64, x.scale))
+                            .collect();
+                        (x.scale, 1, AddOperand::Constant(k))
+                    }
+                    None => {
+                        let y = self.get(other);
+                        let y = broadcast(self, y, other);
+                        let s = x.scale.max(y.scale);
+                        if s - x.scale.min(y.scale) > 40 {
+                            return Err(unsupported("operand scales differ by more than 2^40"));
+                        }
+                        (
+                            s,
+                            pow2(s - x.scale),
+                            AddOperand::Value {
+                                id: y.id,
+                                mul: pow2(s - y.scale),
+                            },
+                        )
+                    }
+                };
+                let id = self.value(out, out_shape.clone(), scale);
+                self.ops.push(QOp::Add(Add {
+                    a: x.id,
+                    b: operand,
+                    output: id,
+                    a_mul,
+                }));
+                QTensor {
+                    id,
+                    scale,
+                    at_target: false,
+                }
+            }
+            Op::Relu => {
+                let input = &node.inputs[0];
+                let x = self.get(input);
+                let shift = if x.at_target {
+                    0
+                } else {
+                    (x.scale - self.target_scale(input)).max(0)
+                };
+                if shift >= self.cfg.act_bits as i32 {
+                    return Err(unsupported(
+                        "the rescale before this ReLU exceeds the remainder check; use more --bits",
+                    ));
+                }
+                let scale = x.scale - shift;
+                let id = self.value(out, out_shape.clone(), scale);
+                self.ops.push(QOp::Rescale(Rescale {
+                    input: x.id,
+                    output: id,
+                    shift: shift as u32,
+                    relu: true,
+                }));
+                QTensor {
+                    id,
+                    scale,
+                    at_target: true,
+                }
+            }
+            Op::Reshape | Op::Identity => {
+                let x = self.get(&node.inputs[0]);
+                let id = self.value(out, out_shape.clone(), x.scale);
+                self.ops.push(QOp::Reshape(Reshape {
+                    input: x.id,
+                    output: id,
+                }));
+                QTensor { id, ..x }
+            }
+            Op::Transpose { perm } => {
+                let input = &node.inputs[0];
+                let x = self.get(input);
+                let idx = transpose_index(&self.shape(input), perm);
+                self.rearrange(x, out, out_shape.clone(), idx)
+            }
+        };
+        self.map.insert(out.to_string(), result);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_keeps_range_inside_bits() {
+        // 12 bits: limit 2047; 1.0 * 1.25 * 2^s <= 2047 -> s = 10
+        assert_eq!(scale_for(1.0, 12, HEADROOM), 10);
+        assert_eq!(scale_for(100.0, 12, HEADROOM), 4);
+        assert_eq!(scale_for(0.0, 12, HEADROOM), 10);
+    }
+
+    #[test]
+    fn argmax_takes_first_maximum() {
+        assert_eq!(argmax(&[1.0, 3.0, 3.0, -1.0]), 1);
+    }
+}

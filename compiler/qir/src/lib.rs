@@ -1,0 +1,525 @@
+//! The quantized integer IR (QIR) and its reference interpreter.
+//!
+//! A [`QModel`] is what a zkinfer circuit proves: a list of integer operations on
+//! fixed-point tensors. [`QModel::run`] is the reference semantics; every chip in
+//! `zkinfer-circuits` is tested against it, and witness generation reads its
+//! [`Trace`]. The IR is plain data (serde) so it can be stored in the compiled
+//! artifact and reloaded by the prover.
+//!
+//! Number format: a value `v` with scale `s` stands for the real number `v / 2^s`.
+//! Values produced by a [`Rescale`] are *bounded*: they lie in
+//! `[-2^(act_bits-1), 2^(act_bits-1))`, which the circuit enforces with a lookup.
+
+use serde::{Deserialize, Serialize};
+
+/// Index of a tensor in [`QModel::values`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ValueId(pub usize);
+
+/// A tensor of the integer model: its name (from the ONNX graph), shape and scale.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QValue {
+    pub name: String,
+    pub shape: Vec<usize>,
+    /// Fixed-point scale: the integer `v` means `v / 2^scale`.
+    pub scale: i32,
+}
+
+impl QValue {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// `y[r, n] = bias[n or r·N+n] + Σ_m x[r, m] · weight[n, m]` for every row `r` of the input
+/// (all leading dimensions flattened). No rescale: the output has scale
+/// `scale(x) + weight_scale`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Linear {
+    pub input: ValueId,
+    pub output: ValueId,
+    pub in_features: usize,
+    pub out_features: usize,
+    /// Row-major `[out_features, in_features]`.
+    pub weight: Vec<i64>,
+    pub weight_scale: i32,
+    /// `out_features` entries (broadcast over rows) or `rows · out_features`.
+    pub bias: Vec<i64>,
+}
+
+impl Linear {
+    /// Number of independent input rows the layer is applied to.
+    pub fn rows(&self, model: &QModel) -> usize {
+        model.value(self.input).len() / self.in_features.max(1)
+    }
+
+    pub fn bias_for(&self, row: usize, n: usize) -> i64 {
+        if self.bias.len() == self.out_features {
+            self.bias[n]
+        } else {
+            self.bias[row * self.out_features + n]
+        }
+    }
+}
+
+/// `y = floor(x / 2^shift)`, checked to be bounded; then `z = relu(y)` when `relu`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rescale {
+    pub input: ValueId,
+    pub output: ValueId,
+    pub shift: u32,
+    pub relu: bool,
+}
+
+/// `c = a · a_mul + b · b_mul` element-wise (scale alignment by powers of two), or
+/// `c = a · a_mul + constant` when `b` is a constant tensor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Add {
+    pub a: ValueId,
+    pub b: AddOperand,
+    pub output: ValueId,
+    pub a_mul: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AddOperand {
+    Value {
+        id: ValueId,
+        mul: i64,
+    },
+    /// One constant per output element, already at the output scale.
+    Constant(Vec<i64>),
+}
+
+/// Same elements, new shape (Reshape, Flatten, Identity).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reshape {
+    pub input: ValueId,
+    pub output: ValueId,
+}
+
+/// `y[i] = x[index[i]]`: a permutation or selection of elements (Transpose). Costs no
+/// rows in a circuit: it only changes which cells are copied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rearrange {
+    pub input: ValueId,
+    pub output: ValueId,
+    pub index: Vec<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QOp {
+    Linear(Linear),
+    Rescale(Rescale),
+    Add(Add),
+    Reshape(Reshape),
+    Rearrange(Rearrange),
+}
+
+impl QOp {
+    pub fn output(&self) -> ValueId {
+        match self {
+            QOp::Linear(op) => op.output,
+            QOp::Rescale(op) => op.output,
+            QOp::Add(op) => op.output,
+            QOp::Reshape(op) => op.output,
+            QOp::Rearrange(op) => op.output,
+        }
+    }
+
+    pub fn inputs(&self) -> Vec<ValueId> {
+        match self {
+            QOp::Linear(op) => vec![op.input],
+            QOp::Rescale(op) => vec![op.input],
+            QOp::Add(op) => match &op.b {
+                AddOperand::Value { id, .. } => vec![op.a, *id],
+                AddOperand::Constant(_) => vec![op.a],
+            },
+            QOp::Reshape(op) => vec![op.input],
+            QOp::Rearrange(op) => vec![op.input],
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            QOp::Linear(_) => "Linear",
+            QOp::Rescale(_) => "Rescale",
+            QOp::Add(_) => "Add",
+            QOp::Reshape(_) => "Reshape",
+            QOp::Rearrange(_) => "Rearrange",
+        }
+    }
+}
+
+/// A quantized model: one input tensor, one output tensor, ops in execution order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QModel {
+    pub name: String,
+    pub values: Vec<QValue>,
+    pub input: ValueId,
+    pub output: ValueId,
+    pub ops: Vec<QOp>,
+    /// Signed bit width of bounded values (rescale outputs).
+    pub act_bits: u32,
+}
+
+/// Why a model cannot run or is malformed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QirError {
+    #[error("input has {got} elements, the model's input `{name}` expects {expected}")]
+    InputLength {
+        name: String,
+        expected: usize,
+        got: usize,
+    },
+    #[error(
+        "value {value} of `{name}` (op {op}, element {index}) is outside the {bits}-bit range \
+         [{min}, {max}] the circuit can prove; the input lies outside the calibrated range \
+         (recompile with calibration data that covers it, or more --bits)"
+    )]
+    OutOfRange {
+        op: usize,
+        name: String,
+        index: usize,
+        value: i64,
+        bits: u32,
+        min: i64,
+        max: i64,
+    },
+    #[error("arithmetic overflow in op {op} ({kind}) computing `{name}`")]
+    Overflow {
+        op: usize,
+        kind: &'static str,
+        name: String,
+    },
+    #[error("malformed model: op {op} ({kind}): {reason}")]
+    Malformed {
+        op: usize,
+        kind: &'static str,
+        reason: String,
+    },
+}
+
+/// Every value of a run, indexed by [`ValueId`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trace {
+    pub values: Vec<Vec<i64>>,
+}
+
+impl Trace {
+    pub fn get(&self, id: ValueId) -> &[i64] {
+        &self.values[id.0]
+    }
+}
+
+/// `floor(x / 2^shift)` and the remainder in `[0, 2^shift)`.
+pub fn floor_shift(x: i64, shift: u32) -> (i64, i64) {
+    let y = x >> shift; // arithmetic shift is floor division by 2^shift
+    (y, x - (y << shift))
+}
+
+/// The bounded range `[min, max]` of `bits`-bit signed values.
+pub fn signed_range(bits: u32) -> (i64, i64) {
+    (-(1i64 << (bits - 1)), (1i64 << (bits - 1)) - 1)
+}
+
+/// Quantizes a real number at `scale` (round half away from zero).
+pub fn quantize(x: f64, scale: i32) -> i64 {
+    (x * 2f64.powi(scale)).round() as i64
+}
+
+pub fn dequantize(v: i64, scale: i32) -> f64 {
+    v as f64 / 2f64.powi(scale)
+}
+
+impl QModel {
+    pub fn value(&self, id: ValueId) -> &QValue {
+        &self.values[id.0]
+    }
+
+    /// Checks the structural invariants the interpreter and the circuit rely on, so a
+    /// corrupted artifact is an error rather than a panic.
+    pub fn validate(&self) -> Result<(), QirError> {
+        let n = self.values.len();
+        let bad = |op: usize, kind: &'static str, reason: String| QirError::Malformed {
+            op,
+            kind,
+            reason,
+        };
+        if self.input.0 >= n || self.output.0 >= n {
+            return Err(bad(0, "model", "input or output id out of range".into()));
+        }
+        if !(2..=30).contains(&self.act_bits) {
+            return Err(bad(
+                0,
+                "model",
+                format!("act_bits {} not in 2..=30", self.act_bits),
+            ));
+        }
+        let mut defined = vec![false; n];
+        defined[self.input.0] = true;
+        for (i, op) in self.ops.iter().enumerate() {
+            let kind = op.kind();
+            for id in op.inputs().into_iter().chain([op.output()]) {
+                if id.0 >= n {
+                    return Err(bad(i, kind, format!("value id {} out of range", id.0)));
+                }
+            }
+            for id in op.inputs() {
+                if !defined[id.0] {
+                    return Err(bad(
+                        i,
+                        kind,
+                        format!("reads `{}` before it is defined", self.value(id).name),
+                    ));
+                }
+            }
+            if defined[op.output().0] {
+                return Err(bad(
+                    i,
+                    kind,
+                    format!("redefines `{}`", self.value(op.output()).name),
+                ));
+            }
+            defined[op.output().0] = true;
+            let len = |id: ValueId| self.value(id).len();
+            let out = len(op.output());
+            match op {
+                QOp::Linear(l) => {
+                    let ok = l.in_features > 0
+                        && l.out_features > 0
+                        && len(l.input) % l.in_features == 0
+                        && l.weight.len() == l.in_features * l.out_features
+                        && out == l.rows(self) * l.out_features
+                        && (l.bias.len() == l.out_features || l.bias.len() == out);
+                    if !ok {
+                        return Err(bad(i, kind, "inconsistent shapes".into()));
+                    }
+                }
+                QOp::Rescale(r) => {
+                    if len(r.input) != out || r.shift >= self.act_bits {
+                        return Err(bad(i, kind, format!("shift {} or shapes invalid", r.shift)));
+                    }
+                }
+                QOp::Add(a) => {
+                    let b_ok = match &a.b {
+                        AddOperand::Value { id, .. } => len(*id) == out,
+                        AddOperand::Constant(c) => c.len() == out,
+                    };
+                    if len(a.a) != out || !b_ok {
+                        return Err(bad(i, kind, "operand lengths differ".into()));
+                    }
+                }
+                QOp::Reshape(r) => {
+                    if len(r.input) != out {
+                        return Err(bad(i, kind, "element counts differ".into()));
+                    }
+                }
+                QOp::Rearrange(r) => {
+                    if r.index.len() != out || r.index.iter().any(|&j| j >= len(r.input)) {
+                        return Err(bad(i, kind, "index out of range".into()));
+                    }
+                }
+            }
+        }
+        if !defined[self.output.0] {
+            return Err(bad(
+                self.ops.len(),
+                "model",
+                "output is never computed".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs the model on a quantized input. This *is* the semantics the circuit proves.
+    pub fn run(&self, input: &[i64]) -> Result<Trace, QirError> {
+        self.validate()?;
+        let input_value = self.value(self.input);
+        if input.len() != input_value.len() {
+            return Err(QirError::InputLength {
+                name: input_value.name.clone(),
+                expected: input_value.len(),
+                got: input.len(),
+            });
+        }
+        let mut values: Vec<Vec<i64>> = vec![Vec::new(); self.values.len()];
+        values[self.input.0] = input.to_vec();
+        let (min, max) = signed_range(self.act_bits);
+        for (i, op) in self.ops.iter().enumerate() {
+            let name = &self.value(op.output()).name;
+            let overflow = || QirError::Overflow {
+                op: i,
+                kind: op.kind(),
+                name: name.clone(),
+            };
+            let out = match op {
+                QOp::Linear(l) => {
+                    let x = &values[l.input.0];
+                    let rows = l.rows(self);
+                    let mut y = Vec::with_capacity(rows * l.out_features);
+                    for r in 0..rows {
+                        let xr = &x[r * l.in_features..(r + 1) * l.in_features];
+                        for n in 0..l.out_features {
+                            let w = &l.weight[n * l.in_features..(n + 1) * l.in_features];
+                            let mut acc = l.bias_for(r, n) as i128;
+                            for (a, b) in xr.iter().zip(w) {
+                                acc += *a as i128 * *b as i128;
+                            }
+                            y.push(i64::try_from(acc).map_err(|_| overflow())?);
+                        }
+                    }
+                    y
+                }
+                QOp::Rescale(r) => {
+                    let mut z = Vec::with_capacity(values[r.input.0].len());
+                    for (index, &x) in values[r.input.0].iter().enumerate() {
+                        let (y, _) = floor_shift(x, r.shift);
+                        if y < min || y > max {
+                            return Err(QirError::OutOfRange {
+                                op: i,
+                                name: name.clone(),
+                                index,
+                                value: y,
+                                bits: self.act_bits,
+                                min,
+                                max,
+                            });
+                        }
+                        z.push(if r.relu { y.max(0) } else { y });
+                    }
+                    z
+                }
+                QOp::Add(a) => {
+                    let xa = &values[a.a.0];
+                    let mut c = Vec::with_capacity(xa.len());
+                    for (j, &va) in xa.iter().enumerate() {
+                        let vb = match &a.b {
+                            AddOperand::Value { id, mul } => values[id.0][j].checked_mul(*mul),
+                            AddOperand::Constant(k) => Some(k[j]),
+                        };
+                        let v = va
+                            .checked_mul(a.a_mul)
+                            .zip(vb)
+                            .and_then(|(p, q)| p.checked_add(q))
+                            .ok_or_else(overflow)?;
+                        c.push(v);
+                    }
+                    c
+                }
+                QOp::Reshape(r) => values[r.input.0].clone(),
+                QOp::Rearrange(r) => {
+                    let x = &values[r.input.0];
+                    r.index.iter().map(|&j| x[j]).collect()
+                }
+            };
+            values[op.output().0] = out;
+        }
+        Ok(Trace { values })
+    }
+
+    /// Number of multiply-accumulates, for reports.
+    pub fn macs(&self) -> usize {
+        self.ops
+            .iter()
+            .map(|op| match op {
+                QOp::Linear(l) => l.rows(self) * l.in_features * l.out_features,
+                _ => 0,
+            })
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn value(name: &str, shape: Vec<usize>, scale: i32) -> QValue {
+        QValue {
+            name: name.into(),
+            shape,
+            scale,
+        }
+    }
+
+    fn tiny() -> QModel {
+        QModel {
+            name: "tiny".into(),
+            values: vec![
+                value("x", vec![1, 3], 4),
+                value("h", vec![1, 2], 8),
+                value("r", vec![1, 2], 4),
+            ],
+            input: ValueId(0),
+            output: ValueId(2),
+            ops: vec![
+                QOp::Linear(Linear {
+                    input: ValueId(0),
+                    output: ValueId(1),
+                    in_features: 3,
+                    out_features: 2,
+                    weight: vec![1, 2, 3, -4, -5, -6],
+                    weight_scale: 4,
+                    bias: vec![10, -10],
+                }),
+                QOp::Rescale(Rescale {
+                    input: ValueId(1),
+                    output: ValueId(2),
+                    shift: 4,
+                    relu: true,
+                }),
+            ],
+            act_bits: 8,
+        }
+    }
+
+    #[test]
+    fn linear_then_relu() {
+        let t = tiny().run(&[16, 32, -16]).unwrap();
+        // 16 + 64 - 48 + 10 = 42; -64 - 160 + 96 - 10 = -138
+        assert_eq!(t.get(ValueId(1)), &[42, -138]);
+        assert_eq!(t.get(ValueId(2)), &[2, 0]);
+    }
+
+    #[test]
+    fn out_of_range_is_an_error() {
+        let err = tiny().run(&[1000, 1000, -1000]).unwrap_err();
+        assert!(matches!(err, QirError::OutOfRange { .. }), "{err}");
+    }
+
+    #[test]
+    fn wrong_input_length_is_an_error() {
+        assert!(matches!(
+            tiny().run(&[1]),
+            Err(QirError::InputLength { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_models_are_rejected() {
+        let mut m = tiny();
+        if let QOp::Linear(l) = &mut m.ops[0] {
+            l.weight.pop();
+        }
+        assert!(matches!(m.validate(), Err(QirError::Malformed { .. })));
+        let mut m = tiny();
+        m.ops.swap(0, 1);
+        assert!(matches!(m.validate(), Err(QirError::Malformed { .. })));
+    }
+
+    proptest! {
+        #[test]
+        fn floor_shift_is_floor_division(x in -1_000_000i64..1_000_000, s in 0u32..20) {
+            let (y, rem) = floor_shift(x, s);
+            prop_assert_eq!(y, x.div_euclid(1 << s));
+            prop_assert!((0..(1i64 << s)).contains(&rem));
+            prop_assert_eq!(y * (1 << s) + rem, x);
+        }
+    }
+}

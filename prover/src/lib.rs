@@ -1,0 +1,86 @@
+//! Setup (SRS, key generation) and proving for zkinfer model circuits.
+//!
+//! Proofs use SHPLONK over KZG/BN254 with snark-verifier's Keccak-256 EVM transcript,
+//! so the same bytes verify natively, in wasm and in the exported Solidity verifier.
+
+pub mod keys;
+pub mod srs;
+
+use std::sync::Arc;
+
+use halo2_proofs::halo2curves::bn256::{Bn256, G1Affine};
+use halo2_proofs::plonk::create_proof;
+use halo2_proofs::poly::kzg::commitment::{KZGCommitmentScheme, ParamsKZG};
+use halo2_proofs::poly::kzg::multiopen::ProverSHPLONK;
+use halo2_proofs::transcript::TranscriptWriterBuffer;
+use rand::rngs::OsRng;
+use snark_verifier::system::halo2::transcript::evm::EvmTranscript;
+use zkinfer_circuits::ModelCircuit;
+use zkinfer_qir::{dequantize, QModel, Trace};
+use zkinfer_verifier::artifact::{
+    fr_to_hex, OutputValues, ProofFile, FORMAT_VERSION, PROOF_FORMAT, PROTOCOL,
+};
+
+pub use keys::{setup, ProverKey};
+pub use srs::{dev_srs, read_halo2_params, read_srs, write_srs};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProveError {
+    #[error("SRS: {0}")]
+    Srs(String),
+    #[error("key generation failed: {0}")]
+    Keygen(String),
+    #[error("proving failed: {0}")]
+    Prove(String),
+    #[error(transparent)]
+    Model(#[from] zkinfer_qir::QirError),
+    #[error(transparent)]
+    Format(#[from] zkinfer_verifier::VerifyError),
+}
+
+/// Proves that `model` maps the quantized input of `trace` to its output.
+pub fn prove(
+    model: Arc<QModel>,
+    key: &ProverKey,
+    params: &ParamsKZG<Bn256>,
+    trace: Arc<Trace>,
+) -> Result<ProofFile, ProveError> {
+    let info = &key.info;
+    let instances = ModelCircuit::instances(&model, &trace);
+    let output_q = trace.get(model.output);
+    let output = OutputValues {
+        shape: info.output_shape.clone(),
+        scale: info.output_scale,
+        values: output_q
+            .iter()
+            .map(|&v| dequantize(v, info.output_scale))
+            .collect(),
+    };
+    let circuit = ModelCircuit::with_trace(model, info.layout.clone(), trace);
+    let mut transcript = EvmTranscript::<G1Affine, _, _, _>::init(Vec::new());
+    create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _, _>(
+        params,
+        &key.pk,
+        &[circuit],
+        &[&[&instances]],
+        OsRng,
+        &mut transcript,
+    )
+    .map_err(|e| ProveError::Prove(format!("{e:?}")))?;
+    let proof = transcript.finalize();
+    Ok(ProofFile {
+        format: PROOF_FORMAT.into(),
+        version: FORMAT_VERSION,
+        protocol: PROTOCOL.into(),
+        model: info.model.clone(),
+        model_id: fr_to_hex(&key.pk.get_vk().transcript_repr()),
+        proof: format!("0x{}", hex_encode(&proof)),
+        instances: instances.iter().map(fr_to_hex).collect(),
+        output,
+    })
+}
+
+fn hex_encode(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

@@ -1,0 +1,144 @@
+//! The native zkinfer verifier: checks a proof file against a verifying-key file.
+//!
+//! Malformed or tampered input is never a panic and never "valid": anything that does
+//! not verify is [`Verdict::Invalid`] with the reason; unreadable files (wrong magic,
+//! other format version) are [`VerifyError`]s.
+
+pub mod artifact;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
+use halo2_proofs::plonk::verify_proof;
+use halo2_proofs::poly::kzg::commitment::{KZGCommitmentScheme, ParamsKZG};
+use halo2_proofs::poly::kzg::multiopen::VerifierSHPLONK;
+use halo2_proofs::poly::kzg::strategy::SingleStrategy;
+use halo2_proofs::transcript::TranscriptReadBuffer;
+use halo2_proofs::{SerdeCurveAffine, SerdeFormat};
+use snark_verifier::system::halo2::transcript::evm::EvmTranscript;
+use zkinfer_circuits::fe_to_i64;
+
+pub use artifact::{fr_from_hex, fr_to_hex, OutputValues, ProofFile, StatementInfo, VerifierKey};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    #[error("{what}: {reason}")]
+    Format { what: String, reason: String },
+    #[error("{what}: format version {found}, this zkinfer reads version {expected}; regenerate it with this version")]
+    Version {
+        what: String,
+        found: u32,
+        expected: u32,
+    },
+}
+
+/// The outcome of checking a well-formed proof file.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    /// The proof is valid; `output` is the proven output, dequantized.
+    Valid {
+        output: Vec<f64>,
+    },
+    Invalid {
+        reason: String,
+    },
+}
+
+/// Runs `f`, turning a panic inside a dependency into `None`.
+pub(crate) fn guard<T>(f: impl FnOnce() -> T) -> Option<T> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let r = catch_unwind(AssertUnwindSafe(f)).ok();
+    std::panic::set_hook(hook);
+    r
+}
+
+/// The KZG verifier parameters (`g`, `g2`, `s·g2`) as halo2's `ParamsKZG`.
+fn verifier_params(key: &VerifierKey) -> Option<ParamsKZG<Bn256>> {
+    // halo2's KZG verifier reads only g[0], g2, s_g2 and n = 2^k: a size-1 parameter set
+    // re-labelled with the circuit's k.
+    let mut bytes = 0u32.to_le_bytes().to_vec();
+    key.g.write(&mut bytes, SerdeFormat::RawBytes).ok()?;
+    key.g.write(&mut bytes, SerdeFormat::RawBytes).ok()?;
+    key.g2.write(&mut bytes, SerdeFormat::RawBytes).ok()?;
+    key.s_g2.write(&mut bytes, SerdeFormat::RawBytes).ok()?;
+    let one = ParamsKZG::<Bn256>::read_custom(&mut bytes.as_slice(), SerdeFormat::RawBytes).ok()?;
+    (key.k <= 28).then(|| one.from_parts(key.k, vec![key.g], Some(vec![key.g]), key.g2, key.s_g2))
+}
+
+/// Checks the proof's statement against the key, then the proof itself.
+pub fn verify(key: &VerifierKey, proof: &ProofFile) -> Verdict {
+    let invalid = |reason: String| Verdict::Invalid { reason };
+    let info = &key.info;
+    let (n_in, n_out) = (info.input_len(), info.output_len());
+    if proof.instances.len() != n_in + n_out {
+        return invalid(format!(
+            "the proof carries {} public values; this model's statement has {} (input) + {} (output)",
+            proof.instances.len(),
+            n_in,
+            n_out
+        ));
+    }
+    if proof.model_id != key.model_id() {
+        return invalid(format!(
+            "the proof is for model id {}, this verifying key is model id {}",
+            proof.model_id,
+            key.model_id()
+        ));
+    }
+    let Some(instances) = proof
+        .instances
+        .iter()
+        .map(|s| fr_from_hex(s))
+        .collect::<Option<Vec<Fr>>>()
+    else {
+        return invalid("a public value is not a canonical field element in 0x-hex".into());
+    };
+    let Some(bytes) = proof
+        .proof
+        .strip_prefix("0x")
+        .and_then(|h| hex::decode(h).ok())
+    else {
+        return invalid("the proof bytes are not 0x-hex".into());
+    };
+    // The output the file states must be the one the instances encode.
+    let mut output = Vec::with_capacity(n_out);
+    for (j, x) in instances[n_in..].iter().enumerate() {
+        let Some(q) = fe_to_i64(x) else {
+            return invalid(format!("public output {j} is not a quantized value"));
+        };
+        output.push(zkinfer_qir::dequantize(q, info.output_scale));
+    }
+    if proof.output.values.len() != n_out
+        || proof
+            .output
+            .values
+            .iter()
+            .zip(&output)
+            .any(|(a, b)| (a - b).abs() > 1e-9)
+        || proof.output.scale != info.output_scale
+    {
+        return invalid(
+            "the `output` values in the file differ from the proven public output".into(),
+        );
+    }
+    let Some(params) = verifier_params(key) else {
+        return invalid("the verifying key's SRS points are unusable".into());
+    };
+    let ok = guard(|| {
+        let mut transcript = EvmTranscript::<G1Affine, _, _, _>::init(bytes.as_slice());
+        verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
+            &params,
+            &key.vk,
+            SingleStrategy::new(&params),
+            &[&[&instances]],
+            &mut transcript,
+        )
+    });
+    match ok {
+        Some(Ok(_)) => Verdict::Valid { output },
+        Some(Err(e)) => invalid(format!("the proof does not verify: {e:?}")),
+        None => invalid("the proof does not verify: malformed proof bytes".into()),
+    }
+}
