@@ -39,6 +39,22 @@ impl Default for Layout {
     }
 }
 
+impl Layout {
+    /// Bounds that keep a layout read from a file from exhausting memory.
+    pub fn validate(&self) -> Result<(), String> {
+        let ok = (1..=28).contains(&self.k)
+            && (1..=1024).contains(&self.x_cols)
+            && (1..=1024).contains(&self.acc_cols)
+            && self.x_cols * self.acc_cols <= 4096
+            && (1..=256).contains(&self.lanes);
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("layout out of bounds: {self:?}"))
+        }
+    }
+}
+
 /// A layout with the figures that justify it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {

@@ -19,6 +19,9 @@ use crate::linear::LinearConfig;
 use crate::table::TableConfig;
 use crate::wires::Wires;
 
+/// Canonical cells of the input and output elements (an unused input element has none).
+type PublicCells = (Vec<Option<Cell>>, Vec<Option<Cell>>);
+
 #[derive(Clone, Debug)]
 pub struct ModelConfig {
     pub linear: LinearConfig,
@@ -68,7 +71,7 @@ impl ModelCircuit {
         &self,
         config: &ModelConfig,
         layouter: &mut impl Layouter<Fr>,
-    ) -> Result<(Vec<Option<Cell>>, Vec<Option<Cell>>), Error> {
+    ) -> Result<PublicCells, Error> {
         let model = &*self.model;
         let lanes = config.lanes.len();
         layouter.assign_region(

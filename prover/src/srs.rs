@@ -9,7 +9,7 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use zkinfer_verifier::artifact::{read_container, write_container};
 
-use crate::ProveError;
+use crate::{guard, ProveError};
 
 const SRS_MAGIC: &[u8; 8] = b"ZKINFSRS";
 
@@ -25,8 +25,13 @@ pub fn dev_srs(k: u32) -> ParamsKZG<Bn256> {
 /// Reads a halo2 KZG params file (as written by halo2's `Params::write`, e.g. from a
 /// powers-of-tau conversion) and trims it to `2^k` points.
 pub fn read_halo2_params(bytes: &[u8], k: u32) -> Result<ParamsKZG<Bn256>, ProveError> {
-    let mut params = ParamsKZG::<Bn256>::read(&mut &bytes[..])
-        .map_err(|e| ProveError::Srs(format!("not a halo2 KZG params file: {e}")))?;
+    // halo2's reader trusts the size field; check it against the length first.
+    check_size(bytes, 64, 128, "not a halo2 KZG params file (BN254)")?;
+    // Same layout as halo2's `Params::write`, but every point is checked on load.
+    let mut params =
+        guard(|| ParamsKZG::<Bn256>::read_custom(&mut &bytes[..], SerdeFormat::RawBytes))
+            .ok_or_else(|| ProveError::Srs("not a halo2 KZG params file: malformed points".into()))?
+            .map_err(|e| ProveError::Srs(format!("not a halo2 KZG params file: {e}")))?;
     if params.k() < k {
         return Err(ProveError::Srs(format!(
             "the params file supports circuits up to 2^{} rows; this circuit needs 2^{k}",
@@ -37,6 +42,25 @@ pub fn read_halo2_params(bytes: &[u8], k: u32) -> Result<ParamsKZG<Bn256>, Prove
         params.downsize(k);
     }
     Ok(params)
+}
+
+/// Checks that `bytes` is `k (u32) | 2·2^k G1 points | 2 G2 points` for the stated `k`.
+fn check_size(bytes: &[u8], g1: usize, g2: usize, what: &str) -> Result<(), ProveError> {
+    let k = bytes
+        .get(..4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .ok_or_else(|| ProveError::Srs(format!("{what}: too short")))?;
+    if k > 28 {
+        return Err(ProveError::Srs(format!("{what}: claims 2^{k} points")));
+    }
+    let expected = 4 + 2 * (1usize << k) * g1 + 2 * g2;
+    if bytes.len() != expected {
+        return Err(ProveError::Srs(format!(
+            "{what}: 2^{k} points need {expected} bytes, the file has {}",
+            bytes.len()
+        )));
+    }
+    Ok(())
 }
 
 /// zkinfer's SRS file: the parameters of exactly the circuit's size, stored with the keys.
@@ -54,7 +78,9 @@ pub fn write_srs(params: &ParamsKZG<Bn256>, dev: bool) -> Vec<u8> {
 /// Reads [`write_srs`]'s format; returns the parameters and whether they are the dev SRS.
 pub fn read_srs(bytes: &[u8]) -> Result<(ParamsKZG<Bn256>, bool), ProveError> {
     let (header, body): (serde_json::Value, _) = read_container(bytes, SRS_MAGIC, "SRS file")?;
-    let params = ParamsKZG::<Bn256>::read_custom(&mut &body[..], SerdeFormat::RawBytes)
+    check_size(body, 64, 128, "corrupt SRS file")?;
+    let params = guard(|| ParamsKZG::<Bn256>::read_custom(&mut &body[..], SerdeFormat::RawBytes))
+        .ok_or_else(|| ProveError::Srs("corrupt SRS file".into()))?
         .map_err(|e| ProveError::Srs(format!("corrupt SRS file: {e}")))?;
     let dev = header
         .get("insecure_dev_srs")

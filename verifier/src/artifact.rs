@@ -126,6 +126,7 @@ impl VerifierKey {
             .map_err(|e| bad(format!("SRS g2: {e}")))?;
         let s_g2 = G2Affine::read(&mut r, SerdeFormat::RawBytes)
             .map_err(|e| bad(format!("SRS s_g2: {e}")))?;
+        info.layout.validate().map_err(bad)?;
         let layout = info.layout.clone();
         let vk = crate::guard(|| {
             VerifyingKey::<G1Affine>::read::<_, ModelCircuit>(&mut r, SerdeFormat::RawBytes, layout)

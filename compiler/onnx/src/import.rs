@@ -403,7 +403,7 @@ fn reshape_target(input: &[usize], target: &[i64], allow_zero: bool) -> Result<V
     }
     let known: usize = out.iter().product();
     if let Some(i) = infer {
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err(format!(
                 "cannot reshape {input:?} ({total} elements) to {target:?}"
             ));

@@ -35,7 +35,7 @@ pub fn parse_input_json(text: &str, expected: usize) -> Result<InputData, Compil
     }
     let mut samples = Vec::new();
     for (i, s) in raw.input_data.iter().enumerate() {
-        if expected == 0 || s.is_empty() || s.len() % expected != 0 {
+        if expected == 0 || s.is_empty() || !s.len().is_multiple_of(expected) {
             return Err(err(format!(
                 "`input_data[{i}]` has {} values; the model input takes {expected} per sample",
                 s.len()

@@ -293,7 +293,7 @@ impl QModel {
                 QOp::Linear(l) => {
                     let ok = l.in_features > 0
                         && l.out_features > 0
-                        && len(l.input) % l.in_features == 0
+                        && len(l.input).is_multiple_of(l.in_features)
                         && l.weight.len() == l.in_features * l.out_features
                         && out == l.rows(self) * l.out_features
                         && (l.bias.len() == l.out_features || l.bias.len() == out);

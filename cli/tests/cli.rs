@@ -1,0 +1,251 @@
+//! The command-line contract: artifacts, outputs and exit codes (0 valid, 1 invalid,
+//! 2 error) on the shared reference models.
+
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use zkinfer_tests::{shared_models, tract_run};
+
+fn zkinfer(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_zkinfer"))
+        .args(args)
+        .output()
+        .expect("runs zkinfer")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = zkinfer(args);
+    assert!(
+        out.status.success(),
+        "zkinfer {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+struct Run {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    proof: PathBuf,
+}
+
+/// compile → setup → prove → verify on a shared model; checks the proven output
+/// against tract's float output within the reported fidelity.
+fn pipeline(name: &str) -> Run {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = shared_models();
+    let onnx = models.join(format!("{name}.onnx"));
+    let input = models.join(format!("{name}.input.json"));
+    let dir = tmp.path().join(name);
+    let proof = tmp.path().join("proof.json");
+    let compiled = ok(&[
+        "compile",
+        s(&onnx),
+        "--calibration",
+        s(&input),
+        "--out",
+        s(&dir),
+    ]);
+    assert!(
+        compiled.contains("k ") && compiled.contains("fidelity"),
+        "{compiled}"
+    );
+    let out = zkinfer(&["setup", s(&dir), "--dev-srs"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("anyone can forge proofs"));
+    let proved = ok(&["prove", s(&dir), "--input", s(&input), "--proof", s(&proof)]);
+    assert!(
+        proved.contains("output") && proved.contains("prove"),
+        "{proved}"
+    );
+    assert!(ok(&["verify", s(&dir), "--proof", s(&proof)]).starts_with("valid"));
+
+    // The proven output is the float model's within the fidelity compile reported.
+    let circuit: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("circuit.json")).unwrap()).unwrap();
+    let max_err = circuit["fidelity"]["max_abs_error"].as_f64().unwrap();
+    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(&proof).unwrap()).unwrap();
+    let proven: Vec<f64> = p["output"]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let x: serde_json::Value = serde_json::from_slice(&std::fs::read(&input).unwrap()).unwrap();
+    let x: Vec<f32> = x["input_data"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    let shape: Vec<usize> = circuit["model"]["values"][0]["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    let float = tract_run(&std::fs::read(&onnx).unwrap(), &shape, &x);
+    assert_eq!(float.len(), proven.len());
+    for (a, b) in float.iter().zip(&proven) {
+        assert!(
+            (*a as f64 - b).abs() <= max_err + 1e-6,
+            "{name}: float {a} vs proven {b} (fidelity {max_err})"
+        );
+    }
+    Run {
+        _tmp: tmp,
+        dir,
+        proof,
+    }
+}
+
+fn tamper(run: &Run, f: impl FnOnce(&mut serde_json::Value)) -> i32 {
+    let mut p: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&run.proof).unwrap()).unwrap();
+    f(&mut p);
+    let bad = run.dir.join("tampered.json");
+    std::fs::write(&bad, serde_json::to_vec(&p).unwrap()).unwrap();
+    let out = zkinfer(&["verify", s(&run.dir), "--proof", s(&bad)]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("invalid"));
+    code(&out)
+}
+
+fn flip_byte(p: &mut serde_json::Value) {
+    let hex = p["proof"].as_str().unwrap().to_string();
+    let i = hex.len() / 2;
+    let c = if &hex[i..i + 1] == "0" { "1" } else { "0" };
+    p["proof"] = format!("{}{}{}", &hex[..i], c, &hex[i + 1..]).into();
+}
+
+/// Adds one to the last public output and keeps the stated output consistent with it.
+fn bump_output(p: &mut serde_json::Value) {
+    let inst = p["instances"].as_array_mut().unwrap();
+    let last = inst.len() - 1;
+    let hex = inst[last].as_str().unwrap().to_string();
+    let v = u128::from_str_radix(&hex[hex.len() - 32..], 16).unwrap();
+    inst[last] = format!("{}{:032x}", &hex[..hex.len() - 32], v.wrapping_add(1)).into();
+    let scale = p["output"]["scale"].as_i64().unwrap() as i32;
+    let vals = p["output"]["values"].as_array_mut().unwrap();
+    let n = vals.len() - 1;
+    vals[n] = (vals[n].as_f64().unwrap() + 2f64.powi(-scale)).into();
+}
+
+#[test]
+fn mlp_tiny_end_to_end_and_tampering() {
+    let run = pipeline("mlp_tiny");
+    assert_eq!(tamper(&run, flip_byte), 1);
+    assert_eq!(tamper(&run, bump_output), 1);
+}
+
+#[test]
+fn mlp_mnist_end_to_end_and_tampering() {
+    let run = pipeline("mlp_mnist");
+    assert_eq!(tamper(&run, flip_byte), 1);
+    assert_eq!(tamper(&run, bump_output), 1);
+}
+
+#[test]
+fn errors_exit_2_with_a_clear_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = shared_models();
+    let input = models.join("mlp_tiny.input.json");
+    let dir = tmp.path().join("m");
+
+    let out = zkinfer(&[
+        "compile",
+        s(&models.join("lenet5.onnx")),
+        "--calibration",
+        s(&input),
+        "--out",
+        s(&dir),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 2);
+    assert!(
+        err.contains("unsupported ONNX operators") && err.contains("AveragePool"),
+        "{err}"
+    );
+
+    let missing = tmp.path().join("missing.onnx");
+    let out = zkinfer(&[
+        "compile",
+        s(&missing),
+        "--calibration",
+        s(&input),
+        "--out",
+        s(&dir),
+    ]);
+    assert_eq!(code(&out), 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.onnx"));
+
+    // Calibration data of the wrong length names the file and the lengths.
+    let bad = tmp.path().join("bad.json");
+    std::fs::write(&bad, r#"{"input_data": [[1.0, 2.0]]}"#).unwrap();
+    let out = zkinfer(&[
+        "compile",
+        s(&models.join("mlp_tiny.onnx")),
+        "--calibration",
+        s(&bad),
+        "--out",
+        s(&dir),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 2);
+    assert!(
+        err.contains("bad.json") && err.contains("takes 16 per sample"),
+        "{err}"
+    );
+
+    ok(&[
+        "compile",
+        s(&models.join("mlp_tiny.onnx")),
+        "--calibration",
+        s(&input),
+        "--out",
+        s(&dir),
+    ]);
+    let out = zkinfer(&["setup", s(&dir)]);
+    assert_eq!(code(&out), 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--dev-srs"));
+
+    // Verifying without keys, or with a key from another format version.
+    let out = zkinfer(&["verify", s(&dir), "--proof", s(&bad)]);
+    assert_eq!(code(&out), 2);
+    ok(&["setup", s(&dir), "--dev-srs"]);
+    let proof = tmp.path().join("p.json");
+    ok(&["prove", s(&dir), "--input", s(&input), "--proof", s(&proof)]);
+    let vk = dir.join("vk");
+    let mut bytes = std::fs::read(&vk).unwrap();
+    bytes[8] = 0;
+    std::fs::write(&vk, &bytes).unwrap();
+    let out = zkinfer(&["verify", s(&dir), "--proof", s(&proof)]);
+    assert_eq!(code(&out), 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("format version 0"));
+
+    // A proof file that is not JSON is an error, not a verdict.
+    let out = zkinfer(&["prove", s(&dir), "--input", s(&bad), "--proof", s(&proof)]);
+    assert_eq!(code(&out), 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.json"));
+}
+
+#[test]
+fn demo_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = ok(&["demo", "--dir", s(tmp.path())]);
+    assert!(
+        out.contains("demo complete") && out.contains("invalid:"),
+        "{out}"
+    );
+}

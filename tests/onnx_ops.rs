@@ -1,0 +1,243 @@
+//! Every supported ONNX op and attribute: the float interpreter against tract, the
+//! quantized model against the float one, and the circuit against the integer
+//! interpreter (MockProver).
+
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use tract_onnx::pb::ModelProto;
+use zkinfer_circuits::halo2_proofs::dev::MockProver;
+use zkinfer_circuits::{plan_layout, ModelCircuit};
+use zkinfer_compiler::import::import_proto;
+use zkinfer_compiler::{
+    calibrate, fidelity, import_onnx, quantize, quantize_input, CompileError, QuantConfig,
+};
+use zkinfer_tests::{
+    encode, float_tensor, floats, int_tensor, model, node, shared_models, tract_run, value_info,
+    Attr,
+};
+
+/// Float reference, quantized fidelity and MockProver on one model.
+fn check(m: &ModelProto, input_shape: &[usize]) {
+    let onnx = encode(m);
+    let graph = import_proto(m).expect("imports").graph;
+    let n: usize = input_shape.iter().product();
+    let samples: Vec<Vec<f32>> = (0..3).map(|s| floats(s, n)).collect();
+    for x in &samples {
+        let ours = &graph.run(x).expect("float run")[&graph.output].data;
+        let tract = tract_run(&onnx, input_shape, x);
+        assert_eq!(ours.len(), tract.len());
+        for (a, b) in ours.iter().zip(&tract) {
+            assert!((a - b).abs() < 1e-4, "float interpreter {a} vs tract {b}");
+        }
+    }
+    let cal = calibrate(&graph, &samples).unwrap();
+    let q = quantize(
+        &graph,
+        &cal,
+        QuantConfig {
+            act_bits: 10,
+            weight_bits: 10,
+        },
+    )
+    .unwrap();
+    let fid = fidelity(&graph, &q, &samples).unwrap();
+    assert!(
+        fid.max_abs_error <= 0.05 * fid.output_max_abs.max(0.1),
+        "quantized output too far from float: {fid}"
+    );
+    let trace = q.run(&quantize_input(&q, &samples[0])).unwrap();
+    let (plan, _) = plan_layout(&q).unwrap();
+    let instances = ModelCircuit::instances(&q, &trace);
+    let circuit = ModelCircuit::with_trace(Arc::new(q), plan.layout.clone(), Arc::new(trace));
+    let prover = MockProver::run(plan.layout.k, &circuit, vec![instances]).unwrap();
+    assert_eq!(prover.verify(), Ok(()));
+}
+
+fn gemm_model(
+    trans_a: bool,
+    trans_b: bool,
+    alpha: f32,
+    beta: f32,
+    c_dims: Option<&[i64]>,
+    m: i64,
+) -> (ModelProto, Vec<usize>) {
+    let (k, n) = (5i64, 3i64);
+    let a_dims = if trans_a { [k, m] } else { [m, k] };
+    let b_dims = if trans_b { [n, k] } else { [k, n] };
+    let mut inits = vec![float_tensor("B", &b_dims, floats(7, (k * n) as usize))];
+    let mut inputs = vec!["A", "B"];
+    if let Some(cd) = c_dims {
+        let len: i64 = cd.iter().product();
+        inits.push(float_tensor("C", cd, floats(8, len as usize)));
+        inputs.push("C");
+    }
+    let attrs = vec![
+        ("alpha", Attr::F(alpha)),
+        ("beta", Attr::F(beta)),
+        ("transA", Attr::I(trans_a as i64)),
+        ("transB", Attr::I(trans_b as i64)),
+    ];
+    let g = node("Gemm", &inputs, "Y", attrs);
+    let r = node("Relu", &["Y"], "Z", vec![]);
+    let mp = model(
+        vec![g, r],
+        inits,
+        value_info("A", &a_dims),
+        value_info("Z", &[m, n]),
+    );
+    (mp, a_dims.iter().map(|&d| d as usize).collect())
+}
+
+#[test]
+fn gemm_attributes_match_tract() {
+    for trans_a in [false, true] {
+        for trans_b in [false, true] {
+            for c in [
+                None,
+                Some(&[3i64][..]),
+                Some(&[1, 3][..]),
+                Some(&[2, 3][..]),
+            ] {
+                let (m, shape) = gemm_model(trans_a, trans_b, 0.75, 1.5, c, 2);
+                check(&m, &shape);
+            }
+        }
+    }
+}
+
+#[test]
+fn gemm_with_constant_a_matches_tract() {
+    // Y = A·X with A constant [2, 4], X the input [4, 3].
+    let inits = vec![
+        float_tensor("A", &[2, 4], floats(3, 8)),
+        float_tensor("C", &[3], floats(4, 3)),
+    ];
+    let g = node(
+        "Gemm",
+        &["A", "X", "C"],
+        "Y",
+        vec![("alpha", Attr::F(1.25))],
+    );
+    let m = model(
+        vec![g],
+        inits,
+        value_info("X", &[4, 3]),
+        value_info("Y", &[2, 3]),
+    );
+    check(&m, &[4, 3]);
+}
+
+#[test]
+fn matmul_add_reshape_transpose_flatten_identity_match_tract() {
+    // x [2, 3, 4] · W [4, 5] + b [5] → relu → transpose(0,2,1) → reshape [2, 15] → flatten → identity
+    let inits = vec![
+        float_tensor("W", &[4, 5], floats(11, 20)),
+        float_tensor("b", &[5], floats(12, 5)),
+        int_tensor("shape", vec![2, -1]),
+    ];
+    let nodes = vec![
+        node("MatMul", &["x", "W"], "h", vec![]),
+        node("Add", &["h", "b"], "hb", vec![]),
+        node("Relu", &["hb"], "r", vec![]),
+        node(
+            "Transpose",
+            &["r"],
+            "t",
+            vec![("perm", Attr::Ints(vec![0, 2, 1]))],
+        ),
+        node("Reshape", &["t", "shape"], "s", vec![]),
+        node("Flatten", &["s"], "f", vec![("axis", Attr::I(1))]),
+        node("Identity", &["f"], "y", vec![]),
+    ];
+    let m = model(
+        nodes,
+        inits,
+        value_info("x", &[2, 3, 4]),
+        value_info("y", &[2, 15]),
+    );
+    check(&m, &[2, 3, 4]);
+}
+
+#[test]
+fn matmul_with_constant_left_and_residual_add_match_tract() {
+    // y = W · x + x  (W [3, 3] constant, x [3, 2] input): computed + computed addition.
+    let inits = vec![float_tensor("W", &[3, 3], floats(21, 9))];
+    let nodes = vec![
+        node("MatMul", &["W", "x"], "h", vec![]),
+        node("Add", &["h", "x"], "y", vec![]),
+    ];
+    let m = model(
+        nodes,
+        inits,
+        value_info("x", &[3, 2]),
+        value_info("y", &[3, 2]),
+    );
+    check(&m, &[3, 2]);
+}
+
+#[test]
+fn shared_mlps_match_tract() {
+    for name in ["mlp_tiny", "mlp_mnist"] {
+        let path = shared_models().join(format!("{name}.onnx"));
+        let graph = import_onnx(&path).unwrap().graph;
+        let onnx = std::fs::read(&path).unwrap();
+        let x = floats(99, graph.input_shape().iter().product());
+        let ours = &graph.run(&x).unwrap()[&graph.output].data;
+        let tract = tract_run(&onnx, graph.input_shape(), &x);
+        for (a, b) in ours.iter().zip(&tract) {
+            assert!((a - b).abs() < 1e-4, "{name}: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn unsupported_ops_are_all_named_before_any_work() {
+    let err = import_onnx(&shared_models().join("lenet5.onnx")).unwrap_err();
+    let CompileError::Unsupported { nodes } = &err else {
+        panic!("expected Unsupported, got {err}");
+    };
+    let ops: Vec<&str> = nodes.iter().map(|(op, _)| op.as_str()).collect();
+    assert_eq!(ops, ["Conv", "AveragePool", "Conv", "AveragePool"]);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("Conv (node `Conv_0`)") && msg.contains("Supported: Add"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn malformed_models_are_clear_errors() {
+    // Inner dimensions differ.
+    let inits = vec![float_tensor("B", &[4, 3], floats(1, 12))];
+    let g = node("Gemm", &["A", "B"], "Y", vec![]);
+    let m = model(
+        vec![g],
+        inits,
+        value_info("A", &[1, 5]),
+        value_info("Y", &[1, 3]),
+    );
+    let err = import_proto(&m).unwrap_err().to_string();
+    assert!(
+        err.contains("Gemm:Y") && err.contains("inner dimensions"),
+        "{err}"
+    );
+    // Reading a tensor nobody defines.
+    let r = node("Relu", &["nope"], "Y", vec![]);
+    let m = model(
+        vec![r],
+        vec![],
+        value_info("A", &[1, 5]),
+        value_info("Y", &[1, 5]),
+    );
+    let err = import_proto(&m).unwrap_err().to_string();
+    assert!(err.contains("`nope` is not defined"), "{err}");
+    // Not an ONNX file at all.
+    let dir = std::env::temp_dir().join(format!("zkinfer-bad-{}", std::process::id()));
+    std::fs::write(&dir, b"definitely not protobuf \xff\xff").unwrap();
+    let err = import_onnx(&dir).unwrap_err().to_string();
+    assert!(err.contains(&dir.display().to_string()), "{err}");
+    let _ = std::fs::remove_file(&dir);
+}

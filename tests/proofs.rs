@@ -1,0 +1,235 @@
+//! Real proofs (KZG, SHPLONK) on a shared model, and the ways a proof must fail.
+
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, OnceLock};
+
+use zkinfer_circuits::halo2_proofs::poly::commitment::Params;
+use zkinfer_circuits::{fe, plan_layout};
+use zkinfer_compiler::{
+    calibrate, import_onnx, parse_input_json, quantize, quantize_input, QuantConfig,
+};
+use zkinfer_prover::{dev_srs, prove, read_halo2_params, setup, ProverKey};
+use zkinfer_qir::{QModel, QOp};
+use zkinfer_tests::shared_models;
+use zkinfer_verifier::artifact::StatementInfo;
+use zkinfer_verifier::{
+    fr_from_hex, fr_to_hex, verify, ProofFile, Verdict, VerifierKey, VerifyError,
+};
+
+struct Fixture {
+    model: Arc<QModel>,
+    input: Vec<i64>,
+    info: StatementInfo,
+    pk: ProverKey,
+    vk: VerifierKey,
+    proof: ProofFile,
+}
+
+fn compile(name: &str) -> (QModel, Vec<i64>) {
+    let dir = shared_models();
+    let graph = import_onnx(&dir.join(format!("{name}.onnx")))
+        .unwrap()
+        .graph;
+    let text = std::fs::read_to_string(dir.join(format!("{name}.input.json"))).unwrap();
+    let data = parse_input_json(&text, graph.input_shape().iter().product()).unwrap();
+    let cal = calibrate(&graph, &data.samples).unwrap();
+    let q = quantize(&graph, &cal, QuantConfig::default()).unwrap();
+    let input = quantize_input(&q, &data.samples[0]);
+    (q, input)
+}
+
+fn info_for(model: &QModel) -> StatementInfo {
+    let (plan, _) = plan_layout(model).unwrap();
+    let (i, o) = (model.value(model.input), model.value(model.output));
+    StatementInfo {
+        model: model.name.clone(),
+        layout: plan.layout,
+        input_shape: i.shape.clone(),
+        input_scale: i.scale,
+        output_shape: o.shape.clone(),
+        output_scale: o.scale,
+    }
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let (q, input) = compile("mlp_tiny");
+        let model = Arc::new(q);
+        let info = info_for(&model);
+        let params = dev_srs(info.layout.k);
+        let (pk, vk) = setup(model.clone(), info.clone(), &params).unwrap();
+        let trace = Arc::new(model.run(&input).unwrap());
+        let proof = prove(model.clone(), &pk, &params, trace).unwrap();
+        Fixture {
+            model,
+            input,
+            info,
+            pk,
+            vk,
+            proof,
+        }
+    })
+}
+
+fn is_invalid(v: Verdict) -> bool {
+    matches!(v, Verdict::Invalid { .. })
+}
+
+#[test]
+fn valid_proof_verifies_and_states_the_interpreters_output() {
+    let f = fixture();
+    let Verdict::Valid { output } = verify(&f.vk, &f.proof) else {
+        panic!("valid proof rejected")
+    };
+    let trace = f.model.run(&f.input).unwrap();
+    let scale = f.model.value(f.model.output).scale;
+    let expected: Vec<f64> = trace
+        .get(f.model.output)
+        .iter()
+        .map(|&v| zkinfer_qir::dequantize(v, scale))
+        .collect();
+    assert_eq!(output, expected);
+}
+
+#[test]
+fn keys_and_proofs_round_trip_through_their_files() {
+    let f = fixture();
+    let vk = VerifierKey::from_bytes(&f.vk.to_bytes()).unwrap();
+    assert_eq!(vk.model_id(), f.vk.model_id());
+    let proof = ProofFile::parse(&f.proof.to_json()).unwrap();
+    assert!(matches!(verify(&vk, &proof), Verdict::Valid { .. }));
+    let pk = ProverKey::from_bytes(&f.pk.to_bytes()).unwrap();
+    assert_eq!(pk.info, f.info);
+}
+
+#[test]
+fn every_flipped_proof_byte_region_is_rejected() {
+    let f = fixture();
+    let bytes = hex_bytes(&f.proof.proof);
+    // First commitment, a middle evaluation, the final opening.
+    for at in [0, 31, bytes.len() / 2, bytes.len() - 1] {
+        let mut b = bytes.clone();
+        b[at] ^= 0x01;
+        let mut p = f.proof.clone();
+        p.proof = format!("0x{}", hex(&b));
+        assert!(is_invalid(verify(&f.vk, &p)), "flip at byte {at} accepted");
+    }
+}
+
+#[test]
+fn altered_public_output_or_input_is_rejected() {
+    let f = fixture();
+    let n = f.proof.instances.len();
+    for (at, fix_output) in [(n - 1, true), (0, false)] {
+        let mut p = f.proof.clone();
+        let x = fr_from_hex(&p.instances[at]).unwrap();
+        p.instances[at] = fr_to_hex(&(x + fe(1)));
+        if fix_output {
+            // Keep the stated output consistent so only the cryptography can catch it.
+            let m = p.output.values.len();
+            p.output.values[m - 1] += 2f64.powi(-p.output.scale);
+        }
+        assert!(
+            is_invalid(verify(&f.vk, &p)),
+            "altered instance {at} accepted"
+        );
+    }
+    // The stated output must match the instances.
+    let mut p = f.proof.clone();
+    p.output.values[0] += 1.0;
+    assert!(is_invalid(verify(&f.vk, &p)));
+}
+
+#[test]
+fn proof_for_one_model_fails_under_another_models_key() {
+    let f = fixture();
+    let mut other = (*f.model).clone();
+    if let Some(QOp::Linear(l)) = other.ops.iter_mut().find(|op| matches!(op, QOp::Linear(_))) {
+        l.weight[0] += 1;
+    }
+    let other = Arc::new(other);
+    let params = dev_srs(f.info.layout.k);
+    let (_, vk_b) = setup(other, f.info.clone(), &params).unwrap();
+    assert_ne!(
+        vk_b.model_id(),
+        f.vk.model_id(),
+        "weights must change the model id"
+    );
+    assert!(is_invalid(verify(&vk_b, &f.proof)));
+    // Even with the model id relabelled, the cryptography must reject it.
+    let mut p = f.proof.clone();
+    p.model_id = vk_b.model_id();
+    assert!(is_invalid(verify(&vk_b, &p)));
+}
+
+#[test]
+fn truncated_empty_and_random_proofs_are_rejected() {
+    let f = fixture();
+    let bytes = hex_bytes(&f.proof.proof);
+    let mut seed = 0x1234_5678u64;
+    let random: Vec<u8> = (0..bytes.len())
+        .map(|_| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            (seed >> 56) as u8
+        })
+        .collect();
+    for b in [&bytes[..bytes.len() / 2], &[][..], &random[..]] {
+        let mut p = f.proof.clone();
+        p.proof = format!("0x{}", hex(b));
+        assert!(is_invalid(verify(&f.vk, &p)));
+    }
+    let mut p = f.proof.clone();
+    p.instances.pop();
+    assert!(is_invalid(verify(&f.vk, &p)));
+    let mut p = f.proof.clone();
+    p.proof = "zz".into();
+    assert!(is_invalid(verify(&f.vk, &p)));
+}
+
+#[test]
+fn other_format_versions_are_errors_not_verdicts() {
+    let f = fixture();
+    let mut vk = f.vk.to_bytes();
+    vk[8] = 0;
+    assert!(matches!(
+        VerifierKey::from_bytes(&vk),
+        Err(VerifyError::Version { found: 0, .. })
+    ));
+    assert!(VerifierKey::from_bytes(&vk[..100]).is_err());
+    let json = f
+        .proof
+        .to_json()
+        .replace("\"version\": 1", "\"version\": 0");
+    assert!(matches!(
+        ProofFile::parse(&json),
+        Err(VerifyError::Version { .. })
+    ));
+    assert!(ProofFile::parse("{}").is_err());
+}
+
+#[test]
+fn a_halo2_params_file_is_trimmed_to_the_circuit() {
+    let f = fixture();
+    let k = f.info.layout.k;
+    let mut file = Vec::new();
+    dev_srs(k + 1).write(&mut file).unwrap();
+    let params = read_halo2_params(&file, k).unwrap();
+    assert_eq!(params.k(), k);
+    assert!(read_halo2_params(&file, k + 2).is_err());
+    assert!(read_halo2_params(b"garbage", k).is_err());
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn hex_bytes(s: &str) -> Vec<u8> {
+    let s = s.trim_start_matches("0x");
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}

@@ -1,0 +1,161 @@
+//! Helpers for zkinfer's end-to-end tests: building ONNX models in memory and running
+//! the float reference (tract) on them.
+
+// Test support: a failure here is a failed test, so panicking is the right report.
+#![allow(clippy::expect_used)]
+
+use std::path::PathBuf;
+
+use prost::Message;
+use tract_onnx::pb::attribute_proto::AttributeType;
+use tract_onnx::pb::tensor_shape_proto::{dimension, Dimension};
+use tract_onnx::pb::{
+    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
+};
+use tract_onnx::prelude::*;
+
+/// `../shared/models` seen from the workspace root.
+pub fn shared_models() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/models")
+}
+
+pub fn float_tensor(name: &str, dims: &[i64], data: Vec<f32>) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: 1,
+        float_data: data,
+        ..Default::default()
+    }
+}
+
+pub fn int_tensor(name: &str, data: Vec<i64>) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        dims: vec![data.len() as i64],
+        data_type: 7,
+        int64_data: data,
+        ..Default::default()
+    }
+}
+
+pub fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|&d| Dimension {
+            value: Some(dimension::Value::DimValue(d)),
+            ..Default::default()
+        })
+        .collect();
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: 1,
+                shape: Some(TensorShapeProto { dim }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub enum Attr {
+    F(f32),
+    I(i64),
+    Ints(Vec<i64>),
+}
+
+pub fn node(op: &str, inputs: &[&str], output: &str, attrs: Vec<(&str, Attr)>) -> NodeProto {
+    let attribute = attrs
+        .into_iter()
+        .map(|(name, a)| {
+            let mut p = AttributeProto {
+                name: name.into(),
+                ..Default::default()
+            };
+            match a {
+                Attr::F(f) => {
+                    p.r#type = AttributeType::Float as i32;
+                    p.f = f;
+                }
+                Attr::I(i) => {
+                    p.r#type = AttributeType::Int as i32;
+                    p.i = i;
+                }
+                Attr::Ints(v) => {
+                    p.r#type = AttributeType::Ints as i32;
+                    p.ints = v;
+                }
+            }
+            p
+        })
+        .collect();
+    NodeProto {
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        name: format!("{op}:{output}"),
+        op_type: op.into(),
+        attribute,
+        ..Default::default()
+    }
+}
+
+pub fn model(
+    nodes: Vec<NodeProto>,
+    inits: Vec<TensorProto>,
+    input: ValueInfoProto,
+    output: ValueInfoProto,
+) -> ModelProto {
+    ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 13,
+        }],
+        graph: Some(GraphProto {
+            node: nodes,
+            name: "test".into(),
+            initializer: inits,
+            input: vec![input],
+            output: vec![output],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub fn encode(m: &ModelProto) -> Vec<u8> {
+    m.encode_to_vec()
+}
+
+/// Runs an ONNX model with tract on one input; returns the flattened output.
+pub fn tract_run(onnx: &[u8], shape: &[usize], input: &[f32]) -> Vec<f32> {
+    let model = tract_onnx::onnx()
+        .model_for_read(&mut &onnx[..])
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .expect("tract loads the model");
+    let x = tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), input.to_vec()).expect("shape");
+    let out = model
+        .run(tvec!(Tensor::from(x).into()))
+        .expect("tract runs the model");
+    let view = out[0].to_plain_array_view::<f32>().expect("f32 output");
+    view.iter().copied().collect()
+}
+
+/// Deterministic pseudo-random floats in [-1, 1).
+pub fn floats(seed: u64, n: usize) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
