@@ -10,7 +10,7 @@ use zkinfer_circuits::{fe, plan_layout};
 use zkinfer_compiler::{
     calibrate, import_onnx, parse_input_json, quantize, quantize_input, QuantConfig,
 };
-use zkinfer_prover::{dev_srs, prove, read_halo2_params, setup, ProverKey};
+use zkinfer_prover::{dev_srs, prove, read_halo2_params, setup, CpuEngine, ProverKey};
 use zkinfer_qir::{QModel, QOp};
 use zkinfer_tests::shared_models;
 use zkinfer_verifier::artifact::StatementInfo;
@@ -62,7 +62,7 @@ fn fixture() -> &'static Fixture {
         let params = dev_srs(info.layout.k);
         let (pk, vk) = setup(model.clone(), info.clone(), &params).unwrap();
         let trace = Arc::new(model.run(&input).unwrap());
-        let proof = prove(model.clone(), &pk, &params, trace).unwrap();
+        let proof = prove(&CpuEngine, model.clone(), &pk, &params, trace).unwrap();
         Fixture {
             model,
             input,

@@ -9,10 +9,13 @@ use zkinfer_compiler::quantize::argmax;
 use zkinfer_compiler::{
     calibrate, fidelity, import_onnx, parse_input_json, quantize, quantize_input, QuantConfig,
 };
-use zkinfer_prover::{dev_srs, read_halo2_params, read_srs, write_srs, ProverKey};
+use zkinfer_prover::artifact::CIRCUIT_FORMAT;
+use zkinfer_prover::{
+    dev_srs, read_halo2_params, read_srs, write_srs, CompiledCircuit, Engine, ProverKey,
+};
 use zkinfer_verifier::{ProofFile, Verdict, VerifierKey};
 
-use crate::artifact::{read, write, CompiledCircuit, Paths, CIRCUIT_FORMAT};
+use crate::files::{load_circuit, read, write, Paths};
 use crate::progress::{secs, step};
 
 pub fn compile(model: &Path, calibration: &Path, out: &Path, bits: u32) -> Result<CompiledCircuit> {
@@ -43,8 +46,7 @@ pub fn compile(model: &Path, calibration: &Path, out: &Path, bits: u32) -> Resul
         fidelity: fid,
     };
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let json = serde_json::to_vec(&compiled).context("serializing the compiled circuit")?;
-    write(&Paths::new(out).circuit, &json)?;
+    write(&Paths::new(out).circuit, &compiled.to_json())?;
 
     let p = &compiled.plan;
     let l = &p.layout;
@@ -89,7 +91,7 @@ pub fn compile(model: &Path, calibration: &Path, out: &Path, bits: u32) -> Resul
 }
 
 pub fn setup(dir: &Path, srs: Option<&Path>, dev: bool) -> Result<()> {
-    let compiled = CompiledCircuit::load(dir)?;
+    let compiled = load_circuit(dir)?;
     let k = compiled.plan.layout.k;
     let paths = Paths::new(dir);
     let (params, t_srs) = match (srs, dev) {
@@ -137,11 +139,12 @@ fn print_output(values: &[f64], shape: &[usize]) {
     }
 }
 
-pub fn prove(dir: &Path, input: &Path, proof_path: &Path) -> Result<()> {
+/// Proves on `engine`; prints the output and per-stage timings.
+pub fn prove(engine: &dyn Engine, dir: &Path, input: &Path, proof_path: &Path) -> Result<()> {
     let total = Instant::now();
     let paths = Paths::new(dir);
     let t = Instant::now();
-    let compiled = CompiledCircuit::load(dir)?;
+    let compiled = load_circuit(dir)?;
     let pk_bytes = read(&paths.pk, "proving key")?;
     let srs_bytes = read(&paths.srs, "SRS")?;
     let (loaded, t_load) = step("loading keys", || -> Result<_> {
@@ -180,9 +183,10 @@ pub fn prove(dir: &Path, input: &Path, proof_path: &Path) -> Result<()> {
         .run(&q)
         .with_context(|| format!("computing the witness for {}", input.display()))?;
     let t_witness = t.elapsed();
-    let (proof, t_prove) = step(&format!("proving (2^{} rows)", pk.info.layout.k), || {
-        zkinfer_prover::prove(model.clone(), &pk, &params, Arc::new(trace))
-    });
+    let (proof, t_prove) = step(
+        &format!("proving (2^{} rows, {})", pk.info.layout.k, engine.name()),
+        || zkinfer_prover::prove(engine, model.clone(), &pk, &params, Arc::new(trace)),
+    );
     let proof = proof?;
     write(proof_path, proof.to_json().as_bytes())?;
     let proof_bytes = proof.proof.len() / 2 - 1;
@@ -193,10 +197,11 @@ pub fn prove(dir: &Path, input: &Path, proof_path: &Path) -> Result<()> {
         proof.instances.len()
     );
     println!(
-        "  time      load {}, witness {}, prove {}, total {}",
+        "  time      load {}, witness {}, prove {} ({}), total {}",
         secs(t_load),
         secs(t_witness),
         secs(t_prove),
+        engine.name(),
         secs(total.elapsed())
     );
     Ok(())

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 
 use crate::commands;
+use crate::engines::{self, EngineChoice};
 
 const MODEL: &[u8] = include_bytes!("../../examples/models/mlp_tiny.onnx");
 const INPUT: &[u8] = include_bytes!("../../examples/models/mlp_tiny.input.json");
@@ -33,7 +34,7 @@ pub fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
     println!("\n== 2/5 setup: keys (development SRS)");
     commands::setup(&out, None, true)?;
     println!("\n== 3/5 prove");
-    commands::prove(&out, &input, &proof)?;
+    engines::prove(EngineChoice::Auto, &out, &input, &proof)?;
     println!("\n== 4/5 verify");
     if !commands::verify(&out, &proof)? {
         bail!("the demo proof did not verify");

@@ -1,15 +1,12 @@
 //! The `zkinfer` command: compile an ONNX model into a circuit, set up keys, prove an
 //! inference and verify it. The only place that reads files and prints progress.
 
-mod artifact;
-mod commands;
-mod demo;
-mod progress;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use zkinfer::engines::EngineChoice;
+use zkinfer::{commands, demo, engines};
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +50,9 @@ enum Command {
         input: PathBuf,
         #[arg(long)]
         proof: PathBuf,
+        /// Where to prove: the GPU build when a device answers (auto), or force one.
+        #[arg(long, value_enum, default_value = "auto")]
+        engine: EngineChoice,
     },
     /// Verify a proof: exit 0 valid, 1 invalid, 2 error.
     Verify {
@@ -80,9 +80,12 @@ fn main() -> ExitCode {
         Command::Setup { dir, srs, dev_srs } => {
             commands::setup(&dir, srs.as_deref(), dev_srs).map(|_| ExitCode::SUCCESS)
         }
-        Command::Prove { dir, input, proof } => {
-            commands::prove(&dir, &input, &proof).map(|_| ExitCode::SUCCESS)
-        }
+        Command::Prove {
+            dir,
+            input,
+            proof,
+            engine,
+        } => engines::prove(engine, &dir, &input, &proof).map(|_| ExitCode::SUCCESS),
         Command::Verify { dir, proof } => commands::verify(&dir, &proof).map(|valid| {
             if valid {
                 ExitCode::SUCCESS

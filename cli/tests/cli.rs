@@ -249,3 +249,46 @@ fn demo_runs() {
         "{out}"
     );
 }
+
+#[test]
+fn engine_choice_falls_back_only_when_asked_to() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = shared_models();
+    let input = models.join("mlp_tiny.input.json");
+    let dir = tmp.path().join("m");
+    let proof = tmp.path().join("p.json");
+    ok(&[
+        "compile",
+        s(&models.join("mlp_tiny.onnx")),
+        "--calibration",
+        s(&input),
+        "--out",
+        s(&dir),
+    ]);
+    ok(&["setup", s(&dir), "--dev-srs"]);
+    // A GPU build that finds no device (here: one that always fails its probe).
+    let no_gpu = |engine: &str| {
+        Command::new(env!("CARGO_BIN_EXE_zkinfer"))
+            .args([
+                "prove",
+                s(&dir),
+                "--input",
+                s(&input),
+                "--proof",
+                s(&proof),
+                "--engine",
+                engine,
+            ])
+            .env("ZKINFER_CUDA", "/bin/false")
+            .output()
+            .unwrap()
+    };
+    let out = no_gpu("cuda");
+    assert_eq!(code(&out), 2, "--engine cuda must not fall back silently");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no usable GPU"));
+    let out = no_gpu("auto");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("note: proving on the CPU"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(cpu)"));
+    assert!(ok(&["verify", s(&dir), "--proof", s(&proof)]).starts_with("valid"));
+}

@@ -3,24 +3,23 @@
 //! Proofs use SHPLONK over KZG/BN254 with snark-verifier's Keccak-256 EVM transcript,
 //! so the same bytes verify natively, in wasm and in the exported Solidity verifier.
 
+pub mod artifact;
+pub mod engine;
 pub mod keys;
 pub mod srs;
 
 use std::sync::Arc;
 
-use halo2_proofs::halo2curves::bn256::{Bn256, G1Affine};
-use halo2_proofs::plonk::create_proof;
-use halo2_proofs::poly::kzg::commitment::{KZGCommitmentScheme, ParamsKZG};
-use halo2_proofs::poly::kzg::multiopen::ProverSHPLONK;
-use halo2_proofs::transcript::TranscriptWriterBuffer;
-use rand::rngs::OsRng;
-use snark_verifier::system::halo2::transcript::evm::EvmTranscript;
+use halo2_proofs::halo2curves::bn256::Bn256;
+use halo2_proofs::poly::kzg::commitment::ParamsKZG;
 use zkinfer_circuits::ModelCircuit;
 use zkinfer_qir::{dequantize, QModel, Trace};
 use zkinfer_verifier::artifact::{
     fr_to_hex, OutputValues, ProofFile, FORMAT_VERSION, PROOF_FORMAT, PROTOCOL,
 };
 
+pub use artifact::CompiledCircuit;
+pub use engine::{CpuEngine, Engine};
 pub use keys::{setup, ProverKey};
 pub use srs::{dev_srs, read_halo2_params, read_srs, write_srs};
 
@@ -39,8 +38,9 @@ pub enum ProveError {
     Format(#[from] zkinfer_verifier::VerifyError),
 }
 
-/// Proves that `model` maps the quantized input of `trace` to its output.
+/// Proves on `engine` that `model` maps the quantized input of `trace` to its output.
 pub fn prove(
+    engine: &dyn Engine,
     model: Arc<QModel>,
     key: &ProverKey,
     params: &ParamsKZG<Bn256>,
@@ -58,17 +58,7 @@ pub fn prove(
             .collect(),
     };
     let circuit = ModelCircuit::with_trace(model, info.layout.clone(), trace);
-    let mut transcript = EvmTranscript::<G1Affine, _, _, _>::init(Vec::new());
-    create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _, _>(
-        params,
-        &key.pk,
-        &[circuit],
-        &[&[&instances]],
-        OsRng,
-        &mut transcript,
-    )
-    .map_err(|e| ProveError::Prove(format!("{e:?}")))?;
-    let proof = transcript.finalize();
+    let proof = engine.create_proof(params, &key.pk, circuit, &instances)?;
     Ok(ProofFile {
         format: PROOF_FORMAT.into(),
         version: FORMAT_VERSION,

@@ -15,9 +15,9 @@ pub use graph::{Graph, Node, Op, Tensor};
 pub use import::{import_onnx, Imported, SUPPORTED_OPS};
 pub use input::{parse_input_json, InputData};
 pub use quantize::{
-    calibrate, fidelity, quantize, quantize_input, run_quantized, Calibration, Fidelity,
-    QuantConfig,
+    calibrate, fidelity, quantize, quantize_input, run_quantized, Calibration, QuantConfig,
 };
+pub use zkinfer_qir::Fidelity;
 
 /// Everything that can go wrong between an ONNX file and an integer model.
 #[derive(Debug, thiserror::Error)]

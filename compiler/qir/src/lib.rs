@@ -435,6 +435,37 @@ impl QModel {
     }
 }
 
+/// How closely the integer model follows its float source (a compile-time report,
+/// stored with the compiled circuit).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fidelity {
+    pub samples: usize,
+    pub max_abs_error: f64,
+    pub mean_abs_error: f64,
+    /// Largest magnitude of the float output, to read the errors against.
+    pub output_max_abs: f64,
+    /// Samples whose quantized argmax equals the float argmax (class vectors only).
+    pub argmax_agree: Option<usize>,
+}
+
+impl std::fmt::Display for Fidelity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "max |error| {:.5}, mean |error| {:.5} (output range ±{:.3}, {} sample{})",
+            self.max_abs_error,
+            self.mean_abs_error,
+            self.output_max_abs,
+            self.samples,
+            if self.samples == 1 { "" } else { "s" }
+        )?;
+        if let Some(a) = self.argmax_agree {
+            write!(f, ", argmax agrees on {a}/{}", self.samples)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

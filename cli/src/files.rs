@@ -1,0 +1,39 @@
+//! The files of a model directory, and reading/writing them with the path in errors.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use zkinfer_prover::CompiledCircuit;
+
+pub struct Paths {
+    pub circuit: PathBuf,
+    pub pk: PathBuf,
+    pub vk: PathBuf,
+    pub srs: PathBuf,
+}
+
+impl Paths {
+    pub fn new(dir: &Path) -> Self {
+        Paths {
+            circuit: dir.join("circuit.json"),
+            pk: dir.join("pk"),
+            vk: dir.join("vk"),
+            srs: dir.join("srs"),
+        }
+    }
+}
+
+pub fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))
+}
+
+pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+pub fn load_circuit(dir: &Path) -> Result<CompiledCircuit> {
+    let path = Paths::new(dir).circuit;
+    let bytes = std::fs::read(&path)
+        .with_context(|| format!("reading {} (run `zkinfer compile` first)", path.display()))?;
+    CompiledCircuit::from_json(&bytes).with_context(|| path.display().to_string())
+}

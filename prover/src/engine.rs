@@ -1,0 +1,64 @@
+//! Proving engines: the seam between zkinfer and whatever computes a halo2 proof.
+//!
+//! An engine takes the circuit with its witness and returns the proof bytes of the
+//! Keccak-256 EVM transcript; everything around it (witness, instances, proof file) is
+//! shared, so every engine's proof verifies with the same verifier. The CPU engine is
+//! halo2-axiom's prover; the CUDA engine lives in the separate GPU build (`gpu/`).
+
+use halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
+use halo2_proofs::plonk::{create_proof, ProvingKey};
+use halo2_proofs::poly::kzg::commitment::{KZGCommitmentScheme, ParamsKZG};
+use halo2_proofs::poly::kzg::multiopen::ProverSHPLONK;
+use halo2_proofs::transcript::TranscriptWriterBuffer;
+use rand::rngs::OsRng;
+use snark_verifier::system::halo2::transcript::evm::EvmTranscript;
+use zkinfer_circuits::ModelCircuit;
+
+use crate::ProveError;
+
+/// The transcript every engine writes.
+pub type ProofTranscript =
+    EvmTranscript<G1Affine, snark_verifier::loader::native::NativeLoader, Vec<u8>, Vec<u8>>;
+
+pub trait Engine {
+    /// Short name for reports (`cpu`, `cuda`).
+    fn name(&self) -> &'static str;
+
+    /// Proves `circuit` (which carries its witness) for the public `instances`.
+    fn create_proof(
+        &self,
+        params: &ParamsKZG<Bn256>,
+        pk: &ProvingKey<G1Affine>,
+        circuit: ModelCircuit,
+        instances: &[Fr],
+    ) -> Result<Vec<u8>, ProveError>;
+}
+
+/// halo2-axiom's multi-threaded CPU prover.
+pub struct CpuEngine;
+
+impl Engine for CpuEngine {
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn create_proof(
+        &self,
+        params: &ParamsKZG<Bn256>,
+        pk: &ProvingKey<G1Affine>,
+        circuit: ModelCircuit,
+        instances: &[Fr],
+    ) -> Result<Vec<u8>, ProveError> {
+        let mut transcript = ProofTranscript::init(Vec::new());
+        create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _, _>(
+            params,
+            pk,
+            &[circuit],
+            &[&[instances]],
+            OsRng,
+            &mut transcript,
+        )
+        .map_err(|e| ProveError::Prove(format!("{e:?}")))?;
+        Ok(transcript.finalize())
+    }
+}

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Run on a GPU machine with the prebuilt binaries carried over (never builds anything):
+#   scripts/gpu-check.sh [MODELS_DIR]        (default ../shared/models)
+# For every model: compile, setup (dev SRS), prove on the CPU (all cores) and on the GPU,
+# verify both proofs with the standard verifier, and print a table:
+#   model | k | GPU prove s | CPU prove s | CPU/GPU | verified
+# then where GPU time goes for the largest model proved (halo2-axiom-gpu's sections).
+# Binaries come from $ZKINFER_BIN (default target/release). Exit 1 if any proof fails.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BIN=${ZKINFER_BIN:-target/release}
+MODELS=${1:-../shared/models}
+WORK=$(mktemp -d)
+export ZKINFER_CUDA=$BIN/zkinfer-cuda
+
+echo "machine: $(nproc) cores; GPU: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo none)"
+if ! "$BIN/zkinfer-cuda" probe; then
+  echo "error: the GPU build cannot see a device" >&2
+  exit 1
+fi
+
+prove_secs() { sed -n 's/.*prove \([0-9.]*\) s (\(cpu\|cuda\)).*/\1/p' "$1" | tail -1; }
+
+printf '\n| model | k | GPU prove s | CPU prove s | CPU/GPU | verified |\n|---|---|---|---|---|---|\n'
+status=0
+largest=""
+# NAME or NAME:BITS (activation bits; 16 makes a 2^16-row table, so k >= 17: the size
+# where the GPU's MSM path runs rather than its small-input CPU shortcut).
+for entry in mlp_tiny mlp_mnist mlp_wide mlp_wide:16 lenet5 cnn_cifar attn_block; do
+  src=${entry%%:*}
+  bits=${entry#*:}; [ "$bits" = "$entry" ] && bits=12
+  m=$entry; [ "$bits" = 12 ] || m="${src}_b$bits"
+  d=$WORK/$m
+  [ -f "$MODELS/$src.onnx" ] || continue
+  if ! "$BIN/zkinfer" compile "$MODELS/$src.onnx" --calibration "$MODELS/$src.input.json" --out "$d" --bits "$bits" >"$WORK/$m.compile.log" 2>&1; then
+    printf '| %s | – | – | – | – | not compiled: %s |\n' "$m" "$(grep -m1 error "$WORK/$m.compile.log" | cut -c1-90)"
+    continue
+  fi
+  k=$(sed -n 's/^  k *\([0-9]*\)$/\1/p' "$WORK/$m.compile.log")
+  "$BIN/zkinfer" setup "$d" --dev-srs >"$WORK/$m.setup.log" 2>&1 || { echo "| $m | $k | setup failed |"; status=1; continue; }
+  "$BIN/zkinfer" prove "$d" --input "$MODELS/$src.input.json" --proof "$d/cpu.json" --engine cpu >"$WORK/$m.cpu.log" 2>&1
+  cpu_rc=$?
+  best=""
+  for run in 1 2; do
+    "$BIN/zkinfer" prove "$d" --input "$MODELS/$src.input.json" --proof "$d/gpu.json" --engine cuda >"$WORK/$m.gpu$run.log" 2>&1 || { best=""; break; }
+    t=$(prove_secs "$WORK/$m.gpu$run.log")
+    if [ -z "$best" ] || awk "BEGIN{exit !($t < $best)}"; then best=$t; fi
+  done
+  verified=""
+  for p in cpu gpu; do
+    if [ -f "$d/$p.json" ] && "$BIN/zkinfer" verify "$d" --proof "$d/$p.json" >/dev/null 2>&1; then
+      verified="$verified $p:ok"
+    else
+      verified="$verified $p:FAIL"; status=1
+    fi
+  done
+  cpu=$( [ $cpu_rc -eq 0 ] && prove_secs "$WORK/$m.cpu.log" || echo FAIL)
+  gpu=${best:-FAIL}
+  if [[ $gpu =~ ^[0-9.]+$ && $cpu =~ ^[0-9.]+$ ]]; then
+    ratio=$(awk "BEGIN{printf \"%.1fx\", $cpu / $gpu}")
+  else
+    ratio="–"
+  fi
+  printf '| %s | %s | %s | %s | %s |%s |\n' "$m" "$k" "$gpu" "$cpu" "$ratio" "$verified"
+  [ "$gpu" = FAIL ] && { status=1; tail -3 "$WORK/$m.gpu1.log"; } || largest=$m
+done
+
+if [ -n "$largest" ]; then
+  echo
+  echo "where GPU time goes ($largest, halo2-axiom-gpu sections, busy time):"
+  "$BIN/zkinfer-cuda" prove "$WORK/$largest" --input "$MODELS/${largest%%_b*}.input.json" --proof "$WORK/profile.json" --profile 2>&1 >/dev/null \
+    | grep ' close ' | sed -E 's/^.* ([a-z0-9_]+\{[^}]*\}).* time\.busy=([^ ]*).*$/  \2\t\1/' | head -40
+fi
+[ -n "${OUT:-}" ] && tar czf "$OUT/gpu-check-logs.tgz" -C "$WORK" $(cd "$WORK" && ls *.log)
+exit $status
