@@ -9,9 +9,14 @@
 #     ships one); at run time the binary uses the driver's real libcuda.so.1.
 # CUDA_ARCH selects the GPU generations (default 90: H100/H200; e.g. CUDA_ARCH=80,89,90).
 # The binary then needs only the NVIDIA driver and glibc >= 2.34.
+#   scripts/build-gpu.sh          release build: target/release/zkinfer-cuda
+#   scripts/build-gpu.sh --dev    test-profile build: target/debug/zkinfer-cuda (the test
+#                                 command uses it; it shares compiled dependencies with the tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+PROFILE=release
+[ "${1:-}" = "--dev" ] && PROFILE=dev
 TK=$ROOT/target/cuda-13.0
 export CUDA_ARCH=${CUDA_ARCH:-90}
 
@@ -67,8 +72,8 @@ export PATH=$TK/bin:$PATH
 export CUDA_PATH=$TK CUDA_HOME=$TK
 export CUDA_LIB_DIR=$LINK CUDA_LIBRARY_PATH=$LINK
 echo "== building zkinfer-cuda (CUDA_ARCH=$CUDA_ARCH)"
-cargo build --release --locked --manifest-path gpu/Cargo.toml --target-dir "$ROOT/target"
-BIN=$ROOT/target/release/zkinfer-cuda
+cargo build --profile "$PROFILE" --locked --manifest-path gpu/Cargo.toml --target-dir "$ROOT/target"
+BIN=$ROOT/target/$([ "$PROFILE" = dev ] && echo debug || echo release)/zkinfer-cuda
 if readelf -d "$BIN" | grep -q 'libcudart'; then
   echo "error: $BIN links libcudart dynamically; expected the static runtime" >&2
   exit 1

@@ -68,8 +68,17 @@ done
 if [ -n "$largest" ]; then
   echo
   echo "where GPU time goes ($largest, halo2-axiom-gpu sections, busy time):"
-  "$BIN/zkinfer-cuda" prove "$WORK/$largest" --input "$MODELS/${largest%%_b*}.input.json" --proof "$WORK/profile.json" --profile 2>&1 >/dev/null \
-    | grep ' close ' | sed -E 's/^.* ([a-z0-9_]+\{[^}]*\}).* time\.busy=([^ ]*).*$/  \2\t\1/' | head -40
+  "$BIN/zkinfer-cuda" prove "$WORK/$largest" --input "$MODELS/${largest%%_b*}.input.json" \
+    --proof "$WORK/profile.json" --profile >/dev/null 2>"$WORK/profile.log"
+  # Inclusive busy time per section (nested sections are also inside their parents).
+  grep ' close ' "$WORK/profile.log" | awk '{
+    n = split($0, parts, "phase=\""); if (n < 2) next
+    split(parts[n], q, "\""); phase = q[1]
+    if (!match($0, /time\.busy=[0-9.]+[^ ]*/)) next
+    v = substr($0, RSTART + 10, RLENGTH - 10); unit = v; sub(/^[0-9.]+/, "", unit); x = v + 0
+    ms = (unit == "ns") ? x / 1e6 : (unit == "s") ? x * 1e3 : (unit == "ms") ? x : x / 1e3
+    sum[phase] += ms; calls[phase]++
+  } END { for (p in sum) printf "  %10.2f ms  %4d x  %s\n", sum[p], calls[p], p }' | sort -rn | head -25
 fi
 [ -n "${OUT:-}" ] && tar czf "$OUT/gpu-check-logs.tgz" -C "$WORK" $(cd "$WORK" && ls *.log)
 exit $status

@@ -11,3 +11,17 @@ fi
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+
+# The GPU build must keep building (it cannot rot), and on this machine — no GPU —
+# `--engine auto` must fall back to the CPU with a notice even when it is installed.
+scripts/build-gpu.sh --dev
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+M=../shared/models
+target/debug/zkinfer compile $M/mlp_tiny.onnx --calibration $M/mlp_tiny.input.json --out "$tmp/m" >/dev/null
+target/debug/zkinfer setup "$tmp/m" --dev-srs >/dev/null 2>&1
+ZKINFER_CUDA=target/debug/zkinfer-cuda target/debug/zkinfer prove "$tmp/m" --input $M/mlp_tiny.input.json \
+  --proof "$tmp/p.json" --engine auto >/dev/null 2>"$tmp/err"
+grep -q "note: proving on the CPU: no usable GPU" "$tmp/err"
+target/debug/zkinfer verify "$tmp/m" --proof "$tmp/p.json" >/dev/null
+echo "gpu build: 1 passed, 0 failed"

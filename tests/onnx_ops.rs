@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use tract_onnx::pb::ModelProto;
+use tract_onnx::prelude::Framework;
 use zkinfer_circuits::halo2_proofs::dev::MockProver;
 use zkinfer_circuits::{plan_layout, ModelCircuit};
 use zkinfer_compiler::import::import_proto;
@@ -16,7 +17,7 @@ use zkinfer_compiler::{
 };
 use zkinfer_tests::{
     encode, float_tensor, floats, int_tensor, model, node, shared_models, tract_run, value_info,
-    Attr,
+    value_info_any, Attr,
 };
 
 /// Float reference, quantized fidelity and MockProver on one model.
@@ -195,17 +196,138 @@ fn shared_mlps_match_tract() {
 
 #[test]
 fn unsupported_ops_are_all_named_before_any_work() {
-    let err = import_onnx(&shared_models().join("lenet5.onnx")).unwrap_err();
+    let err = import_onnx(&shared_models().join("attn_block.onnx")).unwrap_err();
     let CompileError::Unsupported { nodes } = &err else {
         panic!("expected Unsupported, got {err}");
     };
     let ops: Vec<&str> = nodes.iter().map(|(op, _)| op.as_str()).collect();
-    assert_eq!(ops, ["Conv", "AveragePool", "Conv", "AveragePool"]);
+    assert_eq!(
+        ops,
+        [
+            "LayerNormalization",
+            "Mul",
+            "Softmax",
+            "LayerNormalization",
+            "Mul",
+            "Erf",
+            "Mul",
+            "Mul"
+        ]
+    );
     let msg = err.to_string();
     assert!(
-        msg.contains("Conv (node `Conv_0`)") && msg.contains("Supported: Add"),
+        msg.contains("Softmax (node `Softmax_7`)") && msg.contains("Supported: Add"),
         "{msg}"
     );
+}
+
+fn conv_model(
+    attrs: Vec<(&str, Attr)>,
+    bias: bool,
+    x: [i64; 4],
+    cout: i64,
+    k: [i64; 2],
+) -> ModelProto {
+    let mut inits = vec![float_tensor(
+        "W",
+        &[cout, x[1], k[0], k[1]],
+        floats(31, (cout * x[1] * k[0] * k[1]) as usize),
+    )];
+    let mut inputs = vec!["X", "W"];
+    if bias {
+        inits.push(float_tensor("B", &[cout], floats(32, cout as usize)));
+        inputs.push("B");
+    }
+    let c = node("Conv", &inputs, "Y", attrs);
+    let r = node("Relu", &["Y"], "Z", vec![]);
+    // The output's declared shape is not used for inference; tract infers it too.
+    model(vec![c, r], inits, value_info("X", &x), value_info_any("Z"))
+}
+
+#[test]
+fn conv_attributes_match_tract() {
+    let x = [1, 2, 7, 6];
+    let s = |v: &str| Attr::S(v.into());
+    let cases: Vec<Vec<(&str, Attr)>> = vec![
+        vec![],
+        vec![
+            ("strides", Attr::Ints(vec![2, 1])),
+            ("pads", Attr::Ints(vec![1, 0, 2, 1])),
+        ],
+        vec![
+            ("dilations", Attr::Ints(vec![2, 1])),
+            ("pads", Attr::Ints(vec![1, 1, 1, 1])),
+        ],
+        vec![
+            ("auto_pad", s("SAME_UPPER")),
+            ("strides", Attr::Ints(vec![2, 2])),
+        ],
+        vec![("auto_pad", s("SAME_LOWER"))],
+        vec![
+            ("auto_pad", s("VALID")),
+            ("strides", Attr::Ints(vec![1, 2])),
+        ],
+        vec![("kernel_shape", Attr::Ints(vec![3, 2]))],
+    ];
+    for (i, attrs) in cases.into_iter().enumerate() {
+        check(&conv_model(attrs, i % 2 == 0, x, 3, [3, 2]), &[1, 2, 7, 6]);
+    }
+}
+
+#[test]
+fn pooling_matches_tract() {
+    let pools = vec![
+        node(
+            "AveragePool",
+            &["X"],
+            "Y",
+            vec![
+                ("kernel_shape", Attr::Ints(vec![2, 2])),
+                ("strides", Attr::Ints(vec![2, 2])),
+            ],
+        ),
+        node(
+            "AveragePool",
+            &["X"],
+            "Y",
+            vec![
+                ("kernel_shape", Attr::Ints(vec![3, 3])),
+                ("pads", Attr::Ints(vec![1, 1, 1, 1])),
+                ("count_include_pad", Attr::I(1)),
+            ],
+        ),
+        node("GlobalAveragePool", &["X"], "Y", vec![]),
+    ];
+    for p in pools {
+        let m = model(
+            vec![p],
+            vec![],
+            value_info("X", &[1, 3, 6, 6]),
+            value_info_any("Y"),
+        );
+        check(&m, &[1, 3, 6, 6]);
+    }
+}
+
+#[test]
+fn shared_cnns_match_tract_and_lenet5_satisfies_its_circuit() {
+    for name in ["lenet5", "cnn_cifar"] {
+        let path = shared_models().join(format!("{name}.onnx"));
+        let graph = import_onnx(&path).unwrap().graph;
+        let onnx = std::fs::read(&path).unwrap();
+        let x = floats(5, graph.input_shape().iter().product());
+        let ours = &graph.run(&x).unwrap()[&graph.output].data;
+        let tract = tract_run(&onnx, graph.input_shape(), &x);
+        for (a, b) in ours.iter().zip(&tract) {
+            assert!((a - b).abs() < 1e-4, "{name}: {a} vs {b}");
+        }
+    }
+    let path = shared_models().join("lenet5.onnx");
+    let bytes = std::fs::read(&path).unwrap();
+    let proto = tract_onnx::onnx()
+        .proto_model_for_read(&mut &bytes[..])
+        .unwrap();
+    check(&proto, &[1, 1, 28, 28]);
 }
 
 #[test]

@@ -146,6 +146,9 @@ impl Circuit<Fr> for ModelCircuit {
             .collect();
         let instance = meta.instance_column();
         meta.enable_equality(instance);
+        // Holds the constant 0 that zero-padding cells are tied to.
+        let constants = meta.fixed_column();
+        meta.enable_constant(constants);
         ModelConfig {
             linear,
             lanes,

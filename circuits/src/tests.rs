@@ -115,7 +115,7 @@ fn add_model(rng: &mut ChaCha8Rng, len: usize, constant: bool) -> (QModel, Vec<i
             QOp::Rearrange(Rearrange {
                 input: ValueId(0),
                 output: ValueId(1),
-                index: (0..len).rev().collect(),
+                index: (0..len).rev().map(Some).collect(),
             }),
             QOp::Add(Add {
                 a: ValueId(0),

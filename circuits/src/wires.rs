@@ -15,7 +15,14 @@ use crate::fe;
 enum Alias {
     Root,
     Same(ValueId),
-    Index(ValueId, Vec<usize>),
+    Index(ValueId, Vec<Option<usize>>),
+}
+
+/// Where an element lives: an element of a root value, or the constant zero (padding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Element(ValueId, usize),
+    Zero,
 }
 
 pub struct Wires<'a> {
@@ -23,6 +30,8 @@ pub struct Wires<'a> {
     trace: Option<&'a Trace>,
     alias: Vec<Alias>,
     cells: Vec<Vec<Option<Cell>>>,
+    /// The canonical zero cell, constrained to the constant 0 on first use.
+    zero: Option<Cell>,
 }
 
 impl<'a> Wires<'a> {
@@ -41,19 +50,23 @@ impl<'a> Wires<'a> {
             trace,
             alias,
             cells,
+            zero: None,
         }
     }
 
     /// The value and element that actually hold `(id, i)`.
-    pub fn resolve(&self, mut id: ValueId, mut i: usize) -> (ValueId, usize) {
+    pub fn resolve(&self, mut id: ValueId, mut i: usize) -> Source {
         loop {
             match &self.alias[id.0] {
-                Alias::Root => return (id, i),
+                Alias::Root => return Source::Element(id, i),
                 Alias::Same(src) => id = *src,
-                Alias::Index(src, index) => {
-                    i = index[i];
-                    id = *src;
-                }
+                Alias::Index(src, index) => match index[i] {
+                    Some(j) => {
+                        i = j;
+                        id = *src;
+                    }
+                    None => return Source::Zero,
+                },
             }
         }
     }
@@ -84,7 +97,22 @@ impl<'a> Wires<'a> {
         id: ValueId,
         i: usize,
     ) -> Result<Cell, Error> {
-        let (root, j) = self.resolve(id, i);
+        let (root, j) = match self.resolve(id, i) {
+            Source::Element(root, j) => (root, j),
+            Source::Zero => {
+                let cell = region
+                    .assign_advice(column, offset, Value::known(Fr::zero()))
+                    .cell();
+                match self.zero {
+                    Some(zero) => region.constrain_equal(cell, zero),
+                    None => {
+                        region.constrain_constant(cell, Fr::zero())?;
+                        self.zero = Some(cell);
+                    }
+                }
+                return Ok(cell);
+            }
+        };
         let cell = region
             .assign_advice(column, offset, self.value(root, j))
             .cell();
@@ -99,7 +127,9 @@ impl<'a> Wires<'a> {
 
     /// Canonical cell of `(id, i)` once assigned.
     pub fn cell(&self, id: ValueId, i: usize) -> Option<Cell> {
-        let (root, j) = self.resolve(id, i);
-        self.cells[root.0][j]
+        match self.resolve(id, i) {
+            Source::Element(root, j) => self.cells[root.0][j],
+            Source::Zero => self.zero,
+        }
     }
 }

@@ -165,7 +165,7 @@ fn errors_exit_2_with_a_clear_message() {
 
     let out = zkinfer(&[
         "compile",
-        s(&models.join("lenet5.onnx")),
+        s(&models.join("attn_block.onnx")),
         "--calibration",
         s(&input),
         "--out",
@@ -174,7 +174,7 @@ fn errors_exit_2_with_a_clear_message() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(code(&out), 2);
     assert!(
-        err.contains("unsupported ONNX operators") && err.contains("AveragePool"),
+        err.contains("unsupported ONNX operators") && err.contains("Softmax"),
         "{err}"
     );
 

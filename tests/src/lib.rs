@@ -61,10 +61,26 @@ pub fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
     }
 }
 
+/// A float tensor whose shape the file leaves to inference.
+pub fn value_info_any(name: &str) -> ValueInfoProto {
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: 1,
+                shape: None,
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 pub enum Attr {
     F(f32),
     I(i64),
     Ints(Vec<i64>),
+    S(String),
 }
 
 pub fn node(op: &str, inputs: &[&str], output: &str, attrs: Vec<(&str, Attr)>) -> NodeProto {
@@ -87,6 +103,10 @@ pub fn node(op: &str, inputs: &[&str], output: &str, attrs: Vec<(&str, Attr)>) -
                 Attr::Ints(v) => {
                     p.r#type = AttributeType::Ints as i32;
                     p.ints = v;
+                }
+                Attr::S(v) => {
+                    p.r#type = AttributeType::String as i32;
+                    p.s = v.into_bytes();
                 }
             }
             p

@@ -42,9 +42,73 @@ pub struct Gemm {
     pub trans_b: bool,
 }
 
+/// 2-D window geometry shared by Conv and pooling, with ONNX defaults resolved and
+/// `auto_pad` turned into explicit pads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Window {
+    pub kernel: [usize; 2],
+    pub strides: [usize; 2],
+    pub dilations: [usize; 2],
+    /// `[top, left, bottom, right]`
+    pub pads: [usize; 4],
+}
+
+impl Window {
+    /// Output height and width for an input of `h × w`.
+    pub fn output(&self, h: usize, w: usize) -> Option<(usize, usize)> {
+        let dim = |n: usize, k: usize, s: usize, d: usize, p: usize| {
+            let span = d * (k - 1) + 1;
+            (n + p >= span).then(|| (n + p - span) / s + 1)
+        };
+        Some((
+            dim(
+                h,
+                self.kernel[0],
+                self.strides[0],
+                self.dilations[0],
+                self.pads[0] + self.pads[2],
+            )?,
+            dim(
+                w,
+                self.kernel[1],
+                self.strides[1],
+                self.dilations[1],
+                self.pads[1] + self.pads[3],
+            )?,
+        ))
+    }
+
+    /// For output position `(oh, ow)` and kernel offset `(kh, kw)`, the input position, or
+    /// `None` in the padding.
+    pub fn source(
+        &self,
+        oh: usize,
+        ow: usize,
+        kh: usize,
+        kw: usize,
+        h: usize,
+        w: usize,
+    ) -> Option<(usize, usize)> {
+        let ih = (oh * self.strides[0] + kh * self.dilations[0]).checked_sub(self.pads[0])?;
+        let iw = (ow * self.strides[1] + kw * self.dilations[1]).checked_sub(self.pads[1])?;
+        (ih < h && iw < w).then_some((ih, iw))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     Gemm(Gemm),
+    /// 2-D convolution, NCHW, `group` groups; inputs X, W and optional B.
+    Conv {
+        window: Window,
+        group: usize,
+    },
+    /// Mean over each window; padding counts only if `count_include_pad`.
+    AveragePool {
+        window: Window,
+        count_include_pad: bool,
+    },
+    GlobalAveragePool,
     /// numpy `matmul` semantics, batch dimensions broadcast.
     MatMul,
     /// numpy-broadcasting element-wise addition.
@@ -62,6 +126,9 @@ impl Op {
     pub fn name(&self) -> &'static str {
         match self {
             Op::Gemm(_) => "Gemm",
+            Op::Conv { .. } => "Conv",
+            Op::AveragePool { .. } => "AveragePool",
+            Op::GlobalAveragePool => "GlobalAveragePool",
             Op::MatMul => "MatMul",
             Op::Add => "Add",
             Op::Relu => "Relu",
@@ -134,6 +201,24 @@ impl Graph {
                     gemm(g, get(0), get(1), c, &out_shape)
                 }
                 Op::MatMul => matmul(get(0), get(1), &out_shape),
+                Op::Conv { window, group } => {
+                    let b = node.inputs.get(2).map(|_| get(2));
+                    conv(get(0), get(1), b, window, *group, &out_shape)
+                }
+                Op::AveragePool {
+                    window,
+                    count_include_pad,
+                } => average_pool(get(0), window, *count_include_pad, &out_shape),
+                Op::GlobalAveragePool => {
+                    let x = get(0);
+                    let window = Window {
+                        kernel: [x.shape[2], x.shape[3]],
+                        strides: [1, 1],
+                        dilations: [1, 1],
+                        pads: [0; 4],
+                    };
+                    average_pool(x, &window, false, &out_shape)
+                }
                 Op::Add => broadcast_binary(get(0), get(1), &out_shape, |a, b| a + b),
                 Op::Relu => {
                     let x = get(0);
@@ -261,6 +346,72 @@ fn gemm(g: &Gemm, a: &Tensor, b: &Tensor, c: Option<&Tensor>, out: &[usize]) -> 
                 v += g.beta * c.data[ci[i * n + j]];
             }
             data.push(v);
+        }
+    }
+    Tensor::new(out.to_vec(), data)
+}
+
+fn conv(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    win: &Window,
+    group: usize,
+    out: &[usize],
+) -> Tensor {
+    let (n, cin, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+    let (cout, oh, ow) = (out[1], out[2], out[3]);
+    let (cin_g, cout_g) = (cin / group, cout / group);
+    let (kh, kw) = (win.kernel[0], win.kernel[1]);
+    let mut data = vec![0f32; n * cout * oh * ow];
+    for bi in 0..n {
+        for co in 0..cout {
+            let g = co / cout_g;
+            for y in 0..oh {
+                for xo in 0..ow {
+                    let mut acc = b.map_or(0.0, |b| b.data[co]);
+                    for ci in 0..cin_g {
+                        let c = g * cin_g + ci;
+                        for i in 0..kh {
+                            for j in 0..kw {
+                                if let Some((ih, iw)) = win.source(y, xo, i, j, h, wd) {
+                                    acc += x.data[((bi * cin + c) * h + ih) * wd + iw]
+                                        * w.data[((co * cin_g + ci) * kh + i) * kw + j];
+                                }
+                            }
+                        }
+                    }
+                    data[((bi * cout + co) * oh + y) * ow + xo] = acc;
+                }
+            }
+        }
+    }
+    Tensor::new(out.to_vec(), data)
+}
+
+fn average_pool(x: &Tensor, win: &Window, count_include_pad: bool, out: &[usize]) -> Tensor {
+    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+    let (oh, ow) = (out[2], out[3]);
+    let mut data = Vec::with_capacity(n * c * oh * ow);
+    for plane in 0..n * c {
+        for y in 0..oh {
+            for xo in 0..ow {
+                let (mut acc, mut count) = (0f32, 0usize);
+                for i in 0..win.kernel[0] {
+                    for j in 0..win.kernel[1] {
+                        if let Some((ih, iw)) = win.source(y, xo, i, j, h, w) {
+                            acc += x.data[(plane * h + ih) * w + iw];
+                            count += 1;
+                        }
+                    }
+                }
+                let count = if count_include_pad {
+                    win.kernel[0] * win.kernel[1]
+                } else {
+                    count
+                };
+                data.push(acc / count.max(1) as f32);
+            }
         }
     }
     Tensor::new(out.to_vec(), data)

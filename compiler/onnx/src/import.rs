@@ -11,15 +11,18 @@ use tract_onnx::pb;
 use tract_onnx::pb::tensor_shape_proto::dimension::Value as Dim;
 use tract_onnx::prelude::Framework;
 
-use crate::graph::{broadcast_shape, matmul_dims, Gemm, Graph, Node, Op, Tensor};
+use crate::graph::{broadcast_shape, matmul_dims, Gemm, Graph, Node, Op, Tensor, Window};
 use crate::CompileError;
 
 /// ONNX op types this version can compile.
 pub const SUPPORTED_OPS: &[&str] = &[
     "Add",
+    "AveragePool",
     "Constant",
+    "Conv",
     "Flatten",
     "Gemm",
+    "GlobalAveragePool",
     "Identity",
     "MatMul",
     "Relu",
@@ -228,6 +231,101 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
                 }
                 (Op::Gemm(gemm), ins.clone(), vec![m, nn])
             }
+            "Conv" => {
+                arity(2, 3)?;
+                let x = shape_of(&ins[0])?;
+                let w = constants
+                    .get(&ins[1])
+                    .ok_or_else(|| {
+                        invalid("the weights W must be a constant (initializer)".into())
+                    })?
+                    .shape
+                    .clone();
+                if x.len() != 4 || w.len() != 4 {
+                    return Err(invalid(format!(
+                        "only 2-D convolution (NCHW) is supported; X is {x:?}, W is {w:?}"
+                    )));
+                }
+                let group = attr_i(n, "group").unwrap_or(1);
+                if group < 1 || x[1] % group as usize != 0 || w[0] % group as usize != 0 {
+                    return Err(invalid(format!(
+                        "group {group} does not divide channels {} and {}",
+                        x[1], w[0]
+                    )));
+                }
+                let group = group as usize;
+                if w[1] * group != x[1] {
+                    return Err(invalid(format!(
+                        "W expects {} input channels, X has {}",
+                        w[1] * group,
+                        x[1]
+                    )));
+                }
+                if let Some(k) = attr_ints(n, "kernel_shape") {
+                    if k != [w[2] as i64, w[3] as i64] {
+                        return Err(invalid(format!(
+                            "kernel_shape {k:?} differs from W's {:?}",
+                            &w[2..]
+                        )));
+                    }
+                }
+                if let Some(b) = ins.get(2) {
+                    let bs = constants.get(b).map(|t| t.shape.clone());
+                    if bs != Some(vec![w[0]]) {
+                        return Err(invalid(format!("B must be a constant of shape [{}]", w[0])));
+                    }
+                }
+                let window = window(n, &x, [w[2], w[3]]).map_err(invalid)?;
+                let (oh, ow) = window
+                    .output(x[2], x[3])
+                    .ok_or_else(|| invalid(format!("the kernel does not fit the input {x:?}")))?;
+                (
+                    Op::Conv { window, group },
+                    ins.clone(),
+                    vec![x[0], w[0], oh, ow],
+                )
+            }
+            "AveragePool" => {
+                arity(1, 1)?;
+                let x = shape_of(&ins[0])?;
+                if x.len() != 4 {
+                    return Err(invalid(format!(
+                        "only 2-D pooling (NCHW) is supported; X is {x:?}"
+                    )));
+                }
+                let k = attr_ints(n, "kernel_shape")
+                    .ok_or_else(|| invalid("kernel_shape is required".into()))?;
+                let [kh, kw] = k else {
+                    return Err(invalid(format!("kernel_shape {k:?} must have 2 entries")));
+                };
+                if *kh < 1 || *kw < 1 {
+                    return Err(invalid(format!("kernel_shape {k:?} must be positive")));
+                }
+                if attr_i(n, "ceil_mode").unwrap_or(0) != 0 {
+                    return Err(invalid("ceil_mode=1 is not supported".into()));
+                }
+                let window = window(n, &x, [*kh as usize, *kw as usize]).map_err(invalid)?;
+                let (oh, ow) = window
+                    .output(x[2], x[3])
+                    .ok_or_else(|| invalid(format!("the window does not fit the input {x:?}")))?;
+                let count_include_pad = attr_i(n, "count_include_pad").unwrap_or(0) != 0;
+                (
+                    Op::AveragePool {
+                        window,
+                        count_include_pad,
+                    },
+                    ins.clone(),
+                    vec![x[0], x[1], oh, ow],
+                )
+            }
+            "GlobalAveragePool" => {
+                arity(1, 1)?;
+                let x = shape_of(&ins[0])?;
+                if x.len() != 4 {
+                    return Err(invalid(format!("only NCHW input is supported; X is {x:?}")));
+                }
+                (Op::GlobalAveragePool, ins.clone(), vec![x[0], x[1], 1, 1])
+            }
             "MatMul" => {
                 arity(2, 2)?;
                 let (a, b) = (shape_of(&ins[0])?, shape_of(&ins[1])?);
@@ -350,6 +448,58 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
             shapes,
         },
         notes,
+    })
+}
+
+/// Window attributes of Conv/AveragePool with the spec's defaults; `auto_pad` becomes pads.
+fn window(n: &pb::NodeProto, x: &[usize], kernel: [usize; 2]) -> Result<Window, String> {
+    let pair = |name: &str| -> Result<[usize; 2], String> {
+        match attr_ints(n, name) {
+            None => Ok([1, 1]),
+            Some([a, b]) if *a >= 1 && *b >= 1 => Ok([*a as usize, *b as usize]),
+            Some(v) => Err(format!("{name} {v:?} must be two positive integers")),
+        }
+    };
+    let strides = pair("strides")?;
+    let dilations = pair("dilations")?;
+    let auto_pad = attr(n, "auto_pad").map(|a| String::from_utf8_lossy(&a.s).into_owned());
+    let pads = match auto_pad.as_deref().unwrap_or("NOTSET") {
+        "NOTSET" | "" => match attr_ints(n, "pads") {
+            None => [0; 4],
+            Some(p) if p.len() == 4 && p.iter().all(|&v| v >= 0) => {
+                [p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize]
+            }
+            Some(p) => return Err(format!("pads {p:?} must be four non-negative integers")),
+        },
+        "VALID" => [0; 4],
+        mode @ ("SAME_UPPER" | "SAME_LOWER") => {
+            let mut pads = [0; 4];
+            for axis in 0..2 {
+                let (len, s, d, k) = (x[2 + axis], strides[axis], dilations[axis], kernel[axis]);
+                let out = len.div_ceil(s);
+                let total = ((out - 1) * s + d * (k - 1) + 1).saturating_sub(len);
+                let small = total / 2;
+                let (begin, end) = if mode == "SAME_UPPER" {
+                    (small, total - small)
+                } else {
+                    (total - small, small)
+                };
+                pads[axis] = begin;
+                pads[axis + 2] = end;
+            }
+            pads
+        }
+        other => {
+            return Err(format!(
+                "auto_pad `{other}` is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER"
+            ))
+        }
+    };
+    Ok(Window {
+        kernel,
+        strides,
+        dilations,
+        pads,
     })
 }
 

@@ -281,6 +281,17 @@ impl Quantizer<'_> {
         shape: Vec<usize>,
         index: Vec<usize>,
     ) -> QTensor {
+        self.gather(x, name, shape, index.into_iter().map(Some).collect())
+    }
+
+    /// Selects elements of `x`; `None` is a zero (padding).
+    fn gather(
+        &mut self,
+        x: QTensor,
+        name: &str,
+        shape: Vec<usize>,
+        index: Vec<Option<usize>>,
+    ) -> QTensor {
         let id = self.value(name, shape, x.scale);
         self.ops.push(QOp::Rearrange(Rearrange {
             input: x.id,
@@ -348,6 +359,50 @@ impl Quantizer<'_> {
             scale: acc_scale,
             at_target: false,
         })
+    }
+
+    /// Average pooling as a linear layer with one output and weights `1 / window size`,
+    /// applied to each (channel, position) window.
+    fn pool(
+        &mut self,
+        node: &str,
+        input: &str,
+        out: &str,
+        xs: &[usize],
+        window: &crate::graph::Window,
+        out_shape: &[usize],
+    ) -> Result<QTensor, CompileError> {
+        let (n, c, h, w) = (xs[0], xs[1], xs[2], xs[3]);
+        let (oh, ow) = (out_shape[2], out_shape[3]);
+        let (kh, kw) = (window.kernel[0], window.kernel[1]);
+        let mut index = Vec::with_capacity(n * c * oh * ow * kh * kw);
+        for plane in 0..n * c {
+            for y in 0..oh {
+                for xo in 0..ow {
+                    for i in 0..kh {
+                        for j in 0..kw {
+                            index.push(
+                                window
+                                    .source(y, xo, i, j, h, w)
+                                    .map(|(ih, iw)| (plane * h + ih) * w + iw),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        let x = self.bounded(input, node)?;
+        let rows = n * c * oh * ow;
+        let cols = self.gather(x, &format!("{out}/windows"), vec![rows, kh * kw], index);
+        let weight = vec![1.0 / (kh * kw) as f32; kh * kw];
+        let y = self.linear(node, cols, out, vec![rows, 1], &weight, kh * kw, 1, None)?;
+        // rows are (plane, position): already NCHW order.
+        let id = self.value(&format!("{out}/nchw"), out_shape.to_vec(), y.scale);
+        self.ops.push(QOp::Reshape(Reshape {
+            input: y.id,
+            output: id,
+        }));
+        Ok(QTensor { id, ..y })
     }
 
     fn node(&mut self, node: &crate::graph::Node) -> Result<(), CompileError> {
@@ -576,6 +631,94 @@ impl Quantizer<'_> {
                     scale,
                     at_target: false,
                 }
+            }
+            Op::Conv { window, group } => {
+                if *group != 1 {
+                    return Err(unsupported(
+                        "grouped convolution (group > 1) is not supported in this version",
+                    ));
+                }
+                let input = &node.inputs[0];
+                let xs = self.shape(input);
+                if xs[0] != 1 {
+                    return Err(unsupported("batch size above 1"));
+                }
+                let w = self
+                    .constant(&node.inputs[1])
+                    .cloned()
+                    .ok_or_else(|| unsupported("computed weights"))?;
+                let bias = match node.inputs.get(2) {
+                    Some(b) => Some(
+                        self.constant(b)
+                            .cloned()
+                            .ok_or_else(|| unsupported("computed bias"))?
+                            .data,
+                    ),
+                    None => None,
+                };
+                let (cin, h, wd) = (xs[1], xs[2], xs[3]);
+                let (cout, oh, ow) = (out_shape[1], out_shape[2], out_shape[3]);
+                let (kh, kw) = (window.kernel[0], window.kernel[1]);
+                // im2col: one row per output position, [cin, kh, kw] features (W's layout).
+                let mut index = Vec::with_capacity(oh * ow * cin * kh * kw);
+                for y in 0..oh {
+                    for xo in 0..ow {
+                        for c in 0..cin {
+                            for i in 0..kh {
+                                for j in 0..kw {
+                                    index.push(
+                                        window
+                                            .source(y, xo, i, j, h, wd)
+                                            .map(|(ih, iw)| (c * h + ih) * wd + iw),
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+                let x = self.bounded(input, name)?;
+                let features = cin * kh * kw;
+                let cols = self.gather(x, &format!("{out}/im2col"), vec![oh * ow, features], index);
+                let y = self.linear(
+                    name,
+                    cols,
+                    out,
+                    vec![oh * ow, cout],
+                    &w.data,
+                    features,
+                    cout,
+                    bias,
+                )?;
+                // [positions, cout] → NCHW
+                let back = (0..cout * oh * ow)
+                    .map(|f| (f % (oh * ow)) * cout + f / (oh * ow))
+                    .collect();
+                self.rearrange(y, &format!("{out}/nchw"), out_shape.clone(), back)
+            }
+            Op::AveragePool {
+                window,
+                count_include_pad,
+            } => {
+                let input = &node.inputs[0];
+                let xs = self.shape(input);
+                let padded = window.pads.iter().any(|&p| p > 0);
+                if padded && !count_include_pad {
+                    return Err(unsupported(
+                        "padding with count_include_pad=0 (a divisor that varies per window)",
+                    ));
+                }
+                self.pool(name, input, out, &xs, window, &out_shape)?
+            }
+            Op::GlobalAveragePool => {
+                let input = &node.inputs[0];
+                let xs = self.shape(input);
+                let window = crate::graph::Window {
+                    kernel: [xs[2], xs[3]],
+                    strides: [1, 1],
+                    dilations: [1, 1],
+                    pads: [0; 4],
+                };
+                self.pool(name, input, out, &xs, &window, &out_shape)?
             }
             Op::Relu => {
                 let input = &node.inputs[0];

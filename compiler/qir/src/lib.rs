@@ -102,13 +102,14 @@ pub struct Reshape {
     pub output: ValueId,
 }
 
-/// `y[i] = x[index[i]]`: a permutation or selection of elements (Transpose). Costs no
-/// rows in a circuit: it only changes which cells are copied.
+/// `y[i] = x[index[i]]`, or 0 where the index is `None`: a permutation, selection or
+/// zero-padding of elements (Transpose, broadcasting, convolution windows). Costs no rows
+/// in a circuit: it only changes which cells are copied (padding copies a constant 0).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rearrange {
     pub input: ValueId,
     pub output: ValueId,
-    pub index: Vec<usize>,
+    pub index: Vec<Option<usize>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -321,7 +322,8 @@ impl QModel {
                     }
                 }
                 QOp::Rearrange(r) => {
-                    if r.index.len() != out || r.index.iter().any(|&j| j >= len(r.input)) {
+                    if r.index.len() != out || r.index.iter().flatten().any(|&j| j >= len(r.input))
+                    {
                         return Err(bad(i, kind, "index out of range".into()));
                     }
                 }
@@ -415,7 +417,7 @@ impl QModel {
                 QOp::Reshape(r) => values[r.input.0].clone(),
                 QOp::Rearrange(r) => {
                     let x = &values[r.input.0];
-                    r.index.iter().map(|&j| x[j]).collect()
+                    r.index.iter().map(|j| j.map_or(0, |j| x[j])).collect()
                 }
             };
             values[op.output().0] = out;
