@@ -26,7 +26,7 @@ status=0
 largest=""
 # NAME or NAME:BITS (activation bits; 16 makes a 2^16-row table, so k >= 17: the size
 # where the GPU's MSM path runs rather than its small-input CPU shortcut).
-for entry in mlp_tiny mlp_mnist mlp_wide mlp_wide:16 lenet5 cnn_cifar attn_block; do
+for entry in mlp_tiny mlp_mnist mlp_wide mlp_wide:16 lenet5 lenet5:16 cnn_cifar cnn_cifar:16 attn_block; do
   src=${entry%%:*}
   bits=${entry#*:}; [ "$bits" = "$entry" ] && bits=12
   m=$entry; [ "$bits" = 12 ] || m="${src}_b$bits"

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use zkinfer_circuits::Plan;
 use zkinfer_qir::{Fidelity, QModel};
-use zkinfer_verifier::artifact::{StatementInfo, FORMAT_VERSION};
+use zkinfer_verifier::artifact::{check_json_format, StatementInfo};
 use zkinfer_verifier::VerifyError;
 
 pub const CIRCUIT_FORMAT: &str = "zkinfer-circuit";
@@ -45,17 +45,7 @@ impl CompiledCircuit {
         };
         let v: serde_json::Value =
             serde_json::from_slice(bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
-        if v.get("format").and_then(|f| f.as_str()) != Some(CIRCUIT_FORMAT) {
-            return Err(bad("not a zkinfer compiled circuit".into()));
-        }
-        let version = v.get("version").and_then(|f| f.as_u64()).unwrap_or(0);
-        if version != FORMAT_VERSION as u64 {
-            return Err(VerifyError::Version {
-                what: "compiled circuit".into(),
-                found: version as u32,
-                expected: FORMAT_VERSION,
-            });
-        }
+        check_json_format(&v, CIRCUIT_FORMAT, "compiled circuit")?;
         let c: CompiledCircuit = serde_json::from_value(v).map_err(|e| bad(e.to_string()))?;
         c.model.validate().map_err(|e| bad(e.to_string()))?;
         c.plan.layout.validate().map_err(bad)?;

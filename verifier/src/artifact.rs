@@ -65,6 +65,28 @@ pub fn read_container<'a, H: DeserializeOwned>(
     Ok((header, &bytes[16 + len..]))
 }
 
+/// Checks the `format` and `version` fields of a zkinfer JSON file.
+pub fn check_json_format(
+    v: &serde_json::Value,
+    format: &str,
+    what: &str,
+) -> Result<(), VerifyError> {
+    if v.get("format").and_then(|f| f.as_str()) != Some(format) {
+        return Err(VerifyError::Format {
+            what: what.to_string(),
+            reason: format!("not a zkinfer {what} (field `format` must be \"{format}\")"),
+        });
+    }
+    match v.get("version").and_then(|f| f.as_u64()) {
+        Some(x) if x == FORMAT_VERSION as u64 => Ok(()),
+        found => Err(VerifyError::Version {
+            what: what.to_string(),
+            found: found.unwrap_or(0) as u32,
+            expected: FORMAT_VERSION,
+        }),
+    }
+}
+
 /// What a verifier must know about the statement besides the halo2 key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatementInfo {
@@ -189,21 +211,7 @@ impl ProofFile {
         };
         let v: serde_json::Value =
             serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
-        if v.get("format").and_then(|f| f.as_str()) != Some(PROOF_FORMAT) {
-            return Err(bad(format!(
-                "not a zkinfer proof (field `format` must be \"{PROOF_FORMAT}\")"
-            )));
-        }
-        match v.get("version").and_then(|f| f.as_u64()) {
-            Some(x) if x == FORMAT_VERSION as u64 => {}
-            found => {
-                return Err(VerifyError::Version {
-                    what: "proof file".into(),
-                    found: found.unwrap_or(0) as u32,
-                    expected: FORMAT_VERSION,
-                })
-            }
-        }
+        check_json_format(&v, PROOF_FORMAT, "proof file")?;
         serde_json::from_value(v).map_err(|e| bad(e.to_string()))
     }
 

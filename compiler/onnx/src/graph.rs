@@ -78,6 +78,22 @@ impl Window {
         ))
     }
 
+    /// For each output position of an `h × w` plane (row-major), its window's input
+    /// offsets `ih · w + iw` in kernel order, `None` in the padding.
+    pub fn taps(&self, h: usize, w: usize, oh: usize, ow: usize) -> Vec<Vec<Option<usize>>> {
+        let (kh, kw) = (self.kernel[0], self.kernel[1]);
+        (0..oh * ow)
+            .map(|p| {
+                (0..kh * kw)
+                    .map(|t| {
+                        self.source(p / ow, p % ow, t / kw, t % kw, h, w)
+                            .map(|(ih, iw)| ih * w + iw)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     /// For output position `(oh, ow)` and kernel offset `(kh, kw)`, the input position, or
     /// `None` in the padding.
     pub fn source(

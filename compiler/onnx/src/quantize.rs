@@ -375,22 +375,14 @@ impl Quantizer<'_> {
         let (n, c, h, w) = (xs[0], xs[1], xs[2], xs[3]);
         let (oh, ow) = (out_shape[2], out_shape[3]);
         let (kh, kw) = (window.kernel[0], window.kernel[1]);
-        let mut index = Vec::with_capacity(n * c * oh * ow * kh * kw);
-        for plane in 0..n * c {
-            for y in 0..oh {
-                for xo in 0..ow {
-                    for i in 0..kh {
-                        for j in 0..kw {
-                            index.push(
-                                window
-                                    .source(y, xo, i, j, h, w)
-                                    .map(|(ih, iw)| (plane * h + ih) * w + iw),
-                            );
-                        }
-                    }
-                }
-            }
-        }
+        let taps = window.taps(h, w, oh, ow);
+        let index = (0..n * c)
+            .flat_map(|plane| {
+                taps.iter()
+                    .flatten()
+                    .map(move |t| t.map(|o| plane * h * w + o))
+            })
+            .collect();
         let x = self.bounded(input, node)?;
         let rows = n * c * oh * ow;
         let cols = self.gather(x, &format!("{out}/windows"), vec![rows, kh * kw], index);
@@ -660,22 +652,13 @@ impl Quantizer<'_> {
                 let (cout, oh, ow) = (out_shape[1], out_shape[2], out_shape[3]);
                 let (kh, kw) = (window.kernel[0], window.kernel[1]);
                 // im2col: one row per output position, [cin, kh, kw] features (W's layout).
-                let mut index = Vec::with_capacity(oh * ow * cin * kh * kw);
-                for y in 0..oh {
-                    for xo in 0..ow {
-                        for c in 0..cin {
-                            for i in 0..kh {
-                                for j in 0..kw {
-                                    index.push(
-                                        window
-                                            .source(y, xo, i, j, h, wd)
-                                            .map(|(ih, iw)| (c * h + ih) * wd + iw),
-                                    );
-                                }
-                            }
-                        }
-                    }
-                }
+                let index = window
+                    .taps(h, wd, oh, ow)
+                    .iter()
+                    .flat_map(|p| {
+                        (0..cin).flat_map(move |c| p.iter().map(move |t| t.map(|o| c * h * wd + o)))
+                    })
+                    .collect();
                 let x = self.bounded(input, name)?;
                 let features = cin * kh * kw;
                 let cols = self.gather(x, &format!("{out}/im2col"), vec![oh * ow, features], index);
