@@ -363,3 +363,69 @@ fn malformed_models_are_clear_errors() {
     assert!(err.contains(&dir.display().to_string()), "{err}");
     let _ = std::fs::remove_file(&dir);
 }
+
+#[test]
+fn batchnorm_maxpool_and_constant_arithmetic_match_tract() {
+    let c = 3usize;
+    let inits = vec![
+        float_tensor("W", &[3, 2, 3, 3], floats(41, 54)),
+        float_tensor("gamma", &[3], vec![1.5, 0.5, -1.0]),
+        float_tensor("beta", &[3], floats(42, c)),
+        float_tensor("mean", &[3], floats(43, c)),
+        float_tensor("var", &[3], vec![0.5, 1.0, 2.0]),
+        float_tensor("k", &[3, 1, 1], floats(44, c)),
+        float_tensor("two", &[], vec![2.0]),
+        float_tensor("three", &[1], vec![3.0]),
+        int_tensor("ax0", vec![0]),
+        int_tensor("ax1", vec![1]),
+    ];
+    let nodes = vec![
+        node(
+            "Conv",
+            &["X", "W"],
+            "c",
+            vec![("pads", Attr::Ints(vec![1, 1, 1, 1]))],
+        ),
+        node(
+            "BatchNormalization",
+            &["c", "gamma", "beta", "mean", "var"],
+            "bn",
+            vec![],
+        ),
+        // MaxPool of a possibly negative input (no ReLU before it), strided.
+        node(
+            "MaxPool",
+            &["bn"],
+            "mp",
+            vec![
+                ("kernel_shape", Attr::Ints(vec![2, 2])),
+                ("strides", Attr::Ints(vec![2, 2])),
+            ],
+        ),
+        node("Relu", &["mp"], "r", vec![]),
+        // Padded max pooling of a non-negative input.
+        node(
+            "MaxPool",
+            &["r"],
+            "mp2",
+            vec![
+                ("kernel_shape", Attr::Ints(vec![3, 3])),
+                ("pads", Attr::Ints(vec![1, 1, 1, 1])),
+            ],
+        ),
+        node("Sub", &["mp2", "k"], "s", vec![]),
+        node("Mul", &["s", "two"], "m", vec![]),
+        node("Div", &["m", "three"], "d", vec![]),
+        node("Sub", &["d", "r"], "dr", vec![]),
+        node("Neg", &["dr"], "n", vec![]),
+        node("Squeeze", &["n", "ax0"], "sq", vec![]),
+        node("Unsqueeze", &["sq", "ax1"], "y", vec![]),
+    ];
+    let m = model(
+        nodes,
+        inits,
+        value_info("X", &[1, 2, 6, 6]),
+        value_info_any("y"),
+    );
+    check(&m, &[1, 2, 6, 6]);
+}

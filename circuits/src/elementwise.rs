@@ -178,7 +178,7 @@ impl LaneConfig {
         let c = region
             .assign_advice(self.out, row, wires.value(op.output, i))
             .cell();
-        region.assign_fixed(self.f_a, row, fe(op.a_mul));
+        region.assign_fixed(self.f_a, row, fe(op.a_mul_at(i)));
         region.assign_fixed(self.f_b, row, fe(b_mul));
         region.assign_fixed(self.f_k, row, fe(k));
         wires.define(op.output, i, c);

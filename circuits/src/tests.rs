@@ -121,7 +121,7 @@ fn add_model(rng: &mut ChaCha8Rng, len: usize, constant: bool) -> (QModel, Vec<i
                 a: ValueId(0),
                 b,
                 output: ValueId(2),
-                a_mul: 2,
+                a_mul: vec![2],
             }),
             QOp::Rescale(Rescale {
                 input: ValueId(2),

@@ -125,10 +125,22 @@ pub enum Op {
         count_include_pad: bool,
     },
     GlobalAveragePool,
+    /// Maximum over each window (padding never wins).
+    MaxPool {
+        window: Window,
+    },
+    /// Inference-mode batch normalisation over axis 1; inputs X, scale, B, mean, var.
+    BatchNormalization {
+        epsilon: f32,
+    },
     /// numpy `matmul` semantics, batch dimensions broadcast.
     MatMul,
-    /// numpy-broadcasting element-wise addition.
+    /// numpy-broadcasting element-wise arithmetic.
     Add,
+    Sub,
+    Mul,
+    Div,
+    Neg,
     Relu,
     /// Same elements, the output's shape (Reshape, Flatten).
     Reshape,
@@ -145,6 +157,12 @@ impl Op {
             Op::Conv { .. } => "Conv",
             Op::AveragePool { .. } => "AveragePool",
             Op::GlobalAveragePool => "GlobalAveragePool",
+            Op::MaxPool { .. } => "MaxPool",
+            Op::BatchNormalization { .. } => "BatchNormalization",
+            Op::Sub => "Sub",
+            Op::Mul => "Mul",
+            Op::Div => "Div",
+            Op::Neg => "Neg",
             Op::MatMul => "MatMul",
             Op::Add => "Add",
             Op::Relu => "Relu",
@@ -236,6 +254,21 @@ impl Graph {
                     average_pool(x, &window, false, &out_shape)
                 }
                 Op::Add => broadcast_binary(get(0), get(1), &out_shape, |a, b| a + b),
+                Op::Sub => broadcast_binary(get(0), get(1), &out_shape, |a, b| a - b),
+                Op::Mul => broadcast_binary(get(0), get(1), &out_shape, |a, b| a * b),
+                Op::Div => broadcast_binary(get(0), get(1), &out_shape, |a, b| a / b),
+                Op::Neg => Tensor::new(out_shape, get(0).data.iter().map(|v| -v).collect()),
+                Op::MaxPool { window } => max_pool(get(0), window, &out_shape),
+                Op::BatchNormalization { epsilon } => {
+                    let (a, b) = batch_norm_affine(get(1), get(2), get(3), get(4), *epsilon);
+                    let x = get(0);
+                    let (c, plane) = (x.shape[1], x.shape[2..].iter().product::<usize>());
+                    let data = x.data.iter().enumerate().map(|(i, v)| {
+                        let ch = (i / plane) % c;
+                        v * a[ch] + b[ch]
+                    });
+                    Tensor::new(out_shape, data.collect())
+                }
                 Op::Relu => {
                     let x = get(0);
                     Tensor::new(out_shape, x.data.iter().map(|v| v.max(0.0)).collect())
@@ -402,6 +435,46 @@ fn conv(
             }
         }
     }
+    Tensor::new(out.to_vec(), data)
+}
+
+/// Per-channel `(a, b)` with `BatchNormalization(x) = a · x + b`.
+pub fn batch_norm_affine(
+    scale: &Tensor,
+    bias: &Tensor,
+    mean: &Tensor,
+    var: &Tensor,
+    epsilon: f32,
+) -> (Vec<f32>, Vec<f32>) {
+    let a: Vec<f32> = scale
+        .data
+        .iter()
+        .zip(&var.data)
+        .map(|(g, v)| g / (v + epsilon).sqrt())
+        .collect();
+    let b = bias
+        .data
+        .iter()
+        .zip(&mean.data)
+        .zip(&a)
+        .map(|((beta, m), a)| beta - m * a)
+        .collect();
+    (a, b)
+}
+
+fn max_pool(x: &Tensor, win: &Window, out: &[usize]) -> Tensor {
+    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+    let taps = win.taps(h, w, out[2], out[3]);
+    let data = (0..n * c)
+        .flat_map(|plane| {
+            taps.iter().map(move |t| {
+                t.iter()
+                    .flatten()
+                    .map(|o| x.data[plane * h * w + o])
+                    .fold(f32::NEG_INFINITY, f32::max)
+            })
+        })
+        .collect();
     Tensor::new(out.to_vec(), data)
 }
 

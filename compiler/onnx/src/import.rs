@@ -18,16 +18,24 @@ use crate::CompileError;
 pub const SUPPORTED_OPS: &[&str] = &[
     "Add",
     "AveragePool",
+    "BatchNormalization",
     "Constant",
     "Conv",
     "Flatten",
     "Gemm",
     "GlobalAveragePool",
     "Identity",
+    "Div",
     "MatMul",
+    "MaxPool",
+    "Mul",
+    "Neg",
     "Relu",
     "Reshape",
+    "Squeeze",
+    "Sub",
     "Transpose",
+    "Unsqueeze",
 ];
 
 /// A model loaded from disk, with notes about assumptions made while importing.
@@ -340,12 +348,139 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
                 }
                 (Op::MatMul, ins.clone(), batch)
             }
-            "Add" => {
+            "Add" | "Sub" | "Mul" | "Div" => {
                 arity(2, 2)?;
                 let (a, b) = (shape_of(&ins[0])?, shape_of(&ins[1])?);
                 let s = broadcast_shape(&a, &b)
                     .ok_or_else(|| invalid(format!("shapes {a:?} and {b:?} do not broadcast")))?;
-                (Op::Add, ins.clone(), s)
+                let op = match n.op_type.as_str() {
+                    "Add" => Op::Add,
+                    "Sub" => Op::Sub,
+                    "Mul" => Op::Mul,
+                    _ => Op::Div,
+                };
+                (op, ins.clone(), s)
+            }
+            "Neg" => {
+                arity(1, 1)?;
+                (Op::Neg, ins.clone(), shape_of(&ins[0])?)
+            }
+            "BatchNormalization" => {
+                arity(5, 5)?;
+                let x = shape_of(&ins[0])?;
+                if x.len() < 2 {
+                    return Err(invalid(format!("X must have a channel axis, got {x:?}")));
+                }
+                if attr_i(n, "training_mode").unwrap_or(0) != 0 {
+                    return Err(invalid("training_mode=1 is not inference".into()));
+                }
+                for p in &ins[1..] {
+                    let shape = constants.get(p).map(|t| t.shape.clone());
+                    if shape != Some(vec![x[1]]) {
+                        return Err(invalid(format!(
+                            "`{p}` must be a constant of shape [{}]",
+                            x[1]
+                        )));
+                    }
+                }
+                let epsilon = attr_f(n, "epsilon").unwrap_or(1e-5);
+                (Op::BatchNormalization { epsilon }, ins.clone(), x)
+            }
+            "MaxPool" => {
+                arity(1, 1)?;
+                let x = shape_of(&ins[0])?;
+                if x.len() != 4 {
+                    return Err(invalid(format!(
+                        "only 2-D pooling (NCHW) is supported; X is {x:?}"
+                    )));
+                }
+                let k = attr_ints(n, "kernel_shape")
+                    .ok_or_else(|| invalid("kernel_shape is required".into()))?;
+                let [kh, kw] = k else {
+                    return Err(invalid(format!("kernel_shape {k:?} must have 2 entries")));
+                };
+                if *kh < 1 || *kw < 1 {
+                    return Err(invalid(format!("kernel_shape {k:?} must be positive")));
+                }
+                if attr_i(n, "ceil_mode").unwrap_or(0) != 0
+                    || attr_i(n, "storage_order").unwrap_or(0) != 0
+                {
+                    return Err(invalid(
+                        "ceil_mode=1 and storage_order=1 are not supported".into(),
+                    ));
+                }
+                let window = window(n, &x, [*kh as usize, *kw as usize]).map_err(invalid)?;
+                let (oh, ow) = window
+                    .output(x[2], x[3])
+                    .ok_or_else(|| invalid(format!("the window does not fit the input {x:?}")))?;
+                (
+                    Op::MaxPool { window },
+                    ins.clone(),
+                    vec![x[0], x[1], oh, ow],
+                )
+            }
+            "Squeeze" | "Unsqueeze" => {
+                arity(1, 2)?;
+                let s = shape_of(&ins[0])?;
+                let axes: Option<Vec<i64>> = match ins.get(1) {
+                    Some(a) => Some(
+                        int_constants
+                            .get(a)
+                            .ok_or_else(|| {
+                                invalid(format!("axes `{a}` must be a constant int64 tensor"))
+                            })?
+                            .1
+                            .clone(),
+                    ),
+                    None => attr_ints(n, "axes").map(|a| a.to_vec()),
+                };
+                let out = if n.op_type == "Squeeze" {
+                    match axes {
+                        None => s.iter().copied().filter(|&d| d != 1).collect(),
+                        Some(axes) => {
+                            let axes: Vec<usize> = axes
+                                .iter()
+                                .map(|&a| normalize_axis(a, s.len()).filter(|&a| s[a] == 1))
+                                .collect::<Option<_>>()
+                                .ok_or_else(|| {
+                                    invalid(format!(
+                                        "axes {axes:?} must name dimensions of size 1 in {s:?}"
+                                    ))
+                                })?;
+                            s.iter()
+                                .enumerate()
+                                .filter(|(i, _)| !axes.contains(i))
+                                .map(|(_, &d)| d)
+                                .collect()
+                        }
+                    }
+                } else {
+                    let axes = axes.ok_or_else(|| invalid("axes are required".into()))?;
+                    let rank = s.len() + axes.len();
+                    let mut axes: Vec<usize> = axes
+                        .iter()
+                        .map(|&a| normalize_axis(a, rank))
+                        .collect::<Option<_>>()
+                        .ok_or_else(|| {
+                            invalid(format!("axes {axes:?} out of range for rank {rank}"))
+                        })?;
+                    axes.sort_unstable();
+                    axes.dedup();
+                    if axes.len() + s.len() != rank {
+                        return Err(invalid("axes repeat".into()));
+                    }
+                    let mut dims = s.iter();
+                    (0..rank)
+                        .map(|i| {
+                            if axes.contains(&i) {
+                                1
+                            } else {
+                                dims.next().copied().unwrap_or(1)
+                            }
+                        })
+                        .collect()
+                };
+                (Op::Reshape, vec![ins[0].clone()], out)
             }
             "Relu" | "Identity" => {
                 arity(1, 1)?;

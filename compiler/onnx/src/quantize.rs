@@ -142,6 +142,8 @@ struct QTensor {
     /// At the tensor's own calibrated scale (an input or a rescale output), as opposed
     /// to an accumulator at a product scale that still needs a rescale.
     at_target: bool,
+    /// Known to be ≥ 0 (a ReLU output, or a max/selection of such values).
+    nonneg: bool,
 }
 
 struct Quantizer<'a> {
@@ -182,6 +184,7 @@ pub fn quantize(
             id: input,
             scale: input_scale,
             at_target: true,
+            nonneg: false,
         },
     );
     for node in &graph.nodes {
@@ -269,6 +272,7 @@ impl Quantizer<'_> {
             id,
             scale,
             at_target: true,
+            nonneg: false,
         };
         self.map.insert(name.to_string(), b);
         Ok(b)
@@ -358,6 +362,7 @@ impl Quantizer<'_> {
             id,
             scale: acc_scale,
             at_target: false,
+            nonneg: false,
         })
     }
 
@@ -395,6 +400,222 @@ impl Quantizer<'_> {
             output: id,
         }));
         Ok(QTensor { id, ..y })
+    }
+
+    /// `t` broadcast (numpy rules) from tensor `from`'s shape to `shape`.
+    fn broadcast(&mut self, t: QTensor, from: &str, shape: &[usize]) -> QTensor {
+        let fs = self.shape(from);
+        if fs == shape {
+            t
+        } else {
+            let idx = broadcast_index(&fs, shape);
+            self.rearrange(t, &format!("{from}/broadcast"), shape.to_vec(), idx)
+        }
+    }
+
+    /// `out = a + sign · b`, scales aligned by powers of two; either side may be a constant.
+    fn add(
+        &mut self,
+        node: &str,
+        a: &str,
+        b: &str,
+        sign: i64,
+        out: &str,
+        out_shape: &[usize],
+    ) -> Result<QTensor, CompileError> {
+        let unsupported = |reason: &str| CompileError::Quantize {
+            node: node.to_string(),
+            reason: reason.to_string(),
+        };
+        let (ca, cb) = (self.constant(a).cloned(), self.constant(b).cloned());
+        match (ca, cb) {
+            (Some(_), Some(_)) => Err(unsupported("both operands are constants; fold them first")),
+            (None, None) => {
+                let x = self.get(a);
+                let x = self.broadcast(x, a, out_shape);
+                let y = self.get(b);
+                let y = self.broadcast(y, b, out_shape);
+                let s = x.scale.max(y.scale);
+                if s - x.scale.min(y.scale) > 40 {
+                    return Err(unsupported("operand scales differ by more than 2^40"));
+                }
+                let id = self.value(out, out_shape.to_vec(), s);
+                self.ops.push(QOp::Add(Add {
+                    a: x.id,
+                    b: AddOperand::Value {
+                        id: y.id,
+                        mul: sign * pow2(s - y.scale),
+                    },
+                    output: id,
+                    a_mul: vec![pow2(s - x.scale)],
+                }));
+                Ok(QTensor {
+                    id,
+                    scale: s,
+                    at_target: false,
+                    nonneg: false,
+                })
+            }
+            (ca, cb) => {
+                // var ± c, or c ± var: the variable side times ±1 plus the constant.
+                let (var, c, var_sign, c_sign) = match (ca, cb) {
+                    (None, Some(c)) => (a, c, 1, sign),
+                    (Some(c), _) => (b, c, sign, 1),
+                    (None, None) => unreachable!("handled above"),
+                };
+                let x = self.get(var);
+                let x = self.broadcast(x, var, out_shape);
+                let idx = broadcast_index(&c.shape, out_shape);
+                let k = idx
+                    .iter()
+                    .map(|&i| c_sign * quantize_value(c.data[i] as f64, x.scale))
+                    .collect();
+                Ok(self.affine(x, out, out_shape, vec![var_sign], k, x.scale))
+            }
+        }
+    }
+
+    /// `out = x · mul + k` with integer factors, at `scale`.
+    fn affine(
+        &mut self,
+        x: QTensor,
+        out: &str,
+        out_shape: &[usize],
+        mul: Vec<i64>,
+        k: Vec<i64>,
+        scale: i32,
+    ) -> QTensor {
+        let id = self.value(out, out_shape.to_vec(), scale);
+        self.ops.push(QOp::Add(Add {
+            a: x.id,
+            b: AddOperand::Constant(k),
+            output: id,
+            a_mul: mul,
+        }));
+        QTensor {
+            id,
+            scale,
+            at_target: false,
+            nonneg: false,
+        }
+    }
+
+    /// `out = x · factor + offset` element-wise with real factors: the factors get their
+    /// own scale (like weights), the result is an accumulator at `scale(x) + that scale`.
+    fn scale_and_shift(
+        &mut self,
+        node: &str,
+        x: QTensor,
+        out: &str,
+        out_shape: &[usize],
+        factors: &[f32],
+        offsets: &[f32],
+    ) -> Result<QTensor, CompileError> {
+        let natural = scale_for(max_abs(factors), self.cfg.weight_bits, 1.0);
+        let fs = natural.min(self.target_scale(out) + self.cfg.act_bits as i32 - 1 - x.scale);
+        let acc = x.scale + fs;
+        let mul: Vec<i64> = factors
+            .iter()
+            .map(|&f| quantize_value(f as f64, fs))
+            .collect();
+        let k: Vec<i64> = offsets
+            .iter()
+            .map(|&b| quantize_value(b as f64, acc))
+            .collect();
+        if mul.iter().chain(&k).any(|v| v.unsigned_abs() >= 1 << 40) {
+            return Err(CompileError::Quantize {
+                node: node.to_string(),
+                reason: "factors too large to quantize at this scale".into(),
+            });
+        }
+        let mul = if mul.iter().all(|&m| m == mul[0]) {
+            vec![mul[0]]
+        } else {
+            mul
+        };
+        Ok(self.affine(x, out, out_shape, mul, k, acc))
+    }
+
+    /// Max pooling as a chain of `max(m, t) = m + relu(t − m)` over the window taps; the
+    /// ReLU's lookup bounds each difference, so inputs get one bit of headroom unless
+    /// they are known non-negative.
+    fn max_pool(
+        &mut self,
+        node: &str,
+        input: &str,
+        out: &str,
+        window: &crate::graph::Window,
+        out_shape: &[usize],
+    ) -> Result<QTensor, CompileError> {
+        let xs = self.shape(input);
+        let (n, c, h, w) = (xs[0], xs[1], xs[2], xs[3]);
+        let mut x = self.bounded(input, node)?;
+        if !x.nonneg {
+            if window.pads.iter().any(|&p| p > 0) {
+                return Err(CompileError::Quantize {
+                    node: node.to_string(),
+                    reason: "padded max pooling of a possibly negative input is not supported"
+                        .into(),
+                });
+            }
+            let id = self.value(&format!("{input}/half"), xs.clone(), x.scale - 1);
+            self.ops.push(QOp::Rescale(Rescale {
+                input: x.id,
+                output: id,
+                shift: 1,
+                relu: false,
+            }));
+            x = QTensor {
+                id,
+                scale: x.scale - 1,
+                ..x
+            };
+        }
+        let taps = window.taps(h, w, out_shape[2], out_shape[3]);
+        let rows = n * c * taps.len();
+        let tap = |q: &mut Self, t: usize| {
+            let index = (0..n * c)
+                .flat_map(|plane| taps.iter().map(move |p| p[t].map(|o| plane * h * w + o)))
+                .collect();
+            q.gather(x, &format!("{out}/tap{t}"), vec![rows], index)
+        };
+        let mut m = tap(self, 0);
+        for t in 1..window.kernel[0] * window.kernel[1] {
+            let v = tap(self, t);
+            let d = self.value(&format!("{out}/d{t}"), vec![rows], x.scale);
+            self.ops.push(QOp::Add(Add {
+                a: v.id,
+                b: AddOperand::Value { id: m.id, mul: -1 },
+                output: d,
+                a_mul: vec![1],
+            }));
+            let r = self.value(&format!("{out}/r{t}"), vec![rows], x.scale);
+            self.ops.push(QOp::Rescale(Rescale {
+                input: d,
+                output: r,
+                shift: 0,
+                relu: true,
+            }));
+            let next = self.value(&format!("{out}/m{t}"), vec![rows], x.scale);
+            self.ops.push(QOp::Add(Add {
+                a: r,
+                b: AddOperand::Value { id: m.id, mul: 1 },
+                output: next,
+                a_mul: vec![1],
+            }));
+            m = QTensor { id: next, ..m };
+        }
+        let id = self.value(out, out_shape.to_vec(), x.scale);
+        self.ops.push(QOp::Reshape(Reshape {
+            input: m.id,
+            output: id,
+        }));
+        Ok(QTensor {
+            id,
+            scale: x.scale,
+            at_target: true,
+            nonneg: x.nonneg,
+        })
     }
 
     fn node(&mut self, node: &crate::graph::Node) -> Result<(), CompileError> {
@@ -565,64 +786,52 @@ impl Quantizer<'_> {
                     }
                 }
             }
-            Op::Add => {
+            Op::Add => self.add(name, &node.inputs[0], &node.inputs[1], 1, out, &out_shape)?,
+            Op::Sub => self.add(name, &node.inputs[0], &node.inputs[1], -1, out, &out_shape)?,
+            Op::Neg => {
+                let x = self.get(&node.inputs[0]);
+                let zeros = vec![0; out_shape.iter().product()];
+                self.affine(x, out, &out_shape, vec![-1], zeros, x.scale)
+            }
+            Op::Mul | Op::Div => {
                 let (a, b) = (&node.inputs[0], &node.inputs[1]);
-                let broadcast = |q: &mut Self, t: QTensor, from: &str| {
-                    let fs = q.shape(from);
-                    if fs == out_shape {
-                        t
-                    } else {
-                        let idx = broadcast_index(&fs, &out_shape);
-                        q.rearrange(t, &format!("{from}/broadcast"), out_shape.clone(), idx)
-                    }
+                let (var, c) = match (self.constant(a).cloned(), self.constant(b).cloned()) {
+                    (None, Some(c)) => (a, c),
+                    (Some(c), None) if node.op == Op::Mul => (b, c),
+                    (None, None) => return Err(unsupported("multiplying or dividing two computed tensors is not supported in this version")),
+                    (Some(_), None) => return Err(unsupported("dividing by a computed tensor is not supported in this version")),
+                    (Some(_), Some(_)) => return Err(unsupported("both operands are constants; fold them first")),
                 };
-                let (var, other) = match (self.constant(a).is_some(), self.constant(b).is_some()) {
-                    (false, _) => (a, b),
-                    (true, false) => (b, a),
-                    (true, true) => {
-                        return Err(unsupported("both operands are constants; fold them first"))
+                let idx = broadcast_index(&c.shape, &out_shape);
+                let mut factors: Vec<f32> = idx.iter().map(|&i| c.data[i]).collect();
+                if node.op == Op::Div {
+                    if factors.contains(&0.0) {
+                        return Err(unsupported("division by zero"));
                     }
-                };
-                let x = self.get(var);
-                let x = broadcast(self, x, var);
-                let (scale, a_mul, operand) = match self.constant(other).cloned() {
-                    Some(c) => {
-                        let idx = broadcast_index(&c.shape, &out_shape);
-                        let k = idx
-                            .iter()
-                            .map(|&i| quantize_value(c.data[i] as f64, x.scale))
-                            .collect();
-                        (x.scale, 1, AddOperand::Constant(k))
-                    }
-                    None => {
-                        let y = self.get(other);
-                        let y = broadcast(self, y, other);
-                        let s = x.scale.max(y.scale);
-                        if s - x.scale.min(y.scale) > 40 {
-                            return Err(unsupported("operand scales differ by more than 2^40"));
-                        }
-                        (
-                            s,
-                            pow2(s - x.scale),
-                            AddOperand::Value {
-                                id: y.id,
-                                mul: pow2(s - y.scale),
-                            },
-                        )
-                    }
-                };
-                let id = self.value(out, out_shape.clone(), scale);
-                self.ops.push(QOp::Add(Add {
-                    a: x.id,
-                    b: operand,
-                    output: id,
-                    a_mul,
-                }));
-                QTensor {
-                    id,
-                    scale,
-                    at_target: false,
+                    factors.iter_mut().for_each(|f| *f = 1.0 / *f);
                 }
+                let x = self.bounded(var, name)?;
+                let x = self.broadcast(x, var, &out_shape);
+                let zeros = vec![0f32; factors.len()];
+                self.scale_and_shift(name, x, out, &out_shape, &factors, &zeros)?
+            }
+            Op::BatchNormalization { epsilon } => {
+                let c = |i: usize| {
+                    self.constant(&node.inputs[i])
+                        .cloned()
+                        .ok_or_else(|| unsupported("computed parameters"))
+                };
+                let (a, b) =
+                    crate::graph::batch_norm_affine(&c(1)?, &c(2)?, &c(3)?, &c(4)?, *epsilon);
+                let (ch, plane) = (out_shape[1], out_shape[2..].iter().product::<usize>());
+                let n: usize = out_shape.iter().product();
+                let fa: Vec<f32> = (0..n).map(|i| a[(i / plane) % ch]).collect();
+                let fb: Vec<f32> = (0..n).map(|i| b[(i / plane) % ch]).collect();
+                let x = self.bounded(&node.inputs[0], name)?;
+                self.scale_and_shift(name, x, out, &out_shape, &fa, &fb)?
+            }
+            Op::MaxPool { window } => {
+                self.max_pool(name, &node.inputs[0], out, window, &out_shape)?
             }
             Op::Conv { window, group } => {
                 if *group != 1 {
@@ -728,6 +937,7 @@ impl Quantizer<'_> {
                     id,
                     scale,
                     at_target: true,
+                    nonneg: true,
                 }
             }
             Op::Reshape | Op::Identity => {

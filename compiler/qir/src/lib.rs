@@ -76,13 +76,25 @@ pub struct Rescale {
 }
 
 /// `c = a · a_mul + b · b_mul` element-wise (scale alignment by powers of two), or
-/// `c = a · a_mul + constant` when `b` is a constant tensor.
+/// `c = a · a_mul + constant` when `b` is a constant tensor. `a_mul` holds one factor for
+/// every element, or a single one for all (multiplication by a constant, affine
+/// normalisation, negation and subtraction are all this op).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Add {
     pub a: ValueId,
     pub b: AddOperand,
     pub output: ValueId,
-    pub a_mul: i64,
+    pub a_mul: Vec<i64>,
+}
+
+impl Add {
+    pub fn a_mul_at(&self, i: usize) -> i64 {
+        if self.a_mul.len() == 1 {
+            self.a_mul[0]
+        } else {
+            self.a_mul[i]
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -312,7 +324,7 @@ impl QModel {
                         AddOperand::Value { id, .. } => len(*id) == out,
                         AddOperand::Constant(c) => c.len() == out,
                     };
-                    if len(a.a) != out || !b_ok {
+                    if len(a.a) != out || !b_ok || !(a.a_mul.len() == 1 || a.a_mul.len() == out) {
                         return Err(bad(i, kind, "operand lengths differ".into()));
                     }
                 }
@@ -406,7 +418,7 @@ impl QModel {
                             AddOperand::Constant(k) => Some(k[j]),
                         };
                         let v = va
-                            .checked_mul(a.a_mul)
+                            .checked_mul(a.a_mul_at(j))
                             .zip(vb)
                             .and_then(|(p, q)| p.checked_add(q))
                             .ok_or_else(overflow)?;
