@@ -196,20 +196,70 @@ fn shared_mlps_match_tract() {
 
 #[test]
 fn unsupported_ops_are_all_named_before_any_work() {
-    let err = import_onnx(&shared_models().join("attn_block.onnx")).unwrap_err();
+    let mut custom = node("Fancy", &["b"], "c", vec![]);
+    custom.domain = "com.example".into();
+    let nodes = vec![
+        node("Where", &["x", "x", "x"], "a", vec![]),
+        node("Relu", &["a"], "b", vec![]),
+        custom,
+        node("LSTM", &["c"], "y", vec![]),
+    ];
+    let m = model(nodes, vec![], value_info("x", &[1, 4]), value_info_any("y"));
+    let err = import_proto(&m).unwrap_err();
     let CompileError::Unsupported { nodes } = &err else {
         panic!("expected Unsupported, got {err}");
     };
     let ops: Vec<&str> = nodes.iter().map(|(op, _)| op.as_str()).collect();
-    assert_eq!(
-        ops,
-        ["LayerNormalization", "Softmax", "LayerNormalization", "Erf"]
-    );
+    assert_eq!(ops, ["Where", "com.example::Fancy", "LSTM"]);
     let msg = err.to_string();
     assert!(
-        msg.contains("Softmax (node `Softmax_7`)") && msg.contains("Supported: Add"),
+        msg.contains("LSTM (node `LSTM:y`)") && msg.contains("Supported: Add"),
         "{msg}"
     );
+}
+
+#[test]
+fn softmax_and_layer_norm_match_tract() {
+    let inits = vec![
+        float_tensor("gamma", &[8], floats(61, 8)),
+        float_tensor("beta", &[8], floats(62, 8)),
+        float_tensor("W", &[8, 8], floats(63, 64)),
+    ];
+    let mut ln = node(
+        "LayerNormalization",
+        &["x", "gamma", "beta"],
+        "n",
+        vec![("epsilon", Attr::F(1e-5))],
+    );
+    ln.attribute.push(tract_onnx::pb::AttributeProto {
+        name: "axis".into(),
+        r#type: tract_onnx::pb::attribute_proto::AttributeType::Int as i32,
+        i: -1,
+        ..Default::default()
+    });
+    let nodes = vec![
+        ln,
+        node("MatMul", &["n", "W"], "h", vec![]),
+        node("Softmax", &["h"], "y", vec![("axis", Attr::I(-1))]),
+    ];
+    let mut m = model(
+        nodes,
+        inits,
+        value_info("x", &[1, 3, 8]),
+        value_info_any("y"),
+    );
+    m.opset_import[0].version = 17;
+    check(&m, &[1, 3, 8]);
+}
+
+#[test]
+fn shared_attention_block_matches_tract_and_satisfies_its_circuit() {
+    let path = shared_models().join("attn_block.onnx");
+    let bytes = std::fs::read(&path).unwrap();
+    let proto = tract_onnx::onnx()
+        .proto_model_for_read(&mut &bytes[..])
+        .unwrap();
+    check(&proto, &[1, 8, 16]);
 }
 
 fn conv_model(
@@ -419,4 +469,47 @@ fn batchnorm_maxpool_and_constant_arithmetic_match_tract() {
         value_info_any("y"),
     );
     check(&m, &[1, 2, 6, 6]);
+}
+
+#[test]
+fn products_of_computed_tensors_and_smooth_functions_match_tract() {
+    // q = x·Wq, k = x·Wk (x [1, 4, 6]); s = q·kᵀ; gelu(s) written as exporters write it;
+    // then sigmoid, tanh, exp, sqrt and reciprocal of positive values.
+    let inits = vec![
+        float_tensor("Wq", &[6, 5], floats(51, 30)),
+        float_tensor("Wk", &[6, 5], floats(52, 30)),
+        float_tensor("isq2", &[], vec![std::f32::consts::FRAC_1_SQRT_2]),
+        float_tensor("one", &[], vec![1.0]),
+        float_tensor("half", &[], vec![0.5]),
+    ];
+    let nodes = vec![
+        node("MatMul", &["x", "Wq"], "q", vec![]),
+        node("MatMul", &["x", "Wk"], "k", vec![]),
+        node(
+            "Transpose",
+            &["k"],
+            "kt",
+            vec![("perm", Attr::Ints(vec![0, 2, 1]))],
+        ),
+        node("MatMul", &["q", "kt"], "s", vec![]),
+        node("Mul", &["s", "isq2"], "g0", vec![]),
+        node("Erf", &["g0"], "g1", vec![]),
+        node("Add", &["g1", "one"], "g2", vec![]),
+        node("Mul", &["s", "g2"], "g3", vec![]),
+        node("Mul", &["g3", "half"], "g", vec![]),
+        node("Sigmoid", &["g"], "sg", vec![]),
+        node("Tanh", &["g"], "th", vec![]),
+        node("Exp", &["th"], "ex", vec![]),
+        node("Sqrt", &["ex"], "sq", vec![]),
+        node("Add", &["sg", "half"], "sp", vec![]),
+        node("Reciprocal", &["sp"], "rc", vec![]),
+        node("Mul", &["sq", "rc"], "y", vec![]),
+    ];
+    let m = model(
+        nodes,
+        inits,
+        value_info("x", &[1, 4, 6]),
+        value_info_any("y"),
+    );
+    check(&m, &[1, 4, 6]);
 }

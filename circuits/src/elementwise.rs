@@ -9,20 +9,25 @@
 //! ```
 //! so `in1 = floor(in0 / 2^shift)` exactly: with `in1` and `aux` small, the field
 //! equation is an integer equation. The result is `out` for a ReLU, `in1` otherwise.
+//! A shift of `B` or more takes two rows: the first divides by `2^(shift - B + 1)` with its
+//! activation tag 0 (no bound on its result), the second divides that by `2^(B-1)` and
+//! bounds the final result, which bounds the intermediate as well.
 //!
 //! Add, `q_add` rows: `out = in0 · f_a + in1 · f_b + f_k` (scale alignment by powers of
-//! two, or a constant operand in `f_k`).
+//! two, or a constant operand in `f_k`). Mul, `q_mul` rows: `out = in0 · in1`.
+//!
+//! The activation lookup's tag selects ReLU or one of the model's tabulated functions.
 //!
 //! Range lookups use the fixed tag column `tag_range`; on rows that are not rescales the
 //! tag is 0, which forces `aux` to 0 (see [`crate::table`]).
 
-use halo2_proofs::circuit::{Region, Value};
+use halo2_proofs::circuit::{Cell, Region, Value};
 use halo2_proofs::halo2curves::bn256::Fr;
 use halo2_proofs::plonk::{Advice, Column, ConstraintSystem, Error, Fixed, Selector};
 use halo2_proofs::poly::Rotation;
-use zkinfer_qir::{floor_shift, Add, AddOperand, QModel, Rescale};
+use zkinfer_qir::{floor_shift, Activation, Add, AddOperand, Mul, QModel, Rescale};
 
-use crate::table::{TableConfig, TableFn};
+use crate::table::{tag, TableConfig, RELU_TAG};
 use crate::wires::Wires;
 use crate::{fe, fe128};
 
@@ -38,7 +43,10 @@ pub struct LaneConfig {
     pub tag_act: Column<Fixed>,
     pub tag_range: Column<Fixed>,
     pub q_rescale: Selector,
+    /// Rescale rows whose result is bounded (all but the first row of a wide rescale).
+    pub q_act: Selector,
     pub q_add: Selector,
+    pub q_mul: Selector,
 }
 
 impl LaneConfig {
@@ -49,7 +57,16 @@ impl LaneConfig {
             meta.enable_equality(c);
         }
         let q_rescale = meta.complex_selector();
+        let q_act = meta.complex_selector();
         let q_add = meta.selector();
+        let q_mul = meta.selector();
+        meta.create_gate("mul", |meta| {
+            let q = meta.query_selector(q_mul);
+            let a = meta.query_advice(in0, Rotation::cur());
+            let b = meta.query_advice(in1, Rotation::cur());
+            let c = meta.query_advice(out, Rotation::cur());
+            vec![q * (a * b - c)]
+        });
         meta.create_gate("rescale", |meta| {
             let q = meta.query_selector(q_rescale);
             let a = meta.query_advice(in0, Rotation::cur());
@@ -69,7 +86,7 @@ impl LaneConfig {
             vec![q * (a * ma + b * mb + k - c)]
         });
         meta.lookup("activation", |meta| {
-            let q = meta.query_selector(q_rescale);
+            let q = meta.query_selector(q_act);
             let tag = meta.query_fixed(tag_act, Rotation::cur());
             let y = meta.query_advice(in1, Rotation::cur());
             let z = meta.query_advice(out, Rotation::cur());
@@ -109,11 +126,63 @@ impl LaneConfig {
             tag_act,
             tag_range,
             q_rescale,
+            q_act,
             q_add,
+            q_mul,
         }
     }
 
-    /// One element of a rescale at `row`.
+    /// The first row of a wide rescale (`shift ≥ B`): `in1 = floor(in0 / 2^s1)` with a
+    /// range-checked remainder but no activation lookup. Its result is not bounded here;
+    /// the second row ([`Self::assign_rescale`] from this cell) bounds it, which makes this
+    /// row's field equation an integer one too. Returns the intermediate cell and value.
+    #[allow(clippy::too_many_arguments)]
+    pub fn assign_rescale_high(
+        &self,
+        region: &mut Region<'_, Fr>,
+        wires: &mut Wires<'_>,
+        model: &QModel,
+        op: &Rescale,
+        i: usize,
+        s1: u32,
+        row: usize,
+    ) -> Result<(Cell, Option<i64>), Error> {
+        self.q_rescale.enable(region, row)?;
+        wires.copy_in(region, self.in0, row, op.input, i)?;
+        let parts = wires.raw(op.input, i).map(|x| floor_shift(x, s1));
+        let known = |v: Option<i64>| v.map(fe).map(Value::known).unwrap_or(Value::unknown());
+        let y1 = region
+            .assign_advice(self.in1, row, known(parts.map(|p| p.0)))
+            .cell();
+        region.assign_advice(self.aux, row, known(parts.map(|p| p.1)));
+        region.assign_advice(self.out, row, Value::known(Fr::zero()));
+        self.rescale_fixed(region, model, s1, None, row);
+        Ok((y1, parts.map(|p| p.0)))
+    }
+
+    fn rescale_fixed(
+        &self,
+        region: &mut Region<'_, Fr>,
+        model: &QModel,
+        shift: u32,
+        act: Option<Activation>,
+        row: usize,
+    ) {
+        let half_bits = model.act_bits - 1;
+        region.assign_fixed(self.f_a, row, Fr::from(1u64 << shift));
+        region.assign_fixed(self.f_b, row, Fr::from(1u64 << (half_bits - shift)));
+        // The first row of a wide rescale has no activation (q_act off; tag 0).
+        let act_tag = match act {
+            Some(a) => tag(a),
+            None => 0,
+        };
+        region.assign_fixed(self.tag_act, row, Fr::from(act_tag));
+        region.assign_fixed(self.tag_range, row, Fr::from(RELU_TAG));
+    }
+
+    /// One element of a rescale at `row` (for a wide rescale, its second row: the input is
+    /// `from = (cell, value)` of the first row and the shift what is left).
+    #[allow(clippy::too_many_arguments)]
     pub fn assign_rescale(
         &self,
         region: &mut Region<'_, Fr>,
@@ -121,21 +190,33 @@ impl LaneConfig {
         model: &QModel,
         op: &Rescale,
         i: usize,
+        from: Option<(Cell, Option<i64>, u32)>,
         row: usize,
     ) -> Result<(), Error> {
         self.q_rescale.enable(region, row)?;
-        wires.copy_in(region, self.in0, row, op.input, i)?;
+        self.q_act.enable(region, row)?;
+        let (x, shift) = match from {
+            None => {
+                wires.copy_in(region, self.in0, row, op.input, i)?;
+                (wires.raw(op.input, i), op.shift)
+            }
+            Some((cell, value, shift)) => {
+                let known = value.map(fe).map(Value::known).unwrap_or(Value::unknown());
+                let c = region.assign_advice(self.in0, row, known).cell();
+                region.constrain_equal(c, cell);
+                (value, shift)
+            }
+        };
         // Outputs come from the trace (a corrupted trace must fail here); the pre-activation
-        // of a ReLU and the remainder are derived from the input.
-        let (y, z) = match (wires.raw(op.input, i), wires.raw(op.output, i)) {
-            (Some(x), Some(o)) if op.relu => (Some(floor_shift(x, op.shift).0), Some(o)),
-            (Some(_), Some(o)) => (Some(o), Some(TableFn::Relu.eval(o))),
+        // of an activation and the remainder are derived from the input.
+        let (y, z) = match (x, wires.raw(op.output, i)) {
+            (Some(x), Some(o)) if op.act != Activation::Identity => {
+                (Some(floor_shift(x, shift).0), Some(o))
+            }
+            (Some(_), Some(o)) => (Some(o), Some(o.max(0))),
             _ => (None, None),
         };
-        let rem = wires
-            .raw(op.input, i)
-            .zip(y)
-            .map(|(x, y)| x as i128 - ((y as i128) << op.shift));
+        let rem = x.zip(y).map(|(x, y)| x as i128 - ((y as i128) << shift));
         let known = |v: Option<i128>| v.map(fe128).map(Value::known).unwrap_or(Value::unknown());
         let y_cell = region
             .assign_advice(self.in1, row, known(y.map(i128::from)))
@@ -144,12 +225,33 @@ impl LaneConfig {
         let z_cell = region
             .assign_advice(self.out, row, known(z.map(i128::from)))
             .cell();
-        let half_bits = model.act_bits - 1;
-        region.assign_fixed(self.f_a, row, Fr::from(1u64 << op.shift));
-        region.assign_fixed(self.f_b, row, Fr::from(1u64 << (half_bits - op.shift)));
-        region.assign_fixed(self.tag_act, row, Fr::from(TableFn::Relu.tag()));
-        region.assign_fixed(self.tag_range, row, Fr::from(TableFn::Relu.tag()));
-        wires.define(op.output, i, if op.relu { z_cell } else { y_cell });
+        self.rescale_fixed(region, model, shift, Some(op.act), row);
+        let result = if op.act == Activation::Identity {
+            y_cell
+        } else {
+            z_cell
+        };
+        wires.define(op.output, i, result);
+        Ok(())
+    }
+
+    /// One element of a product of two computed values at `row`.
+    pub fn assign_mul(
+        &self,
+        region: &mut Region<'_, Fr>,
+        wires: &mut Wires<'_>,
+        op: &Mul,
+        i: usize,
+        row: usize,
+    ) -> Result<(), Error> {
+        self.q_mul.enable(region, row)?;
+        wires.copy_in(region, self.in0, row, op.a, i)?;
+        wires.copy_in(region, self.in1, row, op.b, i)?;
+        region.assign_advice(self.aux, row, Value::known(Fr::zero()));
+        let c = region
+            .assign_advice(self.out, row, wires.value(op.output, i))
+            .cell();
+        wires.define(op.output, i, c);
         Ok(())
     }
 

@@ -111,8 +111,12 @@ pub fn elementwise_elements(model: &QModel) -> usize {
         .ops
         .iter()
         .map(|op| match op {
-            QOp::Rescale(r) => model.value(r.output).len(),
+            // A wide rescale (shift ≥ B) takes two rows.
+            QOp::Rescale(r) => {
+                model.value(r.output).len() * if r.shift < model.act_bits { 1 } else { 2 }
+            }
             QOp::Add(a) => model.value(a.output).len(),
+            QOp::Mul(m) => model.value(m.output).len(),
             _ => 0,
         })
         .sum()
@@ -135,7 +139,7 @@ pub fn evaluate(
         .sum::<usize>()
         + 1;
     let elementwise = elementwise_elements(model).div_ceil(lanes);
-    let table = table_rows(model.act_bits);
+    let table = table_rows(model);
     let instance = model.value(model.input).len() + model.value(model.output).len();
     let mut layout = Layout {
         k: 0,

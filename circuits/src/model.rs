@@ -92,7 +92,26 @@ impl ModelCircuit {
                             )?;
                         }
                         QOp::Rescale(r) => {
+                            let bits = model.act_bits;
                             for i in 0..model.value(r.output).len() {
+                                let lane = &config.lanes[lane_pos % lanes];
+                                let from = if r.shift < bits {
+                                    None
+                                } else {
+                                    let s1 = r.shift - (bits - 1);
+                                    let row = lane_pos / lanes;
+                                    let (cell, v) = lane.assign_rescale_high(
+                                        &mut region,
+                                        &mut wires,
+                                        model,
+                                        r,
+                                        i,
+                                        s1,
+                                        row,
+                                    )?;
+                                    lane_pos += 1;
+                                    Some((cell, v, bits - 1))
+                                };
                                 let lane = &config.lanes[lane_pos % lanes];
                                 lane.assign_rescale(
                                     &mut region,
@@ -100,6 +119,7 @@ impl ModelCircuit {
                                     model,
                                     r,
                                     i,
+                                    from,
                                     lane_pos / lanes,
                                 )?;
                                 lane_pos += 1;
@@ -109,6 +129,13 @@ impl ModelCircuit {
                             for i in 0..model.value(a.output).len() {
                                 let lane = &config.lanes[lane_pos % lanes];
                                 lane.assign_add(&mut region, &mut wires, a, i, lane_pos / lanes)?;
+                                lane_pos += 1;
+                            }
+                        }
+                        QOp::Mul(m) => {
+                            for i in 0..model.value(m.output).len() {
+                                let lane = &config.lanes[lane_pos % lanes];
+                                lane.assign_mul(&mut region, &mut wires, m, i, lane_pos / lanes)?;
                                 lane_pos += 1;
                             }
                         }
@@ -166,7 +193,7 @@ impl Circuit<Fr> for ModelCircuit {
         config: ModelConfig,
         mut layouter: impl Layouter<Fr>,
     ) -> Result<(), Error> {
-        config.table.load(&mut layouter, self.model.act_bits)?;
+        config.table.load(&mut layouter, &self.model)?;
         let (inputs, outputs) = self.assign(&config, &mut layouter)?;
         let n_in = inputs.len();
         for (row, cell) in inputs.into_iter().enumerate() {

@@ -2,33 +2,26 @@
 //!
 //! Rows are `(tag, x, f(x))`. Tag 0 holds only `(0, 0, 0)`, so a lookup whose tag is 0
 //! on a row forces its inputs to zero there: chips switch lookups off by writing tag 0.
-//! [`TableFn::Relu`] covers `x ∈ [-2^(B-1), 2^(B-1))` and doubles as the range check
-//! of the circuit (`(v, v)` is in it iff `0 ≤ v < 2^(B-1)`).
+//! Tag 1 is ReLU over `x ∈ [-2^(B-1), 2^(B-1))`; it doubles as the range check of the
+//! circuit (`(v, v)` is in it iff `0 ≤ v < 2^(B-1)`). Tags 2, 3, … are the model's
+//! tabulated functions (`QModel::tables`), over the same inputs.
 
 use halo2_proofs::circuit::{Layouter, Value};
 use halo2_proofs::halo2curves::bn256::Fr;
 use halo2_proofs::plonk::{ConstraintSystem, Error, TableColumn};
 
+use zkinfer_qir::{Activation, QModel};
+
 use crate::fe;
 
-/// A function tabulated in the lookup table; its tag is its discriminant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u64)]
-pub enum TableFn {
-    Relu = 1,
-}
+/// The tag of ReLU (and of the range check).
+pub const RELU_TAG: u64 = 1;
 
-impl TableFn {
-    pub const ALL: [TableFn; 1] = [TableFn::Relu];
-
-    pub fn tag(self) -> u64 {
-        self as u64
-    }
-
-    pub fn eval(self, x: i64) -> i64 {
-        match self {
-            TableFn::Relu => x.max(0),
-        }
+/// The lookup tag of an activation.
+pub fn tag(act: Activation) -> u64 {
+    match act {
+        Activation::Identity | Activation::Relu => RELU_TAG,
+        Activation::Table(i) => RELU_TAG + 1 + i as u64,
     }
 }
 
@@ -39,9 +32,9 @@ pub struct TableConfig {
     pub output: TableColumn,
 }
 
-/// Rows the table occupies for `act_bits`-bit inputs.
-pub fn table_rows(act_bits: u32) -> usize {
-    1 + TableFn::ALL.len() * (1usize << act_bits)
+/// Rows the table occupies for `model`.
+pub fn table_rows(model: &QModel) -> usize {
+    1 + (1 + model.tables.len()) * (1usize << model.act_bits)
 }
 
 impl TableConfig {
@@ -53,7 +46,8 @@ impl TableConfig {
         }
     }
 
-    pub fn load(&self, layouter: &mut impl Layouter<Fr>, act_bits: u32) -> Result<(), Error> {
+    pub fn load(&self, layouter: &mut impl Layouter<Fr>, model: &QModel) -> Result<(), Error> {
+        let act_bits = model.act_bits;
         layouter.assign_table(
             || "tagged nonlinearity table",
             |mut table| {
@@ -67,9 +61,12 @@ impl TableConfig {
                 };
                 put(0, 0, 0)?;
                 let half = 1i64 << (act_bits - 1);
-                for f in TableFn::ALL {
+                for x in -half..half {
+                    put(RELU_TAG, x, x.max(0))?;
+                }
+                for (i, t) in model.tables.iter().enumerate() {
                     for x in -half..half {
-                        put(f.tag(), x, f.eval(x))?;
+                        put(tag(Activation::Table(i)), x, t.eval(x, act_bits))?;
                     }
                 }
                 Ok(())

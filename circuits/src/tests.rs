@@ -8,7 +8,8 @@ use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use zkinfer_qir::{
-    Add, AddOperand, Linear, QModel, QOp, QValue, Rearrange, Rescale, Reshape, Trace, ValueId,
+    Activation, Add, AddOperand, Linear, QModel, QOp, QValue, Rearrange, Rescale, Reshape, Trace,
+    ValueId,
 };
 
 use crate::layout::evaluate;
@@ -82,10 +83,15 @@ fn linear_model(
                 input: ValueId(1),
                 output: ValueId(2),
                 shift: 6,
-                relu,
+                act: if relu {
+                    Activation::Relu
+                } else {
+                    Activation::Identity
+                },
             }),
         ],
         act_bits: BITS,
+        tables: vec![],
     };
     let input = (0..rows * m).map(|_| rng.gen_range(-15..=15)).collect();
     (model, input)
@@ -127,10 +133,11 @@ fn add_model(rng: &mut ChaCha8Rng, len: usize, constant: bool) -> (QModel, Vec<i
                 input: ValueId(2),
                 output: ValueId(3),
                 shift: 1,
-                relu: false,
+                act: Activation::Identity,
             }),
         ],
         act_bits: BITS,
+        tables: vec![],
     };
     let input = (0..len).map(|_| rng.gen_range(-20..=20)).collect();
     (model, input)
@@ -237,12 +244,30 @@ fn reshape_aliases_cells() {
                 input: ValueId(1),
                 output: ValueId(2),
                 shift: 0,
-                relu: true,
+                act: Activation::Relu,
             }),
         ],
         act_bits: BITS,
+        tables: vec![],
     };
     assert_eq!(mock(&model, &[3, -4, 5, -6], (1, 1, 1), |_| {}), Ok(()));
+}
+
+#[test]
+fn wide_rescale_takes_two_rows_and_rejects_a_wrong_quotient() {
+    // shift 12 ≥ BITS: the rescale is split across two rows.
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let (mut model, input) = linear_model(&mut rng, 1, 6, 3, false);
+    if let QOp::Linear(l) = &mut model.ops[0] {
+        l.weight.iter_mut().for_each(|w| *w *= 97);
+    }
+    if let QOp::Rescale(r) = &mut model.ops[1] {
+        r.shift = 12;
+    }
+    assert_eq!(mock(&model, &input, (2, 2, 1), |_| {}), Ok(()));
+    for delta in [1, -1] {
+        assert!(mock(&model, &input, (2, 2, 1), |t| t.values[2][1] += delta).is_err());
+    }
 }
 
 #[test]

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use zkinfer_tests::{shared_models, tract_run};
+use zkinfer_tests::{encode, model, node, shared_models, tract_run, value_info, value_info_any};
 
 fn zkinfer(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_zkinfer"))
@@ -163,9 +163,22 @@ fn errors_exit_2_with_a_clear_message() {
     let input = models.join("mlp_tiny.input.json");
     let dir = tmp.path().join("m");
 
+    // A model with operators zkinfer does not prove: all are named, with their nodes.
+    let unsupported = tmp.path().join("unsupported.onnx");
+    let nodes = vec![
+        node("Where", &["x", "x", "x"], "a", vec![]),
+        node("LSTM", &["a"], "y", vec![]),
+    ];
+    let m = model(
+        nodes,
+        vec![],
+        value_info("x", &[1, 16]),
+        value_info_any("y"),
+    );
+    std::fs::write(&unsupported, encode(&m)).unwrap();
     let out = zkinfer(&[
         "compile",
-        s(&models.join("attn_block.onnx")),
+        s(&unsupported),
         "--calibration",
         s(&input),
         "--out",
@@ -174,7 +187,9 @@ fn errors_exit_2_with_a_clear_message() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(code(&out), 2);
     assert!(
-        err.contains("unsupported ONNX operators") && err.contains("Softmax"),
+        err.contains("unsupported ONNX operators")
+            && err.contains("Where (node `Where:a`)")
+            && err.contains("LSTM"),
         "{err}"
     );
 

@@ -141,6 +141,14 @@ pub enum Op {
     Mul,
     Div,
     Neg,
+    /// Softmax over the last axis.
+    Softmax,
+    /// Layer normalisation over the last axis; inputs X, scale and optional bias.
+    LayerNormalization {
+        epsilon: f32,
+    },
+    /// A smooth element-wise function (Exp, Erf, Sigmoid, Tanh, Sqrt, Reciprocal).
+    Unary(zkinfer_qir::Func),
     Relu,
     /// Same elements, the output's shape (Reshape, Flatten).
     Reshape,
@@ -163,6 +171,17 @@ impl Op {
             Op::Mul => "Mul",
             Op::Div => "Div",
             Op::Neg => "Neg",
+            Op::Softmax => "Softmax",
+            Op::LayerNormalization { .. } => "LayerNormalization",
+            Op::Unary(f) => match f {
+                zkinfer_qir::Func::Exp => "Exp",
+                zkinfer_qir::Func::Erf => "Erf",
+                zkinfer_qir::Func::Sigmoid => "Sigmoid",
+                zkinfer_qir::Func::Tanh => "Tanh",
+                zkinfer_qir::Func::Sqrt => "Sqrt",
+                zkinfer_qir::Func::Rsqrt => "Rsqrt",
+                zkinfer_qir::Func::Reciprocal => "Reciprocal",
+            },
             Op::MatMul => "MatMul",
             Op::Add => "Add",
             Op::Relu => "Relu",
@@ -258,6 +277,49 @@ impl Graph {
                 Op::Mul => broadcast_binary(get(0), get(1), &out_shape, |a, b| a * b),
                 Op::Div => broadcast_binary(get(0), get(1), &out_shape, |a, b| a / b),
                 Op::Neg => Tensor::new(out_shape, get(0).data.iter().map(|v| -v).collect()),
+                Op::Softmax => {
+                    let x = get(0);
+                    let len = *x.shape.last().unwrap_or(&1);
+                    let data = x
+                        .data
+                        .chunks(len.max(1))
+                        .flat_map(|r| {
+                            let m = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                            let e: Vec<f32> = r.iter().map(|v| (v - m).exp()).collect();
+                            let s: f32 = e.iter().sum();
+                            e.into_iter().map(move |v| v / s)
+                        })
+                        .collect();
+                    Tensor::new(out_shape, data)
+                }
+                Op::LayerNormalization { epsilon } => {
+                    let x = get(0);
+                    let g = get(1);
+                    let b = node.inputs.get(2).map(|_| get(2));
+                    let len = *x.shape.last().unwrap_or(&1);
+                    let data = x
+                        .data
+                        .chunks(len.max(1))
+                        .flat_map(|r| {
+                            let mean = r.iter().sum::<f32>() / len as f32;
+                            let var =
+                                r.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / len as f32;
+                            let rs = 1.0 / (var + epsilon).sqrt();
+                            r.iter().enumerate().map(move |(j, v)| {
+                                (v - mean) * rs * g.data[j] + b.map_or(0.0, |b| b.data[j])
+                            })
+                        })
+                        .collect();
+                    Tensor::new(out_shape, data)
+                }
+                Op::Unary(f) => Tensor::new(
+                    out_shape,
+                    get(0)
+                        .data
+                        .iter()
+                        .map(|&v| f.eval(v as f64) as f32)
+                        .collect(),
+                ),
                 Op::MaxPool { window } => max_pool(get(0), window, &out_shape),
                 Op::BatchNormalization { epsilon } => {
                     let (a, b) = batch_norm_affine(get(1), get(2), get(3), get(4), *epsilon);

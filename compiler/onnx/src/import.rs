@@ -24,16 +24,24 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Flatten",
     "Gemm",
     "GlobalAveragePool",
+    "LayerNormalization",
     "Identity",
     "Div",
+    "Erf",
+    "Exp",
     "MatMul",
     "MaxPool",
     "Mul",
     "Neg",
+    "Reciprocal",
     "Relu",
     "Reshape",
+    "Sigmoid",
+    "Softmax",
+    "Sqrt",
     "Squeeze",
     "Sub",
+    "Tanh",
     "Transpose",
     "Unsqueeze",
 ];
@@ -364,6 +372,58 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
             "Neg" => {
                 arity(1, 1)?;
                 (Op::Neg, ins.clone(), shape_of(&ins[0])?)
+            }
+            "Softmax" => {
+                arity(1, 1)?;
+                let x = shape_of(&ins[0])?;
+                let default = if opset >= 13 { -1 } else { 1 };
+                let axis = normalize_axis(attr_i(n, "axis").unwrap_or(default), x.len())
+                    .ok_or_else(|| invalid(format!("axis out of range for {x:?}")))?;
+                // Before opset 13 the axis flattens everything after it: the same as the
+                // last axis exactly when it is the last axis.
+                if axis + 1 != x.len() && x[axis + 1..].iter().any(|&d| d != 1) {
+                    return Err(invalid(format!(
+                        "only softmax over the last axis is supported (axis {axis} of {x:?})"
+                    )));
+                }
+                (Op::Softmax, ins.clone(), x)
+            }
+            "LayerNormalization" => {
+                arity(2, 3)?;
+                let x = shape_of(&ins[0])?;
+                let axis = normalize_axis(attr_i(n, "axis").unwrap_or(-1), x.len())
+                    .ok_or_else(|| invalid(format!("axis out of range for {x:?}")))?;
+                if axis + 1 != x.len() {
+                    return Err(invalid(format!(
+                        "only normalisation over the last axis is supported (axis {axis} of {x:?})"
+                    )));
+                }
+                let d = x[axis];
+                for p in &ins[1..] {
+                    if constants.get(p).map(|t| t.len()) != Some(d) {
+                        return Err(invalid(format!("`{p}` must be a constant with {d} values")));
+                    }
+                }
+                if attr_i(n, "stash_type").unwrap_or(1) != 1 {
+                    return Err(invalid(
+                        "stash_type other than float32 is not supported".into(),
+                    ));
+                }
+                let epsilon = attr_f(n, "epsilon").unwrap_or(1e-5);
+                (Op::LayerNormalization { epsilon }, ins.clone(), x)
+            }
+            "Exp" | "Erf" | "Sigmoid" | "Tanh" | "Sqrt" | "Reciprocal" => {
+                arity(1, 1)?;
+                use zkinfer_qir::Func;
+                let f = match n.op_type.as_str() {
+                    "Exp" => Func::Exp,
+                    "Erf" => Func::Erf,
+                    "Sigmoid" => Func::Sigmoid,
+                    "Tanh" => Func::Tanh,
+                    "Sqrt" => Func::Sqrt,
+                    _ => Func::Reciprocal,
+                };
+                (Op::Unary(f), ins.clone(), shape_of(&ins[0])?)
             }
             "BatchNormalization" => {
                 arity(5, 5)?;

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use zkinfer_qir::{
-    dequantize, quantize as quantize_value, Add, AddOperand, Fidelity, Linear, QModel, QOp, QValue,
-    Rearrange, Rescale, Reshape, ValueId,
+    dequantize, quantize as quantize_value, Activation, Add, AddOperand, Fidelity, Func, Linear,
+    Mul as QMul, QModel, QOp, QValue, Rearrange, Rescale, Reshape, TableSpec, ValueId,
 };
 
 use crate::graph::{broadcast_index, transpose_index, Graph, Op, Tensor};
@@ -153,6 +153,7 @@ struct Quantizer<'a> {
     values: Vec<QValue>,
     ops: Vec<QOp>,
     map: BTreeMap<String, QTensor>,
+    tables: Vec<TableSpec>,
 }
 
 pub fn quantize(
@@ -175,6 +176,7 @@ pub fn quantize(
         values: Vec::new(),
         ops: Vec::new(),
         map: BTreeMap::new(),
+        tables: Vec::new(),
     };
     let input_scale = q.target_scale(&graph.input);
     let input = q.value(&graph.input, graph.input_shape().to_vec(), input_scale);
@@ -198,6 +200,7 @@ pub fn quantize(
         output: out.id,
         ops: q.ops,
         act_bits: cfg.act_bits,
+        tables: q.tables,
     };
     model.validate()?;
     Ok(model)
@@ -221,6 +224,11 @@ fn scale_for(max_abs: f64, bits: u32, headroom: f64) -> i32 {
 }
 
 impl Quantizer<'_> {
+    /// The largest rescale one op can prove (two rows of `act_bits - 1` bits each).
+    fn max_shift(&self) -> i32 {
+        2 * (self.cfg.act_bits as i32 - 1)
+    }
+
     fn target_scale(&self, name: &str) -> i32 {
         let m = self.cal.max_abs.get(name).copied().unwrap_or(0.0) as f64;
         scale_for(m, self.cfg.act_bits, HEADROOM)
@@ -251,7 +259,7 @@ impl Quantizer<'_> {
         }
         let target = self.target_scale(name);
         let shift = (t.scale - target).max(0);
-        if shift >= self.cfg.act_bits as i32 {
+        if shift > self.max_shift() {
             return Err(CompileError::Quantize {
                 node: node.to_string(),
                 reason: format!(
@@ -266,7 +274,7 @@ impl Quantizer<'_> {
             input: t.id,
             output: id,
             shift: shift as u32,
-            relu: false,
+            act: Activation::Identity,
         }));
         let b = QTensor {
             id,
@@ -324,7 +332,7 @@ impl Quantizer<'_> {
     ) -> Result<QTensor, CompileError> {
         let natural = scale_for(max_abs(weight), self.cfg.weight_bits, 1.0);
         // Keep the later rescale's shift below act_bits so one remainder lookup suffices.
-        let max_w = self.target_scale(out_name) + self.cfg.act_bits as i32 - 1 - x.scale;
+        let max_w = self.target_scale(out_name) + self.max_shift() - x.scale;
         let ws = natural.min(max_w);
         let acc_scale = x.scale + ws;
         let weight_q: Vec<i64> = weight
@@ -431,9 +439,11 @@ impl Quantizer<'_> {
         match (ca, cb) {
             (Some(_), Some(_)) => Err(unsupported("both operands are constants; fold them first")),
             (None, None) => {
-                let x = self.get(a);
+                // Both at their calibrated scales, so aligning them cannot inflate the scale
+                // past what one rescale can bring back.
+                let x = self.bounded(a, node)?;
                 let x = self.broadcast(x, a, out_shape);
-                let y = self.get(b);
+                let y = self.bounded(b, node)?;
                 let y = self.broadcast(y, b, out_shape);
                 let s = x.scale.max(y.scale);
                 if s - x.scale.min(y.scale) > 40 {
@@ -512,7 +522,7 @@ impl Quantizer<'_> {
         offsets: &[f32],
     ) -> Result<QTensor, CompileError> {
         let natural = scale_for(max_abs(factors), self.cfg.weight_bits, 1.0);
-        let fs = natural.min(self.target_scale(out) + self.cfg.act_bits as i32 - 1 - x.scale);
+        let fs = natural.min(self.target_scale(out) + self.max_shift() - x.scale);
         let acc = x.scale + fs;
         let mul: Vec<i64> = factors
             .iter()
@@ -534,6 +544,300 @@ impl Quantizer<'_> {
             mul
         };
         Ok(self.affine(x, out, out_shape, mul, k, acc))
+    }
+
+    /// `m[r] = max_t x[index[r][t]]` as a chain of `max(m, v) = m + relu(v − m)`; every
+    /// difference passes the ReLU lookup, so `x` must have a bit of headroom (or be ≥ 0).
+    fn max_chain(&mut self, x: QTensor, out: &str, index: &[Vec<Option<usize>>]) -> QTensor {
+        let rows = index.len();
+        let width = index.first().map_or(0, |r| r.len());
+        let tap = |q: &mut Self, t: usize| {
+            let idx = index.iter().map(|r| r[t]).collect();
+            q.gather(x, &format!("{out}/tap{t}"), vec![rows], idx)
+        };
+        let mut m = tap(self, 0);
+        for t in 1..width {
+            let v = tap(self, t);
+            let d = self.value(&format!("{out}/d{t}"), vec![rows], x.scale);
+            self.ops.push(QOp::Add(Add {
+                a: v.id,
+                b: AddOperand::Value { id: m.id, mul: -1 },
+                output: d,
+                a_mul: vec![1],
+            }));
+            let r = self.value(&format!("{out}/r{t}"), vec![rows], x.scale);
+            self.ops.push(QOp::Rescale(Rescale {
+                input: d,
+                output: r,
+                shift: 0,
+                act: Activation::Relu,
+            }));
+            let next = self.value(&format!("{out}/m{t}"), vec![rows], x.scale);
+            self.ops.push(QOp::Add(Add {
+                a: r,
+                b: AddOperand::Value { id: m.id, mul: 1 },
+                output: next,
+                a_mul: vec![1],
+            }));
+            m = QTensor { id: next, ..m };
+        }
+        m
+    }
+
+    /// `t` rescaled to `scale` (floor), then `act`; an error if the shift is too large.
+    fn rescale_to(
+        &mut self,
+        node: &str,
+        t: QTensor,
+        name: &str,
+        shape: &[usize],
+        scale: i32,
+        act: Activation,
+    ) -> Result<QTensor, CompileError> {
+        let shift = t.scale - scale;
+        if !(0..=self.max_shift()).contains(&shift) {
+            return Err(CompileError::Quantize {
+                node: node.to_string(),
+                reason: format!("rescaling `{name}` by 2^{shift} is outside the {}-bit remainder check; use more --bits", self.cfg.act_bits),
+            });
+        }
+        // A tabulated function's output has the table's own scale.
+        let out_scale = match act {
+            Activation::Table(i) => self.tables[i].out_scale,
+            _ => scale,
+        };
+        let id = self.value(name, shape.to_vec(), out_scale);
+        self.ops.push(QOp::Rescale(Rescale {
+            input: t.id,
+            output: id,
+            shift: shift as u32,
+            act,
+        }));
+        Ok(QTensor {
+            id,
+            scale: out_scale,
+            at_target: true,
+            nonneg: act == Activation::Relu || t.nonneg,
+        })
+    }
+
+    /// Sums groups of `len` consecutive elements, each times `weight` (at `weight_scale`).
+    fn row_sum(
+        &mut self,
+        x: QTensor,
+        name: &str,
+        rows: usize,
+        len: usize,
+        weight: i64,
+        weight_scale: i32,
+    ) -> QTensor {
+        let id = self.value(name, vec![rows, 1], x.scale + weight_scale);
+        self.ops.push(QOp::Linear(Linear {
+            input: x.id,
+            output: id,
+            in_features: len,
+            out_features: 1,
+            weight: vec![weight; len],
+            weight_scale,
+            bias: vec![0],
+        }));
+        QTensor {
+            id,
+            scale: x.scale + weight_scale,
+            at_target: false,
+            nonneg: x.nonneg && weight >= 0,
+        }
+    }
+
+    /// Repeats each of `rows` values `len` times (broadcast along the last axis).
+    fn spread(&mut self, t: QTensor, name: &str, rows: usize, len: usize) -> QTensor {
+        self.rearrange(
+            t,
+            name,
+            vec![rows, len],
+            (0..rows * len).map(|i| i / len).collect(),
+        )
+    }
+
+    /// Softmax over the last axis: `e = exp(x − max)`, `y = e · (1 / Σ e)`. Ranges are
+    /// known (`e ∈ (0, 1]`, `Σ e ∈ [1, len]`), so no calibration is needed inside.
+    fn softmax(
+        &mut self,
+        node: &str,
+        input: &str,
+        out: &str,
+        shape: &[usize],
+    ) -> Result<QTensor, CompileError> {
+        let bits = self.cfg.act_bits as i32;
+        let len = *shape.last().unwrap_or(&1);
+        let rows = shape.iter().product::<usize>() / len.max(1);
+        let x = self.bounded(input, node)?;
+        // One bit of headroom so x − max stays inside the lookup's range.
+        let half = self.rescale_to(
+            node,
+            x,
+            &format!("{out}/half"),
+            &[rows, len],
+            x.scale - 1,
+            Activation::Identity,
+        )?;
+        let index: Vec<Vec<Option<usize>>> = (0..rows)
+            .map(|r| (0..len).map(|j| Some(r * len + j)).collect())
+            .collect();
+        let m = self.max_chain(half, &format!("{out}/max"), &index);
+        let m = self.spread(m, &format!("{out}/max_b"), rows, len);
+        let d = self.value(&format!("{out}/shifted"), vec![rows, len], half.scale);
+        self.ops.push(QOp::Add(Add {
+            a: half.id,
+            b: AddOperand::Value { id: m.id, mul: -1 },
+            output: d,
+            a_mul: vec![1],
+        }));
+        let d = QTensor { id: d, ..half };
+        let e_scale = bits - 2;
+        let exp = self.table(TableSpec {
+            func: Func::Exp,
+            in_scale: d.scale,
+            out_scale: e_scale,
+        });
+        let e = self.rescale_to(
+            node,
+            d,
+            &format!("{out}/exp"),
+            &[rows, len],
+            d.scale,
+            Activation::Table(exp),
+        )?;
+        let e = QTensor { nonneg: true, ..e };
+        let sum = self.row_sum(e, &format!("{out}/sum"), rows, len, 1, 0);
+        let sum_scale = scale_for(len as f64, self.cfg.act_bits, 1.0).min(e_scale);
+        let recip = self.table(TableSpec {
+            func: Func::Reciprocal,
+            in_scale: sum_scale,
+            out_scale: e_scale,
+        });
+        let r = self.rescale_to(
+            node,
+            sum,
+            &format!("{out}/recip"),
+            &[rows, 1],
+            sum_scale,
+            Activation::Table(recip),
+        )?;
+        let r = self.spread(r, &format!("{out}/recip_b"), rows, len);
+        let y = self.product(e, r, &format!("{out}/prod"), &[rows, len]);
+        let id = self.value(out, shape.to_vec(), y.scale);
+        self.ops.push(QOp::Reshape(Reshape {
+            input: y.id,
+            output: id,
+        }));
+        Ok(QTensor {
+            id,
+            nonneg: true,
+            ..y
+        })
+    }
+
+    /// LayerNormalization over the last axis: `(x − mean) · rsqrt(var + ε) · γ + β`.
+    /// Ranges come from the input's calibrated bound `M`: `|x − mean| < 2M`, `var ≤ M²`,
+    /// `|x − mean| · rsqrt(var) ≤ sqrt(len − 1)`.
+    #[allow(clippy::too_many_arguments)]
+    fn layer_norm(
+        &mut self,
+        node: &str,
+        input: &str,
+        out: &str,
+        shape: &[usize],
+        gamma: &[f32],
+        beta: &[f32],
+        epsilon: f32,
+    ) -> Result<QTensor, CompileError> {
+        let bits = self.cfg.act_bits as i32;
+        let len = *shape.last().unwrap_or(&1);
+        let rows = shape.iter().product::<usize>() / len.max(1);
+        let x = self.bounded(input, node)?;
+        let max_x =
+            (self.cal.max_abs.get(input).copied().unwrap_or(0.0) as f64).max(2f64.powi(-x.scale));
+        // mean = Σ x · round(2^(B-1) / len) / 2^(B-1)
+        let wscale = bits - 1;
+        let w = ((1i64 << wscale) as f64 / len as f64).round() as i64;
+        let sum = self.row_sum(x, &format!("{out}/mean_acc"), rows, len, w, wscale);
+        let mean = self.rescale_to(
+            node,
+            sum,
+            &format!("{out}/mean"),
+            &[rows, 1],
+            x.scale,
+            Activation::Identity,
+        )?;
+        let mean = self.spread(mean, &format!("{out}/mean_b"), rows, len);
+        let c = self.value(&format!("{out}/centred_acc"), vec![rows, len], x.scale);
+        self.ops.push(QOp::Add(Add {
+            a: x.id,
+            b: AddOperand::Value {
+                id: mean.id,
+                mul: -1,
+            },
+            output: c,
+            a_mul: vec![1],
+        }));
+        let c = QTensor {
+            id: c,
+            at_target: false,
+            nonneg: false,
+            ..x
+        };
+        // |c| < 2^B at x's scale: one bit less keeps it bounded.
+        let c = self.rescale_to(
+            node,
+            c,
+            &format!("{out}/centred"),
+            &[rows, len],
+            x.scale - 1,
+            Activation::Identity,
+        )?;
+        let sq = self.product(c, c, &format!("{out}/sq"), &[rows, len]);
+        let sq = QTensor { nonneg: true, ..sq };
+        let var = self.row_sum(sq, &format!("{out}/var_acc"), rows, len, w, wscale);
+        let eps = quantize_value(epsilon as f64, var.scale).max(1);
+        let var = self.affine(
+            var,
+            &format!("{out}/var_eps"),
+            &[rows, 1],
+            vec![1],
+            vec![eps; rows],
+            var.scale,
+        );
+        let v_scale = scale_for(max_x * max_x, self.cfg.act_bits, HEADROOM).min(var.scale);
+        // var ≥ one unit at v_scale (ε included), so rsqrt(var) ≤ 2^(v_scale / 2).
+        let r_scale = scale_for(2f64.powf(v_scale as f64 / 2.0), self.cfg.act_bits, 1.0);
+        let rsqrt = self.table(TableSpec {
+            func: Func::Rsqrt,
+            in_scale: v_scale,
+            out_scale: r_scale,
+        });
+        let r = self.rescale_to(
+            node,
+            var,
+            &format!("{out}/rstd"),
+            &[rows, 1],
+            v_scale,
+            Activation::Table(rsqrt),
+        )?;
+        let r = self.spread(r, &format!("{out}/rstd_b"), rows, len);
+        let norm = self.product(c, r, &format!("{out}/normed_acc"), &[rows, len]);
+        let n_scale = scale_for((len as f64).sqrt(), self.cfg.act_bits, 1.0).min(norm.scale);
+        let norm = self.rescale_to(
+            node,
+            norm,
+            &format!("{out}/normed"),
+            &[rows, len],
+            n_scale,
+            Activation::Identity,
+        )?;
+        let fa: Vec<f32> = (0..rows * len).map(|i| gamma[i % len]).collect();
+        let fb: Vec<f32> = (0..rows * len).map(|i| beta[i % len]).collect();
+        self.scale_and_shift(node, norm, out, shape, &fa, &fb)
     }
 
     /// Max pooling as a chain of `max(m, t) = m + relu(t − m)` over the window taps; the
@@ -563,7 +867,7 @@ impl Quantizer<'_> {
                 input: x.id,
                 output: id,
                 shift: 1,
-                relu: false,
+                act: Activation::Identity,
             }));
             x = QTensor {
                 id,
@@ -572,39 +876,13 @@ impl Quantizer<'_> {
             };
         }
         let taps = window.taps(h, w, out_shape[2], out_shape[3]);
-        let rows = n * c * taps.len();
-        let tap = |q: &mut Self, t: usize| {
-            let index = (0..n * c)
-                .flat_map(|plane| taps.iter().map(move |p| p[t].map(|o| plane * h * w + o)))
-                .collect();
-            q.gather(x, &format!("{out}/tap{t}"), vec![rows], index)
-        };
-        let mut m = tap(self, 0);
-        for t in 1..window.kernel[0] * window.kernel[1] {
-            let v = tap(self, t);
-            let d = self.value(&format!("{out}/d{t}"), vec![rows], x.scale);
-            self.ops.push(QOp::Add(Add {
-                a: v.id,
-                b: AddOperand::Value { id: m.id, mul: -1 },
-                output: d,
-                a_mul: vec![1],
-            }));
-            let r = self.value(&format!("{out}/r{t}"), vec![rows], x.scale);
-            self.ops.push(QOp::Rescale(Rescale {
-                input: d,
-                output: r,
-                shift: 0,
-                relu: true,
-            }));
-            let next = self.value(&format!("{out}/m{t}"), vec![rows], x.scale);
-            self.ops.push(QOp::Add(Add {
-                a: r,
-                b: AddOperand::Value { id: m.id, mul: 1 },
-                output: next,
-                a_mul: vec![1],
-            }));
-            m = QTensor { id: next, ..m };
-        }
+        let index: Vec<Vec<Option<usize>>> = (0..n * c)
+            .flat_map(|plane| {
+                taps.iter()
+                    .map(move |p| p.iter().map(|t| t.map(|o| plane * h * w + o)).collect())
+            })
+            .collect();
+        let m = self.max_chain(x, out, &index);
         let id = self.value(out, out_shape.to_vec(), x.scale);
         self.ops.push(QOp::Reshape(Reshape {
             input: m.id,
@@ -615,6 +893,154 @@ impl Quantizer<'_> {
             scale: x.scale,
             at_target: true,
             nonneg: x.nonneg,
+        })
+    }
+
+    /// The index of the table for `spec`, adding it on first use.
+    fn table(&mut self, spec: TableSpec) -> usize {
+        match self.tables.iter().position(|t| *t == spec) {
+            Some(i) => i,
+            None => {
+                self.tables.push(spec);
+                self.tables.len() - 1
+            }
+        }
+    }
+
+    /// `out = f(input)` through a lookup, fused with the rescale the input may need.
+    fn unary(
+        &mut self,
+        node: &str,
+        input: &str,
+        out: &str,
+        out_shape: &[usize],
+        func: Func,
+    ) -> Result<QTensor, CompileError> {
+        let x = self.get(input);
+        let shift = if x.at_target {
+            0
+        } else {
+            (x.scale - self.target_scale(input)).max(0)
+        };
+        if shift > self.max_shift() {
+            return Err(CompileError::Quantize {
+                node: node.to_string(),
+                reason:
+                    "the rescale before this function exceeds the remainder check; use more --bits"
+                        .into(),
+            });
+        }
+        let out_scale = self.target_scale(out);
+        let t = self.table(TableSpec {
+            func,
+            in_scale: x.scale - shift,
+            out_scale,
+        });
+        let id = self.value(out, out_shape.to_vec(), out_scale);
+        self.ops.push(QOp::Rescale(Rescale {
+            input: x.id,
+            output: id,
+            shift: shift as u32,
+            act: Activation::Table(t),
+        }));
+        Ok(QTensor {
+            id,
+            scale: out_scale,
+            at_target: true,
+            nonneg: matches!(func, Func::Exp | Func::Sigmoid | Func::Sqrt),
+        })
+    }
+
+    /// `out = a · b` element-wise for two computed tensors (broadcast first).
+    fn mul_values(
+        &mut self,
+        node: &str,
+        a: &str,
+        b: &str,
+        out: &str,
+        out_shape: &[usize],
+    ) -> Result<QTensor, CompileError> {
+        let x = self.bounded(a, node)?;
+        let x = self.broadcast(x, a, out_shape);
+        let y = self.bounded(b, node)?;
+        let y = self.broadcast(y, b, out_shape);
+        Ok(self.product(x, y, out, out_shape))
+    }
+
+    fn product(&mut self, x: QTensor, y: QTensor, out: &str, out_shape: &[usize]) -> QTensor {
+        let scale = x.scale + y.scale;
+        let id = self.value(out, out_shape.to_vec(), scale);
+        self.ops.push(QOp::Mul(QMul {
+            a: x.id,
+            b: y.id,
+            output: id,
+        }));
+        QTensor {
+            id,
+            scale,
+            at_target: false,
+            nonneg: x.nonneg && y.nonneg,
+        }
+    }
+
+    /// `a · b` for two computed tensors (numpy matmul): every product is one row, and a
+    /// linear layer with unit weights sums each dot product.
+    fn matmul_values(
+        &mut self,
+        node: &str,
+        a: &str,
+        b: &str,
+        out: &str,
+        out_shape: &[usize],
+    ) -> Result<QTensor, CompileError> {
+        let (sa, sb) = (self.shape(a), self.shape(b));
+        let Some((a2, b2, batch)) = crate::graph::matmul_dims(&sa, &sb) else {
+            return Err(CompileError::Quantize {
+                node: node.to_string(),
+                reason: "shapes cannot be multiplied".into(),
+            });
+        };
+        let (m, k, n) = (a2[a2.len() - 2], a2[a2.len() - 1], b2[b2.len() - 1]);
+        let nb: usize = batch.iter().product();
+        let ia = broadcast_index(&a2[..a2.len() - 2], &batch);
+        let ib = broadcast_index(&b2[..b2.len() - 2], &batch);
+        let rows = nb * m * n;
+        let (mut ga, mut gb) = (Vec::with_capacity(rows * k), Vec::with_capacity(rows * k));
+        for bi in 0..nb {
+            for i in 0..m {
+                for j in 0..n {
+                    for p in 0..k {
+                        ga.push(ia[bi] * m * k + i * k + p);
+                        gb.push(ib[bi] * k * n + p * n + j);
+                    }
+                }
+            }
+        }
+        let x = self.bounded(a, node)?;
+        let y = self.bounded(b, node)?;
+        let x = self.rearrange(x, &format!("{out}/lhs"), vec![rows, k], ga);
+        let y = self.rearrange(y, &format!("{out}/rhs"), vec![rows, k], gb);
+        let p = self.product(x, y, &format!("{out}/products"), &[rows, k]);
+        let id = self.value(&format!("{out}/acc"), vec![rows, 1], p.scale);
+        self.ops.push(QOp::Linear(Linear {
+            input: p.id,
+            output: id,
+            in_features: k,
+            out_features: 1,
+            weight: vec![1; k],
+            weight_scale: 0,
+            bias: vec![0],
+        }));
+        let out_id = self.value(out, out_shape.to_vec(), p.scale);
+        self.ops.push(QOp::Reshape(Reshape {
+            input: id,
+            output: out_id,
+        }));
+        Ok(QTensor {
+            id: out_id,
+            scale: p.scale,
+            at_target: false,
+            nonneg: false,
         })
     }
 
@@ -776,11 +1202,7 @@ impl Quantizer<'_> {
                             self.rearrange(yt, out, out_shape.clone(), transpose_index(&ys, &perm))
                         }
                     }
-                    (None, None) => {
-                        return Err(unsupported(
-                            "multiplying two computed tensors is not supported in this version",
-                        ))
-                    }
+                    (None, None) => self.matmul_values(name, a, b, out, &out_shape)?,
                     (Some(_), Some(_)) => {
                         return Err(unsupported("both operands are constants; fold them first"))
                     }
@@ -798,9 +1220,24 @@ impl Quantizer<'_> {
                 let (var, c) = match (self.constant(a).cloned(), self.constant(b).cloned()) {
                     (None, Some(c)) => (a, c),
                     (Some(c), None) if node.op == Op::Mul => (b, c),
-                    (None, None) => return Err(unsupported("multiplying or dividing two computed tensors is not supported in this version")),
-                    (Some(_), None) => return Err(unsupported("dividing by a computed tensor is not supported in this version")),
-                    (Some(_), Some(_)) => return Err(unsupported("both operands are constants; fold them first")),
+                    (None, None) if node.op == Op::Mul => {
+                        let r = self.mul_values(name, a, b, out, &out_shape)?;
+                        self.map.insert(out.to_string(), r);
+                        return Ok(());
+                    }
+                    (None, None) => {
+                        return Err(unsupported(
+                            "dividing by a computed tensor is not supported in this version",
+                        ))
+                    }
+                    (Some(_), None) => {
+                        return Err(unsupported(
+                            "dividing by a computed tensor is not supported in this version",
+                        ))
+                    }
+                    (Some(_), Some(_)) => {
+                        return Err(unsupported("both operands are constants; fold them first"))
+                    }
                 };
                 let idx = broadcast_index(&c.shape, &out_shape);
                 let mut factors: Vec<f32> = idx.iter().map(|&i| c.data[i]).collect();
@@ -833,6 +1270,31 @@ impl Quantizer<'_> {
             Op::MaxPool { window } => {
                 self.max_pool(name, &node.inputs[0], out, window, &out_shape)?
             }
+            Op::Softmax => self.softmax(name, &node.inputs[0], out, &out_shape)?,
+            Op::LayerNormalization { epsilon } => {
+                let c = |i: usize| {
+                    self.constant(&node.inputs[i])
+                        .map(|t| t.data.clone())
+                        .ok_or_else(|| unsupported("computed scale or bias"))
+                };
+                let gamma = c(1)?;
+                let len = *out_shape.last().unwrap_or(&1);
+                let beta = if node.inputs.len() > 2 {
+                    c(2)?
+                } else {
+                    vec![0.0; len]
+                };
+                self.layer_norm(
+                    name,
+                    &node.inputs[0],
+                    out,
+                    &out_shape,
+                    &gamma,
+                    &beta,
+                    *epsilon,
+                )?
+            }
+            Op::Unary(func) => self.unary(name, &node.inputs[0], out, &out_shape, *func)?,
             Op::Conv { window, group } => {
                 if *group != 1 {
                     return Err(unsupported(
@@ -920,7 +1382,7 @@ impl Quantizer<'_> {
                 } else {
                     (x.scale - self.target_scale(input)).max(0)
                 };
-                if shift >= self.cfg.act_bits as i32 {
+                if shift > self.max_shift() {
                     return Err(unsupported(
                         "the rescale before this ReLU exceeds the remainder check; use more --bits",
                     ));
@@ -931,7 +1393,7 @@ impl Quantizer<'_> {
                     input: x.id,
                     output: id,
                     shift: shift as u32,
-                    relu: true,
+                    act: Activation::Relu,
                 }));
                 QTensor {
                     id,

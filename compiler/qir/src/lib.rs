@@ -66,13 +66,97 @@ impl Linear {
     }
 }
 
-/// `y = floor(x / 2^shift)`, checked to be bounded; then `z = relu(y)` when `relu`.
+/// `y = floor(x / 2^shift)`, checked to be bounded; then `z = act(y)`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rescale {
     pub input: ValueId,
     pub output: ValueId,
     pub shift: u32,
-    pub relu: bool,
+    pub act: Activation,
+}
+
+/// What a rescale applies to its bounded result: nothing, ReLU, or a tabulated function
+/// (`QModel::tables[i]`). All three are one lookup in the circuit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Activation {
+    Identity,
+    Relu,
+    Table(usize),
+}
+
+/// A smooth function tabulated over the bounded input range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Func {
+    Exp,
+    Erf,
+    Sigmoid,
+    Tanh,
+    Sqrt,
+    Rsqrt,
+    Reciprocal,
+}
+
+impl Func {
+    pub fn eval(self, x: f64) -> f64 {
+        match self {
+            Func::Exp => x.exp(),
+            Func::Erf => erf(x),
+            Func::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            Func::Tanh => x.tanh(),
+            Func::Sqrt => x.max(0.0).sqrt(),
+            Func::Rsqrt => 1.0 / x.sqrt(),
+            Func::Reciprocal => 1.0 / x,
+        }
+    }
+}
+
+/// The error function (Abramowitz–Stegun 7.1.26 is too coarse for 12+ bits; this is the
+/// series/continued-fraction pair, accurate to ~1e-12).
+pub fn erf(x: f64) -> f64 {
+    let t = x.abs();
+    let v = if t < 2.5 {
+        // Maclaurin series.
+        let (mut term, mut sum, mut n) = (t, t, 0.0);
+        while term.abs() > 1e-17 * sum.abs().max(1e-300) {
+            n += 1.0;
+            term *= -t * t / n;
+            sum += term / (2.0 * n + 1.0);
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else {
+        // Continued fraction for erfc.
+        let mut f = 0.0;
+        for k in (1..60).rev() {
+            f = (k as f64 / 2.0) / (t + f);
+        }
+        1.0 - (-t * t).exp() / std::f64::consts::PI.sqrt() / (t + f)
+    };
+    if x < 0.0 {
+        -v
+    } else {
+        v
+    }
+}
+
+/// `f` on inputs at `in_scale`, outputs at `out_scale`, saturating to the bounded range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableSpec {
+    pub func: Func,
+    pub in_scale: i32,
+    pub out_scale: i32,
+}
+
+impl TableSpec {
+    /// The table's output for the integer input `x` of a `bits`-bit model.
+    pub fn eval(&self, x: i64, bits: u32) -> i64 {
+        let (min, max) = signed_range(bits);
+        let y = self.func.eval(dequantize(x, self.in_scale)) * 2f64.powi(self.out_scale);
+        if y.is_nan() {
+            0
+        } else {
+            (y.round().clamp(min as f64, max as f64)) as i64
+        }
+    }
 }
 
 /// `c = a · a_mul + b · b_mul` element-wise (scale alignment by powers of two), or
@@ -107,6 +191,14 @@ pub enum AddOperand {
     Constant(Vec<i64>),
 }
 
+/// `c = a · b` element-wise, both computed: the output scale is the sum of theirs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mul {
+    pub a: ValueId,
+    pub b: ValueId,
+    pub output: ValueId,
+}
+
 /// Same elements, new shape (Reshape, Flatten, Identity).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reshape {
@@ -129,6 +221,7 @@ pub enum QOp {
     Linear(Linear),
     Rescale(Rescale),
     Add(Add),
+    Mul(Mul),
     Reshape(Reshape),
     Rearrange(Rearrange),
 }
@@ -139,6 +232,7 @@ impl QOp {
             QOp::Linear(op) => op.output,
             QOp::Rescale(op) => op.output,
             QOp::Add(op) => op.output,
+            QOp::Mul(op) => op.output,
             QOp::Reshape(op) => op.output,
             QOp::Rearrange(op) => op.output,
         }
@@ -152,6 +246,7 @@ impl QOp {
                 AddOperand::Value { id, .. } => vec![op.a, *id],
                 AddOperand::Constant(_) => vec![op.a],
             },
+            QOp::Mul(op) => vec![op.a, op.b],
             QOp::Reshape(op) => vec![op.input],
             QOp::Rearrange(op) => vec![op.input],
         }
@@ -162,6 +257,7 @@ impl QOp {
             QOp::Linear(_) => "Linear",
             QOp::Rescale(_) => "Rescale",
             QOp::Add(_) => "Add",
+            QOp::Mul(_) => "Mul",
             QOp::Reshape(_) => "Reshape",
             QOp::Rearrange(_) => "Rearrange",
         }
@@ -178,6 +274,9 @@ pub struct QModel {
     pub ops: Vec<QOp>,
     /// Signed bit width of bounded values (rescale outputs).
     pub act_bits: u32,
+    /// Functions tabulated for [`Activation::Table`].
+    #[serde(default)]
+    pub tables: Vec<TableSpec>,
 }
 
 /// Why a model cannot run or is malformed.
@@ -315,7 +414,10 @@ impl QModel {
                     }
                 }
                 QOp::Rescale(r) => {
-                    if len(r.input) != out || r.shift >= self.act_bits {
+                    if matches!(r.act, Activation::Table(t) if t >= self.tables.len()) {
+                        return Err(bad(i, kind, "unknown table".into()));
+                    }
+                    if len(r.input) != out || r.shift > 2 * (self.act_bits - 1) {
                         return Err(bad(i, kind, format!("shift {} or shapes invalid", r.shift)));
                     }
                 }
@@ -325,6 +427,11 @@ impl QModel {
                         AddOperand::Constant(c) => c.len() == out,
                     };
                     if len(a.a) != out || !b_ok || !(a.a_mul.len() == 1 || a.a_mul.len() == out) {
+                        return Err(bad(i, kind, "operand lengths differ".into()));
+                    }
+                }
+                QOp::Mul(m) => {
+                    if len(m.a) != out || len(m.b) != out {
                         return Err(bad(i, kind, "operand lengths differ".into()));
                     }
                 }
@@ -405,7 +512,11 @@ impl QModel {
                                 max,
                             });
                         }
-                        z.push(if r.relu { y.max(0) } else { y });
+                        z.push(match r.act {
+                            Activation::Identity => y,
+                            Activation::Relu => y.max(0),
+                            Activation::Table(t) => self.tables[t].eval(y, self.act_bits),
+                        });
                     }
                     z
                 }
@@ -425,6 +536,13 @@ impl QModel {
                         c.push(v);
                     }
                     c
+                }
+                QOp::Mul(m) => {
+                    let (a, b) = (&values[m.a.0], &values[m.b.0]);
+                    a.iter()
+                        .zip(b)
+                        .map(|(x, y)| x.checked_mul(*y).ok_or_else(overflow))
+                        .collect::<Result<Vec<_>, _>>()?
                 }
                 QOp::Reshape(r) => values[r.input.0].clone(),
                 QOp::Rearrange(r) => {
@@ -517,10 +635,11 @@ mod tests {
                     input: ValueId(1),
                     output: ValueId(2),
                     shift: 4,
-                    relu: true,
+                    act: Activation::Relu,
                 }),
             ],
             act_bits: 8,
+            tables: vec![],
         }
     }
 
@@ -556,6 +675,35 @@ mod tests {
         let mut m = tiny();
         m.ops.swap(0, 1);
         assert!(matches!(m.validate(), Err(QirError::Malformed { .. })));
+    }
+
+    #[test]
+    fn erf_is_accurate_and_tables_saturate() {
+        for (x, want) in [
+            (0.0, 0.0),
+            (0.5, 0.520_499_877_8),
+            (-1.0, -0.842_700_792_9),
+            (3.0, 0.999_977_909_5),
+        ] {
+            assert!((erf(x) - want).abs() < 1e-9, "erf({x}) = {}", erf(x));
+        }
+        let exp = TableSpec {
+            func: Func::Exp,
+            in_scale: 4,
+            out_scale: 4,
+        };
+        assert_eq!(exp.eval(0, 8), 16);
+        assert_eq!(
+            exp.eval(100, 8),
+            127,
+            "saturates at the top of the 8-bit range"
+        );
+        let recip = TableSpec {
+            func: Func::Reciprocal,
+            in_scale: 0,
+            out_scale: 4,
+        };
+        assert_eq!(recip.eval(0, 8), 127, "1/0 saturates");
     }
 
     proptest! {
