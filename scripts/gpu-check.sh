@@ -24,9 +24,10 @@ prove_secs() { sed -n 's/.*prove \([0-9.]*\) s (\(cpu\|cuda\)).*/\1/p' "$1" | ta
 printf '\n| model | k | GPU prove s | CPU prove s | CPU/GPU | verified |\n|---|---|---|---|---|---|\n'
 status=0
 largest=""
+largest_src=""
 # NAME or NAME:BITS (activation bits; 16 makes a 2^16-row table, so k >= 17: the size
 # where the GPU's MSM path runs rather than its small-input CPU shortcut).
-for entry in mlp_tiny mlp_mnist mlp_wide mlp_wide:16 lenet5 lenet5:16 cnn_cifar cnn_cifar:16 attn_block; do
+for entry in mlp_tiny mlp_mnist mlp_wide mlp_wide:16 lenet5 lenet5:16 cnn_cifar cnn_cifar:16 attn_block attn_block:14; do
   src=${entry%%:*}
   bits=${entry#*:}; [ "$bits" = "$entry" ] && bits=12
   m=$entry; [ "$bits" = 12 ] || m="${src}_b$bits"
@@ -62,13 +63,17 @@ for entry in mlp_tiny mlp_mnist mlp_wide mlp_wide:16 lenet5 lenet5:16 cnn_cifar 
     ratio="–"
   fi
   printf '| %s | %s | %s | %s | %s |%s |\n' "$m" "$k" "$gpu" "$cpu" "$ratio" "$verified"
-  [ "$gpu" = FAIL ] && { status=1; tail -3 "$WORK/$m.gpu1.log"; } || largest=$m
+  if [ "$gpu" = FAIL ]; then
+    status=1; tail -3 "$WORK/$m.gpu1.log"
+  else
+    largest=$m; largest_src=$src
+  fi
 done
 
 if [ -n "$largest" ]; then
   echo
   echo "where GPU time goes ($largest, halo2-axiom-gpu sections, busy time):"
-  "$BIN/zkinfer-cuda" prove "$WORK/$largest" --input "$MODELS/${largest%%_b*}.input.json" \
+  "$BIN/zkinfer-cuda" prove "$WORK/$largest" --input "$MODELS/$largest_src.input.json" \
     --proof "$WORK/profile.json" --profile >/dev/null 2>"$WORK/profile.log"
   # Inclusive busy time per section (nested sections are also inside their parents).
   grep ' close ' "$WORK/profile.log" | awk '{
