@@ -1,0 +1,98 @@
+//! Calibration (float ranges of every tensor) and the fidelity report.
+
+use super::*;
+
+/// Largest magnitude of every float tensor over the calibration samples.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    pub samples: usize,
+    pub max_abs: BTreeMap<String, f32>,
+}
+
+pub fn calibrate(graph: &Graph, samples: &[Vec<f32>]) -> Result<Calibration, CompileError> {
+    let mut cal = Calibration::default();
+    for s in samples {
+        for (name, t) in graph.run(s)? {
+            let m = cal.max_abs.entry(name).or_insert(0.0);
+            *m = m.max(t.max_abs());
+        }
+        cal.samples += 1;
+    }
+    Ok(cal)
+}
+
+/// Index of the largest element (first on ties).
+pub fn argmax(v: &[f64]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &x)| {
+            if x > bv {
+                (i, x)
+            } else {
+                (bi, bv)
+            }
+        })
+        .0
+}
+
+/// Runs float and quantized models on each sample and compares the outputs.
+pub fn fidelity(
+    graph: &Graph,
+    model: &QModel,
+    samples: &[Vec<f32>],
+) -> Result<Fidelity, CompileError> {
+    let (mut max_err, mut sum_err, mut count, mut out_max) = (0f64, 0f64, 0usize, 0f64);
+    let mut agree = 0;
+    let out_shape = graph.output_shape();
+    let is_class_vector = out_shape.iter().filter(|&&d| d > 1).count() == 1;
+    for s in samples {
+        let float = graph.run(s)?;
+        let fo: Vec<f64> = float[&graph.output]
+            .data
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        let qo = run_quantized(model, s)?;
+        for (a, b) in fo.iter().zip(&qo) {
+            let e = (a - b).abs();
+            max_err = max_err.max(e);
+            sum_err += e;
+            count += 1;
+            out_max = out_max.max(a.abs());
+        }
+        if argmax(&fo) == argmax(&qo) {
+            agree += 1;
+        }
+    }
+    Ok(Fidelity {
+        samples: samples.len(),
+        max_abs_error: max_err,
+        mean_abs_error: if count == 0 {
+            0.0
+        } else {
+            sum_err / count as f64
+        },
+        output_max_abs: out_max,
+        argmax_agree: is_class_vector.then_some(agree),
+    })
+}
+
+/// Quantizes a float input at the model's input scale.
+pub fn quantize_input(model: &QModel, input: &[f32]) -> Vec<i64> {
+    let scale = model.value(model.input).scale;
+    input
+        .iter()
+        .map(|&x| quantize_value(x as f64, scale))
+        .collect()
+}
+
+/// Quantizes, runs the integer model and dequantizes its output.
+pub fn run_quantized(model: &QModel, input: &[f32]) -> Result<Vec<f64>, CompileError> {
+    let trace = model.run(&quantize_input(model, input))?;
+    let scale = model.value(model.output).scale;
+    Ok(trace
+        .get(model.output)
+        .iter()
+        .map(|&v| dequantize(v, scale))
+        .collect())
+}

@@ -1,0 +1,312 @@
+//! Lowerings onto the element-wise lanes: additions, constant factors, products,
+//! max chains and tabulated functions.
+
+use super::*;
+
+impl Quantizer<'_> {
+    /// `out = a + sign · b`, scales aligned by powers of two; either side may be a constant.
+    pub(super) fn add(
+        &mut self,
+        node: &str,
+        a: &str,
+        b: &str,
+        sign: i64,
+        out: &str,
+        out_shape: &[usize],
+    ) -> Result<QTensor, CompileError> {
+        let unsupported = |reason: &str| CompileError::Quantize {
+            node: node.to_string(),
+            reason: reason.to_string(),
+        };
+        let (ca, cb) = (self.constant(a).cloned(), self.constant(b).cloned());
+        match (ca, cb) {
+            (Some(_), Some(_)) => Err(unsupported("both operands are constants; fold them first")),
+            (None, None) => {
+                // Both at their calibrated scales, so aligning them cannot inflate the scale
+                // past what one rescale can bring back.
+                let x = self.bounded(a, node)?;
+                let x = self.broadcast(x, a, out_shape);
+                let y = self.bounded(b, node)?;
+                let y = self.broadcast(y, b, out_shape);
+                let s = x.scale.max(y.scale);
+                if s - x.scale.min(y.scale) > 40 {
+                    return Err(unsupported("operand scales differ by more than 2^40"));
+                }
+                let id = self.value(out, out_shape.to_vec(), s);
+                self.ops.push(QOp::Add(Add {
+                    a: x.id,
+                    b: AddOperand::Value {
+                        id: y.id,
+                        mul: sign * pow2(s - y.scale),
+                    },
+                    output: id,
+                    a_mul: vec![pow2(s - x.scale)],
+                }));
+                Ok(QTensor {
+                    id,
+                    scale: s,
+                    at_target: false,
+                    nonneg: false,
+                })
+            }
+            (ca, cb) => {
+                // var ± c, or c ± var: the variable side times ±1 plus the constant.
+                let (var, c, var_sign, c_sign) = match (ca, cb) {
+                    (None, Some(c)) => (a, c, 1, sign),
+                    (Some(c), _) => (b, c, sign, 1),
+                    (None, None) => unreachable!("handled above"),
+                };
+                let x = self.get(var);
+                let x = self.broadcast(x, var, out_shape);
+                let idx = broadcast_index(&c.shape, out_shape);
+                let k = idx
+                    .iter()
+                    .map(|&i| c_sign * quantize_value(c.data[i] as f64, x.scale))
+                    .collect();
+                Ok(self.affine(x, out, out_shape, vec![var_sign], k, x.scale))
+            }
+        }
+    }
+
+    /// `out = x · mul + k` with integer factors, at `scale`.
+    pub(super) fn affine(
+        &mut self,
+        x: QTensor,
+        out: &str,
+        out_shape: &[usize],
+        mul: Vec<i64>,
+        k: Vec<i64>,
+        scale: i32,
+    ) -> QTensor {
+        let id = self.value(out, out_shape.to_vec(), scale);
+        self.ops.push(QOp::Add(Add {
+            a: x.id,
+            b: AddOperand::Constant(k),
+            output: id,
+            a_mul: mul,
+        }));
+        QTensor {
+            id,
+            scale,
+            at_target: false,
+            nonneg: false,
+        }
+    }
+
+    /// `out = x · factor + offset` element-wise with real factors: the factors get their
+    /// own scale (like weights), the result is an accumulator at `scale(x) + that scale`.
+    pub(super) fn scale_and_shift(
+        &mut self,
+        node: &str,
+        x: QTensor,
+        out: &str,
+        out_shape: &[usize],
+        factors: &[f32],
+        offsets: &[f32],
+    ) -> Result<QTensor, CompileError> {
+        let natural = scale_for(max_abs(factors), self.cfg.weight_bits, 1.0);
+        let fs = natural.min(self.target_scale(out) + self.max_shift() - x.scale);
+        let acc = x.scale + fs;
+        let mul: Vec<i64> = factors
+            .iter()
+            .map(|&f| quantize_value(f as f64, fs))
+            .collect();
+        let k: Vec<i64> = offsets
+            .iter()
+            .map(|&b| quantize_value(b as f64, acc))
+            .collect();
+        if mul.iter().chain(&k).any(|v| v.unsigned_abs() >= 1 << 40) {
+            return Err(CompileError::Quantize {
+                node: node.to_string(),
+                reason: "factors too large to quantize at this scale".into(),
+            });
+        }
+        let mul = if mul.iter().all(|&m| m == mul[0]) {
+            vec![mul[0]]
+        } else {
+            mul
+        };
+        Ok(self.affine(x, out, out_shape, mul, k, acc))
+    }
+
+    /// `m[r] = max_t x[index[r][t]]` as a chain of `max(m, v) = m + relu(v − m)`; every
+    /// difference passes the ReLU lookup, so `x` must have a bit of headroom (or be ≥ 0).
+    pub(super) fn max_chain(
+        &mut self,
+        x: QTensor,
+        out: &str,
+        index: &[Vec<Option<usize>>],
+    ) -> QTensor {
+        let rows = index.len();
+        let width = index.first().map_or(0, |r| r.len());
+        let tap = |q: &mut Self, t: usize| {
+            let idx = index.iter().map(|r| r[t]).collect();
+            q.gather(x, &format!("{out}/tap{t}"), vec![rows], idx)
+        };
+        let mut m = tap(self, 0);
+        for t in 1..width {
+            let v = tap(self, t);
+            let d = self.value(&format!("{out}/d{t}"), vec![rows], x.scale);
+            self.ops.push(QOp::Add(Add {
+                a: v.id,
+                b: AddOperand::Value { id: m.id, mul: -1 },
+                output: d,
+                a_mul: vec![1],
+            }));
+            let r = self.value(&format!("{out}/r{t}"), vec![rows], x.scale);
+            self.ops.push(QOp::Rescale(Rescale {
+                input: d,
+                output: r,
+                shift: 0,
+                act: Activation::Relu,
+            }));
+            let next = self.value(&format!("{out}/m{t}"), vec![rows], x.scale);
+            self.ops.push(QOp::Add(Add {
+                a: r,
+                b: AddOperand::Value { id: m.id, mul: 1 },
+                output: next,
+                a_mul: vec![1],
+            }));
+            m = QTensor { id: next, ..m };
+        }
+        m
+    }
+
+    /// Max pooling as a chain of `max(m, t) = m + relu(t − m)` over the window taps; the
+    /// ReLU's lookup bounds each difference, so inputs get one bit of headroom unless
+    /// they are known non-negative.
+    pub(super) fn max_pool(
+        &mut self,
+        node: &str,
+        input: &str,
+        out: &str,
+        window: &crate::graph::Window,
+        out_shape: &[usize],
+    ) -> Result<QTensor, CompileError> {
+        let xs = self.shape(input);
+        let (n, c, h, w) = (xs[0], xs[1], xs[2], xs[3]);
+        let mut x = self.bounded(input, node)?;
+        if !x.nonneg {
+            if window.pads.iter().any(|&p| p > 0) {
+                return Err(CompileError::Quantize {
+                    node: node.to_string(),
+                    reason: "padded max pooling of a possibly negative input is not supported"
+                        .into(),
+                });
+            }
+            let id = self.value(&format!("{input}/half"), xs.clone(), x.scale - 1);
+            self.ops.push(QOp::Rescale(Rescale {
+                input: x.id,
+                output: id,
+                shift: 1,
+                act: Activation::Identity,
+            }));
+            x = QTensor {
+                id,
+                scale: x.scale - 1,
+                ..x
+            };
+        }
+        let taps = window.taps(h, w, out_shape[2], out_shape[3]);
+        let index: Vec<Vec<Option<usize>>> = (0..n * c)
+            .flat_map(|plane| {
+                taps.iter()
+                    .map(move |p| p.iter().map(|t| t.map(|o| plane * h * w + o)).collect())
+            })
+            .collect();
+        let m = self.max_chain(x, out, &index);
+        let id = self.value(out, out_shape.to_vec(), x.scale);
+        self.ops.push(QOp::Reshape(Reshape {
+            input: m.id,
+            output: id,
+        }));
+        Ok(QTensor {
+            id,
+            scale: x.scale,
+            at_target: true,
+            nonneg: x.nonneg,
+        })
+    }
+
+    /// `out = f(input)` through a lookup, fused with the rescale the input may need.
+    pub(super) fn unary(
+        &mut self,
+        node: &str,
+        input: &str,
+        out: &str,
+        out_shape: &[usize],
+        func: Func,
+    ) -> Result<QTensor, CompileError> {
+        let x = self.get(input);
+        let shift = if x.at_target {
+            0
+        } else {
+            (x.scale - self.target_scale(input)).max(0)
+        };
+        if shift > self.max_shift() {
+            return Err(CompileError::Quantize {
+                node: node.to_string(),
+                reason:
+                    "the rescale before this function exceeds the remainder check; use more --bits"
+                        .into(),
+            });
+        }
+        let out_scale = self.target_scale(out);
+        let t = self.table(TableSpec {
+            func,
+            in_scale: x.scale - shift,
+            out_scale,
+        });
+        let id = self.value(out, out_shape.to_vec(), out_scale);
+        self.ops.push(QOp::Rescale(Rescale {
+            input: x.id,
+            output: id,
+            shift: shift as u32,
+            act: Activation::Table(t),
+        }));
+        Ok(QTensor {
+            id,
+            scale: out_scale,
+            at_target: true,
+            nonneg: matches!(func, Func::Exp | Func::Sigmoid | Func::Sqrt),
+        })
+    }
+
+    /// `out = a · b` element-wise for two computed tensors (broadcast first).
+    pub(super) fn mul_values(
+        &mut self,
+        node: &str,
+        a: &str,
+        b: &str,
+        out: &str,
+        out_shape: &[usize],
+    ) -> Result<QTensor, CompileError> {
+        let x = self.bounded(a, node)?;
+        let x = self.broadcast(x, a, out_shape);
+        let y = self.bounded(b, node)?;
+        let y = self.broadcast(y, b, out_shape);
+        Ok(self.product(x, y, out, out_shape))
+    }
+
+    pub(super) fn product(
+        &mut self,
+        x: QTensor,
+        y: QTensor,
+        out: &str,
+        out_shape: &[usize],
+    ) -> QTensor {
+        let scale = x.scale + y.scale;
+        let id = self.value(out, out_shape.to_vec(), scale);
+        self.ops.push(QOp::Mul(QMul {
+            a: x.id,
+            b: y.id,
+            output: id,
+        }));
+        QTensor {
+            id,
+            scale,
+            at_target: false,
+            nonneg: x.nonneg && y.nonneg,
+        }
+    }
+}
