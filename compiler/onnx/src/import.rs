@@ -12,6 +12,7 @@ use tract_onnx::pb::tensor_shape_proto::dimension::Value as Dim;
 use tract_onnx::prelude::Framework;
 
 use crate::graph::{broadcast_shape, matmul_dims, Gemm, Graph, Node, Op, Tensor, Window};
+use crate::proto::{decode_tensor, Decoded};
 use crate::CompileError;
 
 /// ONNX op types this version can compile.
@@ -304,26 +305,7 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
             "AveragePool" => {
                 arity(1, 1)?;
                 let x = shape_of(&ins[0])?;
-                if x.len() != 4 {
-                    return Err(invalid(format!(
-                        "only 2-D pooling (NCHW) is supported; X is {x:?}"
-                    )));
-                }
-                let k = attr_ints(n, "kernel_shape")
-                    .ok_or_else(|| invalid("kernel_shape is required".into()))?;
-                let [kh, kw] = k else {
-                    return Err(invalid(format!("kernel_shape {k:?} must have 2 entries")));
-                };
-                if *kh < 1 || *kw < 1 {
-                    return Err(invalid(format!("kernel_shape {k:?} must be positive")));
-                }
-                if attr_i(n, "ceil_mode").unwrap_or(0) != 0 {
-                    return Err(invalid("ceil_mode=1 is not supported".into()));
-                }
-                let window = window(n, &x, [*kh as usize, *kw as usize]).map_err(invalid)?;
-                let (oh, ow) = window
-                    .output(x[2], x[3])
-                    .ok_or_else(|| invalid(format!("the window does not fit the input {x:?}")))?;
+                let (window, oh, ow) = pool_window(n, &x).map_err(invalid)?;
                 let count_include_pad = attr_i(n, "count_include_pad").unwrap_or(0) != 0;
                 (
                     Op::AveragePool {
@@ -449,30 +431,10 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
             "MaxPool" => {
                 arity(1, 1)?;
                 let x = shape_of(&ins[0])?;
-                if x.len() != 4 {
-                    return Err(invalid(format!(
-                        "only 2-D pooling (NCHW) is supported; X is {x:?}"
-                    )));
+                if attr_i(n, "storage_order").unwrap_or(0) != 0 {
+                    return Err(invalid("storage_order=1 is not supported".into()));
                 }
-                let k = attr_ints(n, "kernel_shape")
-                    .ok_or_else(|| invalid("kernel_shape is required".into()))?;
-                let [kh, kw] = k else {
-                    return Err(invalid(format!("kernel_shape {k:?} must have 2 entries")));
-                };
-                if *kh < 1 || *kw < 1 {
-                    return Err(invalid(format!("kernel_shape {k:?} must be positive")));
-                }
-                if attr_i(n, "ceil_mode").unwrap_or(0) != 0
-                    || attr_i(n, "storage_order").unwrap_or(0) != 0
-                {
-                    return Err(invalid(
-                        "ceil_mode=1 and storage_order=1 are not supported".into(),
-                    ));
-                }
-                let window = window(n, &x, [*kh as usize, *kw as usize]).map_err(invalid)?;
-                let (oh, ow) = window
-                    .output(x[2], x[3])
-                    .ok_or_else(|| invalid(format!("the window does not fit the input {x:?}")))?;
+                let (window, oh, ow) = pool_window(n, &x).map_err(invalid)?;
                 (
                     Op::MaxPool { window },
                     ins.clone(),
@@ -646,6 +608,28 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
     })
 }
 
+/// The window and output size of a 2-D pooling node (AveragePool, MaxPool) on `x`.
+fn pool_window(n: &pb::NodeProto, x: &[usize]) -> Result<(Window, usize, usize), String> {
+    if x.len() != 4 {
+        return Err(format!("only 2-D pooling (NCHW) is supported; X is {x:?}"));
+    }
+    let k = attr_ints(n, "kernel_shape").ok_or("kernel_shape is required")?;
+    let [kh, kw] = k else {
+        return Err(format!("kernel_shape {k:?} must have 2 entries"));
+    };
+    if *kh < 1 || *kw < 1 {
+        return Err(format!("kernel_shape {k:?} must be positive"));
+    }
+    if attr_i(n, "ceil_mode").unwrap_or(0) != 0 {
+        return Err("ceil_mode=1 is not supported".into());
+    }
+    let window = window(n, x, [*kh as usize, *kw as usize])?;
+    let (oh, ow) = window
+        .output(x[2], x[3])
+        .ok_or_else(|| format!("the window does not fit the input {x:?}"))?;
+    Ok((window, oh, ow))
+}
+
 /// Window attributes of Conv/AveragePool with the spec's defaults; `auto_pad` becomes pads.
 fn window(n: &pb::NodeProto, x: &[usize], kernel: [usize; 2]) -> Result<Window, String> {
     let pair = |name: &str| -> Result<[usize; 2], String> {
@@ -795,97 +779,6 @@ fn value_info_shape(
         }
     }
     Ok(shape)
-}
-
-enum Decoded {
-    Float(Tensor),
-    Int(Vec<usize>, Vec<i64>),
-}
-
-/// Decodes a TensorProto's payload (float32/float64 or int32/int64) per the ONNX spec.
-fn decode_tensor(t: &pb::TensorProto) -> Result<Decoded, String> {
-    use pb::tensor_proto::DataType;
-    if t.data_location == Some(pb::tensor_proto::DataLocation::External as i32) {
-        return Err(
-            "external tensor data is not supported; save the model with weights inside".into(),
-        );
-    }
-    let shape = t
-        .dims
-        .iter()
-        .map(|&d| usize::try_from(d).map_err(|_| format!("negative dimension {d}")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let n: usize = shape.iter().product();
-    let raw = &t.raw_data;
-    let check = |len: usize| {
-        if len == n {
-            Ok(())
-        } else {
-            Err(format!(
-                "shape {shape:?} needs {n} values, the tensor holds {len}"
-            ))
-        }
-    };
-    let chunks = |w: usize| -> Result<Vec<&[u8]>, String> {
-        if raw.len() != n * w {
-            return Err(format!(
-                "shape {shape:?} needs {} bytes of raw data, found {}",
-                n * w,
-                raw.len()
-            ));
-        }
-        Ok(raw.chunks_exact(w).collect())
-    };
-    let dt = t.data_type;
-    if dt == DataType::Float as i32 {
-        let data: Vec<f32> = if raw.is_empty() {
-            t.float_data.clone()
-        } else {
-            chunks(4)?
-                .iter()
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect()
-        };
-        check(data.len())?;
-        Ok(Decoded::Float(Tensor::new(shape, data)))
-    } else if dt == DataType::Double as i32 {
-        let data: Vec<f32> = if raw.is_empty() {
-            t.double_data.iter().map(|&v| v as f32).collect()
-        } else {
-            chunks(8)?
-                .iter()
-                .map(|c| f64::from_le_bytes(std::array::from_fn(|i| c[i])) as f32)
-                .collect()
-        };
-        check(data.len())?;
-        Ok(Decoded::Float(Tensor::new(shape, data)))
-    } else if dt == DataType::Int64 as i32 {
-        let data: Vec<i64> = if raw.is_empty() {
-            t.int64_data.clone()
-        } else {
-            chunks(8)?
-                .iter()
-                .map(|c| i64::from_le_bytes(std::array::from_fn(|i| c[i])))
-                .collect()
-        };
-        check(data.len())?;
-        Ok(Decoded::Int(shape, data))
-    } else if dt == DataType::Int32 as i32 {
-        let data: Vec<i64> = if raw.is_empty() {
-            t.int32_data.iter().map(|&v| v as i64).collect()
-        } else {
-            chunks(4)?
-                .iter()
-                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
-                .collect()
-        };
-        check(data.len())?;
-        Ok(Decoded::Int(shape, data))
-    } else {
-        Err(format!(
-            "data type {dt} is not supported (float32, float64, int32, int64 are)"
-        ))
-    }
 }
 
 #[cfg(test)]
