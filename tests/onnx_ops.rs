@@ -397,6 +397,22 @@ fn malformed_models_are_clear_errors() {
     );
     let err = import_proto(&m).unwrap_err().to_string();
     assert!(err.contains("`nope` is not defined"), "{err}");
+    // A ReLU of a constant (no constant folding): an error naming the node, not a panic.
+    let inits = vec![float_tensor("c", &[1, 4], floats(3, 4))];
+    let nodes = vec![
+        node("Relu", &["c"], "r", vec![]),
+        node("Add", &["x", "r"], "y", vec![]),
+    ];
+    let m = model(nodes, inits, value_info("x", &[1, 4]), value_info_any("y"));
+    let graph = import_proto(&m).unwrap().graph;
+    let cal = calibrate(&graph, &[floats(1, 4)]).unwrap();
+    let err = quantize(&graph, &cal, QuantConfig::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("Relu:r") && err.contains("`c` is a constant"),
+        "{err}"
+    );
     // Not an ONNX file at all.
     let dir = std::env::temp_dir().join(format!("zkinfer-bad-{}", std::process::id()));
     std::fs::write(&dir, b"definitely not protobuf \xff\xff").unwrap();

@@ -56,7 +56,7 @@ impl Quantizer<'_> {
                     (Some(c), _) => (b, c, sign, 1),
                     (None, None) => unreachable!("handled above"),
                 };
-                let x = self.get(var);
+                let x = self.get(var)?;
                 let x = self.broadcast(x, var, out_shape);
                 let idx = broadcast_index(&c.shape, out_shape);
                 let k = idx
@@ -237,7 +237,7 @@ impl Quantizer<'_> {
         out_shape: &[usize],
         func: Func,
     ) -> Result<QTensor, CompileError> {
-        let x = self.get(input);
+        let x = self.get(input)?;
         let shift = if x.at_target {
             0
         } else {

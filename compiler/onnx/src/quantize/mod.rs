@@ -66,6 +66,8 @@ struct Quantizer<'a> {
     ops: Vec<QOp>,
     map: BTreeMap<String, QTensor>,
     tables: Vec<TableSpec>,
+    /// The node being lowered, for error messages.
+    node: String,
 }
 
 pub fn quantize(
@@ -89,6 +91,7 @@ pub fn quantize(
         ops: Vec::new(),
         map: BTreeMap::new(),
         tables: Vec::new(),
+        node: String::new(),
     };
     let input_scale = q.target_scale(&graph.input);
     let input = q.value(&graph.input, graph.input_shape().to_vec(), input_scale);
@@ -159,13 +162,18 @@ impl Quantizer<'_> {
         self.graph.shapes[name].clone()
     }
 
-    fn get(&self, name: &str) -> QTensor {
-        self.map[name]
+    /// The integer tensor computed for `name`; a constant where a computed tensor is
+    /// expected (e.g. a ReLU of an initializer) is an error, not a panic.
+    fn get(&self, name: &str) -> Result<QTensor, CompileError> {
+        self.map.get(name).copied().ok_or_else(|| CompileError::Quantize {
+            node: self.node.clone(),
+            reason: format!("`{name}` is a constant here; constant subgraphs are not folded in this version"),
+        })
     }
 
     /// The tensor at its calibrated scale, inserting a rescale if it is an accumulator.
     fn bounded(&mut self, name: &str, node: &str) -> Result<QTensor, CompileError> {
-        let t = self.get(name);
+        let t = self.get(name)?;
         if t.at_target {
             return Ok(t);
         }
@@ -299,6 +307,7 @@ impl Quantizer<'_> {
     }
 
     fn node(&mut self, node: &crate::graph::Node) -> Result<(), CompileError> {
+        self.node = node.name.clone();
         let name = node.name.as_str();
         let out = node.output.as_str();
         let out_shape = self.shape(out);
@@ -465,7 +474,7 @@ impl Quantizer<'_> {
             Op::Add => self.add(name, &node.inputs[0], &node.inputs[1], 1, out, &out_shape)?,
             Op::Sub => self.add(name, &node.inputs[0], &node.inputs[1], -1, out, &out_shape)?,
             Op::Neg => {
-                let x = self.get(&node.inputs[0]);
+                let x = self.get(&node.inputs[0])?;
                 let zeros = vec![0; out_shape.iter().product()];
                 self.affine(x, out, &out_shape, vec![-1], zeros, x.scale)
             }
@@ -630,7 +639,7 @@ impl Quantizer<'_> {
             }
             Op::Relu => {
                 let input = &node.inputs[0];
-                let x = self.get(input);
+                let x = self.get(input)?;
                 let shift = if x.at_target {
                     0
                 } else {
@@ -657,7 +666,7 @@ impl Quantizer<'_> {
                 }
             }
             Op::Reshape | Op::Identity => {
-                let x = self.get(&node.inputs[0]);
+                let x = self.get(&node.inputs[0])?;
                 let id = self.value(out, out_shape.clone(), x.scale);
                 self.ops.push(QOp::Reshape(Reshape {
                     input: x.id,
@@ -667,7 +676,7 @@ impl Quantizer<'_> {
             }
             Op::Transpose { perm } => {
                 let input = &node.inputs[0];
-                let x = self.get(input);
+                let x = self.get(input)?;
                 let idx = transpose_index(&self.shape(input), perm);
                 self.rearrange(x, out, out_shape.clone(), idx)
             }
