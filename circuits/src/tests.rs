@@ -270,6 +270,50 @@ fn wide_rescale_takes_two_rows_and_rejects_a_wrong_quotient() {
     }
 }
 
+/// x → (x · x, exp(x)): a product of computed values and a tabulated function.
+fn mul_and_table_model() -> QModel {
+    QModel {
+        name: "mul_table".into(),
+        values: vec![v("x", vec![6]), v("sq", vec![6]), v("e", vec![6])],
+        input: ValueId(0),
+        output: ValueId(2),
+        ops: vec![
+            QOp::Mul(zkinfer_qir::Mul {
+                a: ValueId(0),
+                b: ValueId(0),
+                output: ValueId(1),
+            }),
+            QOp::Rescale(Rescale {
+                input: ValueId(1),
+                output: ValueId(2),
+                shift: 2,
+                act: Activation::Table(0),
+            }),
+        ],
+        act_bits: BITS,
+        tables: vec![zkinfer_qir::TableSpec {
+            func: zkinfer_qir::Func::Exp,
+            in_scale: 4,
+            out_scale: 3,
+        }],
+    }
+}
+
+#[test]
+fn products_and_tabulated_functions_match_and_reject_corruption() {
+    let model = mul_and_table_model();
+    let input = [-5, -3, 0, 2, 4, 7];
+    assert_eq!(mock(&model, &input, (1, 1, 2), |_| {}), Ok(()));
+    assert!(
+        mock(&model, &input, (1, 1, 2), |t| t.values[1][3] += 1).is_err(),
+        "wrong product"
+    );
+    assert!(
+        mock(&model, &input, (1, 1, 2), |t| t.values[2][5] -= 1).is_err(),
+        "wrong table output"
+    );
+}
+
 #[test]
 fn field_encoding_round_trips() {
     for v in [
