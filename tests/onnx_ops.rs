@@ -529,3 +529,37 @@ fn products_of_computed_tensors_and_smooth_functions_match_tract() {
     );
     check(&m, &[1, 4, 6]);
 }
+
+#[test]
+fn slice_gather_and_pad_match_tract() {
+    // x [1, 3, 5, 4]: slice with negative index and step, gather channels, zero-pad
+    // on two sides, then a conv so the result feeds real rows.
+    let inits = vec![
+        int_tensor("starts", vec![1, -1]),
+        int_tensor("ends", vec![5, -5]),
+        int_tensor("axes", vec![2, 3]),
+        int_tensor("steps", vec![2, -1]),
+        int_tensor("ch", vec![2, 0]),
+        int_tensor("pads", vec![0, 0, 1, 2, 0, 0, 0, 1]),
+        float_tensor("W", &[2, 2, 2, 2], floats(71, 16)),
+    ];
+    let nodes = vec![
+        node(
+            "Slice",
+            &["x", "starts", "ends", "axes", "steps"],
+            "s",
+            vec![],
+        ),
+        node("Gather", &["s", "ch"], "g", vec![("axis", Attr::I(1))]),
+        node("Pad", &["g", "pads"], "p", vec![]),
+        node("Conv", &["p", "W"], "y", vec![]),
+    ];
+    let mut m = model(
+        nodes,
+        inits,
+        value_info("x", &[1, 3, 5, 4]),
+        value_info_any("y"),
+    );
+    m.opset_import[0].version = 13;
+    check(&m, &[1, 3, 5, 4]);
+}

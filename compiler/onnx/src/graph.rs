@@ -155,6 +155,11 @@ pub enum Op {
     Transpose {
         perm: Vec<usize>,
     },
+    /// `y[i] = x[index[i]]`, or 0 where `None`: Slice, Gather with constant indices and
+    /// zero Pad, resolved to an element map at import.
+    Select {
+        index: Vec<Option<usize>>,
+    },
     Identity,
 }
 
@@ -187,6 +192,7 @@ impl Op {
             Op::Relu => "Relu",
             Op::Reshape => "Reshape",
             Op::Transpose { .. } => "Transpose",
+            Op::Select { .. } => "Select",
             Op::Identity => "Identity",
         }
     }
@@ -336,6 +342,13 @@ impl Graph {
                     Tensor::new(out_shape, x.data.iter().map(|v| v.max(0.0)).collect())
                 }
                 Op::Reshape | Op::Identity => Tensor::new(out_shape, get(0).data.clone()),
+                Op::Select { index } => {
+                    let x = get(0);
+                    Tensor::new(
+                        out_shape,
+                        index.iter().map(|j| j.map_or(0.0, |j| x.data[j])).collect(),
+                    )
+                }
                 Op::Transpose { perm } => {
                     let x = get(0);
                     let index = transpose_index(&x.shape, perm);

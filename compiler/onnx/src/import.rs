@@ -23,6 +23,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Constant",
     "Conv",
     "Flatten",
+    "Gather",
     "Gemm",
     "GlobalAveragePool",
     "LayerNormalization",
@@ -34,10 +35,12 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "MaxPool",
     "Mul",
     "Neg",
+    "Pad",
     "Reciprocal",
     "Relu",
     "Reshape",
     "Sigmoid",
+    "Slice",
     "Softmax",
     "Sqrt",
     "Squeeze",
@@ -535,6 +538,67 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
                 let out = reshape_target(&s, target, allow_zero).map_err(invalid)?;
                 (Op::Reshape, vec![ins[0].clone()], out)
             }
+            "Slice" | "Gather" | "Pad" => {
+                let x = shape_of(&ins[0])?;
+                let ints = |i: usize| -> Result<Option<Vec<i64>>, CompileError> {
+                    match ins.get(i) {
+                        None => Ok(None),
+                        Some(name) => int_constants
+                            .get(name)
+                            .map(|(_, v)| Some(v.clone()))
+                            .ok_or_else(|| {
+                                invalid(format!("`{name}` must be a constant int64 tensor"))
+                            }),
+                    }
+                };
+                let (index, out) = match n.op_type.as_str() {
+                    "Slice" => {
+                        arity(3, 5)?;
+                        let starts = ints(1)?.unwrap_or_default();
+                        let ends = ints(2)?.unwrap_or_default();
+                        let axes = ints(3)?.unwrap_or_else(|| (0..starts.len() as i64).collect());
+                        let steps = ints(4)?.unwrap_or_else(|| vec![1; starts.len()]);
+                        slice_index(&x, &starts, &ends, &axes, &steps).map_err(invalid)?
+                    }
+                    "Gather" => {
+                        arity(2, 2)?;
+                        let (ishape, idx) =
+                            int_constants.get(&ins[1]).cloned().ok_or_else(|| {
+                                invalid(format!(
+                                    "indices `{}` must be a constant int64 tensor",
+                                    ins[1]
+                                ))
+                            })?;
+                        let axis = normalize_axis(attr_i(n, "axis").unwrap_or(0), x.len())
+                            .ok_or_else(|| invalid(format!("axis out of range for {x:?}")))?;
+                        gather_index(&x, axis, &ishape, &idx).map_err(invalid)?
+                    }
+                    _ => {
+                        arity(2, 3)?;
+                        let mode =
+                            attr(n, "mode").map(|a| String::from_utf8_lossy(&a.s).into_owned());
+                        if mode.as_deref().is_some_and(|m| m != "constant") {
+                            return Err(invalid(format!(
+                                "mode `{}` is not supported (constant is)",
+                                mode.unwrap_or_default()
+                            )));
+                        }
+                        if let Some(c) = ins.get(2) {
+                            let zero = constants
+                                .get(c)
+                                .is_some_and(|t| t.data.iter().all(|&v| v == 0.0));
+                            if !zero {
+                                return Err(invalid(
+                                    "only zero padding is supported (constant_value = 0)".into(),
+                                ));
+                            }
+                        }
+                        let pads = ints(1)?.unwrap_or_default();
+                        pad_index(&x, &pads).map_err(invalid)?
+                    }
+                };
+                (Op::Select { index }, vec![ins[0].clone()], out)
+            }
             "Transpose" => {
                 arity(1, 1)?;
                 let s = shape_of(&ins[0])?;
@@ -606,6 +670,139 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
         },
         notes,
     })
+}
+
+fn strides_of(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+/// The element map of an output of shape `out` whose coordinate on each axis maps to
+/// an input coordinate (or to padding) through `axis_map`.
+fn map_coords(
+    x: &[usize],
+    out: &[usize],
+    axis_map: impl Fn(usize, usize) -> Option<usize>,
+) -> Vec<Option<usize>> {
+    let (xs, os) = (strides_of(x), strides_of(out));
+    let n: usize = out.iter().product();
+    (0..n)
+        .map(|flat| {
+            let mut src = 0;
+            for axis in 0..out.len() {
+                src += axis_map(axis, (flat / os[axis]) % out[axis])? * xs[axis];
+            }
+            Some(src)
+        })
+        .collect()
+}
+
+/// ONNX Slice: negative indices count from the end, bounds are clamped, steps may be negative.
+fn slice_index(
+    x: &[usize],
+    starts: &[i64],
+    ends: &[i64],
+    axes: &[i64],
+    steps: &[i64],
+) -> Result<(Vec<Option<usize>>, Vec<usize>), String> {
+    if starts.len() != ends.len() || axes.len() != starts.len() || steps.len() != starts.len() {
+        return Err("starts, ends, axes and steps must have the same length".into());
+    }
+    let rank = x.len();
+    let mut first = vec![0i64; rank];
+    let mut step = vec![1i64; rank];
+    let mut out = x.to_vec();
+    for k in 0..starts.len() {
+        let axis = normalize_axis(axes[k], rank)
+            .ok_or_else(|| format!("axis {} out of range", axes[k]))?;
+        let (dim, st) = (x[axis] as i64, steps[k]);
+        if st == 0 {
+            return Err("a step of 0".into());
+        }
+        let fix = |v: i64| if v < 0 { v + dim } else { v };
+        let (s, e) = if st > 0 {
+            (fix(starts[k]).clamp(0, dim), fix(ends[k]).clamp(0, dim))
+        } else {
+            (
+                fix(starts[k]).clamp(0, dim - 1),
+                fix(ends[k]).clamp(-1, dim - 1),
+            )
+        };
+        let len = if st > 0 {
+            (e - s + st - 1).max(0) / st
+        } else {
+            (s - e - st - 1).max(0) / -st
+        };
+        first[axis] = s;
+        step[axis] = st;
+        out[axis] = len as usize;
+    }
+    let index = map_coords(x, &out, |axis, c| {
+        Some((first[axis] + c as i64 * step[axis]) as usize)
+    });
+    Ok((index, out))
+}
+
+/// ONNX Gather with constant indices along `axis`.
+fn gather_index(
+    x: &[usize],
+    axis: usize,
+    ishape: &[usize],
+    idx: &[i64],
+) -> Result<(Vec<Option<usize>>, Vec<usize>), String> {
+    let dim = x[axis] as i64;
+    let idx: Vec<usize> = idx
+        .iter()
+        .map(|&i| {
+            let j = if i < 0 { i + dim } else { i };
+            (0..dim)
+                .contains(&j)
+                .then_some(j as usize)
+                .ok_or(format!("index {i} out of range for dimension {dim}"))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut out: Vec<usize> = x[..axis].to_vec();
+    out.extend_from_slice(ishape);
+    out.extend_from_slice(&x[axis + 1..]);
+    let (outer, inner) = (
+        x[..axis].iter().product::<usize>(),
+        x[axis + 1..].iter().product::<usize>(),
+    );
+    let mut index = Vec::with_capacity(outer * idx.len() * inner);
+    for o in 0..outer {
+        for &j in &idx {
+            for i in 0..inner {
+                index.push(Some((o * x[axis] + j) * inner + i));
+            }
+        }
+    }
+    Ok((index, out))
+}
+
+/// ONNX Pad (constant 0): `pads` = begins then ends per axis; negative values crop.
+fn pad_index(x: &[usize], pads: &[i64]) -> Result<(Vec<Option<usize>>, Vec<usize>), String> {
+    let rank = x.len();
+    if pads.len() != 2 * rank {
+        return Err(format!(
+            "pads has {} values; a rank-{rank} input needs {}",
+            pads.len(),
+            2 * rank
+        ));
+    }
+    let out: Vec<usize> = (0..rank)
+        .map(|a| {
+            let d = x[a] as i64 + pads[a] + pads[a + rank];
+            usize::try_from(d).map_err(|_| format!("pads {pads:?} crop more than the input {x:?}"))
+        })
+        .collect::<Result<_, _>>()?;
+    let index = map_coords(x, &out, |axis, c| {
+        let src = c as i64 - pads[axis];
+        (0..x[axis] as i64).contains(&src).then_some(src as usize)
+    });
+    Ok((index, out))
 }
 
 /// The window and output size of a 2-D pooling node (AveragePool, MaxPool) on `x`.
@@ -784,6 +981,23 @@ fn value_info_shape(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slice_pad_and_gather_index_maps() {
+        // [0..6) as [2, 3]: rows reversed, last column dropped.
+        let (idx, out) = slice_index(&[2, 3], &[-1, 0], &[-3, 2], &[0, 1], &[-1, 1]).unwrap();
+        assert_eq!(out, vec![2, 2]);
+        assert_eq!(idx, vec![Some(3), Some(4), Some(0), Some(1)]);
+        // pad one zero before, crop one element after.
+        let (idx, out) = pad_index(&[3], &[1, -1]).unwrap();
+        assert_eq!(out, vec![3]);
+        assert_eq!(idx, vec![None, Some(0), Some(1)]);
+        assert!(pad_index(&[3], &[0, -4]).is_err());
+        let (idx, out) = gather_index(&[2, 3], 1, &[2], &[-1, 0]).unwrap();
+        assert_eq!(out, vec![2, 2]);
+        assert_eq!(idx, vec![Some(2), Some(0), Some(5), Some(3)]);
+        assert!(gather_index(&[2, 3], 1, &[1], &[3]).is_err());
+    }
 
     #[test]
     fn reshape_follows_the_spec() {

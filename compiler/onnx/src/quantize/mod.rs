@@ -674,6 +674,10 @@ impl Quantizer<'_> {
                 }));
                 QTensor { id, ..x }
             }
+            Op::Select { index } => {
+                let x = self.get(&node.inputs[0])?;
+                self.gather(x, out, out_shape.clone(), index.clone())
+            }
             Op::Transpose { perm } => {
                 let input = &node.inputs[0];
                 let x = self.get(input)?;
