@@ -45,7 +45,7 @@ pub fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
     let mut p = zkinfer_verifier::ProofFile::parse(&text)?;
     let last = p.instances.len() - 1;
     let x = zkinfer_verifier::fr_from_hex(&p.instances[last]).context("demo proof instance")?;
-    p.instances[last] = zkinfer_verifier::fr_to_hex(&(x + halo2_one()));
+    p.instances[last] = zkinfer_verifier::fr_to_hex(&(x + zkinfer_circuits::fe(1)));
     let n = p.output.values.len();
     p.output.values[n - 1] += 2f64.powi(-p.output.scale);
     let tampered = dir.join("proof.tampered.json");
@@ -56,10 +56,6 @@ pub fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
     }
     println!("\ndemo complete: artifacts in {}", dir.display());
     Ok(ExitCode::SUCCESS)
-}
-
-fn halo2_one() -> zkinfer_circuits::halo2_proofs::halo2curves::bn256::Fr {
-    zkinfer_circuits::fe(1)
 }
 
 fn tempdir() -> Result<PathBuf> {
