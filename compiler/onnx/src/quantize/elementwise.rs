@@ -24,10 +24,8 @@ impl Quantizer<'_> {
             (None, None) => {
                 // Both at their calibrated scales, so aligning them cannot inflate the scale
                 // past what one rescale can bring back.
-                let x = self.bounded(a, node)?;
-                let x = self.broadcast(x, a, out_shape);
-                let y = self.bounded(b, node)?;
-                let y = self.broadcast(y, b, out_shape);
+                let x = self.bounded_as(a, node, out_shape)?;
+                let y = self.bounded_as(b, node, out_shape)?;
                 let s = x.scale.max(y.scale);
                 if s - x.scale.min(y.scale) > 40 {
                     return Err(unsupported("operand scales differ by more than 2^40"));
@@ -281,10 +279,8 @@ impl Quantizer<'_> {
         out: &str,
         out_shape: &[usize],
     ) -> Result<QTensor, CompileError> {
-        let x = self.bounded(a, node)?;
-        let x = self.broadcast(x, a, out_shape);
-        let y = self.bounded(b, node)?;
-        let y = self.broadcast(y, b, out_shape);
+        let x = self.bounded_as(a, node, out_shape)?;
+        let y = self.bounded_as(b, node, out_shape)?;
         Ok(self.product(x, y, out, out_shape))
     }
 

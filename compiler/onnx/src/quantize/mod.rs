@@ -237,6 +237,17 @@ impl Quantizer<'_> {
         self.graph.constants.get(name)
     }
 
+    /// The tensor at its calibrated scale, broadcast (numpy rules) to `shape`.
+    fn bounded_as(
+        &mut self,
+        name: &str,
+        node: &str,
+        shape: &[usize],
+    ) -> Result<QTensor, CompileError> {
+        let t = self.bounded(name, node)?;
+        Ok(self.broadcast(t, name, shape))
+    }
+
     /// `t` broadcast (numpy rules) from tensor `from`'s shape to `shape`.
     fn broadcast(&mut self, t: QTensor, from: &str, shape: &[usize]) -> QTensor {
         let fs = self.shape(from);
@@ -510,8 +521,7 @@ impl Quantizer<'_> {
                     }
                     factors.iter_mut().for_each(|f| *f = 1.0 / *f);
                 }
-                let x = self.bounded(var, name)?;
-                let x = self.broadcast(x, var, &out_shape);
+                let x = self.bounded_as(var, name, &out_shape)?;
                 let zeros = vec![0f32; factors.len()];
                 self.scale_and_shift(name, x, out, &out_shape, &factors, &zeros)?
             }
