@@ -10,7 +10,12 @@ if [ ! -d ../shared/models ]; then
 fi
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+# solc-js (npm) for the EVM tests, unless a native solc is on PATH.
+scripts/install-solc.sh
 cargo test --workspace --locked
+
+# The WebAssembly verifier in Node and in headless Chromium, on every shared model.
+scripts/test-wasm.sh target/debug/zkinfer
 
 # The GPU build must keep building (it cannot rot), and on this machine — no GPU —
 # `--engine auto` must fall back to the CPU with a notice even when it is installed.

@@ -5,73 +5,18 @@
 
 use std::sync::{Arc, OnceLock};
 
+use zkinfer_circuits::fe;
 use zkinfer_circuits::halo2_proofs::poly::commitment::Params;
-use zkinfer_circuits::{fe, plan_layout};
-use zkinfer_compiler::{
-    calibrate, import_onnx, parse_input_json, quantize, quantize_input, QuantConfig,
-};
-use zkinfer_prover::{dev_srs, prove, read_halo2_params, setup, CpuEngine, ProverKey};
-use zkinfer_qir::{QModel, QOp};
-use zkinfer_tests::shared_models;
-use zkinfer_verifier::artifact::StatementInfo;
+use zkinfer_prover::{dev_srs, read_halo2_params, setup, ProverKey};
+use zkinfer_qir::QOp;
+use zkinfer_tests::{prove_shared, Proven};
 use zkinfer_verifier::{
     fr_from_hex, fr_to_hex, verify, ProofFile, Verdict, VerifierKey, VerifyError,
 };
 
-struct Fixture {
-    model: Arc<QModel>,
-    input: Vec<i64>,
-    info: StatementInfo,
-    pk: ProverKey,
-    vk: VerifierKey,
-    proof: ProofFile,
-}
-
-fn compile(name: &str) -> (QModel, Vec<i64>) {
-    let dir = shared_models();
-    let graph = import_onnx(&dir.join(format!("{name}.onnx")))
-        .unwrap()
-        .graph;
-    let text = std::fs::read_to_string(dir.join(format!("{name}.input.json"))).unwrap();
-    let data = parse_input_json(&text, graph.input_shape().iter().product()).unwrap();
-    let cal = calibrate(&graph, &data.samples).unwrap();
-    let q = quantize(&graph, &cal, QuantConfig::default()).unwrap();
-    let input = quantize_input(&q, &data.samples[0]);
-    (q, input)
-}
-
-fn info_for(model: &QModel) -> StatementInfo {
-    let (plan, _) = plan_layout(model).unwrap();
-    let (i, o) = (model.value(model.input), model.value(model.output));
-    StatementInfo {
-        model: model.name.clone(),
-        layout: plan.layout,
-        input_shape: i.shape.clone(),
-        input_scale: i.scale,
-        output_shape: o.shape.clone(),
-        output_scale: o.scale,
-    }
-}
-
-fn fixture() -> &'static Fixture {
-    static F: OnceLock<Fixture> = OnceLock::new();
-    F.get_or_init(|| {
-        let (q, input) = compile("mlp_tiny");
-        let model = Arc::new(q);
-        let info = info_for(&model);
-        let params = dev_srs(info.layout.k);
-        let (pk, vk) = setup(model.clone(), info.clone(), &params).unwrap();
-        let trace = Arc::new(model.run(&input).unwrap());
-        let proof = prove(&CpuEngine, model.clone(), &pk, &params, trace).unwrap();
-        Fixture {
-            model,
-            input,
-            info,
-            pk,
-            vk,
-            proof,
-        }
-    })
+fn fixture() -> &'static Proven {
+    static F: OnceLock<Proven> = OnceLock::new();
+    F.get_or_init(|| prove_shared("mlp_tiny"))
 }
 
 fn is_invalid(v: Verdict) -> bool {

@@ -13,9 +13,9 @@ use zkinfer_prover::artifact::CIRCUIT_FORMAT;
 use zkinfer_prover::{
     dev_srs, read_halo2_params, read_srs, write_srs, CompiledCircuit, Engine, ProverKey,
 };
-use zkinfer_verifier::{ProofFile, Verdict, VerifierKey};
+use zkinfer_verifier::Verdict;
 
-use crate::files::{load_circuit, read, write, Paths};
+use crate::files::{load_circuit, load_proof, load_vk, read, write, Paths};
 use crate::progress::{secs, step};
 
 pub fn compile(model: &Path, calibration: &Path, out: &Path, bits: u32) -> Result<CompiledCircuit> {
@@ -209,12 +209,8 @@ pub fn prove(engine: &dyn Engine, dir: &Path, input: &Path, proof_path: &Path) -
 
 /// `Ok(true)` valid, `Ok(false)` invalid, `Err` for unreadable input.
 pub fn verify(dir: &Path, proof_path: &Path) -> Result<bool> {
-    let paths = Paths::new(dir);
-    let vk_bytes = read(&paths.vk, "verifying key")?;
-    let key = VerifierKey::from_bytes(&vk_bytes).with_context(|| paths.vk.display().to_string())?;
-    let text = std::fs::read_to_string(proof_path)
-        .with_context(|| format!("reading {}", proof_path.display()))?;
-    let proof = ProofFile::parse(&text).with_context(|| proof_path.display().to_string())?;
+    let key = load_vk(dir)?;
+    let proof = load_proof(proof_path)?;
     let start = Instant::now();
     let verdict = zkinfer_verifier::verify(&key, &proof);
     let elapsed = start.elapsed();

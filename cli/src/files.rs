@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use zkinfer_prover::CompiledCircuit;
+use zkinfer_verifier::{ProofFile, VerifierKey};
 
 pub struct Paths {
     pub circuit: PathBuf,
@@ -36,4 +37,16 @@ pub fn load_circuit(dir: &Path) -> Result<CompiledCircuit> {
     let bytes = std::fs::read(&path)
         .with_context(|| format!("reading {} (run `zkinfer compile` first)", path.display()))?;
     CompiledCircuit::from_json(&bytes).with_context(|| path.display().to_string())
+}
+
+pub fn load_vk(dir: &Path) -> Result<VerifierKey> {
+    let path = Paths::new(dir).vk;
+    let bytes = read(&path, "verifying key")?;
+    VerifierKey::from_bytes(&bytes).with_context(|| path.display().to_string())
+}
+
+pub fn load_proof(path: &Path) -> Result<ProofFile> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    ProofFile::parse(&text).with_context(|| path.display().to_string())
 }

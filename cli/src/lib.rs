@@ -5,5 +5,6 @@
 pub mod commands;
 pub mod demo;
 pub mod engines;
+pub mod evm;
 pub mod files;
 pub mod progress;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use zkinfer::engines::EngineChoice;
-use zkinfer::{commands, demo, engines};
+use zkinfer::{commands, demo, engines, evm};
 
 #[derive(Parser)]
 #[command(
@@ -60,12 +60,42 @@ enum Command {
         #[arg(long)]
         proof: PathBuf,
     },
+    /// Write a Solidity verifier contract for DIR's verifying key.
+    ExportSolidity {
+        dir: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write the calldata for the Solidity verifier: instances, then proof bytes.
+    EncodeCalldata {
+        #[arg(long)]
+        proof: PathBuf,
+        /// Binary output file (default: 0x-hex on stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Verify a proof in an in-process EVM: compile the Solidity verifier, deploy, call.
+    /// Exit 0 accepted, 1 rejected, 2 error.
+    VerifyEvm {
+        dir: PathBuf,
+        #[arg(long)]
+        proof: PathBuf,
+    },
     /// Run compile, setup, prove and verify on an embedded example model.
     Demo {
         /// Where to write the artifacts (default: a temporary directory).
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+}
+
+/// Exit 0 for valid, 1 for invalid.
+fn verdict(valid: bool) -> ExitCode {
+    if valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 fn main() -> ExitCode {
@@ -86,13 +116,14 @@ fn main() -> ExitCode {
             proof,
             engine,
         } => engines::prove(engine, &dir, &input, &proof).map(|_| ExitCode::SUCCESS),
-        Command::Verify { dir, proof } => commands::verify(&dir, &proof).map(|valid| {
-            if valid {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }),
+        Command::Verify { dir, proof } => commands::verify(&dir, &proof).map(verdict),
+        Command::ExportSolidity { dir, out } => {
+            evm::export_solidity(&dir, &out).map(|_| ExitCode::SUCCESS)
+        }
+        Command::EncodeCalldata { proof, out } => {
+            evm::encode_calldata(&proof, out.as_deref()).map(|_| ExitCode::SUCCESS)
+        }
+        Command::VerifyEvm { dir, proof } => evm::verify_evm(&dir, &proof).map(verdict),
         Command::Demo { dir } => demo::run(dir),
     };
     match result {

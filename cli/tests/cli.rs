@@ -111,14 +111,20 @@ fn pipeline(name: &str) -> Run {
     }
 }
 
-fn tamper(run: &Run, f: impl FnOnce(&mut serde_json::Value)) -> i32 {
+/// Checks a tampered copy of the run's proof with `verify` or `verify-evm`; returns the
+/// exit code after checking the verdict line.
+fn tamper(run: &Run, verifier: &str, f: impl FnOnce(&mut serde_json::Value)) -> i32 {
     let mut p: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&run.proof).unwrap()).unwrap();
     f(&mut p);
     let bad = run.dir.join("tampered.json");
     std::fs::write(&bad, serde_json::to_vec(&p).unwrap()).unwrap();
-    let out = zkinfer(&["verify", s(&run.dir), "--proof", s(&bad)]);
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("invalid"));
+    let out = zkinfer(&[verifier, s(&run.dir), "--proof", s(&bad)]);
+    let verdict = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        verdict.starts_with("invalid") || verdict.starts_with("rejected"),
+        "{verifier}: {verdict}"
+    );
     code(&out)
 }
 
@@ -145,15 +151,55 @@ fn bump_output(p: &mut serde_json::Value) {
 #[test]
 fn mlp_tiny_end_to_end_and_tampering() {
     let run = pipeline("mlp_tiny");
-    assert_eq!(tamper(&run, flip_byte), 1);
-    assert_eq!(tamper(&run, bump_output), 1);
+    assert_eq!(tamper(&run, "verify", flip_byte), 1);
+    assert_eq!(tamper(&run, "verify", bump_output), 1);
+
+    // The same proof bytes in the EVM: the Solidity verifier, compiled and deployed in revm.
+    let out = ok(&["verify-evm", s(&run.dir), "--proof", s(&run.proof)]);
+    assert!(out.starts_with("accepted") && out.contains("gas"), "{out}");
+    assert_eq!(tamper(&run, "verify-evm", flip_byte), 1);
+    // An altered public output (the stated output kept consistent): the contract reverts.
+    assert_eq!(tamper(&run, "verify-evm", bump_output), 1);
+    // A stated output that differs from the proven one never reaches the EVM.
+    assert_eq!(
+        tamper(&run, "verify-evm", |p| p["output"]["values"][0] =
+            9.0.into()),
+        1
+    );
+
+    let sol = run.dir.join("Verifier.sol");
+    ok(&["export-solidity", s(&run.dir), "--out", s(&sol)]);
+    assert!(std::fs::read_to_string(&sol)
+        .unwrap()
+        .contains("contract Halo2Verifier"));
+    let data = run.dir.join("calldata.bin");
+    ok(&[
+        "encode-calldata",
+        "--proof",
+        s(&run.proof),
+        "--out",
+        s(&data),
+    ]);
+    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(&run.proof).unwrap()).unwrap();
+    let expected = 32 * p["instances"].as_array().unwrap().len()
+        + (p["proof"].as_str().unwrap().len() - 2) / 2;
+    assert_eq!(std::fs::read(&data).unwrap().len(), expected);
+
+    // No compiler: a clear error, exit 2.
+    let out = Command::new(env!("CARGO_BIN_EXE_zkinfer"))
+        .args(["verify-evm", s(&run.dir), "--proof", s(&run.proof)])
+        .env("ZKINFER_SOLC", run.dir.join("no-such-solc"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ZKINFER_SOLC"));
 }
 
 #[test]
 fn mlp_mnist_end_to_end_and_tampering() {
     let run = pipeline("mlp_mnist");
-    assert_eq!(tamper(&run, flip_byte), 1);
-    assert_eq!(tamper(&run, bump_output), 1);
+    assert_eq!(tamper(&run, "verify", flip_byte), 1);
+    assert_eq!(tamper(&run, "verify", bump_output), 1);
 }
 
 #[test]

@@ -11,14 +11,12 @@ use halo2_proofs::poly::kzg::commitment::{KZGCommitmentScheme, ParamsKZG};
 use halo2_proofs::poly::kzg::multiopen::ProverSHPLONK;
 use halo2_proofs::transcript::TranscriptWriterBuffer;
 use rand::rngs::OsRng;
-use snark_verifier::system::halo2::transcript::evm::EvmTranscript;
 use zkinfer_circuits::ModelCircuit;
 
 use crate::ProveError;
 
 /// The transcript every engine writes.
-pub type ProofTranscript =
-    EvmTranscript<G1Affine, snark_verifier::loader::native::NativeLoader, Vec<u8>, Vec<u8>>;
+pub type ProofTranscript = zkinfer_verifier::KeccakTranscript<Vec<u8>>;
 
 pub trait Engine {
     /// Short name for reports (`cpu`, `cuda`).

@@ -1,10 +1,11 @@
-//! Helpers for zkinfer's end-to-end tests: building ONNX models in memory and running
-//! the float reference (tract) on them.
+//! Helpers for zkinfer's end-to-end tests: building ONNX models in memory, running the
+//! float reference (tract) on them, and compiling and proving the shared models.
 
 // Test support: a failure here is a failed test, so panicking is the right report.
 #![allow(clippy::expect_used)]
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use prost::Message;
 use tract_onnx::pb::attribute_proto::AttributeType;
@@ -14,6 +15,71 @@ use tract_onnx::pb::{
     TensorShapeProto, TypeProto, ValueInfoProto,
 };
 use tract_onnx::prelude::*;
+
+/// Imports, calibrates and quantizes a shared model (default settings); returns it with
+/// its first calibration sample, quantized.
+pub fn compile_shared(name: &str) -> (zkinfer_qir::QModel, Vec<i64>) {
+    use zkinfer_compiler::{calibrate, import_onnx, parse_input_json, quantize, QuantConfig};
+    let dir = shared_models();
+    let graph = import_onnx(&dir.join(format!("{name}.onnx")))
+        .expect("imports")
+        .graph;
+    let text = std::fs::read_to_string(dir.join(format!("{name}.input.json"))).expect("input");
+    let data = parse_input_json(&text, graph.input_shape().iter().product()).expect("parses");
+    let cal = calibrate(&graph, &data.samples).expect("calibrates");
+    let q = quantize(&graph, &cal, QuantConfig::default()).expect("quantizes");
+    let input = zkinfer_compiler::quantize_input(&q, &data.samples[0]);
+    (q, input)
+}
+
+/// The statement a verifier needs for `model`, with the planner's layout.
+pub fn info_for(model: &zkinfer_qir::QModel) -> zkinfer_verifier::StatementInfo {
+    let (plan, _) = zkinfer_circuits::plan_layout(model).expect("plans");
+    let (i, o) = (model.value(model.input), model.value(model.output));
+    zkinfer_verifier::StatementInfo {
+        model: model.name.clone(),
+        layout: plan.layout,
+        input_shape: i.shape.clone(),
+        input_scale: i.scale,
+        output_shape: o.shape.clone(),
+        output_scale: o.scale,
+    }
+}
+
+/// A shared model compiled, keyed (development SRS) and proven on the CPU.
+pub struct Proven {
+    pub model: Arc<zkinfer_qir::QModel>,
+    pub input: Vec<i64>,
+    pub info: zkinfer_verifier::StatementInfo,
+    pub pk: zkinfer_prover::ProverKey,
+    pub vk: zkinfer_verifier::VerifierKey,
+    pub proof: zkinfer_verifier::ProofFile,
+}
+
+pub fn prove_shared(name: &str) -> Proven {
+    let (q, input) = compile_shared(name);
+    let model = Arc::new(q);
+    let info = info_for(&model);
+    let params = zkinfer_prover::dev_srs(info.layout.k);
+    let (pk, vk) = zkinfer_prover::setup(model.clone(), info.clone(), &params).expect("keys");
+    let trace = Arc::new(model.run(&input).expect("runs"));
+    let proof = zkinfer_prover::prove(
+        &zkinfer_prover::CpuEngine,
+        model.clone(),
+        &pk,
+        &params,
+        trace,
+    )
+    .expect("proves");
+    Proven {
+        model,
+        input,
+        info,
+        pk,
+        vk,
+        proof,
+    }
+}
 
 /// `../shared/models` seen from the workspace root.
 pub fn shared_models() -> PathBuf {

@@ -218,6 +218,22 @@ impl ProofFile {
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
+
+    /// The public instances and the proof bytes, decoded from their hex.
+    pub fn public_values(&self) -> Result<(Vec<Fr>, Vec<u8>), String> {
+        let instances = self
+            .instances
+            .iter()
+            .map(|s| fr_from_hex(s))
+            .collect::<Option<Vec<Fr>>>()
+            .ok_or("a public value is not a canonical field element in 0x-hex")?;
+        let bytes = self
+            .proof
+            .strip_prefix("0x")
+            .and_then(|h| hex::decode(h).ok())
+            .ok_or("the proof bytes are not 0x-hex")?;
+        Ok((instances, bytes))
+    }
 }
 
 /// `0x`-hex, big-endian (as the EVM reads a uint256).

@@ -5,20 +5,21 @@
 //! other format version) are [`VerifyError`]s.
 
 pub mod artifact;
+pub mod transcript;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
+use halo2_proofs::halo2curves::bn256::{Bn256, Fr};
 use halo2_proofs::plonk::verify_proof;
 use halo2_proofs::poly::kzg::commitment::{KZGCommitmentScheme, ParamsKZG};
 use halo2_proofs::poly::kzg::multiopen::VerifierSHPLONK;
 use halo2_proofs::poly::kzg::strategy::SingleStrategy;
 use halo2_proofs::transcript::TranscriptReadBuffer;
 use halo2_proofs::{SerdeCurveAffine, SerdeFormat};
-use snark_verifier::system::halo2::transcript::evm::EvmTranscript;
 use zkinfer_circuits::fe_to_i64;
 
 pub use artifact::{fr_from_hex, fr_to_hex, OutputValues, ProofFile, StatementInfo, VerifierKey};
+pub use transcript::KeccakTranscript;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -46,7 +47,7 @@ pub enum Verdict {
 }
 
 /// Runs `f`, turning a panic inside a dependency into `None`.
-pub(crate) fn guard<T>(f: impl FnOnce() -> T) -> Option<T> {
+pub fn guard<T>(f: impl FnOnce() -> T) -> Option<T> {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let r = catch_unwind(AssertUnwindSafe(f)).ok();
@@ -55,7 +56,7 @@ pub(crate) fn guard<T>(f: impl FnOnce() -> T) -> Option<T> {
 }
 
 /// The KZG verifier parameters (`g`, `g2`, `s·g2`) as halo2's `ParamsKZG`.
-fn verifier_params(key: &VerifierKey) -> Option<ParamsKZG<Bn256>> {
+pub fn verifier_params(key: &VerifierKey) -> Option<ParamsKZG<Bn256>> {
     // halo2's KZG verifier reads only g[0], g2, s_g2 and n = 2^k: a size-1 parameter set
     // re-labelled with the circuit's k.
     let mut bytes = 0u32.to_le_bytes().to_vec();
@@ -67,13 +68,22 @@ fn verifier_params(key: &VerifierKey) -> Option<ParamsKZG<Bn256>> {
     (key.k <= 28).then(|| one.from_parts(key.k, vec![key.g], Some(vec![key.g]), key.g2, key.s_g2))
 }
 
-/// Checks the proof's statement against the key, then the proof itself.
-pub fn verify(key: &VerifierKey, proof: &ProofFile) -> Verdict {
-    let invalid = |reason: String| Verdict::Invalid { reason };
+/// A proof file whose statement matches the key: the public instances, the proof bytes
+/// and the output they encode. Both the native and the EVM verifier start from this.
+#[derive(Clone, Debug)]
+pub struct Statement {
+    pub instances: Vec<Fr>,
+    pub proof: Vec<u8>,
+    pub output: Vec<f64>,
+}
+
+/// Checks the proof file's statement against the key (model id, number of public values,
+/// canonical encodings, stated output = proven output) without checking the proof.
+pub fn statement(key: &VerifierKey, proof: &ProofFile) -> Result<Statement, String> {
     let info = &key.info;
     let (n_in, n_out) = (info.input_len(), info.output_len());
     if proof.instances.len() != n_in + n_out {
-        return invalid(format!(
+        return Err(format!(
             "the proof carries {} public values; this model's statement has {} (input) + {} (output)",
             proof.instances.len(),
             n_in,
@@ -81,33 +91,17 @@ pub fn verify(key: &VerifierKey, proof: &ProofFile) -> Verdict {
         ));
     }
     if proof.model_id != key.model_id() {
-        return invalid(format!(
+        return Err(format!(
             "the proof is for model id {}, this verifying key is model id {}",
             proof.model_id,
             key.model_id()
         ));
     }
-    let Some(instances) = proof
-        .instances
-        .iter()
-        .map(|s| fr_from_hex(s))
-        .collect::<Option<Vec<Fr>>>()
-    else {
-        return invalid("a public value is not a canonical field element in 0x-hex".into());
-    };
-    let Some(bytes) = proof
-        .proof
-        .strip_prefix("0x")
-        .and_then(|h| hex::decode(h).ok())
-    else {
-        return invalid("the proof bytes are not 0x-hex".into());
-    };
+    let (instances, bytes) = proof.public_values()?;
     // The output the file states must be the one the instances encode.
     let mut output = Vec::with_capacity(n_out);
     for (j, x) in instances[n_in..].iter().enumerate() {
-        let Some(q) = fe_to_i64(x) else {
-            return invalid(format!("public output {j} is not a quantized value"));
-        };
+        let q = fe_to_i64(x).ok_or(format!("public output {j} is not a quantized value"))?;
         output.push(zkinfer_qir::dequantize(q, info.output_scale));
     }
     if proof.output.values.len() != n_out
@@ -119,15 +113,31 @@ pub fn verify(key: &VerifierKey, proof: &ProofFile) -> Verdict {
             .any(|(a, b)| (a - b).abs() > 1e-9)
         || proof.output.scale != info.output_scale
     {
-        return invalid(
-            "the `output` values in the file differ from the proven public output".into(),
-        );
+        return Err("the `output` values in the file differ from the proven public output".into());
     }
+    Ok(Statement {
+        instances,
+        proof: bytes,
+        output,
+    })
+}
+
+/// Checks the proof's statement against the key, then the proof itself.
+pub fn verify(key: &VerifierKey, proof: &ProofFile) -> Verdict {
+    let invalid = |reason: String| Verdict::Invalid { reason };
+    let Statement {
+        instances,
+        proof: bytes,
+        output,
+    } = match statement(key, proof) {
+        Ok(s) => s,
+        Err(reason) => return invalid(reason),
+    };
     let Some(params) = verifier_params(key) else {
         return invalid("the verifying key's SRS points are unusable".into());
     };
     let ok = guard(|| {
-        let mut transcript = EvmTranscript::<G1Affine, _, _, _>::init(bytes.as_slice());
+        let mut transcript = KeccakTranscript::init(bytes.as_slice());
         verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
             &params,
             &key.vk,

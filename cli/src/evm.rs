@@ -1,0 +1,114 @@
+//! The Ethereum subcommands: export the Solidity verifier, encode calldata, and verify a
+//! proof by running the contract in an in-process EVM.
+
+use std::path::Path;
+
+use anyhow::Result;
+use zkinfer_evm::{Solc, MAX_CODE_SIZE};
+
+use crate::files::{load_proof, load_vk, write};
+use crate::progress::{secs, step};
+
+pub fn export_solidity(dir: &Path, out: &Path) -> Result<()> {
+    let key = load_vk(dir)?;
+    let solc = Solc::find()?;
+    let (build, t) = step(
+        &format!(
+            "generating the Solidity verifier, compiling with {}",
+            solc.program.display()
+        ),
+        || zkinfer_evm::build_verifier(&key, &solc),
+    );
+    let verifier = build?.verifier;
+    let source = verifier.source();
+    write(out, source.as_bytes())?;
+    println!(
+        "Solidity verifier for `{}` -> {} ({} bytes of source, {})",
+        key.info.model,
+        out.display(),
+        source.len(),
+        secs(t)
+    );
+    if verifier.is_split() {
+        println!(
+            "  contracts Halo2VerifierPart0..{} (deploy first, in order), then Halo2Verifier(address[] parts):",
+            verifier.contracts.len() - 2
+        );
+        println!("            split so that each fits EIP-170's {MAX_CODE_SIZE}-byte code limit");
+    }
+    println!(
+        "  call      Halo2Verifier with the {}-byte calldata of `zkinfer encode-calldata`",
+        verifier.calldata_len
+    );
+    println!("  verdict   returns empty on a valid proof, reverts otherwise");
+    Ok(())
+}
+
+pub fn encode_calldata(proof_path: &Path, out: Option<&Path>) -> Result<()> {
+    let proof = load_proof(proof_path)?;
+    let data = zkinfer_evm::calldata(&proof)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", proof_path.display()))?;
+    match out {
+        Some(out) => {
+            write(out, &data)?;
+            println!("calldata ({} bytes) -> {}", data.len(), out.display());
+        }
+        None => println!("0x{}", hex::encode(&data)),
+    }
+    Ok(())
+}
+
+/// `Ok(true)` accepted, `Ok(false)` rejected (by the statement check or the contract).
+pub fn verify_evm(dir: &Path, proof_path: &Path) -> Result<bool> {
+    let key = load_vk(dir)?;
+    let proof = load_proof(proof_path)?;
+    // The contract checks the proof against the instances; the file's other claims (model
+    // id, the dequantized output) are checked here exactly as the native verifier does.
+    if let Err(reason) = zkinfer_verifier::statement(&key, &proof) {
+        println!("rejected: {reason}");
+        return Ok(false);
+    }
+    let solc = Solc::find()?;
+    let (build, t_build) = step(
+        &format!(
+            "generating the Solidity verifier, compiling with {}",
+            solc.program.display()
+        ),
+        || zkinfer_evm::build_verifier(&key, &solc),
+    );
+    let build = build?;
+    let calldata = zkinfer_evm::calldata(&proof)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", proof_path.display()))?;
+    let (run, t_evm) = step("deploying and calling in revm", || {
+        zkinfer_evm::deploy_and_call(&build.bytecode, calldata)
+    });
+    let run = run?;
+    match &run.reason {
+        None => println!(
+            "accepted: `{}` (model id {})",
+            key.info.model,
+            key.model_id()
+        ),
+        Some(reason) => println!("rejected: {reason}"),
+    }
+    println!(
+        "  gas       {} for the call (deployment {})",
+        run.gas_used, run.deploy_gas
+    );
+    let largest = run.code_sizes.iter().max().copied().unwrap_or(0);
+    if run.code_sizes.len() > 1 {
+        println!(
+            "  code      {} contracts, {} bytes in all, largest {largest} (EIP-170 limit {MAX_CODE_SIZE})",
+            run.code_sizes.len(),
+            run.code_sizes.iter().sum::<usize>()
+        );
+    } else {
+        println!("  code      {largest} bytes deployed (EIP-170 limit {MAX_CODE_SIZE})");
+    }
+    println!(
+        "  time      generate and compile {}, evm {}",
+        secs(t_build),
+        secs(t_evm)
+    );
+    Ok(run.accepted)
+}

@@ -1,0 +1,239 @@
+//! zkinfer on Ethereum: a Solidity verifier generated from a verifying key (snark-verifier's
+//! EVM loader, SHPLONK over KZG/BN254, the same Keccak transcript the prover writes), its
+//! compilation with `solc` (native, or solc-js from npm), the calldata for a proof, and a
+//! run of the contract in an in-process EVM (revm) with the mainnet rules, EIP-170's
+//! 24,576-byte code limit included.
+
+mod solc;
+mod split;
+
+use std::rc::Rc;
+
+use halo2_proofs::halo2curves::bn256::{Bn256, Fq, Fr, G1Affine};
+use revm::context::result::{ExecutionResult, Output};
+use revm::context::TxEnv;
+use revm::database::InMemoryDB;
+use revm::primitives::{Address, TxKind};
+use revm::{Context, ExecuteCommitEvm, MainBuilder, MainContext};
+use snark_verifier::loader::evm::{self as evm_loader, EvmLoader};
+use snark_verifier::pcs::kzg::{Bdfg21, KzgAs, KzgDecidingKey};
+use snark_verifier::system::halo2::{compile, transcript::evm::EvmTranscript, Config};
+use snark_verifier::verifier::{plonk::PlonkVerifier, SnarkVerifier};
+use zkinfer_verifier::{guard, verifier_params, ProofFile, VerifierKey};
+
+pub use solc::{Bytecode, Solc};
+pub use split::{Contract, SolidityVerifier};
+
+/// EIP-170: the largest deployed contract, in bytes.
+pub const MAX_CODE_SIZE: usize = 0x6000;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EvmError {
+    #[error("generating the Solidity verifier: {0}")]
+    Generate(String),
+    #[error("{0}")]
+    Solc(String),
+    #[error("the EVM could not run the transaction: {0}")]
+    Evm(String),
+}
+
+type Shplonk = PlonkVerifier<KzgAs<Bn256, Bdfg21>>;
+
+/// snark-verifier's verifier for `key`: one contract, `Halo2Verifier`, whose fallback
+/// takes the calldata of [`calldata`] and returns empty on success, reverts otherwise.
+fn generated_code(key: &VerifierKey) -> Result<String, EvmError> {
+    let bad = |m: &str| EvmError::Generate(m.into());
+    let params = verifier_params(key).ok_or_else(|| bad("the key's SRS points are unusable"))?;
+    let num_instance = key.info.input_len() + key.info.output_len();
+    guard(|| -> Result<String, String> {
+        let protocol = compile(
+            &params,
+            &key.vk,
+            Config::kzg().with_num_instance(vec![num_instance]),
+        );
+        let dk: KzgDecidingKey<Bn256> = (key.g, key.g2, key.s_g2).into();
+        let loader = EvmLoader::new::<Fq, Fr>();
+        let protocol = protocol.loaded(&loader);
+        let mut transcript = EvmTranscript::<G1Affine, Rc<EvmLoader>, _, _>::new(&loader);
+        let instances = transcript.load_instances(vec![num_instance]);
+        let proof = Shplonk::read_proof(&dk, &protocol, &instances, &mut transcript)
+            .map_err(|e| format!("{e:?}"))?;
+        Shplonk::verify(&dk, &protocol, &instances, &proof).map_err(|e| format!("{e:?}"))?;
+        Ok(loader.solidity_code())
+    })
+    .ok_or_else(|| bad("snark-verifier failed on this key"))?
+    .map_err(EvmError::Generate)
+}
+
+/// A verifier and its compiled contracts, in deployment order.
+#[derive(Clone, Debug)]
+pub struct Build {
+    pub verifier: SolidityVerifier,
+    pub bytecode: Vec<Bytecode>,
+}
+
+/// Generates the Solidity verifier for `key` and compiles it, split into as few contracts
+/// as keep every one within EIP-170's limit (see [`split`]). The cut is found by
+/// compiling: code density differs along the verifier, so source size alone cannot tell.
+pub fn build_verifier(key: &VerifierKey, solc: &Solc) -> Result<Build, EvmError> {
+    let code = generated_code(key)?;
+    // solc-js runs out of its 2 GiB heap on a few MB of this code in one contract; no
+    // verifier under 24 KB of code comes from more than ~100 KB of source anyway.
+    let mut part_bytes = code.len().min(512 * 1024);
+    loop {
+        let verifier = split::split(&code, part_bytes)?;
+        let bytecode = (0..verifier.contracts.len())
+            .map(|i| solc.compile(&verifier.contract_source(i), &verifier.contracts[i].name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let largest = bytecode.iter().map(|b| b.runtime.len()).max().unwrap_or(0);
+        if largest <= MAX_CODE_SIZE {
+            return Ok(Build { verifier, bytecode });
+        }
+        if let Some(b) = verifier
+            .contracts
+            .iter()
+            .zip(&bytecode)
+            .find(|(c, b)| c.statements == 1 && b.runtime.len() > MAX_CODE_SIZE)
+            .map(|(_, b)| b)
+        {
+            return Err(EvmError::Generate(format!(
+                "one step of the generated verifier alone compiles to {} bytes, over EIP-170's \
+                 {MAX_CODE_SIZE}: with {} public values it cannot be cut small enough",
+                b.runtime.len(),
+                key.info.input_len() + key.info.output_len()
+            )));
+        }
+        // Aim 10% under the limit at the density just seen; always shrink.
+        let next = (part_bytes as f64 * 0.9 * MAX_CODE_SIZE as f64 / largest as f64) as usize;
+        part_bytes = next.min(part_bytes * 9 / 10);
+        if part_bytes < 1024 {
+            return Err(EvmError::Generate(format!(
+                "cannot cut the verifier into contracts under {MAX_CODE_SIZE} bytes"
+            )));
+        }
+    }
+}
+
+/// The calldata for a proof: the public instances as 32-byte big-endian words, then the
+/// proof bytes.
+pub fn calldata(proof: &ProofFile) -> Result<Vec<u8>, String> {
+    let (instances, bytes) = proof.public_values()?;
+    Ok(evm_loader::encode_calldata(&[instances], &bytes))
+}
+
+/// What the EVM made of a proof.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvmRun {
+    /// The call returned (the contract reverts on an invalid proof).
+    pub accepted: bool,
+    /// Gas of the verifying call, the 21,000 base and the calldata included.
+    pub gas_used: u64,
+    /// Deployed code size of each contract, in deployment order.
+    pub code_sizes: Vec<usize>,
+    /// Gas of all deployments.
+    pub deploy_gas: u64,
+    /// Why the call failed, when it did.
+    pub reason: Option<String>,
+}
+
+/// ABI encoding of a constructor's single `address[]` argument.
+fn encode_addresses(addresses: &[Address]) -> Vec<u8> {
+    let word = |v: usize| {
+        let mut w = [0u8; 32];
+        w[24..].copy_from_slice(&(v as u64).to_be_bytes());
+        w
+    };
+    let mut out = Vec::with_capacity(64 + 32 * addresses.len());
+    out.extend(word(0x20));
+    out.extend(word(addresses.len()));
+    for a in addresses {
+        out.extend([0u8; 12]);
+        out.extend(a.as_slice());
+    }
+    out
+}
+
+/// Deploys the verifier's contracts in a fresh in-memory EVM (mainnet rules, EIP-170
+/// enforced) — a split verifier's parts first, then `Halo2Verifier` with their addresses
+/// — and calls `Halo2Verifier` with `calldata`.
+pub fn deploy_and_call(contracts: &[Bytecode], calldata: Vec<u8>) -> Result<EvmRun, EvmError> {
+    let mut evm = Context::mainnet()
+        .with_db(InMemoryDB::default())
+        .build_mainnet();
+    let (mut nonce, mut deploy_gas) = (0u64, 0u64);
+    let mut addresses = Vec::new();
+    let mut code_sizes = Vec::new();
+    let Some((main, parts)) = contracts.split_last() else {
+        return Err(EvmError::Evm("no contract to deploy".into()));
+    };
+    for (i, code) in parts.iter().chain([main]).enumerate() {
+        let mut data = code.deployment.clone();
+        if i == parts.len() && !parts.is_empty() {
+            data.extend(encode_addresses(&addresses));
+        }
+        let create = TxEnv {
+            gas_limit: 30_000_000,
+            kind: TxKind::Create,
+            data: data.into(),
+            nonce,
+            ..Default::default()
+        };
+        nonce += 1;
+        let deployed = evm
+            .transact_commit(create)
+            .map_err(|e| EvmError::Evm(format!("deployment: {e:?}")))?;
+        match deployed {
+            ExecutionResult::Success {
+                output: Output::Create(code, Some(address)),
+                gas_used,
+                ..
+            } => {
+                addresses.push(address);
+                code_sizes.push(code.len());
+                deploy_gas += gas_used;
+            }
+            ExecutionResult::Halt { reason, .. } => {
+                return Err(EvmError::Evm(format!(
+                    "deploying contract {i} halted: {reason:?}"
+                )))
+            }
+            other => {
+                return Err(EvmError::Evm(format!(
+                    "deploying contract {i} created nothing: {other:?}"
+                )))
+            }
+        }
+    }
+    let Some(&address) = addresses.last() else {
+        return Err(EvmError::Evm("no contract deployed".into()));
+    };
+    let call = TxEnv {
+        gas_limit: 30_000_000,
+        kind: TxKind::Call(address),
+        data: calldata.into(),
+        nonce,
+        ..Default::default()
+    };
+    let result = evm
+        .transact_commit(call)
+        .map_err(|e| EvmError::Evm(format!("call: {e:?}")))?;
+    let (accepted, gas_used, reason) = match result {
+        ExecutionResult::Success { gas_used, .. } => (true, gas_used, None),
+        ExecutionResult::Revert { gas_used, .. } => {
+            (false, gas_used, Some("the contract reverted".to_string()))
+        }
+        ExecutionResult::Halt { reason, gas_used } => (
+            false,
+            gas_used,
+            Some(format!("the call halted: {reason:?}")),
+        ),
+    };
+    Ok(EvmRun {
+        accepted,
+        gas_used,
+        code_sizes,
+        deploy_gas,
+        reason,
+    })
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The wasm verifier's tests: builds the package (scripts/build-wasm.sh), proves every
+# shared model with the zkinfer binary given as $1 (default target/debug/zkinfer), then
+# runs Node's test runner: the package in Node, and examples/web in headless Chromium
+# (Debian's chromium package, installed when missing; playwright-core from npm drives it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+ZKINFER=${1:-target/debug/zkinfer}
+M=../shared/models
+
+scripts/build-wasm.sh
+if [ ! -x /usr/bin/chromium ]; then
+  echo "== installing Debian's chromium (for the browser test)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
+fi
+(cd verifier/wasm/tests && npm ci --no-audit --no-fund --loglevel=error)
+
+proofs=$(mktemp -d)
+trap 'rm -rf "$proofs"' EXIT
+for model in $(ls $M/*.onnx | xargs -n1 basename | sed 's/\.onnx$//'); do
+  echo "== proving $model"
+  dir=$proofs/$model
+  "$ZKINFER" compile "$M/$model.onnx" --calibration "$M/$model.input.json" --out "$dir" >/dev/null
+  "$ZKINFER" setup "$dir" --dev-srs >/dev/null 2>&1
+  "$ZKINFER" prove "$dir" --input "$M/$model.input.json" --proof "$dir/proof.json" --engine cpu >/dev/null 2>&1
+  rm -f "$dir/pk" "$dir/srs"
+done
+ZKINFER_WASM_PKG=$ROOT/target/wasm/pkg ZKINFER_PROOFS=$proofs node --test --test-reporter=spec verifier/wasm/tests/
