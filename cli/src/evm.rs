@@ -2,24 +2,32 @@
 //! proof by running the contract in an in-process EVM.
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Result;
-use zkinfer_evm::{Solc, MAX_CODE_SIZE};
+use zkinfer_evm::{Build, Solc, MAX_CODE_SIZE};
+use zkinfer_verifier::VerifierKey;
 
 use crate::files::{load_proof, load_vk, write};
 use crate::progress::{secs, step};
 
-pub fn export_solidity(dir: &Path, out: &Path) -> Result<()> {
-    let key = load_vk(dir)?;
+/// Generates and compiles the verifier for `key`, under a spinner.
+fn build(key: &VerifierKey) -> Result<(Build, Duration)> {
     let solc = Solc::find()?;
     let (build, t) = step(
         &format!(
             "generating the Solidity verifier, compiling with {}",
             solc.program.display()
         ),
-        || zkinfer_evm::build_verifier(&key, &solc),
+        || zkinfer_evm::build_verifier(key, &solc),
     );
-    let verifier = build?.verifier;
+    Ok((build?, t))
+}
+
+pub fn export_solidity(dir: &Path, out: &Path) -> Result<()> {
+    let key = load_vk(dir)?;
+    let (build, t) = build(&key)?;
+    let verifier = build.verifier;
     let source = verifier.source();
     write(out, source.as_bytes())?;
     println!(
@@ -68,15 +76,7 @@ pub fn verify_evm(dir: &Path, proof_path: &Path) -> Result<bool> {
         println!("rejected: {reason}");
         return Ok(false);
     }
-    let solc = Solc::find()?;
-    let (build, t_build) = step(
-        &format!(
-            "generating the Solidity verifier, compiling with {}",
-            solc.program.display()
-        ),
-        || zkinfer_evm::build_verifier(&key, &solc),
-    );
-    let build = build?;
+    let (build, t_build) = build(&key)?;
     let calldata = zkinfer_evm::calldata(&proof)
         .map_err(|e| anyhow::anyhow!("{}: {e}", proof_path.display()))?;
     let (run, t_evm) = step("deploying and calling in revm", || {
