@@ -1,6 +1,7 @@
-//! The Solidity verifier in revm, on the shared models the issue names: each contract
-//! within EIP-170, the proof accepted, tampered proofs and public values rejected exactly
-//! where the native verifier rejects them. Needs a Solidity compiler
+//! The Solidity verifier in revm, on the shared models: each contract within EIP-170,
+//! the proof accepted, tampered proofs and public values rejected exactly where the
+//! native verifier rejects them. (mlp_tiny, the one unsplit verifier, is checked through
+//! the command line in cli/tests.) Needs a Solidity compiler
 //! (`scripts/install-solc.sh`; the test command runs it).
 
 // Test code: a panic is the failure report.
@@ -82,4 +83,15 @@ fn lenet5_in_the_evm() {
 #[test]
 fn attn_block_in_the_evm() {
     check("attn_block");
+}
+
+#[test]
+fn mlp_wide_in_the_evm() {
+    check("mlp_wide");
+}
+
+/// 3,082 public values: 48 contracts, and blocks cut inside through memory spills.
+#[test]
+fn cnn_cifar_in_the_evm() {
+    check("cnn_cifar");
 }

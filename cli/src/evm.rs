@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
-use zkinfer_evm::{Build, Solc, MAX_CODE_SIZE};
+use zkinfer_evm::{Build, Solc, MAX_CODE_SIZE, TX_GAS_CAP};
 use zkinfer_verifier::VerifierKey;
 
 use crate::files::{load_proof, load_vk, write};
@@ -95,6 +95,12 @@ pub fn verify_evm(dir: &Path, proof_path: &Path) -> Result<bool> {
         "  gas       {} for the call (deployment {})",
         run.gas_used, run.deploy_gas
     );
+    if run.gas_used > TX_GAS_CAP {
+        println!(
+            "  warning   the call needs more gas than one Ethereum transaction may use \
+             ({TX_GAS_CAP}, EIP-7825): it verifies in this EVM but not on mainnet"
+        );
+    }
     let largest = run.code_sizes.iter().max().copied().unwrap_or(0);
     if run.code_sizes.len() > 1 {
         println!(

@@ -27,6 +27,13 @@ pub use split::{Contract, SolidityVerifier};
 /// EIP-170: the largest deployed contract, in bytes.
 pub const MAX_CODE_SIZE: usize = 0x6000;
 
+/// EIP-7825: the most gas one Ethereum transaction may use (2^24).
+pub const TX_GAS_CAP: u64 = 1 << 24;
+
+/// Gas given to the verifying call in revm: far above [`TX_GAS_CAP`], so that a verifier
+/// that needs more is measured (and reported as over the cap) rather than cut off.
+const CALL_GAS: u64 = 1 << 30;
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EvmError {
@@ -209,7 +216,7 @@ pub fn deploy_and_call(contracts: &[Bytecode], calldata: Vec<u8>) -> Result<EvmR
         return Err(EvmError::Evm("no contract deployed".into()));
     };
     let call = TxEnv {
-        gas_limit: 30_000_000,
+        gas_limit: CALL_GAS,
         kind: TxKind::Call(address),
         data: calldata.into(),
         nonce,

@@ -125,6 +125,74 @@ fn statements(body: &str) -> Result<Vec<&str>, EvmError> {
     Ok(out)
 }
 
+/// The highest memory address the code names (`mstore`/`mload` take literal addresses
+/// only: snark-verifier allocates statically).
+fn highest_address(code: &str) -> usize {
+    ["mstore(", "mload("]
+        .iter()
+        .flat_map(|op| code.match_indices(op).map(move |(i, _)| i + op.len()))
+        .filter_map(|at| {
+            let arg = &code[at..];
+            let end = arg.find([',', ')'])?;
+            let lit = arg[..end].trim();
+            match lit.strip_prefix("0x") {
+                Some(h) => usize::from_str_radix(h, 16).ok(),
+                None => lit.parse().ok(),
+            }
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Cuts every flat block larger than `max` source bytes — `{ let a := …  let b  s1 s2 … }`
+/// with one statement a line and no nested braces, as snark-verifier writes its batch
+/// inversions and running products — into blocks that carry their variables across the
+/// cut through memory at `spill`, `spill + 32`, … (above everything the code uses).
+fn cut_blocks(body: Vec<&str>, max: usize, spill: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for stmt in body {
+        let inner = stmt
+            .strip_prefix('{')
+            .and_then(|s| s.strip_suffix('}'))
+            .filter(|s| stmt.len() > max && !s.contains(['{', '}']));
+        let Some(inner) = inner else {
+            out.push(stmt.to_string());
+            continue;
+        };
+        let lines: Vec<&str> = inner
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let decls = lines.iter().take_while(|l| l.starts_with("let ")).count();
+        let vars: Vec<&str> = lines[..decls]
+            .iter()
+            .filter_map(|l| l[4..].split([' ', ':']).next())
+            .collect();
+        let save: String = vars
+            .iter()
+            .enumerate()
+            .map(|(j, v)| format!("mstore({}, {v})\n", spill + 32 * j))
+            .collect();
+        let load: String = vars
+            .iter()
+            .enumerate()
+            .map(|(j, v)| format!("let {v} := mload({})\n", spill + 32 * j))
+            .collect();
+        let mut piece = format!("{{\n{}\n", lines[..decls].join("\n"));
+        for line in &lines[decls..] {
+            if piece.len() + line.len() > max {
+                out.push(format!("{piece}{save}}}"));
+                piece = format!("{{\n{load}");
+            }
+            piece += line;
+            piece.push('\n');
+        }
+        out.push(format!("{piece}}}"));
+    }
+    out
+}
+
 /// Largest `calldataload(0x…)` offset + 32: the calldata length the code reads.
 fn calldata_len(code: &str) -> Result<usize, EvmError> {
     code.match_indices("calldataload(0x")
@@ -154,7 +222,8 @@ pub fn split(code: &str, part_bytes: usize) -> Result<SolidityVerifier, EvmError
         .rfind("// Revert if anything fails")
         .ok_or_else(|| unexpected("no epilogue"))?;
     let body = statements(&code[func_end..epilogue])?;
-    if body.iter().map(|s| s.len()).sum::<usize>() <= part_bytes {
+    let whole = body.iter().map(|s| s.len()).sum::<usize>();
+    if whole <= part_bytes {
         let start = code
             .find("contract Halo2Verifier")
             .ok_or_else(|| unexpected("no contract"))?;
@@ -167,9 +236,11 @@ pub fn split(code: &str, part_bytes: usize) -> Result<SolidityVerifier, EvmError
             calldata_len,
         });
     }
+    let spill = highest_address(code) + 0x20;
+    let body = cut_blocks(body, part_bytes / 2, spill);
     let mut parts: Vec<Vec<&str>> = vec![Vec::new()];
     let mut size = 0;
-    for stmt in body {
+    for stmt in body.iter().map(String::as_str) {
         if size + stmt.len() > part_bytes && size > 0 {
             parts.push(Vec::new());
             size = 0;
