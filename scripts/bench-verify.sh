@@ -32,8 +32,8 @@ for m in $models; do
     console.log(((performance.now() - t) / 1000).toFixed(3) + ' s');")
   read -r pub bytes < <(python3 -c "import json; p = json.load(open('$d/p.json')); print(len(p['instances']), len(p['proof']) // 2 - 1)")
   if evm=$($Z verify-evm $d --proof $d/p.json 2>&1); then
-    gas=$(echo "$evm" | awk '/gas/ {print $2}')
-    dgas=$(echo "$evm" | awk '/gas/ {gsub(/\)/, "", $7); print $7}')
+    gas=$(echo "$evm" | awk '/^  gas/ {print $2}')
+    dgas=$(echo "$evm" | awk '/^  gas/ {gsub(/\)/, "", $7); print $7}')
     if echo "$evm" | grep -q "contracts,"; then
       read -r n all largest < <(echo "$evm" | awk '/code/ {print $2, $4, $9}')
     else

@@ -12,6 +12,7 @@ M=../shared/models
 scripts/build-wasm.sh
 if [ ! -x /usr/bin/chromium ]; then
   echo "== installing Debian's chromium (for the browser test)"
+  apt-get update -q >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
 fi
 (cd verifier/wasm/tests && npm ci --no-audit --no-fund --loglevel=error)
