@@ -101,7 +101,7 @@ pub fn build_verifier(key: &VerifierKey, solc: &Solc) -> Result<Build, EvmError>
             .contracts
             .iter()
             .zip(&bytecode)
-            .find(|(c, b)| c.statements == 1 && b.runtime.len() > MAX_CODE_SIZE)
+            .find(|(c, b)| c.uncuttable && b.runtime.len() > MAX_CODE_SIZE)
             .map(|(_, b)| b)
         {
             return Err(EvmError::Generate(format!(

@@ -1,7 +1,7 @@
 //! Splitting a generated verifier across contracts so that each fits EIP-170.
 //!
 //! snark-verifier's verifier is straight-line assembly whose whole state is EVM memory
-//! (from 0x80 up) plus a `success` flag; its code grows with the number of public values
+//! plus a `success` flag; its code grows with the number of public values
 //! (about 180 bytes each), so a model with 784 public inputs needs ~160 KB of code. The
 //! code is a sequence of top-level statements, so it can be cut between any two of them:
 //!
@@ -11,6 +11,10 @@
 //!   returns empty, exactly as the unsplit verifier does);
 //! - `Halo2Verifier` holds the parts' addresses and chains them with `staticcall`,
 //!   reusing one buffer; it accepts only calldata of the exact proof length.
+//!
+//! A statement too big for one part (with thousands of public values, the unrolled batch
+//! inversion alone exceeds the limit) is a flat block with one or two running variables;
+//! it is cut into blocks that carry those variables through memory (`cut_blocks`).
 //!
 //! When the whole verifier fits in one part, it is emitted unchanged as `Halo2Verifier`.
 //! `build_verifier` picks the part size by compiling.
@@ -23,8 +27,9 @@ pub struct Contract {
     pub name: String,
     /// The contract's text (`contract Name { … }`), without license or pragma.
     pub code: String,
-    /// How many of the generated verifier's top-level statements it runs.
-    pub statements: usize,
+    /// It runs a single statement that cannot be cut (a part that is too big then
+    /// cannot be made smaller).
+    pub uncuttable: bool,
 }
 
 /// The Solidity verifier: its contracts in deployment order; the last is always
@@ -125,37 +130,15 @@ fn statements(body: &str) -> Result<Vec<&str>, EvmError> {
     Ok(out)
 }
 
-/// The highest memory address the code names (`mstore`/`mload` take literal addresses
-/// only: snark-verifier allocates statically).
-fn highest_address(code: &str) -> usize {
-    ["mstore(", "mload("]
-        .iter()
-        .flat_map(|op| code.match_indices(op).map(move |(i, _)| i + op.len()))
-        .filter_map(|at| {
-            let arg = &code[at..];
-            let end = arg.find([',', ')'])?;
-            let lit = arg[..end].trim();
-            match lit.strip_prefix("0x") {
-                Some(h) => usize::from_str_radix(h, 16).ok(),
-                None => lit.parse().ok(),
-            }
-        })
-        .max()
-        .unwrap_or(0)
-}
-
 /// Cuts every flat block larger than `max` source bytes — `{ let a := …  let b  s1 s2 … }`
-/// with one statement a line and no nested braces, as snark-verifier writes its batch
-/// inversions and running products — into blocks that carry their variables across the
-/// cut through memory at `spill`, `spill + 32`, … (above everything the code uses).
-fn cut_blocks(body: Vec<&str>, max: usize, spill: usize) -> Vec<String> {
+/// with one statement a line, no nested braces and at most two variables, as
+/// snark-verifier writes its batch inversions and running products — into blocks that
+/// carry their variables across the cut through the scratch words 0x00 and 0x20 (which
+/// the generated code never uses; they travel with the memory image).
+fn cut_blocks(body: Vec<&str>, max: usize) -> Vec<String> {
     let mut out = Vec::new();
     for stmt in body {
-        let inner = stmt
-            .strip_prefix('{')
-            .and_then(|s| s.strip_suffix('}'))
-            .filter(|s| stmt.len() > max && !s.contains(['{', '}']));
-        let Some(inner) = inner else {
+        let Some(inner) = flat_block(stmt).filter(|_| stmt.len() > max) else {
             out.push(stmt.to_string());
             continue;
         };
@@ -169,15 +152,19 @@ fn cut_blocks(body: Vec<&str>, max: usize, spill: usize) -> Vec<String> {
             .iter()
             .filter_map(|l| l[4..].split([' ', ':']).next())
             .collect();
+        if vars.len() > 2 {
+            out.push(stmt.to_string());
+            continue;
+        }
         let save: String = vars
             .iter()
             .enumerate()
-            .map(|(j, v)| format!("mstore({}, {v})\n", spill + 32 * j))
+            .map(|(j, v)| format!("mstore({}, {v})\n", 32 * j))
             .collect();
         let load: String = vars
             .iter()
             .enumerate()
-            .map(|(j, v)| format!("let {v} := mload({})\n", spill + 32 * j))
+            .map(|(j, v)| format!("let {v} := mload({})\n", 32 * j))
             .collect();
         let mut piece = format!("{{\n{}\n", lines[..decls].join("\n"));
         for line in &lines[decls..] {
@@ -191,6 +178,13 @@ fn cut_blocks(body: Vec<&str>, max: usize, spill: usize) -> Vec<String> {
         out.push(format!("{piece}}}"));
     }
     out
+}
+
+/// The inside of a block `{ … }` with no nested braces.
+fn flat_block(stmt: &str) -> Option<&str> {
+    stmt.strip_prefix('{')
+        .and_then(|s| s.strip_suffix('}'))
+        .filter(|s| !s.contains(['{', '}']))
 }
 
 /// Largest `calldataload(0x…)` offset + 32: the calldata length the code reads.
@@ -231,13 +225,12 @@ pub fn split(code: &str, part_bytes: usize) -> Result<SolidityVerifier, EvmError
             contracts: vec![Contract {
                 name: "Halo2Verifier".into(),
                 code: code[start..].trim_end().to_string() + "\n",
-                statements: body.len(),
+                uncuttable: false,
             }],
             calldata_len,
         });
     }
-    let spill = highest_address(code) + 0x20;
-    let body = cut_blocks(body, part_bytes / 2, spill);
+    let body = cut_blocks(body, part_bytes);
     let mut parts: Vec<Vec<&str>> = vec![Vec::new()];
     let mut size = 0;
     for stmt in body.iter().map(String::as_str) {
@@ -257,13 +250,13 @@ pub fn split(code: &str, part_bytes: usize) -> Result<SolidityVerifier, EvmError
         let finish = if i + 1 == n {
             "return(0, 0)".to_string()
         } else {
-            "return(0x80, sub(msize(), 0x80))".to_string()
+            "return(0, msize())".to_string()
         };
         let code = format!(
             "contract {name} {{\n    fallback(bytes calldata) external returns (bytes memory) {{\n        \
              assembly (\"memory-safe\") {{{prelude}\n\
              // Resume from the previous part's memory, appended to the proof calldata.\n\
-             if gt(calldatasize(), {calldata_len}) {{ calldatacopy(0x80, {calldata_len}, sub(calldatasize(), {calldata_len})) }}\n\
+             if gt(calldatasize(), {calldata_len}) {{ calldatacopy(0, {calldata_len}, sub(calldatasize(), {calldata_len})) }}\n\
              {}\n\
              if iszero(success) {{ revert(0, 0) }}\n\
              {finish}\n        }}\n    }}\n}}\n",
@@ -272,7 +265,7 @@ pub fn split(code: &str, part_bytes: usize) -> Result<SolidityVerifier, EvmError
         contracts.push(Contract {
             name,
             code,
-            statements: stmts.len(),
+            uncuttable: stmts.len() == 1 && flat_block(stmts[0]).is_none(),
         });
     }
     let code = format!(
@@ -307,7 +300,7 @@ pub fn split(code: &str, part_bytes: usize) -> Result<SolidityVerifier, EvmError
     contracts.push(Contract {
         name: "Halo2Verifier".into(),
         code,
-        statements: 0,
+        uncuttable: false,
     });
     Ok(SolidityVerifier {
         contracts,
