@@ -1,7 +1,7 @@
 //! The Ethereum subcommands: export the Solidity verifier, encode calldata, and verify a
 //! proof by running the contract in an in-process EVM.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -11,8 +11,30 @@ use zkinfer_verifier::VerifierKey;
 use crate::files::{load_proof, load_vk, write};
 use crate::progress::{secs, step};
 
-/// Generates and compiles the verifier for `key`, under a spinner.
+/// The user's cache of compiled verifiers: `$XDG_CACHE_HOME/zkinfer/evm`, else
+/// `$HOME/.cache/zkinfer/evm`. (Not the model directory: a verdict must not depend on a
+/// file that travels with the proof's artifacts.)
+fn cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("zkinfer").join("evm"))
+}
+
+/// The compiled verifier for `key`: from the cache when one was built for the same
+/// generated code, else generated and compiled (under a spinner), then cached.
 fn build(key: &VerifierKey) -> Result<(Build, Duration)> {
+    let fingerprint = zkinfer_evm::fingerprint(key)?;
+    let cache = cache_dir().map(|d| d.join(format!("{fingerprint}.json")));
+    let cached = cache
+        .as_ref()
+        .and_then(|c| std::fs::read(c).ok())
+        .and_then(|b| serde_json::from_slice::<Build>(&b).ok())
+        .filter(|b| b.fingerprint == fingerprint);
+    if let Some(build) = cached {
+        return Ok((build, Duration::ZERO));
+    }
     let solc = Solc::find()?;
     let (build, t) = step(
         &format!(
@@ -21,7 +43,13 @@ fn build(key: &VerifierKey) -> Result<(Build, Duration)> {
         ),
         || zkinfer_evm::build_verifier(key, &solc),
     );
-    Ok((build?, t))
+    let build = build?;
+    if let Some(cache) = cache {
+        // A cache that cannot be written only costs the next run a compile.
+        let _ = std::fs::create_dir_all(cache.parent().unwrap_or(&cache))
+            .and_then(|_| std::fs::write(&cache, serde_json::to_vec(&build).unwrap_or_default()));
+    }
+    Ok((build, t))
 }
 
 pub fn export_solidity(dir: &Path, out: &Path) -> Result<()> {
@@ -111,9 +139,13 @@ pub fn verify_evm(dir: &Path, proof_path: &Path) -> Result<bool> {
     } else {
         println!("  code      {largest} bytes deployed (EIP-170 limit {MAX_CODE_SIZE})");
     }
+    let compile = if t_build.is_zero() {
+        "cached".to_string()
+    } else {
+        secs(t_build)
+    };
     println!(
-        "  time      generate and compile {}, evm {}",
-        secs(t_build),
+        "  time      generate and compile {compile}, evm {}",
         secs(t_evm)
     );
     Ok(run.accepted)

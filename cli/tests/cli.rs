@@ -189,6 +189,7 @@ fn mlp_tiny_end_to_end_and_tampering() {
     let out = Command::new(env!("CARGO_BIN_EXE_zkinfer"))
         .args(["verify-evm", s(&run.dir), "--proof", s(&run.proof)])
         .env("ZKINFER_SOLC", run.dir.join("no-such-solc"))
+        .env("XDG_CACHE_HOME", run.dir.join("empty-cache"))
         .output()
         .unwrap();
     assert_eq!(code(&out), 2);

@@ -9,6 +9,9 @@ mod split;
 
 use std::rc::Rc;
 
+use serde::{Deserialize, Serialize};
+use sha3::{Digest, Keccak256};
+
 use halo2_proofs::halo2curves::bn256::{Bn256, Fq, Fr, G1Affine};
 use revm::context::result::{ExecutionResult, Output};
 use revm::context::TxEnv;
@@ -74,10 +77,27 @@ fn generated_code(key: &VerifierKey) -> Result<String, EvmError> {
 }
 
 /// A verifier and its compiled contracts, in deployment order.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Build {
+    /// [`fingerprint`] of the key's generated verifier: a build is reusable for exactly
+    /// the keys with this fingerprint.
+    pub fingerprint: String,
     pub verifier: SolidityVerifier,
     pub bytecode: Vec<Bytecode>,
+}
+
+/// Keccak-256 of the verifier generated for `key`, with this crate's version and the
+/// source of the splitter that cuts it: equal fingerprints mean the same contracts.
+pub fn fingerprint(key: &VerifierKey) -> Result<String, EvmError> {
+    Ok(fingerprint_of(&generated_code(key)?))
+}
+
+fn fingerprint_of(code: &str) -> String {
+    let mut h = Keccak256::new();
+    h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    h.update(include_str!("split.rs").as_bytes());
+    h.update(code.as_bytes());
+    format!("0x{}", hex::encode(h.finalize()))
 }
 
 /// Generates the Solidity verifier for `key` and compiles it, split into as few contracts
@@ -95,7 +115,11 @@ pub fn build_verifier(key: &VerifierKey, solc: &Solc) -> Result<Build, EvmError>
             .collect::<Result<Vec<_>, _>>()?;
         let largest = bytecode.iter().map(|b| b.runtime.len()).max().unwrap_or(0);
         if largest <= MAX_CODE_SIZE {
-            return Ok(Build { verifier, bytecode });
+            return Ok(Build {
+                fingerprint: fingerprint_of(&code),
+                verifier,
+                bytecode,
+            });
         }
         if let Some(b) = verifier
             .contracts

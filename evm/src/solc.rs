@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::EvmError;
@@ -17,11 +18,13 @@ pub struct Solc {
 }
 
 /// Compiled contract code.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Bytecode {
     /// The creation transaction's data.
+    #[serde(with = "hex::serde")]
     pub deployment: Vec<u8>,
     /// The code that ends up at the contract's address (what EIP-170 limits).
+    #[serde(with = "hex::serde")]
     pub runtime: Vec<u8>,
 }
 

@@ -19,10 +19,12 @@
 //! When the whole verifier fits in one part, it is emitted unchanged as `Halo2Verifier`.
 //! `build_verifier` picks the part size by compiling.
 
+use serde::{Deserialize, Serialize};
+
 use crate::EvmError;
 
 /// One contract of a verifier.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Contract {
     pub name: String,
     /// The contract's text (`contract Name { … }`), without license or pragma.
@@ -34,7 +36,7 @@ pub struct Contract {
 
 /// The Solidity verifier: its contracts in deployment order; the last is always
 /// `Halo2Verifier`, the one to call.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SolidityVerifier {
     pub contracts: Vec<Contract>,
     /// Exact calldata length the verifier takes (public values and proof).
