@@ -50,8 +50,8 @@ fn check(m: &ModelProto, input_shape: &[usize]) {
         "quantized output too far from float: {fid}"
     );
     let trace = q.run(&quantize_input(&q, &samples[0])).unwrap();
-    let (plan, _) = plan_layout(&q).unwrap();
-    let instances = ModelCircuit::instances(&q, &trace);
+    let (plan, _) = plan_layout(&q, Default::default()).unwrap();
+    let instances = ModelCircuit::instances(&q, &plan.layout, &trace);
     let circuit = ModelCircuit::with_trace(Arc::new(q), plan.layout.clone(), Arc::new(trace));
     let prover = MockProver::run(plan.layout.k, &circuit, vec![instances]).unwrap();
     assert_eq!(prover.verify(), Ok(()));

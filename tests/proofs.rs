@@ -10,6 +10,7 @@ use zkinfer_circuits::halo2_proofs::poly::commitment::Params;
 use zkinfer_prover::{dev_srs, read_halo2_params, setup, ProverKey};
 use zkinfer_qir::QOp;
 use zkinfer_tests::{prove_shared, Proven};
+use zkinfer_verifier::artifact::FORMAT_VERSION;
 use zkinfer_verifier::{
     fr_from_hex, fr_to_hex, verify, ProofFile, Verdict, VerifierKey, VerifyError,
 };
@@ -26,9 +27,10 @@ fn is_invalid(v: Verdict) -> bool {
 #[test]
 fn valid_proof_verifies_and_states_the_interpreters_output() {
     let f = fixture();
-    let Verdict::Valid { output } = verify(&f.vk, &f.proof) else {
+    let Verdict::Valid { public } = verify(&f.vk, &f.proof) else {
         panic!("valid proof rejected")
     };
+    let output = public.output.unwrap();
     let trace = f.model.run(&f.input).unwrap();
     let scale = f.model.value(f.model.output).scale;
     let expected: Vec<f64> = trace
@@ -74,8 +76,9 @@ fn altered_public_output_or_input_is_rejected() {
         p.instances[at] = fr_to_hex(&(x + fe(1)));
         if fix_output {
             // Keep the stated output consistent so only the cryptography can catch it.
-            let m = p.output.values.len();
-            p.output.values[m - 1] += 2f64.powi(-p.output.scale);
+            let stated = p.output.as_mut().unwrap();
+            let m = stated.values.len();
+            stated.values[m - 1] += 2f64.powi(-stated.scale);
         }
         assert!(
             is_invalid(verify(&f.vk, &p)),
@@ -84,7 +87,7 @@ fn altered_public_output_or_input_is_rejected() {
     }
     // The stated output must match the instances.
     let mut p = f.proof.clone();
-    p.output.values[0] += 1.0;
+    p.output.as_mut().unwrap().values[0] += 1.0;
     assert!(is_invalid(verify(&f.vk, &p)));
 }
 
@@ -147,7 +150,7 @@ fn other_format_versions_are_errors_not_verdicts() {
     let json = f
         .proof
         .to_json()
-        .replace("\"version\": 1", "\"version\": 0");
+        .replace(&format!("\"version\": {FORMAT_VERSION}"), "\"version\": 0");
     assert!(matches!(
         ProofFile::parse(&json),
         Err(VerifyError::Version { .. })

@@ -18,6 +18,10 @@
 //!
 //! The activation lookup's tag selects ReLU or one of the model's tabulated functions.
 //!
+//! With hashed weights the multiplier and constant of an addition of a constant are
+//! parameters, not fixed cells: the element takes a `q_mul` row `t = a · mul` and a
+//! `q_add` row `out = t + constant`, both parameters copied from the hashed ones.
+//!
 //! Range lookups use the fixed tag column `tag_range`; on rows that are not rescales the
 //! tag is 0, which forces `aux` to 0 (see [`crate::table`]).
 
@@ -28,7 +32,7 @@ use halo2_proofs::poly::Rotation;
 use zkinfer_qir::{floor_shift, Activation, Add, AddOperand, Mul, QModel, Rescale};
 
 use crate::table::{tag, TableConfig, RELU_TAG};
-use crate::wires::Wires;
+use crate::wires::{Param, Wires};
 use crate::{fe, fe128};
 
 #[derive(Clone, Debug)]
@@ -284,6 +288,65 @@ impl LaneConfig {
         region.assign_fixed(self.f_b, row, fe(b_mul));
         region.assign_fixed(self.f_k, row, fe(k));
         wires.define(op.output, i, c);
+        Ok(())
+    }
+
+    /// With hashed weights, the first row of element `i` of an addition of a constant:
+    /// `t = a · mul`. Returns `t`'s cell and value.
+    pub fn assign_param_product(
+        &self,
+        region: &mut Region<'_, Fr>,
+        wires: &mut Wires<'_>,
+        op: &Add,
+        op_index: usize,
+        i: usize,
+        row: usize,
+    ) -> Result<(Cell, Option<i64>), Error> {
+        self.q_mul.enable(region, row)?;
+        wires.copy_in(region, self.in0, row, op.a, i)?;
+        let mul = op.a_mul_at(i);
+        let m = region
+            .assign_advice(self.in1, row, Value::known(fe(mul)))
+            .cell();
+        wires.tie_param(region, m, op_index, Param::Mul(op, i))?;
+        region.assign_advice(self.aux, row, Value::known(Fr::zero()));
+        let t = wires.raw(op.a, i).map(|a| a * mul);
+        let known = t.map(fe).map(Value::known).unwrap_or(Value::unknown());
+        let cell = region.assign_advice(self.out, row, known).cell();
+        Ok((cell, t))
+    }
+
+    /// The second row: `out = t + constant`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn assign_param_sum(
+        &self,
+        region: &mut Region<'_, Fr>,
+        wires: &mut Wires<'_>,
+        op: &Add,
+        op_index: usize,
+        i: usize,
+        (t_cell, t): (Cell, Option<i64>),
+        row: usize,
+    ) -> Result<(), Error> {
+        self.q_add.enable(region, row)?;
+        let known = t.map(fe).map(Value::known).unwrap_or(Value::unknown());
+        let c = region.assign_advice(self.in0, row, known).cell();
+        region.constrain_equal(c, t_cell);
+        let AddOperand::Constant(k) = &op.b else {
+            return Err(Error::Synthesis);
+        };
+        let kc = region
+            .assign_advice(self.in1, row, Value::known(fe(k[i])))
+            .cell();
+        wires.tie_param(region, kc, op_index, Param::Constant(i))?;
+        region.assign_advice(self.aux, row, Value::known(Fr::zero()));
+        let out = region
+            .assign_advice(self.out, row, wires.value(op.output, i))
+            .cell();
+        region.assign_fixed(self.f_a, row, Fr::one());
+        region.assign_fixed(self.f_b, row, Fr::one());
+        region.assign_fixed(self.f_k, row, Fr::zero());
+        wires.define(op.output, i, out);
         Ok(())
     }
 }

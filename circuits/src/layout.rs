@@ -8,12 +8,127 @@
 use halo2_proofs::halo2curves::bn256::Fr;
 use halo2_proofs::plonk::{Circuit, ConstraintSystem};
 use serde::{Deserialize, Serialize};
-use zkinfer_qir::{QModel, QOp};
+use zkinfer_qir::{AddOperand, QModel, QOp};
 
 use crate::linear::linear_rows;
 use crate::model::ModelCircuit;
+use crate::params::{per_element, weight_bits, Params};
+use crate::poseidon::{blocks, BLOCK_ROWS};
 use crate::table::table_rows;
 use crate::CircuitError;
+
+/// How the weights are committed to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamsMode {
+    /// In fixed columns: the verifying key commits to them.
+    #[default]
+    Fixed,
+    /// Private witness; their Poseidon hash is the first public value.
+    Hashed,
+}
+
+/// What the verifier sees of the input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputMode {
+    #[default]
+    Public,
+    Private,
+    Hashed,
+}
+
+/// What the verifier sees of the output.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputMode {
+    #[default]
+    Public,
+    Hashed,
+}
+
+/// What the statement makes public. The public values are, in order: the weights hash
+/// (`params = hashed`), the quantized input or its hash (`input = public | hashed`), and
+/// the quantized output or its hash.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Visibility {
+    pub params: ParamsMode,
+    pub input: InputMode,
+    pub output: OutputMode,
+}
+
+impl Visibility {
+    /// Every combination, for tests and reports.
+    pub fn all() -> Vec<Visibility> {
+        let mut all = Vec::new();
+        for params in [ParamsMode::Fixed, ParamsMode::Hashed] {
+            for input in [InputMode::Public, InputMode::Private, InputMode::Hashed] {
+                for output in [OutputMode::Public, OutputMode::Hashed] {
+                    all.push(Visibility {
+                        params,
+                        input,
+                        output,
+                    });
+                }
+            }
+        }
+        all
+    }
+
+    /// Number of public values for an input of `n_in` and an output of `n_out` elements.
+    pub fn public_values(&self, n_in: usize, n_out: usize) -> usize {
+        let params = usize::from(self.params == ParamsMode::Hashed);
+        let input = match self.input {
+            InputMode::Public => n_in,
+            InputMode::Private => 0,
+            InputMode::Hashed => 1,
+        };
+        let output = match self.output {
+            OutputMode::Public => n_out,
+            OutputMode::Hashed => 1,
+        };
+        params + input + output
+    }
+
+    pub fn hashes_anything(&self) -> bool {
+        self.params == ParamsMode::Hashed
+            || self.input == InputMode::Hashed
+            || self.output == OutputMode::Hashed
+    }
+}
+
+/// Lower-case names, as the CLI flags and the files spell them.
+macro_rules! named {
+    ($t:ty { $($v:ident => $n:literal),* }) => {
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(match self { $(Self::$v => $n),* })
+            }
+        }
+        impl std::str::FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($n => Ok(Self::$v),)*
+                    _ => Err(format!("`{s}` is not one of: {}", [$($n),*].join(", "))),
+                }
+            }
+        }
+    };
+}
+named!(ParamsMode { Fixed => "fixed", Hashed => "hashed" });
+named!(InputMode { Public => "public", Private => "private", Hashed => "hashed" });
+named!(OutputMode { Public => "public", Hashed => "hashed" });
+
+impl std::fmt::Display for Visibility {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "params {}, input {}, output {}",
+            self.params, self.input, self.output
+        )
+    }
+}
 
 /// Column counts of a model circuit, and its size `2^k`. This is the circuit's
 /// `Circuit::Params`: key generation and key loading rebuild the constraint system from it.
@@ -26,6 +141,13 @@ pub struct Layout {
     pub acc_cols: usize,
     /// Element-wise lanes (`E`).
     pub lanes: usize,
+    pub visibility: Visibility,
+    /// Poseidon lanes (0 when nothing is hashed).
+    pub hash_lanes: usize,
+    /// Weight-packing lanes (0 unless the weights are hashed).
+    pub pack_lanes: usize,
+    /// Signed width of the packed weights (0 unless the weights are hashed).
+    pub weight_bits: u32,
 }
 
 impl Default for Layout {
@@ -35,6 +157,10 @@ impl Default for Layout {
             x_cols: 1,
             acc_cols: 1,
             lanes: 1,
+            visibility: Visibility::default(),
+            hash_lanes: 0,
+            pack_lanes: 0,
+            weight_bits: 0,
         }
     }
 }
@@ -46,7 +172,16 @@ impl Layout {
             && (1..=1024).contains(&self.x_cols)
             && (1..=1024).contains(&self.acc_cols)
             && self.x_cols * self.acc_cols <= 4096
-            && (1..=256).contains(&self.lanes);
+            && (1..=256).contains(&self.lanes)
+            && self.hash_lanes <= 64
+            && self.pack_lanes <= 64
+            && (self.hash_lanes > 0) == self.visibility.hashes_anything()
+            && (self.pack_lanes > 0) == (self.visibility.params == ParamsMode::Hashed)
+            && if self.pack_lanes > 0 {
+                (2..=MAX_WEIGHT_BITS).contains(&self.weight_bits)
+            } else {
+                self.weight_bits == 0
+            };
         if ok {
             Ok(())
         } else {
@@ -55,6 +190,32 @@ impl Layout {
     }
 }
 
+impl Layout {
+    /// Checks that this layout is the one the planner derives for `model` with these
+    /// column counts: the rows fit `k`, and hashed weights fit `weight_bits`.
+    pub fn check(&self, model: &QModel) -> Result<(), String> {
+        let c = Candidate {
+            x_cols: self.x_cols,
+            acc_cols: self.acc_cols,
+            lanes: self.lanes,
+            hash_lanes: self.hash_lanes,
+            pack_lanes: self.pack_lanes,
+        };
+        let plan = evaluate(model, self.visibility, c).map_err(|e| e.to_string())?;
+        if &plan.layout == self {
+            Ok(())
+        } else {
+            Err(format!(
+                "the layout does not fit the model (it needs {:?})",
+                plan.layout
+            ))
+        }
+    }
+}
+
+/// The widest weights `--params hashed` packs (its range table has `2^bits` rows).
+pub const MAX_WEIGHT_BITS: u32 = 16;
+
 /// A layout with the figures that justify it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
@@ -62,6 +223,12 @@ pub struct Plan {
     pub linear_rows: usize,
     pub elementwise_rows: usize,
     pub table_rows: usize,
+    /// Poseidon rows per hash lane (0 when nothing is hashed).
+    #[serde(default)]
+    pub hash_rows: usize,
+    /// Weight-packing rows per packing lane.
+    #[serde(default)]
+    pub pack_rows: usize,
     pub instance_rows: usize,
     /// Rows halo2 leaves usable at this `k` (the rest hold blinding factors).
     pub usable_rows: usize,
@@ -77,6 +244,8 @@ impl Plan {
         self.linear_rows
             .max(self.elementwise_rows)
             .max(self.table_rows)
+            .max(self.hash_rows)
+            .max(self.pack_rows)
             .max(self.instance_rows)
     }
 }
@@ -106,7 +275,8 @@ fn shape(layout: &Layout) -> Shape {
 }
 
 /// Rows the element-wise lanes need in all.
-pub fn elementwise_elements(model: &QModel) -> usize {
+pub fn elementwise_elements(model: &QModel, visibility: &Visibility) -> usize {
+    let hashed = visibility.params == ParamsMode::Hashed;
     model
         .ops
         .iter()
@@ -115,40 +285,94 @@ pub fn elementwise_elements(model: &QModel) -> usize {
             QOp::Rescale(r) => {
                 model.value(r.output).len() * if r.shift < model.act_bits { 1 } else { 2 }
             }
-            QOp::Add(a) => model.value(a.output).len(),
+            // With hashed weights an addition of a constant is a product and a sum.
+            QOp::Add(a) => {
+                let constant = matches!(a.b, AddOperand::Constant(_));
+                model.value(a.output).len() * if hashed && constant { 2 } else { 1 }
+            }
             QOp::Mul(m) => model.value(m.output).len(),
             _ => 0,
         })
         .sum()
 }
 
-/// Evaluates one candidate layout (its `k` is chosen here).
+/// Poseidon blocks of every hash the statement takes, and weight-packing chunks.
+pub fn hash_work(model: &QModel, visibility: &Visibility, weight_bits: u32) -> (usize, usize) {
+    let mut hash_blocks = 0;
+    let mut chunks = 0;
+    if visibility.params == ParamsMode::Hashed {
+        let p = Params::of(model);
+        chunks = p.weights.len().div_ceil(per_element(weight_bits));
+        hash_blocks += blocks(chunks + p.wide.len());
+    }
+    if visibility.input == InputMode::Hashed {
+        hash_blocks += blocks(model.value(model.input).len());
+    }
+    if visibility.output == OutputMode::Hashed {
+        hash_blocks += blocks(model.value(model.output).len());
+    }
+    (hash_blocks, chunks)
+}
+
+/// A candidate layout: column counts and lanes (its `k` is chosen by [`evaluate`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Candidate {
+    pub x_cols: usize,
+    pub acc_cols: usize,
+    pub lanes: usize,
+    pub hash_lanes: usize,
+    pub pack_lanes: usize,
+}
+
+/// Evaluates one candidate layout.
 pub fn evaluate(
     model: &QModel,
-    x_cols: usize,
-    acc_cols: usize,
-    lanes: usize,
+    visibility: Visibility,
+    c: Candidate,
 ) -> Result<Plan, CircuitError> {
+    let hashed = visibility.params == ParamsMode::Hashed;
+    let weight_bits = if hashed { weight_bits(model) } else { 0 };
+    if hashed && weight_bits > MAX_WEIGHT_BITS {
+        return Err(CircuitError::WeightsTooWide {
+            bits: weight_bits,
+            max: MAX_WEIGHT_BITS,
+        });
+    }
     let linear = model
         .ops
         .iter()
         .map(|op| match op {
-            QOp::Linear(l) => linear_rows(l, model, x_cols, acc_cols),
+            QOp::Linear(l) => linear_rows(l, model, c.x_cols, c.acc_cols),
             _ => 0,
         })
         .sum::<usize>()
         + 1;
-    let elementwise = elementwise_elements(model).div_ceil(lanes);
-    let table = table_rows(model);
-    let instance = model.value(model.input).len() + model.value(model.output).len();
+    let elementwise = elementwise_elements(model, &visibility).div_ceil(c.lanes);
+    let (hash_blocks, chunks) = hash_work(model, &visibility, weight_bits);
+    let hash_rows = hash_blocks.div_ceil(c.hash_lanes.max(1)) * BLOCK_ROWS;
+    let pack_rows = chunks.div_ceil(c.pack_lanes.max(1)) * per_element(weight_bits.max(1));
     let mut layout = Layout {
         k: 0,
-        x_cols,
-        acc_cols,
-        lanes,
+        x_cols: c.x_cols,
+        acc_cols: c.acc_cols,
+        lanes: c.lanes,
+        visibility,
+        hash_lanes: c.hash_lanes,
+        pack_lanes: c.pack_lanes,
+        weight_bits,
     };
+    let table = table_rows(model, &layout);
+    let instance = visibility.public_values(
+        model.value(model.input).len(),
+        model.value(model.output).len(),
+    );
     let s = shape(&layout);
-    let rows = linear.max(elementwise).max(table).max(instance);
+    let rows = linear
+        .max(elementwise)
+        .max(table)
+        .max(instance)
+        .max(hash_rows)
+        .max(pack_rows);
     let k = (4..=28)
         .find(|&k| (1usize << k) >= rows + s.reserved_rows)
         .ok_or(CircuitError::TooLarge { rows })?;
@@ -164,6 +388,8 @@ pub fn evaluate(
         linear_rows: linear,
         elementwise_rows: elementwise,
         table_rows: table,
+        hash_rows,
+        pack_rows,
         instance_rows: instance,
         usable_rows: (1usize << k) - s.reserved_rows,
         advice_columns: s.advice,
@@ -173,9 +399,17 @@ pub fn evaluate(
     })
 }
 
-/// The cheapest layout for `model` under the cost model, and the runner-up.
-pub fn plan_layout(model: &QModel) -> Result<(Plan, Option<Plan>), CircuitError> {
+/// The cheapest layout for `model` with `visibility` under the cost model, and the
+/// runner-up.
+pub fn plan_layout(
+    model: &QModel,
+    visibility: Visibility,
+) -> Result<(Plan, Option<Plan>), CircuitError> {
     model.validate()?;
+    let hashes = visibility.hashes_anything();
+    let packs = visibility.params == ParamsMode::Hashed;
+    let hash_options: &[usize] = if hashes { &[1, 2, 4, 8, 16] } else { &[0] };
+    let pack_options: &[usize] = if packs { &[1, 2, 4, 8] } else { &[0] };
     let mut plans = Vec::new();
     for x_cols in [1, 2, 4, 8, 16, 32, 64] {
         for acc_cols in [1, 2, 4, 8, 16, 32] {
@@ -183,8 +417,21 @@ pub fn plan_layout(model: &QModel) -> Result<(Plan, Option<Plan>), CircuitError>
                 continue;
             }
             for lanes in [1, 2, 4, 8, 16] {
-                if let Ok(p) = evaluate(model, x_cols, acc_cols, lanes) {
-                    plans.push(p);
+                for &hash_lanes in hash_options {
+                    for &pack_lanes in pack_options {
+                        let c = Candidate {
+                            x_cols,
+                            acc_cols,
+                            lanes,
+                            hash_lanes,
+                            pack_lanes,
+                        };
+                        match evaluate(model, visibility, c) {
+                            Ok(p) => plans.push(p),
+                            Err(e @ CircuitError::WeightsTooWide { .. }) => return Err(e),
+                            Err(_) => {}
+                        }
+                    }
                 }
             }
         }

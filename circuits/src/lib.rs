@@ -14,6 +14,8 @@ pub mod elementwise;
 pub mod layout;
 pub mod linear;
 pub mod model;
+pub mod params;
+pub mod poseidon;
 pub mod table;
 pub mod wires;
 
@@ -21,7 +23,7 @@ pub use halo2_proofs;
 use halo2_proofs::halo2curves::bn256::Fr;
 use halo2_proofs::halo2curves::ff::PrimeField;
 
-pub use layout::{plan_layout, Layout, Plan};
+pub use layout::{plan_layout, InputMode, Layout, OutputMode, ParamsMode, Plan, Visibility};
 pub use model::ModelCircuit;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +31,11 @@ pub use model::ModelCircuit;
 pub enum CircuitError {
     #[error("the circuit needs {rows} rows, more than 2^28; the model is too large")]
     TooLarge { rows: usize },
+    #[error(
+        "--params hashed packs weights of at most {max} bits; this model's weights need {bits} \
+         (quantize with fewer weight bits, or keep --params fixed)"
+    )]
+    WeightsTooWide { bits: u32, max: u32 },
     #[error(transparent)]
     Model(#[from] zkinfer_qir::QirError),
 }

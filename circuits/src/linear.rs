@@ -12,23 +12,43 @@
 //!
 //! The sum lands in `acc_c` on the row after the block, which is the next block's first
 //! row (whose `acc` it does not read), so blocks pack with no gap. Weights are fixed
-//! columns: the verifying key commits to them.
+//! columns (the verifying key commits to them), or with `--params hashed` advice cells
+//! copied from the hashed parameters ([`crate::params`]); padding weights are then tied
+//! to the constant 0.
 
 use halo2_proofs::circuit::{Region, Value};
 use halo2_proofs::halo2curves::bn256::Fr;
-use halo2_proofs::plonk::{Advice, Column, ConstraintSystem, Error, Expression, Fixed, Selector};
+use halo2_proofs::plonk::{
+    Advice, Column, ConstraintSystem, Error, Expression, Fixed, Selector, VirtualCells,
+};
 use halo2_proofs::poly::Rotation;
 use zkinfer_qir::{Linear, QModel};
 
-use crate::wires::Wires;
+use crate::wires::{Param, Wires};
 use crate::{fe, fe128};
+
+/// Where the weights live.
+#[derive(Clone, Copy, Debug)]
+pub enum WeightColumn {
+    Fixed(Column<Fixed>),
+    Advice(Column<Advice>),
+}
+
+impl WeightColumn {
+    fn query(&self, meta: &mut VirtualCells<'_, Fr>) -> Expression<Fr> {
+        match self {
+            WeightColumn::Fixed(c) => meta.query_fixed(*c, Rotation::cur()),
+            WeightColumn::Advice(c) => meta.query_advice(*c, Rotation::cur()),
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct LinearConfig {
     pub x: Vec<Column<Advice>>,
     pub acc: Vec<Column<Advice>>,
     /// `w[c][d]`
-    pub w: Vec<Vec<Column<Fixed>>>,
+    pub w: Vec<Vec<WeightColumn>>,
     pub q_first: Selector,
     pub q_step: Selector,
 }
@@ -44,11 +64,25 @@ pub fn linear_rows(op: &Linear, model: &QModel, x_cols: usize, acc_cols: usize) 
 }
 
 impl LinearConfig {
-    pub fn configure(meta: &mut ConstraintSystem<Fr>, x_cols: usize, acc_cols: usize) -> Self {
+    pub fn configure(
+        meta: &mut ConstraintSystem<Fr>,
+        x_cols: usize,
+        acc_cols: usize,
+        hashed: bool,
+    ) -> Self {
         let x: Vec<_> = (0..x_cols).map(|_| meta.advice_column()).collect();
         let acc: Vec<_> = (0..acc_cols).map(|_| meta.advice_column()).collect();
+        let mut weight_column = || {
+            if hashed {
+                let c = meta.advice_column();
+                meta.enable_equality(c);
+                WeightColumn::Advice(c)
+            } else {
+                WeightColumn::Fixed(meta.fixed_column())
+            }
+        };
         let w: Vec<Vec<_>> = (0..acc_cols)
-            .map(|_| (0..x_cols).map(|_| meta.fixed_column()).collect())
+            .map(|_| (0..x_cols).map(|_| weight_column()).collect())
             .collect();
         for c in x.iter().chain(&acc) {
             meta.enable_equality(*c);
@@ -70,7 +104,7 @@ impl LinearConfig {
                 let dot = xs
                     .iter()
                     .zip(&w[c])
-                    .map(|(xv, wc)| xv.clone() * meta.query_fixed(*wc, Rotation::cur()))
+                    .map(|(xv, wc)| xv.clone() * wc.query(meta))
                     .reduce(|a, b| a + b)
                     .unwrap_or(Expression::Constant(Fr::zero()));
                 constraints.push(first.clone() * (next.clone() - dot.clone()));
@@ -101,6 +135,7 @@ impl LinearConfig {
         wires: &mut Wires<'_>,
         model: &QModel,
         op: &Linear,
+        op_index: usize,
         mut offset: usize,
     ) -> Result<usize, Error> {
         let (d_cols, c_cols) = (self.x.len(), self.acc.len());
@@ -136,14 +171,27 @@ impl LinearConfig {
                         let n = n0 + c;
                         for (d, xv) in xrow.iter().enumerate() {
                             let j = t * d_cols + d;
-                            let wv = if n >= op.out_features || j > m {
-                                0
+                            let (wv, param) = if n >= op.out_features {
+                                (0, None)
+                            } else if j > m {
+                                (0, Some(Param::Zero))
                             } else if j == 0 {
-                                op.bias_for(r, n)
+                                (op.bias_for(r, n), Some(Param::Bias(op, r, n)))
                             } else {
-                                op.weight[n * m + j - 1]
+                                (op.weight[n * m + j - 1], Some(Param::Weight(n * m + j - 1)))
                             };
-                            region.assign_fixed(self.w[c][d], row, fe(wv));
+                            match self.w[c][d] {
+                                WeightColumn::Fixed(col) => {
+                                    region.assign_fixed(col, row, fe(wv));
+                                }
+                                WeightColumn::Advice(col) => {
+                                    let cell =
+                                        region.assign_advice(col, row, Value::known(fe(wv))).cell();
+                                    if let Some(p) = param {
+                                        wires.tie_param(region, cell, op_index, p)?;
+                                    }
+                                }
+                            }
                             if let (Some(s), Some(x)) = (sum.as_mut(), xv) {
                                 *s += x * wv as i128;
                             }

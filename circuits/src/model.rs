@@ -1,32 +1,34 @@
 //! The model circuit: strings the chips together for a [`QModel`].
 //!
-//! Two sections share rows from 0: the linear section (blocks of [`LinearConfig`]) and
-//! the element-wise lanes (one element per lane row). Data moves between them only by
-//! copy constraints, so row order is free. The instance column holds the quantized
-//! input followed by the quantized output.
+//! Sections share rows from 0, each in its own columns: the linear section (blocks of
+//! [`LinearConfig`]), the element-wise lanes (one element per lane row), and when the
+//! statement hashes anything the weight-packing lanes and the Poseidon lanes. Data moves
+//! between sections only by copy constraints, so row order is free. The instance column
+//! holds the public values [`crate::Visibility`] names, in its order.
 
 use std::sync::Arc;
 
-use halo2_proofs::circuit::{Cell, Layouter, SimpleFloorPlanner};
+use halo2_proofs::circuit::{Cell, Layouter, Region, SimpleFloorPlanner, Value};
 use halo2_proofs::halo2curves::bn256::Fr;
 use halo2_proofs::plonk::{Circuit, Column, ConstraintSystem, Error, Instance};
-use zkinfer_qir::{QModel, QOp, Trace};
+use zkinfer_qir::{AddOperand, QModel, QOp, Trace, ValueId};
 
 use crate::elementwise::LaneConfig;
 use crate::fe;
-use crate::layout::Layout;
+use crate::layout::{InputMode, Layout, OutputMode, ParamsMode};
 use crate::linear::LinearConfig;
+use crate::params::{per_element, PackConfig, Params};
+use crate::poseidon::{assign_hash, hash, Domain, Element, PoseidonConfig, BLOCK_ROWS};
 use crate::table::TableConfig;
-use crate::wires::Wires;
-
-/// Canonical cells of the input and output elements (an unused input element has none).
-type PublicCells = (Vec<Option<Cell>>, Vec<Option<Cell>>);
+use crate::wires::{ParamCells, Wires};
 
 #[derive(Clone, Debug)]
 pub struct ModelConfig {
     pub linear: LinearConfig,
     pub lanes: Vec<LaneConfig>,
     pub table: TableConfig,
+    pub pack: Vec<PackConfig>,
+    pub hash: Vec<PoseidonConfig>,
     pub instance: Column<Instance>,
 }
 
@@ -57,96 +59,208 @@ impl ModelCircuit {
         }
     }
 
-    /// The public instance column: quantized input, then quantized output.
-    pub fn instances(model: &QModel, trace: &Trace) -> Vec<Fr> {
-        trace
-            .get(model.input)
-            .iter()
-            .chain(trace.get(model.output))
-            .map(|&v| fe(v))
-            .collect()
+    /// The public values (see [`crate::Visibility`]), computed natively.
+    pub fn instances(model: &QModel, layout: &Layout, trace: &Trace) -> Vec<Fr> {
+        let v = layout.visibility;
+        let mut out = Vec::new();
+        if v.params == ParamsMode::Hashed {
+            out.push(Params::of(model).hash(layout.weight_bits));
+        }
+        let values = |id: ValueId| trace.get(id).iter().map(|&x| fe(x)).collect::<Vec<_>>();
+        match v.input {
+            InputMode::Public => out.extend(values(model.input)),
+            InputMode::Private => {}
+            InputMode::Hashed => out.push(hash(Domain::Input, &values(model.input))),
+        }
+        match v.output {
+            OutputMode::Public => out.extend(values(model.output)),
+            OutputMode::Hashed => out.push(hash(Domain::Output, &values(model.output))),
+        }
+        out
     }
 
+    /// Lays out the packed weights and the parameter hash; returns the hash's cell.
+    fn assign_params(
+        &self,
+        config: &ModelConfig,
+        region: &mut Region<'_, Fr>,
+        wires: &mut Wires<'_>,
+        slot: &mut impl FnMut() -> (usize, usize),
+    ) -> Result<Cell, Error> {
+        let bits = self.layout.weight_bits;
+        let params = Params::of(&self.model);
+        let per = per_element(bits);
+        let mut weights = Vec::with_capacity(params.weights.len());
+        let mut message = Vec::new();
+        for (c, chunk) in params.weights.chunks(per).enumerate() {
+            let lane = &config.pack[c % config.pack.len()];
+            let row = (c / config.pack.len()) * per;
+            let (cells, packed) = lane.assign_chunk(region, row, chunk, bits)?;
+            weights.extend(cells);
+            message.push(Element::Cell(
+                packed,
+                Value::known(crate::params::pack(chunk, bits)),
+            ));
+        }
+        let n_packed = message.len();
+        message.extend(
+            params
+                .wide
+                .iter()
+                .map(|&v| Element::Fresh(Value::known(fe(v)))),
+        );
+        let (digest, cells) = assign_hash(region, &config.hash, slot, Domain::Params, &message)?;
+        wires.set_params(ParamCells {
+            weights,
+            wide: cells[n_packed..].to_vec(),
+            index: params.index,
+        });
+        Ok(digest)
+    }
+
+    /// Hashes the elements of `id` (a model input element no op reads gets a cell here).
+    fn assign_value_hash(
+        &self,
+        config: &ModelConfig,
+        region: &mut Region<'_, Fr>,
+        wires: &Wires<'_>,
+        slot: &mut impl FnMut() -> (usize, usize),
+        id: ValueId,
+        domain: Domain,
+    ) -> Result<Cell, Error> {
+        let message: Vec<Element> = (0..self.model.value(id).len())
+            .map(|i| match wires.cell(id, i) {
+                Some(c) => Element::Cell(c, wires.value(id, i)),
+                None => Element::Fresh(wires.value(id, i)),
+            })
+            .collect();
+        Ok(assign_hash(region, &config.hash, slot, domain, &message)?.0)
+    }
+
+    /// Lays out the whole model; returns the cells of the public values (an unused
+    /// public input element has none).
     fn assign(
         &self,
         config: &ModelConfig,
         layouter: &mut impl Layouter<Fr>,
-    ) -> Result<PublicCells, Error> {
+    ) -> Result<Vec<Option<Cell>>, Error> {
         let model = &*self.model;
+        let vis = self.layout.visibility;
         let lanes = config.lanes.len();
         layouter.assign_region(
             || "model",
             |mut region| {
+                let region = &mut region;
                 let mut wires = Wires::new(model, self.trace.as_deref());
-                config.linear.init(&mut region, 0);
+                // Poseidon blocks go round-robin over the hash lanes.
+                let hash_lanes = config.hash.len().max(1);
+                let mut block = 0usize;
+                let mut slot = || {
+                    let s = (block % hash_lanes, (block / hash_lanes) * BLOCK_ROWS);
+                    block += 1;
+                    s
+                };
+                let mut public = Vec::new();
+                if vis.params == ParamsMode::Hashed {
+                    public.push(Some(
+                        self.assign_params(config, region, &mut wires, &mut slot)?,
+                    ));
+                }
+                config.linear.init(region, 0);
                 let (mut linear_row, mut lane_pos) = (0usize, 0usize);
-                for op in &model.ops {
+                let mut next_lane = || {
+                    let at = (lane_pos % lanes, lane_pos / lanes);
+                    lane_pos += 1;
+                    at
+                };
+                for (op_index, op) in model.ops.iter().enumerate() {
                     match op {
                         QOp::Linear(l) => {
-                            linear_row = config.linear.assign(
-                                &mut region,
-                                &mut wires,
-                                model,
-                                l,
-                                linear_row,
-                            )?;
+                            linear_row = config
+                                .linear
+                                .assign(region, &mut wires, model, l, op_index, linear_row)?;
                         }
                         QOp::Rescale(r) => {
                             let bits = model.act_bits;
                             for i in 0..model.value(r.output).len() {
-                                let lane = &config.lanes[lane_pos % lanes];
                                 let from = if r.shift < bits {
                                     None
                                 } else {
                                     let s1 = r.shift - (bits - 1);
-                                    let row = lane_pos / lanes;
-                                    let (cell, v) = lane.assign_rescale_high(
-                                        &mut region,
-                                        &mut wires,
-                                        model,
-                                        r,
-                                        i,
-                                        s1,
-                                        row,
+                                    let (lane, row) = next_lane();
+                                    let (cell, v) = config.lanes[lane].assign_rescale_high(
+                                        region, &mut wires, model, r, i, s1, row,
                                     )?;
-                                    lane_pos += 1;
                                     Some((cell, v, bits - 1))
                                 };
-                                let lane = &config.lanes[lane_pos % lanes];
-                                lane.assign_rescale(
-                                    &mut region,
-                                    &mut wires,
-                                    model,
-                                    r,
-                                    i,
-                                    from,
-                                    lane_pos / lanes,
-                                )?;
-                                lane_pos += 1;
+                                let (lane, row) = next_lane();
+                                config.lanes[lane]
+                                    .assign_rescale(region, &mut wires, model, r, i, from, row)?;
                             }
                         }
                         QOp::Add(a) => {
+                            let param = vis.params == ParamsMode::Hashed
+                                && matches!(a.b, AddOperand::Constant(_));
                             for i in 0..model.value(a.output).len() {
-                                let lane = &config.lanes[lane_pos % lanes];
-                                lane.assign_add(&mut region, &mut wires, a, i, lane_pos / lanes)?;
-                                lane_pos += 1;
+                                let (lane, row) = next_lane();
+                                if param {
+                                    let t = config.lanes[lane].assign_param_product(
+                                        region, &mut wires, a, op_index, i, row,
+                                    )?;
+                                    let (lane, row) = next_lane();
+                                    config.lanes[lane].assign_param_sum(
+                                        region, &mut wires, a, op_index, i, t, row,
+                                    )?;
+                                } else {
+                                    config.lanes[lane].assign_add(region, &mut wires, a, i, row)?;
+                                }
                             }
                         }
                         QOp::Mul(m) => {
                             for i in 0..model.value(m.output).len() {
-                                let lane = &config.lanes[lane_pos % lanes];
-                                lane.assign_mul(&mut region, &mut wires, m, i, lane_pos / lanes)?;
-                                lane_pos += 1;
+                                let (lane, row) = next_lane();
+                                config.lanes[lane].assign_mul(region, &mut wires, m, i, row)?;
                             }
                         }
                         QOp::Reshape(_) | QOp::Rearrange(_) => {}
                     }
                 }
                 let cells = |id, n| (0..n).map(|i| wires.cell(id, i)).collect::<Vec<_>>();
-                Ok((
-                    cells(model.input, model.value(model.input).len()),
-                    cells(model.output, model.value(model.output).len()),
-                ))
+                let (n_in, n_out) = (
+                    model.value(model.input).len(),
+                    model.value(model.output).len(),
+                );
+                match vis.input {
+                    InputMode::Public => public.extend(cells(model.input, n_in)),
+                    InputMode::Private => {}
+                    InputMode::Hashed => public.push(Some(self.assign_value_hash(
+                        config,
+                        region,
+                        &wires,
+                        &mut slot,
+                        model.input,
+                        Domain::Input,
+                    )?)),
+                }
+                match vis.output {
+                    OutputMode::Public => {
+                        let out = cells(model.output, n_out);
+                        // Every output element is computed, so it has a cell.
+                        if out.iter().any(Option::is_none) {
+                            return Err(Error::Synthesis);
+                        }
+                        public.extend(out);
+                    }
+                    OutputMode::Hashed => public.push(Some(self.assign_value_hash(
+                        config,
+                        region,
+                        &wires,
+                        &mut slot,
+                        model.output,
+                        Domain::Output,
+                    )?)),
+                }
+                Ok(public)
             },
         )
     }
@@ -167,9 +281,17 @@ impl Circuit<Fr> for ModelCircuit {
 
     fn configure_with_params(meta: &mut ConstraintSystem<Fr>, layout: Layout) -> ModelConfig {
         let table = TableConfig::configure(meta);
-        let linear = LinearConfig::configure(meta, layout.x_cols.max(1), layout.acc_cols.max(1));
+        let hashed = layout.visibility.params == ParamsMode::Hashed;
+        let linear =
+            LinearConfig::configure(meta, layout.x_cols.max(1), layout.acc_cols.max(1), hashed);
         let lanes = (0..layout.lanes.max(1))
             .map(|_| LaneConfig::configure(meta, &table))
+            .collect();
+        let pack = (0..layout.pack_lanes)
+            .map(|_| PackConfig::configure(meta, &table, layout.weight_bits))
+            .collect();
+        let hash = (0..layout.hash_lanes)
+            .map(|_| PoseidonConfig::configure(meta))
             .collect();
         let instance = meta.instance_column();
         meta.enable_equality(instance);
@@ -180,6 +302,8 @@ impl Circuit<Fr> for ModelCircuit {
             linear,
             lanes,
             table,
+            pack,
+            hash,
             instance,
         }
     }
@@ -193,17 +317,14 @@ impl Circuit<Fr> for ModelCircuit {
         config: ModelConfig,
         mut layouter: impl Layouter<Fr>,
     ) -> Result<(), Error> {
-        config.table.load(&mut layouter, &self.model)?;
-        let (inputs, outputs) = self.assign(&config, &mut layouter)?;
-        let n_in = inputs.len();
-        for (row, cell) in inputs.into_iter().enumerate() {
+        config
+            .table
+            .load(&mut layouter, &self.model, &self.layout)?;
+        let public = self.assign(&config, &mut layouter)?;
+        for (row, cell) in public.into_iter().enumerate() {
             if let Some(cell) = cell {
                 layouter.constrain_instance(cell, config.instance, row);
             }
-        }
-        for (j, cell) in outputs.into_iter().enumerate() {
-            let cell = cell.ok_or(Error::Synthesis)?;
-            layouter.constrain_instance(cell, config.instance, n_in + j);
         }
         Ok(())
     }

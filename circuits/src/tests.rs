@@ -12,8 +12,8 @@ use zkinfer_qir::{
     ValueId,
 };
 
-use crate::layout::evaluate;
-use crate::{fe, fe_to_i64, ModelCircuit};
+use crate::layout::{evaluate, Candidate};
+use crate::{fe, fe_to_i64, InputMode, ModelCircuit, OutputMode, ParamsMode, Visibility};
 
 const BITS: u32 = 8;
 
@@ -33,10 +33,34 @@ fn mock(
     cols: (usize, usize, usize),
     corrupt: impl FnOnce(&mut Trace),
 ) -> Result<(), String> {
+    mock_with(model, input, cols, Visibility::default(), corrupt, |_| {})
+}
+
+/// A candidate with the given linear and lane counts (one hash and packing lane if needed).
+fn candidate(cols: (usize, usize, usize), vis: Visibility) -> Candidate {
+    Candidate {
+        x_cols: cols.0,
+        acc_cols: cols.1,
+        lanes: cols.2,
+        hash_lanes: usize::from(vis.hashes_anything()),
+        pack_lanes: usize::from(vis.params == ParamsMode::Hashed),
+    }
+}
+
+/// [`mock`] with a visibility, and a hook that may alter the public values.
+fn mock_with(
+    model: &QModel,
+    input: &[i64],
+    cols: (usize, usize, usize),
+    vis: Visibility,
+    corrupt: impl FnOnce(&mut Trace),
+    alter: impl FnOnce(&mut Vec<halo2_proofs::halo2curves::bn256::Fr>),
+) -> Result<(), String> {
     let mut trace = model.run(input).map_err(|e| format!("interpreter: {e}"))?;
-    let instances = ModelCircuit::instances(model, &trace);
+    let plan = evaluate(model, vis, candidate(cols, vis)).map_err(|e| e.to_string())?;
+    let mut instances = ModelCircuit::instances(model, &plan.layout, &trace);
+    alter(&mut instances);
     corrupt(&mut trace);
-    let plan = evaluate(model, cols.0, cols.1, cols.2).map_err(|e| e.to_string())?;
     let circuit = ModelCircuit::with_trace(
         Arc::new(model.clone()),
         plan.layout.clone(),
@@ -219,10 +243,15 @@ fn wrong_public_output_is_rejected() {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let (model, input) = linear_model(&mut rng, 1, 5, 2, false);
     let trace = model.run(&input).unwrap();
-    let mut instances = ModelCircuit::instances(&model, &trace);
+    let plan = evaluate(
+        &model,
+        Visibility::default(),
+        candidate((2, 2, 1), Visibility::default()),
+    )
+    .unwrap();
+    let mut instances = ModelCircuit::instances(&model, &plan.layout, &trace);
     let last = instances.len() - 1;
     instances[last] += fe(1);
-    let plan = evaluate(&model, 2, 2, 1).unwrap();
     let circuit = ModelCircuit::with_trace(Arc::new(model), plan.layout.clone(), Arc::new(trace));
     let prover = MockProver::run(plan.layout.k, &circuit, vec![instances]).unwrap();
     assert!(prover.verify().is_err());
@@ -333,9 +362,116 @@ fn field_encoding_round_trips() {
 fn planner_finds_a_layout_and_counts_rows() {
     let mut rng = ChaCha8Rng::seed_from_u64(6);
     let (model, _) = linear_model(&mut rng, 1, 100, 10, true);
-    let (best, runner_up) = crate::plan_layout(&model).unwrap();
+    let (best, runner_up) = crate::plan_layout(&model, Visibility::default()).unwrap();
     assert!(best.rows() <= best.usable_rows);
     assert!(runner_up.is_some_and(|r| r.cost >= best.cost));
     // table: 1 + 2^8 rows
     assert_eq!(best.table_rows, 257);
+}
+
+/// A linear layer followed by an addition of a constant tensor (both carry parameters).
+fn params_model(seed: u64) -> (QModel, Vec<i64>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (mut model, input) = linear_model(&mut rng, 2, 7, 3, true);
+    model.values.push(v("z", vec![2, 3]));
+    model.ops.push(QOp::Add(Add {
+        a: ValueId(2),
+        b: AddOperand::Constant((0..6).map(|_| rng.gen_range(-9..=9)).collect()),
+        output: ValueId(3),
+        a_mul: (0..6).map(|_| rng.gen_range(-3..=3)).collect(),
+    }));
+    model.output = ValueId(3);
+    (model, input)
+}
+
+#[test]
+fn every_visibility_proves() {
+    let (model, input) = params_model(21);
+    for vis in Visibility::all() {
+        assert_eq!(
+            mock_with(&model, &input, (4, 2, 2), vis, |_| {}, |_| {}),
+            Ok(()),
+            "{vis}"
+        );
+    }
+}
+
+#[test]
+fn altered_hashes_are_rejected() {
+    let (model, input) = params_model(22);
+    let all_hashed = Visibility {
+        params: ParamsMode::Hashed,
+        input: InputMode::Hashed,
+        output: OutputMode::Hashed,
+    };
+    // Public values: weights hash, input hash, output hash.
+    for i in 0..3 {
+        let altered = mock_with(
+            &model,
+            &input,
+            (2, 2, 1),
+            all_hashed,
+            |_| {},
+            |p| p[i] += fe(1),
+        );
+        assert!(altered.is_err(), "public value {i} altered");
+    }
+    // A wrong output that hashes to the stated hash cannot be shown.
+    assert!(mock_with(
+        &model,
+        &input,
+        (2, 2, 1),
+        all_hashed,
+        |t| t.values[3][0] += 1,
+        |_| {}
+    )
+    .is_err());
+}
+
+#[test]
+fn other_weights_do_not_prove_this_weights_hash() {
+    let (model, input) = params_model(23);
+    let vis = Visibility {
+        params: ParamsMode::Hashed,
+        ..Visibility::default()
+    };
+    let plan = evaluate(&model, vis, candidate((2, 2, 1), vis)).unwrap();
+    let trace = model.run(&input).unwrap();
+    let instances = ModelCircuit::instances(&model, &plan.layout, &trace);
+    let prove_with = |other: QModel| {
+        let trace = other.run(&input).unwrap();
+        let mut inst = ModelCircuit::instances(&other, &plan.layout, &trace);
+        inst[0] = instances[0];
+        let circuit =
+            ModelCircuit::with_trace(Arc::new(other), plan.layout.clone(), Arc::new(trace));
+        MockProver::run(plan.layout.k, &circuit, vec![inst])
+            .unwrap()
+            .verify()
+    };
+    // One weight changed: its hash differs.
+    let mut other = model.clone();
+    if let QOp::Linear(l) = &mut other.ops[0] {
+        l.weight[3] += 1;
+    }
+    assert!(prove_with(other).is_err());
+    // Two weights changed so that the packed element is the same (w0 − 1, w1 + 2^b):
+    // only the range check of the packed weights tells them apart.
+    let bits = plan.layout.weight_bits;
+    let mut other = model.clone();
+    if let QOp::Linear(l) = &mut other.ops[0] {
+        l.weight[0] -= 1;
+        l.weight[1] += 1 << bits;
+    }
+    let same = crate::params::Params::of(&other).hash(bits);
+    assert_eq!(
+        same, instances[0],
+        "the packing collides without the range check"
+    );
+    assert!(prove_with(other).is_err());
+    // A changed constant of the addition.
+    let mut other = model.clone();
+    if let QOp::Add(a) = &mut other.ops[2] {
+        a.a_mul[1] += 1;
+    }
+    assert!(prove_with(other).is_err());
 }

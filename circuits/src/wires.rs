@@ -8,9 +8,10 @@
 use halo2_proofs::circuit::{Cell, Region, Value};
 use halo2_proofs::halo2curves::bn256::Fr;
 use halo2_proofs::plonk::{Advice, Column, Error};
-use zkinfer_qir::{QModel, QOp, Trace, ValueId};
+use zkinfer_qir::{Add, Linear, QModel, QOp, Trace, ValueId};
 
 use crate::fe;
+use crate::params::OpParams;
 
 enum Alias {
     Root,
@@ -25,6 +26,29 @@ pub enum Source {
     Zero,
 }
 
+/// A parameter an op uses, for tying its cell to the hashed parameters.
+#[derive(Clone, Copy, Debug)]
+pub enum Param<'o> {
+    /// Padding: the constant 0.
+    Zero,
+    /// The op's `i`-th weight.
+    Weight(usize),
+    /// The bias of row `r`, neuron `n`.
+    Bias(&'o Linear, usize, usize),
+    /// The multiplier of element `i` of an addition of a constant.
+    Mul(&'o Add, usize),
+    /// The constant of element `i`.
+    Constant(usize),
+}
+
+/// The canonical cells of the hashed parameters (see [`crate::params::Params`]).
+#[derive(Clone, Debug)]
+pub struct ParamCells {
+    pub weights: Vec<Cell>,
+    pub wide: Vec<Cell>,
+    pub index: Vec<Option<OpParams>>,
+}
+
 pub struct Wires<'a> {
     model: &'a QModel,
     trace: Option<&'a Trace>,
@@ -32,6 +56,7 @@ pub struct Wires<'a> {
     cells: Vec<Vec<Option<Cell>>>,
     /// The canonical zero cell, constrained to the constant 0 on first use.
     zero: Option<Cell>,
+    params: Option<ParamCells>,
 }
 
 impl<'a> Wires<'a> {
@@ -51,7 +76,63 @@ impl<'a> Wires<'a> {
             alias,
             cells,
             zero: None,
+            params: None,
         }
+    }
+
+    /// Makes the hashed parameters' cells the ones ops copy their parameters from.
+    pub fn set_params(&mut self, params: ParamCells) {
+        self.params = Some(params);
+    }
+
+    /// Ties `cell` to the constant 0 (through one canonical zero cell).
+    pub fn tie_zero(&mut self, region: &mut Region<'_, Fr>, cell: Cell) -> Result<(), Error> {
+        match self.zero {
+            Some(zero) => region.constrain_equal(cell, zero),
+            None => {
+                region.constrain_constant(cell, Fr::zero())?;
+                self.zero = Some(cell);
+            }
+        }
+        Ok(())
+    }
+
+    /// Ties `cell`, which holds parameter `p` of op `op`, to the hashed parameter.
+    pub fn tie_param(
+        &mut self,
+        region: &mut Region<'_, Fr>,
+        cell: Cell,
+        op: usize,
+        p: Param<'_>,
+    ) -> Result<(), Error> {
+        if let Param::Zero = p {
+            return self.tie_zero(region, cell);
+        }
+        let params = self.params.as_ref().ok_or(Error::Synthesis)?;
+        let at = params
+            .index
+            .get(op)
+            .copied()
+            .flatten()
+            .ok_or(Error::Synthesis)?;
+        let target = match p {
+            Param::Zero => return Err(Error::Synthesis),
+            Param::Weight(i) => params.weights.get(at.weight + i),
+            Param::Bias(l, r, n) => {
+                let i = if l.bias.len() == l.out_features {
+                    n
+                } else {
+                    r * l.out_features + n
+                };
+                params.wide.get(at.bias + i)
+            }
+            Param::Mul(a, i) => params
+                .wide
+                .get(at.mul + if a.a_mul.len() == 1 { 0 } else { i }),
+            Param::Constant(i) => params.wide.get(at.constant + i),
+        };
+        region.constrain_equal(cell, *target.ok_or(Error::Synthesis)?);
+        Ok(())
     }
 
     /// The value and element that actually hold `(id, i)`.
@@ -103,13 +184,7 @@ impl<'a> Wires<'a> {
                 let cell = region
                     .assign_advice(column, offset, Value::known(Fr::zero()))
                     .cell();
-                match self.zero {
-                    Some(zero) => region.constrain_equal(cell, zero),
-                    None => {
-                        region.constrain_constant(cell, Fr::zero())?;
-                        self.zero = Some(cell);
-                    }
-                }
+                self.tie_zero(region, cell)?;
                 return Ok(cell);
             }
         };

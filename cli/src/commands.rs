@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use zkinfer_circuits::Visibility;
 use zkinfer_compiler::quantize::argmax;
 use zkinfer_compiler::{
     calibrate, fidelity, import_onnx, parse_input_json, quantize, quantize_input, QuantConfig,
@@ -13,12 +14,19 @@ use zkinfer_prover::artifact::CIRCUIT_FORMAT;
 use zkinfer_prover::{
     dev_srs, read_halo2_params, read_srs, write_srs, CompiledCircuit, Engine, ProverKey,
 };
-use zkinfer_verifier::Verdict;
+use zkinfer_qir::dequantize;
+use zkinfer_verifier::{Public, Verdict};
 
 use crate::files::{load_circuit, load_proof, load_vk, read, write, Paths};
 use crate::progress::{secs, step};
 
-pub fn compile(model: &Path, calibration: &Path, out: &Path, bits: u32) -> Result<CompiledCircuit> {
+pub fn compile(
+    model: &Path,
+    calibration: &Path,
+    out: &Path,
+    bits: u32,
+    vis: Visibility,
+) -> Result<CompiledCircuit> {
     let imported = import_onnx(model)?;
     for note in &imported.notes {
         eprintln!("note: {note}");
@@ -36,7 +44,7 @@ pub fn compile(model: &Path, calibration: &Path, out: &Path, bits: u32) -> Resul
     };
     let qmodel = quantize(&graph, &cal, cfg)?;
     let fid = fidelity(&graph, &qmodel, &data.samples)?;
-    let (plan, runner_up) = zkinfer_circuits::plan_layout(&qmodel)?;
+    let (plan, runner_up) = zkinfer_circuits::plan_layout(&qmodel, vis)?;
     let compiled = CompiledCircuit {
         format: CIRCUIT_FORMAT.into(),
         version: zkinfer_verifier::artifact::FORMAT_VERSION,
@@ -65,6 +73,13 @@ pub fn compile(model: &Path, calibration: &Path, out: &Path, bits: u32) -> Resul
         p.elementwise_rows,
         p.table_rows
     );
+    if p.hash_rows + p.pack_rows > 0 {
+        println!(
+            "            poseidon {} per lane x {} lane(s), weight packing {} per lane x {}",
+            p.hash_rows, l.hash_lanes, p.pack_rows, l.pack_lanes
+        );
+    }
+    println!("  public    {vis}: {} public values", p.instance_rows);
     println!("  k         {}", l.k);
     println!(
         "  columns   {} advice, {} fixed, {} lookups (linear {}x{}, {} element-wise lane{})",
@@ -183,6 +198,7 @@ pub fn prove(engine: &dyn Engine, dir: &Path, input: &Path, proof_path: &Path) -
         .run(&q)
         .with_context(|| format!("computing the witness for {}", input.display()))?;
     let t_witness = t.elapsed();
+    let trace_output = trace.get(model.output).to_vec();
     let (proof, t_prove) = step(
         &format!("proving (2^{} rows, {})", pk.info.layout.k, engine.name()),
         || zkinfer_prover::prove(engine, model.clone(), &pk, &params, Arc::new(trace)),
@@ -191,7 +207,15 @@ pub fn prove(engine: &dyn Engine, dir: &Path, input: &Path, proof_path: &Path) -
     write(proof_path, proof.to_json().as_bytes())?;
     let proof_bytes = proof.proof.len() / 2 - 1;
     println!("proof of `{}` -> {}", model.name, proof_path.display());
-    print_output(&proof.output.values, &proof.output.shape);
+    // The prover knows the output even when the statement only hashes it.
+    let output = trace_output
+        .iter()
+        .map(|&v| dequantize(v, pk.info.output_scale))
+        .collect::<Vec<_>>();
+    print_output(&output, &pk.info.output_shape);
+    if proof.output.is_none() {
+        println!("            (the proof states only its hash)");
+    }
     println!(
         "  proof     {proof_bytes} bytes, {} public values",
         proof.instances.len()
@@ -207,17 +231,72 @@ pub fn prove(engine: &dyn Engine, dir: &Path, input: &Path, proof_path: &Path) -
     Ok(())
 }
 
+/// Prints the model commitment of `dir` (see `zkinfer model-id --help`).
+pub fn model_id(dir: &Path) -> Result<()> {
+    let paths = Paths::new(dir);
+    if paths.vk.exists() {
+        let key = load_vk(dir)?;
+        println!("{}", key.model_id());
+        return Ok(());
+    }
+    let compiled = load_circuit(dir)?;
+    let info = compiled.info();
+    match info.params_hash {
+        Some(h) => {
+            eprintln!(
+                "note: {} has no verifying key yet; this is the weights hash alone \
+                 (run `zkinfer setup` for the full model id, <key digest>:<weights hash>)",
+                dir.display()
+            );
+            println!("{h}");
+            Ok(())
+        }
+        None => bail!(
+            "{}: the weights are fixed, so the model id is the verifying key's digest; \
+             run `zkinfer setup` first",
+            paths.vk.display()
+        ),
+    }
+}
+
+/// Prints what a valid proof makes public.
+fn print_public(public: &Public, shape: &[usize]) {
+    if let Some(h) = &public.params_hash {
+        println!("  weights   hash {h}");
+    }
+    match (&public.input, &public.input_hash) {
+        (Some(v), _) => println!("  input     public ({} values)", v.len()),
+        (None, Some(h)) => println!("  input     hash {h}"),
+        (None, None) => println!("  input     private"),
+    }
+    match (&public.output, &public.output_hash) {
+        (Some(v), _) => print_output(v, shape),
+        (None, Some(h)) => println!("  output    hash {h}"),
+        (None, None) => {}
+    }
+}
+
 /// `Ok(true)` valid, `Ok(false)` invalid, `Err` for unreadable input.
-pub fn verify(dir: &Path, proof_path: &Path) -> Result<bool> {
+pub fn verify(dir: &Path, proof_path: &Path, expected_id: Option<&str>) -> Result<bool> {
     let key = load_vk(dir)?;
     let proof = load_proof(proof_path)?;
+    if let Some(id) = expected_id {
+        if id != key.model_id() {
+            println!(
+                "invalid: {} is model id {}, not the required {id}",
+                dir.display(),
+                key.model_id()
+            );
+            return Ok(false);
+        }
+    }
     let start = Instant::now();
     let verdict = zkinfer_verifier::verify(&key, &proof);
     let elapsed = start.elapsed();
     match verdict {
-        Verdict::Valid { output } => {
+        Verdict::Valid { public } => {
             println!("valid: `{}` (model id {})", key.info.model, key.model_id());
-            print_output(&output, &key.info.output_shape);
+            print_public(&public, &key.info.output_shape);
             println!("  time      verify {}", secs(elapsed));
             Ok(true)
         }

@@ -30,13 +30,13 @@ pub fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
     let proof = dir.join("proof.json");
 
     println!("== 1/5 compile: ONNX -> quantized circuit");
-    commands::compile(&model, &input, &out, 12)?;
+    commands::compile(&model, &input, &out, 12, Default::default())?;
     println!("\n== 2/5 setup: keys (development SRS)");
     commands::setup(&out, None, true)?;
     println!("\n== 3/5 prove");
     engines::prove(EngineChoice::Auto, &out, &input, &proof)?;
     println!("\n== 4/5 verify");
-    if !commands::verify(&out, &proof)? {
+    if !commands::verify(&out, &proof, None)? {
         bail!("the demo proof did not verify");
     }
     println!("\n== 5/5 verify a tampered proof (one output changed): must be rejected");
@@ -46,12 +46,16 @@ pub fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
     let last = p.instances.len() - 1;
     let x = zkinfer_verifier::fr_from_hex(&p.instances[last]).context("demo proof instance")?;
     p.instances[last] = zkinfer_verifier::fr_to_hex(&(x + zkinfer_circuits::fe(1)));
-    let n = p.output.values.len();
-    p.output.values[n - 1] += 2f64.powi(-p.output.scale);
+    let stated = p
+        .output
+        .as_mut()
+        .context("the demo proof states its output")?;
+    let n = stated.values.len();
+    stated.values[n - 1] += 2f64.powi(-stated.scale);
     let tampered = dir.join("proof.tampered.json");
     std::fs::write(&tampered, p.to_json())
         .with_context(|| format!("writing {}", tampered.display()))?;
-    if commands::verify(&out, &tampered)? {
+    if commands::verify(&out, &tampered, None)? {
         bail!("a tampered proof verified: this is a soundness bug");
     }
     println!("\ndemo complete: artifacts in {}", dir.display());

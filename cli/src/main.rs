@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use zkinfer::engines::EngineChoice;
 use zkinfer::{commands, demo, engines, evm};
+use zkinfer_circuits::{InputMode, OutputMode, ParamsMode, Visibility};
 
 #[derive(Parser)]
 #[command(
@@ -32,7 +33,22 @@ enum Command {
         /// Signed bit width of activations (the lookup table has 2^bits rows).
         #[arg(long, default_value_t = 12)]
         bits: u32,
+        /// Weights: `fixed` (the verifying key commits to them) or `hashed` (private; their
+        /// Poseidon hash is public and the key serves every model of this shape).
+        #[arg(long, default_value = "fixed")]
+        params: ParamsMode,
+        /// Input: `public`, `private` (not revealed at all) or `hashed` (its Poseidon hash
+        /// is public).
+        #[arg(long, default_value = "public")]
+        input: InputMode,
+        /// Output: `public` or `hashed` (its Poseidon hash is public).
+        #[arg(long, default_value = "public")]
+        output: OutputMode,
     },
+    /// Print the model commitment of DIR: the verifying key's digest for fixed weights,
+    /// `<digest>:<weights hash>` for hashed weights (the weights hash is computed natively
+    /// from DIR/circuit.json when there is no key yet).
+    ModelId { dir: PathBuf },
     /// Generate the proving and verifying keys: DIR/pk, DIR/vk, DIR/srs.
     Setup {
         dir: PathBuf,
@@ -59,6 +75,9 @@ enum Command {
         dir: PathBuf,
         #[arg(long)]
         proof: PathBuf,
+        /// Also require this model commitment (as `zkinfer model-id` prints it).
+        #[arg(long)]
+        model_id: Option<String>,
     },
     /// Write a Solidity verifier contract for DIR's verifying key.
     ExportSolidity {
@@ -106,7 +125,18 @@ fn main() -> ExitCode {
             calibration,
             out,
             bits,
-        } => commands::compile(&model, &calibration, &out, bits).map(|_| ExitCode::SUCCESS),
+            params,
+            input,
+            output,
+        } => {
+            let vis = Visibility {
+                params,
+                input,
+                output,
+            };
+            commands::compile(&model, &calibration, &out, bits, vis).map(|_| ExitCode::SUCCESS)
+        }
+        Command::ModelId { dir } => commands::model_id(&dir).map(|_| ExitCode::SUCCESS),
         Command::Setup { dir, srs, dev_srs } => {
             commands::setup(&dir, srs.as_deref(), dev_srs).map(|_| ExitCode::SUCCESS)
         }
@@ -116,7 +146,11 @@ fn main() -> ExitCode {
             proof,
             engine,
         } => engines::prove(engine, &dir, &input, &proof).map(|_| ExitCode::SUCCESS),
-        Command::Verify { dir, proof } => commands::verify(&dir, &proof).map(verdict),
+        Command::Verify {
+            dir,
+            proof,
+            model_id,
+        } => commands::verify(&dir, &proof, model_id.as_deref()).map(verdict),
         Command::ExportSolidity { dir, out } => {
             evm::export_solidity(&dir, &out).map(|_| ExitCode::SUCCESS)
         }

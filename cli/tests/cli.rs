@@ -203,6 +203,102 @@ fn mlp_mnist_end_to_end_and_tampering() {
     assert_eq!(tamper(&run, "verify", bump_output), 1);
 }
 
+/// Adds one to the last public value (an output hash): only the proof can catch it.
+fn bump_last_instance(p: &mut serde_json::Value) {
+    let inst = p["instances"].as_array_mut().unwrap();
+    let last = inst.len() - 1;
+    let hex = inst[last].as_str().unwrap().to_string();
+    let v = u128::from_str_radix(&hex[hex.len() - 32..], 16).unwrap();
+    inst[last] = format!("{}{:032x}", &hex[..hex.len() - 32], v.wrapping_add(1)).into();
+}
+
+#[test]
+fn hashed_statement_model_ids_and_unreadable_proofs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = shared_models();
+    let input = models.join("mlp_tiny.input.json");
+    let dir = tmp.path().join("m");
+    let proof = tmp.path().join("proof.json");
+    let compiled = ok(&[
+        "compile",
+        s(&models.join("mlp_tiny.onnx")),
+        "--calibration",
+        s(&input),
+        "--out",
+        s(&dir),
+        "--params",
+        "hashed",
+        "--input",
+        "hashed",
+        "--output",
+        "hashed",
+    ]);
+    assert!(compiled.contains("3 public values"), "{compiled}");
+    // Before setup: the weights hash alone, computed natively.
+    let weights_hash = ok(&["model-id", s(&dir)]).trim().to_string();
+    assert!(weights_hash.starts_with("0x") && weights_hash.len() == 66);
+    ok(&["setup", s(&dir), "--dev-srs"]);
+    let id = ok(&["model-id", s(&dir)]).trim().to_string();
+    assert!(id.ends_with(&format!(":{weights_hash}")), "{id}");
+    ok(&["prove", s(&dir), "--input", s(&input), "--proof", s(&proof)]);
+    let out = ok(&["verify", s(&dir), "--proof", s(&proof), "--model-id", &id]);
+    assert!(
+        out.starts_with("valid")
+            && out.contains("input     hash")
+            && out.contains("output    hash"),
+        "{out}"
+    );
+    let out = zkinfer(&[
+        "verify",
+        s(&dir),
+        "--proof",
+        s(&proof),
+        "--model-id",
+        &weights_hash,
+    ]);
+    assert_eq!(code(&out), 1);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("not the required"));
+    let run = Run {
+        _tmp: tmp,
+        dir: dir.clone(),
+        proof: proof.clone(),
+    };
+    assert_eq!(tamper(&run, "verify", bump_last_instance), 1);
+    assert_eq!(tamper(&run, "verify", flip_byte), 1);
+    // Three public values whatever the model's size: the EVM verifier is one contract.
+    let out = ok(&["verify-evm", s(&dir), "--proof", s(&proof)]);
+    assert!(out.starts_with("accepted"), "{out}");
+    assert_eq!(tamper(&run, "verify-evm", bump_last_instance), 1);
+
+    // Unreadable proof files are errors (exit 2) that say what is wrong.
+    let text = std::fs::read_to_string(&proof).unwrap();
+    let bad = dir.join("bad.json");
+    let v2 = format!(
+        "\"version\": {}",
+        zkinfer_verifier::artifact::FORMAT_VERSION
+    );
+    for (content, expected) in [
+        (String::new(), "not JSON"),
+        ("\u{1}\u{7f}garbage".to_string(), "not JSON"),
+        (text[..text.len() / 2].to_string(), "not JSON"),
+        (text.replace(&v2, "\"version\": 1"), "format version 1"),
+    ] {
+        std::fs::write(&bad, &content).unwrap();
+        let out = zkinfer(&["verify", s(&dir), "--proof", s(&bad)]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code(&out), 2, "{err}");
+        assert!(err.contains(expected) && err.contains("bad.json"), "{err}");
+    }
+    // A verifying key of an older format version.
+    let vk = dir.join("vk");
+    let mut bytes = std::fs::read(&vk).unwrap();
+    bytes[8] = 1;
+    std::fs::write(&vk, &bytes).unwrap();
+    let out = zkinfer(&["verify", s(&dir), "--proof", s(&proof)]);
+    assert_eq!(code(&out), 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("format version 1"));
+}
+
 #[test]
 fn errors_exit_2_with_a_clear_message() {
     let tmp = tempfile::tempdir().unwrap();

@@ -55,7 +55,7 @@ type Shplonk = PlonkVerifier<KzgAs<Bn256, Bdfg21>>;
 fn generated_code(key: &VerifierKey) -> Result<String, EvmError> {
     let bad = |m: &str| EvmError::Generate(m.into());
     let params = verifier_params(key).ok_or_else(|| bad("the key's SRS points are unusable"))?;
-    let num_instance = key.info.input_len() + key.info.output_len();
+    let num_instance = key.info.public_values();
     guard(|| -> Result<String, String> {
         let protocol = compile(
             &params,
@@ -132,7 +132,7 @@ pub fn build_verifier(key: &VerifierKey, solc: &Solc) -> Result<Build, EvmError>
                 "one step of the generated verifier alone compiles to {} bytes, over EIP-170's \
                  {MAX_CODE_SIZE}: with {} public values it cannot be cut small enough",
                 b.runtime.len(),
-                key.info.input_len() + key.info.output_len()
+                key.info.public_values()
             )));
         }
         // Aim 10% under the limit at the density just seen; always shrink.

@@ -2,9 +2,10 @@
 //! its fidelity report.
 
 use serde::{Deserialize, Serialize};
-use zkinfer_circuits::Plan;
+use zkinfer_circuits::params::Params;
+use zkinfer_circuits::{Layout, ParamsMode, Plan};
 use zkinfer_qir::{Fidelity, QModel};
-use zkinfer_verifier::artifact::{check_json_format, StatementInfo};
+use zkinfer_verifier::artifact::{check_json_format, fr_to_hex, StatementInfo};
 use zkinfer_verifier::VerifyError;
 
 pub const CIRCUIT_FORMAT: &str = "zkinfer-circuit";
@@ -20,18 +21,26 @@ pub struct CompiledCircuit {
     pub fidelity: Fidelity,
 }
 
+/// What a verifier must know about `model` laid out as `layout` (with hashed weights,
+/// their hash, computed natively).
+pub fn statement_info(model: &QModel, layout: &Layout) -> StatementInfo {
+    let input = model.value(model.input);
+    let output = model.value(model.output);
+    StatementInfo {
+        model: model.name.clone(),
+        layout: layout.clone(),
+        input_shape: input.shape.clone(),
+        input_scale: input.scale,
+        output_shape: output.shape.clone(),
+        output_scale: output.scale,
+        params_hash: (layout.visibility.params == ParamsMode::Hashed)
+            .then(|| fr_to_hex(&Params::of(model).hash(layout.weight_bits))),
+    }
+}
+
 impl CompiledCircuit {
     pub fn info(&self) -> StatementInfo {
-        let input = self.model.value(self.model.input);
-        let output = self.model.value(self.model.output);
-        StatementInfo {
-            model: self.model.name.clone(),
-            layout: self.plan.layout.clone(),
-            input_shape: input.shape.clone(),
-            input_scale: input.scale,
-            output_shape: output.shape.clone(),
-            output_scale: output.scale,
-        }
+        statement_info(&self.model, &self.plan.layout)
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -49,6 +58,7 @@ impl CompiledCircuit {
         let c: CompiledCircuit = serde_json::from_value(v).map_err(|e| bad(e.to_string()))?;
         c.model.validate().map_err(|e| bad(e.to_string()))?;
         c.plan.layout.validate().map_err(bad)?;
+        c.plan.layout.check(&c.model).map_err(bad)?;
         Ok(c)
     }
 }

@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use halo2_proofs::halo2curves::bn256::Bn256;
 use halo2_proofs::poly::kzg::commitment::ParamsKZG;
-use zkinfer_circuits::ModelCircuit;
+use zkinfer_circuits::{ModelCircuit, OutputMode};
 use zkinfer_qir::{dequantize, QModel, Trace};
 use zkinfer_verifier::artifact::{
-    fr_to_hex, OutputValues, ProofFile, FORMAT_VERSION, PROOF_FORMAT, PROTOCOL,
+    fr_to_hex, model_id, OutputValues, ProofFile, FORMAT_VERSION, PROOF_FORMAT, PROTOCOL,
 };
 
 pub use artifact::CompiledCircuit;
@@ -47,16 +47,16 @@ pub fn prove(
     trace: Arc<Trace>,
 ) -> Result<ProofFile, ProveError> {
     let info = &key.info;
-    let instances = ModelCircuit::instances(&model, &trace);
-    let output_q = trace.get(model.output);
-    let output = OutputValues {
+    let instances = ModelCircuit::instances(&model, &info.layout, &trace);
+    let output = (info.visibility().output == OutputMode::Public).then(|| OutputValues {
         shape: info.output_shape.clone(),
         scale: info.output_scale,
-        values: output_q
+        values: trace
+            .get(model.output)
             .iter()
             .map(|&v| dequantize(v, info.output_scale))
             .collect(),
-    };
+    });
     let circuit = ModelCircuit::with_trace(model, info.layout.clone(), trace);
     let proof = engine.create_proof(params, &key.pk, circuit, &instances)?;
     Ok(ProofFile {
@@ -64,8 +64,9 @@ pub fn prove(
         version: FORMAT_VERSION,
         protocol: PROTOCOL.into(),
         model: info.model.clone(),
-        model_id: fr_to_hex(&key.pk.get_vk().transcript_repr()),
+        model_id: model_id(key.pk.get_vk(), info.params_hash.as_deref()),
         proof: format!("0x{}", hex_encode(&proof)),
+        visibility: info.visibility(),
         instances: instances.iter().map(fr_to_hex).collect(),
         output,
     })

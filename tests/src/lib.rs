@@ -4,8 +4,12 @@
 // Test support: a failure here is a failed test, so panicking is the right report.
 #![allow(clippy::expect_used)]
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use zkinfer_circuits::halo2_proofs::halo2curves::bn256::Bn256;
+use zkinfer_circuits::halo2_proofs::poly::kzg::commitment::ParamsKZG;
 
 use prost::Message;
 use tract_onnx::pb::attribute_proto::AttributeType;
@@ -33,17 +37,12 @@ pub fn compile_shared(name: &str) -> (zkinfer_qir::QModel, Vec<i64>) {
 }
 
 /// The statement a verifier needs for `model`, with the planner's layout.
-pub fn info_for(model: &zkinfer_qir::QModel) -> zkinfer_verifier::StatementInfo {
-    let (plan, _) = zkinfer_circuits::plan_layout(model).expect("plans");
-    let (i, o) = (model.value(model.input), model.value(model.output));
-    zkinfer_verifier::StatementInfo {
-        model: model.name.clone(),
-        layout: plan.layout,
-        input_shape: i.shape.clone(),
-        input_scale: i.scale,
-        output_shape: o.shape.clone(),
-        output_scale: o.scale,
-    }
+pub fn info_for(
+    model: &zkinfer_qir::QModel,
+    vis: zkinfer_circuits::Visibility,
+) -> zkinfer_verifier::StatementInfo {
+    let (plan, _) = zkinfer_circuits::plan_layout(model, vis).expect("plans");
+    zkinfer_prover::artifact::statement_info(model, &plan.layout)
 }
 
 /// A shared model compiled, keyed (development SRS) and proven on the CPU.
@@ -58,16 +57,26 @@ pub struct Proven {
 
 pub fn prove_shared(name: &str) -> Proven {
     let (q, input) = compile_shared(name);
+    prove_model(q, input, zkinfer_circuits::Visibility::default())
+}
+
+/// `model` keyed (development SRS) and proven on `input` with visibility `vis`.
+pub fn prove_model(
+    q: zkinfer_qir::QModel,
+    input: Vec<i64>,
+    vis: zkinfer_circuits::Visibility,
+) -> Proven {
     let model = Arc::new(q);
-    let info = info_for(&model);
-    let params = zkinfer_prover::dev_srs(info.layout.k);
-    let (pk, vk) = zkinfer_prover::setup(model.clone(), info.clone(), &params).expect("keys");
+    let info = info_for(&model, vis);
+    let params = dev_srs(info.layout.k);
+    let params = &*params;
+    let (pk, vk) = zkinfer_prover::setup(model.clone(), info.clone(), params).expect("keys");
     let trace = Arc::new(model.run(&input).expect("runs"));
     let proof = zkinfer_prover::prove(
         &zkinfer_prover::CpuEngine,
         model.clone(),
         &pk,
-        &params,
+        params,
         trace,
     )
     .expect("proves");
@@ -79,6 +88,18 @@ pub fn prove_shared(name: &str) -> Proven {
         vk,
         proof,
     }
+}
+
+/// The development SRS of size `2^k`, generated once per test process.
+pub fn dev_srs(k: u32) -> Arc<ParamsKZG<Bn256>> {
+    static SRS: OnceLock<Mutex<HashMap<u32, Arc<ParamsKZG<Bn256>>>>> = OnceLock::new();
+    let cache = SRS.get_or_init(Default::default);
+    if let Some(p) = cache.lock().expect("srs cache").get(&k) {
+        return p.clone();
+    }
+    let p = Arc::new(zkinfer_prover::dev_srs(k));
+    cache.lock().expect("srs cache").insert(k, p.clone());
+    p
 }
 
 /// `../shared/models` seen from the workspace root.

@@ -9,12 +9,12 @@ use halo2_proofs::plonk::VerifyingKey;
 use halo2_proofs::{SerdeCurveAffine, SerdeFormat};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use zkinfer_circuits::{Layout, ModelCircuit};
+use zkinfer_circuits::{Layout, ModelCircuit, ParamsMode, Visibility};
 
 use crate::VerifyError;
 
 /// Version of every binary container and of the proof JSON. Bumped on any change.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 pub const VK_MAGIC: &[u8; 8] = b"ZKINFVK\0";
 pub const PK_MAGIC: &[u8; 8] = b"ZKINFPK\0";
 pub const PROOF_FORMAT: &str = "zkinfer-proof";
@@ -96,9 +96,23 @@ pub struct StatementInfo {
     pub input_scale: i32,
     pub output_shape: Vec<usize>,
     pub output_scale: i32,
+    /// With `--params hashed`: the Poseidon hash of this model's weights, which the first
+    /// public value must equal (the halo2 key itself serves every model of the shape).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params_hash: Option<String>,
 }
 
 impl StatementInfo {
+    pub fn visibility(&self) -> Visibility {
+        self.layout.visibility
+    }
+
+    /// Number of public values of the statement.
+    pub fn public_values(&self) -> usize {
+        self.visibility()
+            .public_values(self.input_len(), self.output_len())
+    }
+
     pub fn input_len(&self) -> usize {
         self.input_shape.iter().product()
     }
@@ -149,6 +163,17 @@ impl VerifierKey {
         let s_g2 = G2Affine::read(&mut r, SerdeFormat::RawBytes)
             .map_err(|e| bad(format!("SRS s_g2: {e}")))?;
         info.layout.validate().map_err(bad)?;
+        let hashed = info.layout.visibility.params == ParamsMode::Hashed;
+        match &info.params_hash {
+            Some(h) if hashed && fr_from_hex(h).is_some() => {}
+            None if !hashed => {}
+            _ => {
+                return Err(bad(
+                    "`params_hash` must be a field element in 0x-hex exactly when the weights are hashed"
+                        .into(),
+                ))
+            }
+        }
         let layout = info.layout.clone();
         let vk = crate::guard(|| {
             VerifyingKey::<G1Affine>::read::<_, ModelCircuit>(&mut r, SerdeFormat::RawBytes, layout)
@@ -172,10 +197,20 @@ impl VerifierKey {
         })
     }
 
-    /// The model commitment: the verifying key's transcript digest (it binds the
-    /// circuit's structure and, as fixed columns, the weights).
+    /// The model commitment. With fixed weights: the verifying key's transcript digest,
+    /// which binds the circuit's structure and, as fixed columns, the weights. With
+    /// hashed weights: `<digest>:<weights hash>`, the architecture's key and the weights.
     pub fn model_id(&self) -> String {
-        fr_to_hex(&self.vk.transcript_repr())
+        model_id(&self.vk, self.info.params_hash.as_deref())
+    }
+}
+
+/// See [`VerifierKey::model_id`].
+pub fn model_id(vk: &VerifyingKey<G1Affine>, params_hash: Option<&str>) -> String {
+    let digest = fr_to_hex(&vk.transcript_repr());
+    match params_hash {
+        Some(h) => format!("{digest}:{h}"),
+        None => digest,
     }
 }
 
@@ -197,10 +232,15 @@ pub struct ProofFile {
     pub model_id: String,
     /// Proof bytes, `0x`-hex.
     pub proof: String,
-    /// Public instances (quantized input, then quantized output), `0x`-hex big-endian.
+    /// What the public values are (see `zkinfer_circuits::Visibility`).
+    pub visibility: Visibility,
+    /// Public values in the order `visibility` gives (weights hash, input or its hash,
+    /// output or its hash), `0x`-hex big-endian.
     pub instances: Vec<String>,
-    /// The output the instances encode, dequantized (checked against them on verify).
-    pub output: OutputValues,
+    /// The output the instances encode, dequantized (checked against them on verify);
+    /// absent when the output is hashed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<OutputValues>,
 }
 
 impl ProofFile {

@@ -16,9 +16,11 @@ use halo2_proofs::poly::kzg::multiopen::VerifierSHPLONK;
 use halo2_proofs::poly::kzg::strategy::SingleStrategy;
 use halo2_proofs::transcript::TranscriptReadBuffer;
 use halo2_proofs::{SerdeCurveAffine, SerdeFormat};
-use zkinfer_circuits::fe_to_i64;
+use zkinfer_circuits::{fe_to_i64, InputMode, OutputMode, ParamsMode};
 
-pub use artifact::{fr_from_hex, fr_to_hex, OutputValues, ProofFile, StatementInfo, VerifierKey};
+pub use artifact::{
+    fr_from_hex, fr_to_hex, model_id, OutputValues, ProofFile, StatementInfo, VerifierKey,
+};
 pub use transcript::KeccakTranscript;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,12 +36,25 @@ pub enum VerifyError {
     },
 }
 
+/// What a statement makes public, decoded: each field is present exactly when the
+/// key's visibility makes that part public.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Public {
+    pub params_hash: Option<String>,
+    /// The quantized input, dequantized.
+    pub input: Option<Vec<f64>>,
+    pub input_hash: Option<String>,
+    /// The quantized output, dequantized.
+    pub output: Option<Vec<f64>>,
+    pub output_hash: Option<String>,
+}
+
 /// The outcome of checking a well-formed proof file.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Verdict {
-    /// The proof is valid; `output` is the proven output, dequantized.
+    /// The proof is valid for these public values.
     Valid {
-        output: Vec<f64>,
+        public: Public,
     },
     Invalid {
         reason: String,
@@ -69,25 +84,31 @@ pub fn verifier_params(key: &VerifierKey) -> Option<ParamsKZG<Bn256>> {
 }
 
 /// A proof file whose statement matches the key: the public instances, the proof bytes
-/// and the output they encode. Both the native and the EVM verifier start from this.
+/// and what they state. Both the native and the EVM verifier start from this.
 #[derive(Clone, Debug)]
 pub struct Statement {
     pub instances: Vec<Fr>,
     pub proof: Vec<u8>,
-    pub output: Vec<f64>,
+    pub public: Public,
 }
 
-/// Checks the proof file's statement against the key (model id, number of public values,
-/// canonical encodings, stated output = proven output) without checking the proof.
+/// Checks the proof file's statement against the key (visibility, model id, weights hash,
+/// number of public values, canonical encodings, stated output = proven output) without
+/// checking the proof.
 pub fn statement(key: &VerifierKey, proof: &ProofFile) -> Result<Statement, String> {
     let info = &key.info;
-    let (n_in, n_out) = (info.input_len(), info.output_len());
-    if proof.instances.len() != n_in + n_out {
+    let vis = info.visibility();
+    if proof.visibility != vis {
         return Err(format!(
-            "the proof carries {} public values; this model's statement has {} (input) + {} (output)",
+            "the proof's statement makes public {}; this key's makes public {vis}",
+            proof.visibility
+        ));
+    }
+    let expected = info.public_values();
+    if proof.instances.len() != expected {
+        return Err(format!(
+            "the proof carries {} public values; this model's statement ({vis}) has {expected}",
             proof.instances.len(),
-            n_in,
-            n_out
         ));
     }
     if proof.model_id != key.model_id() {
@@ -98,27 +119,78 @@ pub fn statement(key: &VerifierKey, proof: &ProofFile) -> Result<Statement, Stri
         ));
     }
     let (instances, bytes) = proof.public_values()?;
-    // The output the file states must be the one the instances encode.
-    let mut output = Vec::with_capacity(n_out);
-    for (j, x) in instances[n_in..].iter().enumerate() {
-        let q = fe_to_i64(x).ok_or(format!("public output {j} is not a quantized value"))?;
-        output.push(zkinfer_qir::dequantize(q, info.output_scale));
-    }
-    if proof.output.values.len() != n_out
-        || proof
-            .output
-            .values
+    let mut rest = instances.as_slice();
+    let mut take = |n: usize| {
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        head
+    };
+    let dequantize = |values: &[Fr], scale: i32, what: &str| {
+        values
             .iter()
-            .zip(&output)
-            .any(|(a, b)| (a - b).abs() > 1e-9)
-        || proof.output.scale != info.output_scale
-    {
-        return Err("the `output` values in the file differ from the proven public output".into());
+            .enumerate()
+            .map(|(j, x)| {
+                let q =
+                    fe_to_i64(x).ok_or(format!("public {what} {j} is not a quantized value"))?;
+                Ok(zkinfer_qir::dequantize(q, scale))
+            })
+            .collect::<Result<Vec<f64>, String>>()
+    };
+    let mut public = Public::default();
+    if vis.params == ParamsMode::Hashed {
+        let h = fr_to_hex(&take(1)[0]);
+        if info.params_hash.as_deref() != Some(h.as_str()) {
+            return Err(format!(
+                "the proof is for weights hash {h}, this verifying key's weights hash is {}",
+                info.params_hash.as_deref().unwrap_or("(none)")
+            ));
+        }
+        public.params_hash = Some(h);
+    }
+    match vis.input {
+        InputMode::Public => {
+            public.input = Some(dequantize(
+                take(info.input_len()),
+                info.input_scale,
+                "input",
+            )?)
+        }
+        InputMode::Private => {}
+        InputMode::Hashed => public.input_hash = Some(fr_to_hex(&take(1)[0])),
+    }
+    match vis.output {
+        OutputMode::Public => {
+            let output = dequantize(take(info.output_len()), info.output_scale, "output")?;
+            // The output the file states must be the one the instances encode.
+            let stated = proof
+                .output
+                .as_ref()
+                .ok_or("the proof file states no `output`")?;
+            if stated.values.len() != output.len()
+                || stated
+                    .values
+                    .iter()
+                    .zip(&output)
+                    .any(|(a, b)| (a - b).abs() > 1e-9)
+                || stated.scale != info.output_scale
+            {
+                return Err(
+                    "the `output` values in the file differ from the proven public output".into(),
+                );
+            }
+            public.output = Some(output);
+        }
+        OutputMode::Hashed => {
+            if proof.output.is_some() {
+                return Err("the output is hashed, yet the proof file states output values".into());
+            }
+            public.output_hash = Some(fr_to_hex(&take(1)[0]));
+        }
     }
     Ok(Statement {
         instances,
         proof: bytes,
-        output,
+        public,
     })
 }
 
@@ -128,7 +200,7 @@ pub fn verify(key: &VerifierKey, proof: &ProofFile) -> Verdict {
     let Statement {
         instances,
         proof: bytes,
-        output,
+        public,
     } = match statement(key, proof) {
         Ok(s) => s,
         Err(reason) => return invalid(reason),
@@ -147,7 +219,7 @@ pub fn verify(key: &VerifierKey, proof: &ProofFile) -> Verdict {
         )
     });
     match ok {
-        Some(Ok(_)) => Verdict::Valid { output },
+        Some(Ok(_)) => Verdict::Valid { public },
         Some(Err(e)) => invalid(format!("the proof does not verify: {e:?}")),
         None => invalid("the proof does not verify: malformed proof bytes".into()),
     }

@@ -25,17 +25,23 @@ pub fn verify(vk: &[u8], proof_json: &str) -> Result<bool, JsError> {
     Ok(matches!(verdict(vk, proof_json)?.1, Verdict::Valid { .. }))
 }
 
-/// The verdict as JSON: `{"valid": true, "model_id", "model", "output": [...]}` or
-/// `{"valid": false, "reason": "..."}`.
+/// The verdict as JSON: `{"valid": true, "model_id", "model", "visibility", "output": [...],
+/// …}` (each public part present when the statement makes it public: `params_hash`,
+/// `input`, `input_hash`, `output`, `output_hash`) or `{"valid": false, "reason": "..."}`.
 #[wasm_bindgen]
 pub fn verify_report(vk: &[u8], proof_json: &str) -> Result<String, JsError> {
     let (key, verdict) = verdict(vk, proof_json)?;
     let report = match verdict {
-        Verdict::Valid { output } => serde_json::json!({
+        Verdict::Valid { public } => serde_json::json!({
             "valid": true,
             "model": key.info.model,
             "model_id": key.model_id(),
-            "output": output,
+            "visibility": key.info.visibility(),
+            "params_hash": public.params_hash,
+            "input": public.input,
+            "input_hash": public.input_hash,
+            "output": public.output,
+            "output_hash": public.output_hash,
             "output_shape": key.info.output_shape,
         }),
         Verdict::Invalid { reason } => serde_json::json!({ "valid": false, "reason": reason }),
