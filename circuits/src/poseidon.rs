@@ -12,15 +12,19 @@
 //! each pair followed by the permutation; the hash is `state[1]` at the end. The empty
 //! sequence is hashed as one pair of zeros.
 //!
-//! The chip lays one permutation out as a *block* of 67 rows in six advice columns:
+//! The chip lays one permutation out as a *block* of 39 rows in six advice columns:
 //! ```text
-//! row 0        s = state in, m1, m2 = message     s' = s + (0, m1, m2)
-//! rows 1..=65  s = state before round r           s' = M · sbox(s + c_r) (partial rounds:
-//!              q_i = (s_i + c_r,i)^2                 sbox on s_0 only)
-//! row 66       s = state out
+//! row 0       s = state in, m1, m2 = message    s' = s + (0, m1, m2)
+//! full round  s = state before round r          s' = M · sbox(s + c_r)
+//!             q_i = (s_i + c_r,i)^2
+//! two partial s = state before round r          t  = M · (sbox(s_0 + c_r,0), s_1 + .., s_2 + ..)
+//! rounds      q_0 = (s_0 + c_r,0)^2, q_2 = t_0   s' = M · (sbox(t_0 + c_r+1,0), t_1 + .., t_2 + ..)
+//!             q_1 = (t_0 + c_r+1,0)^2
+//! row 38      s = state out
 //! ```
-//! (`m1, m2` share the columns of `q_1, q_2`; x⁵ = q² · x keeps every gate at degree 4.)
-//! Blocks of one hash chain by copy constraints, so they may sit in any lane at any row.
+//! (4 full rounds, 28 rows of two partial rounds and one of one, 4 full rounds; `m1, m2`
+//! share the columns of `q_1, q_2`; x⁵ = q² · x keeps every gate at degree 4.) Blocks of
+//! one hash chain by copy constraints, so they may sit in any lane at any row.
 
 use std::sync::OnceLock;
 
@@ -35,7 +39,34 @@ pub const FULL_ROUNDS: usize = 8;
 pub const PARTIAL_ROUNDS: usize = 57;
 const ROUNDS: usize = FULL_ROUNDS + PARTIAL_ROUNDS;
 /// Rows of one permutation block.
-pub const BLOCK_ROWS: usize = ROUNDS + 2;
+pub const BLOCK_ROWS: usize = 2 + FULL_ROUNDS + PARTIAL_ROUNDS.div_ceil(2);
+
+/// What one round row of a block computes.
+#[derive(Clone, Copy, Debug)]
+enum RoundRow {
+    Full(usize),
+    Partial(usize),
+    /// Partial rounds `r` and `r + 1`.
+    PartialPair(usize),
+}
+
+fn schedule() -> Vec<RoundRow> {
+    let mut rows = Vec::new();
+    let mut r = 0;
+    while r < ROUNDS {
+        if is_full(r) {
+            rows.push(RoundRow::Full(r));
+            r += 1;
+        } else if r + 1 < ROUNDS && !is_full(r + 1) {
+            rows.push(RoundRow::PartialPair(r));
+            r += 2;
+        } else {
+            rows.push(RoundRow::Partial(r));
+            r += 1;
+        }
+    }
+    rows
+}
 
 /// What a hash commits to; part of the sponge's capacity element, so a hash of one kind
 /// is never a valid hash of another.
@@ -154,15 +185,18 @@ impl Element {
     }
 }
 
-/// One lane of the Poseidon chip (six advice columns, three fixed columns).
+/// One lane of the Poseidon chip (six advice columns, six fixed columns).
 #[derive(Clone, Debug)]
 pub struct PoseidonConfig {
     pub s: [Column<Advice>; WIDTH],
     pub q: [Column<Advice>; WIDTH],
     pub rc: [Column<Fixed>; WIDTH],
+    /// The second round's constants on rows of two partial rounds.
+    pub rc2: [Column<Fixed>; WIDTH],
     pub q_absorb: Selector,
     pub q_full: Selector,
     pub q_partial: Selector,
+    pub q_partial_pair: Selector,
 }
 
 impl PoseidonConfig {
@@ -170,10 +204,12 @@ impl PoseidonConfig {
         let s = [(); WIDTH].map(|_| meta.advice_column());
         let q = [(); WIDTH].map(|_| meta.advice_column());
         let rc = [(); WIDTH].map(|_| meta.fixed_column());
+        let rc2 = [(); WIDTH].map(|_| meta.fixed_column());
         for c in s.iter().chain(&q[1..]) {
             meta.enable_equality(*c);
         }
         let (q_absorb, q_full, q_partial) = (meta.selector(), meta.selector(), meta.selector());
+        let q_partial_pair = meta.selector();
         let mds = constants().mds;
         meta.create_gate("poseidon absorb", |meta| {
             let sel = meta.query_selector(q_absorb);
@@ -225,13 +261,56 @@ impl PoseidonConfig {
                 out
             });
         }
+        meta.create_gate("poseidon two partial rounds", |meta| {
+            let sel = meta.query_selector(q_partial_pair);
+            let x: Vec<Expression<Fr>> = (0..WIDTH)
+                .map(|i| {
+                    meta.query_advice(s[i], Rotation::cur())
+                        + meta.query_fixed(rc[i], Rotation::cur())
+                })
+                .collect();
+            let c2 = rc2.map(|c| meta.query_fixed(c, Rotation::cur()));
+            let aux = q.map(|c| meta.query_advice(c, Rotation::cur()));
+            let next = s.map(|c| meta.query_advice(c, Rotation::next()));
+            let mix = |v: [Expression<Fr>; WIDTH], j: usize| {
+                (0..WIDTH)
+                    .map(|i| v[i].clone() * Expression::Constant(mds[j][i]))
+                    .reduce(|a, b| a + b)
+                    .unwrap_or(Expression::Constant(Fr::zero()))
+            };
+            // First round: sbox on word 0 through q_0; its result t, word 0 kept in q_2.
+            let u = [
+                aux[0].clone() * aux[0].clone() * x[0].clone(),
+                x[1].clone(),
+                x[2].clone(),
+            ];
+            let t = [0, 1, 2].map(|j| mix(u.clone(), j));
+            // Second round, through q_1.
+            let y = aux[2].clone() + c2[0].clone();
+            let v = [
+                aux[1].clone() * aux[1].clone() * y.clone(),
+                t[1].clone() + c2[1].clone(),
+                t[2].clone() + c2[2].clone(),
+            ];
+            let mut out = vec![
+                sel.clone() * (aux[0].clone() - x[0].clone() * x[0].clone()),
+                sel.clone() * (aux[2].clone() - t[0].clone()),
+                sel.clone() * (aux[1].clone() - y.clone() * y),
+            ];
+            for (j, n) in next.iter().enumerate() {
+                out.push(sel.clone() * (n.clone() - mix(v.clone(), j)));
+            }
+            out
+        });
         PoseidonConfig {
             s,
             q,
             rc,
+            rc2,
             q_absorb,
             q_full,
             q_partial,
+            q_partial_pair,
         }
     }
 
@@ -278,31 +357,54 @@ impl PoseidonConfig {
             state[k + 1] = state[k + 1] + m.value();
         }
         let c = constants();
-        for r in 0..ROUNDS {
-            let at = row + 1 + r;
-            let full = is_full(r);
-            if full {
-                self.q_full.enable(region, at)?;
-            } else {
-                self.q_partial.enable(region, at)?;
-            }
+        let zero = Value::known(Fr::zero());
+        let after = |state: [Value<Fr>; WIDTH], r: usize| {
+            let next = state[0].zip(state[1]).zip(state[2]).map(|((a, b), d)| {
+                let mut st = [a, b, d];
+                round(&mut st, r);
+                st
+            });
+            [0, 1, 2].map(|i| next.map(|st| st[i]))
+        };
+        for (k, kind) in schedule().into_iter().enumerate() {
+            let at = row + 1 + k;
+            let r = match kind {
+                RoundRow::Full(r) | RoundRow::Partial(r) | RoundRow::PartialPair(r) => r,
+            };
             for (i, s) in state.iter().enumerate() {
                 region.assign_advice(self.s[i], at, *s);
                 region.assign_fixed(self.rc[i], at, c.rc[r][i]);
-                let sq = if i == 0 || full {
-                    (*s + Value::known(c.rc[r][i])).map(|x| x.square())
-                } else {
-                    Value::known(Fr::zero())
-                };
-                region.assign_advice(self.q[i], at, sq);
             }
-            let next: Value<[Fr; WIDTH]> =
-                state[0].zip(state[1]).zip(state[2]).map(|((a, b), d)| {
-                    let mut st = [a, b, d];
-                    round(&mut st, r);
-                    st
-                });
-            state = [0, 1, 2].map(|i| next.map(|st| st[i]));
+            let x = |i: usize| state[i] + Value::known(c.rc[r][i]);
+            let aux = match kind {
+                RoundRow::Full(_) => {
+                    self.q_full.enable(region, at)?;
+                    [0, 1, 2].map(|i| x(i).map(|v| v.square()))
+                }
+                RoundRow::Partial(_) => {
+                    self.q_partial.enable(region, at)?;
+                    [x(0).map(|v| v.square()), zero, zero]
+                }
+                RoundRow::PartialPair(_) => {
+                    self.q_partial_pair.enable(region, at)?;
+                    for i in 0..WIDTH {
+                        region.assign_fixed(self.rc2[i], at, c.rc[r + 1][i]);
+                    }
+                    let t0 = after(state, r)[0];
+                    [
+                        x(0).map(|v| v.square()),
+                        (t0 + Value::known(c.rc[r + 1][0])).map(|v| v.square()),
+                        t0,
+                    ]
+                }
+            };
+            for (i, v) in aux.into_iter().enumerate() {
+                region.assign_advice(self.q[i], at, v);
+            }
+            state = after(state, r);
+            if let RoundRow::PartialPair(_) = kind {
+                state = after(state, r + 1);
+            }
         }
         let last = row + BLOCK_ROWS - 1;
         let cells = [0, 1, 2].map(|i| region.assign_advice(self.s[i], last, state[i]).cell());
