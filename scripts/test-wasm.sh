@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The wasm verifier's tests: builds the package (scripts/build-wasm.sh), proves every
-# shared model with the zkinfer binary given as $1 (default target/debug/zkinfer), then
+# shared model with the zkinfer binary given as $1 (default target/debug/zkinfer), and
+# mlp_tiny with every part of the statement hashed, then
 # runs Node's test runner: the package in Node, and examples/web in headless Chromium
 # (Debian's chromium package, installed when missing; playwright-core from npm drives it).
 set -euo pipefail
@@ -27,4 +28,11 @@ for model in $(ls $M/*.onnx | xargs -n1 basename | sed 's/\.onnx$//'); do
   "$ZKINFER" prove "$dir" --input "$M/$model.input.json" --proof "$dir/proof.json" --engine cpu >/dev/null 2>&1
   rm -f "$dir/pk" "$dir/srs"
 done
+echo "== proving mlp_tiny with hashed weights, input and output"
+dir=$proofs/mlp_tiny-hashed
+"$ZKINFER" compile "$M/mlp_tiny.onnx" --calibration "$M/mlp_tiny.input.json" --out "$dir" \
+  --params hashed --input hashed --output hashed >/dev/null
+"$ZKINFER" setup "$dir" --dev-srs >/dev/null 2>&1
+"$ZKINFER" prove "$dir" --input "$M/mlp_tiny.input.json" --proof "$dir/proof.json" --engine cpu >/dev/null 2>&1
+rm -f "$dir/pk" "$dir/srs"
 ZKINFER_WASM_PKG=$ROOT/target/wasm/pkg ZKINFER_PROOFS=$proofs node --test --test-reporter=spec verifier/wasm/tests/

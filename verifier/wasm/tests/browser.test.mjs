@@ -63,6 +63,7 @@ for (const m of models) {
     assert.equal(r.verdict, 'valid', r.text);
     const proof = JSON.parse(readFileSync(join(proofs, m, 'proof.json'), 'utf8'));
     assert.match(r.text, new RegExp(proof.model_id));
+    assert.match(r.text, proof.output ? /\noutput \[/ : /\noutput hash 0x/);
   });
 }
 

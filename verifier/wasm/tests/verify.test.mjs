@@ -1,7 +1,8 @@
 // The WebAssembly verifier in Node: every shared model's proof verifies, tampered proofs
 // and keys do not. Run by scripts/test-wasm.sh, which builds the package and the proofs:
 //   ZKINFER_WASM_PKG  the package directory (target/wasm/pkg)
-//   ZKINFER_PROOFS    a directory of MODEL/{vk,proof.json}, one per shared model
+//   ZKINFER_PROOFS    a directory of MODEL/{vk,proof.json}, one per shared model (and
+//                     mlp_tiny-hashed, whose weights, input and output are hashed)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -31,7 +32,15 @@ for (const model of models) {
     const report = JSON.parse(zk.verify_report(vk, JSON.stringify(proof)));
     assert.equal(report.valid, true);
     assert.equal(report.model_id, proof.model_id);
-    assert.deepEqual(report.output, proof.output.values);
+    if (proof.output) {
+      assert.deepEqual(report.output, proof.output.values);
+    } else {
+      // A hashed statement: only hashes are public.
+      assert.equal(report.output, null);
+      assert.equal(report.input, null);
+      assert.equal(report.output_hash, proof.instances[proof.instances.length - 1]);
+      assert.equal(report.params_hash, proof.instances[0]);
+    }
     assert.equal(zk.model_id(vk), proof.model_id);
 
     // One flipped hex digit in the middle of the proof bytes.
@@ -43,7 +52,7 @@ for (const model of models) {
     const last = proof.instances.length - 1;
     const bumped = structuredClone(proof);
     bumped.instances[last] = '0x' + (BigInt(proof.instances[last]) + 1n).toString(16).padStart(64, '0');
-    bumped.output.values[bumped.output.values.length - 1] += 2 ** -proof.output.scale;
+    if (proof.output) bumped.output.values[bumped.output.values.length - 1] += 2 ** -proof.output.scale;
     const r = JSON.parse(zk.verify_report(vk, JSON.stringify(bumped)));
     assert.equal(r.valid, false);
     assert.match(r.reason, /does not verify/);
