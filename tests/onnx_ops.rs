@@ -20,8 +20,9 @@ use zkinfer_tests::{
     value_info_any, Attr,
 };
 
-/// Float reference, quantized fidelity and MockProver on one model.
-fn check(m: &ModelProto, input_shape: &[usize]) {
+/// Float reference, quantized fidelity and MockProver on one model; returns the
+/// quantized model.
+fn check(m: &ModelProto, input_shape: &[usize]) -> zkinfer_qir::QModel {
     let onnx = encode(m);
     let graph = import_proto(m).expect("imports").graph;
     let n: usize = input_shape.iter().product();
@@ -52,9 +53,11 @@ fn check(m: &ModelProto, input_shape: &[usize]) {
     let trace = q.run(&quantize_input(&q, &samples[0])).unwrap();
     let (plan, _) = plan_layout(&q, Default::default()).unwrap();
     let instances = ModelCircuit::instances(&q, &plan.layout, &trace);
-    let circuit = ModelCircuit::with_trace(Arc::new(q), plan.layout.clone(), Arc::new(trace));
+    let circuit =
+        ModelCircuit::with_trace(Arc::new(q.clone()), plan.layout.clone(), Arc::new(trace));
     let prover = MockProver::run(plan.layout.k, &circuit, vec![instances]).unwrap();
     assert_eq!(prover.verify(), Ok(()));
+    q
 }
 
 fn gemm_model(
@@ -313,6 +316,86 @@ fn conv_attributes_match_tract() {
     for (i, attrs) in cases.into_iter().enumerate() {
         check(&conv_model(attrs, i % 2 == 0, x, 3, [3, 2]), &[1, 2, 7, 6]);
     }
+}
+
+/// Conv with `group` groups: W is `[cout, cin / group, k, k]`.
+fn grouped_conv_model(x: [i64; 4], cout: i64, group: i64, attrs: Vec<(&str, Attr)>) -> ModelProto {
+    let cin_g = x[1] / group;
+    let inits = vec![
+        float_tensor(
+            "W",
+            &[cout, cin_g, 3, 3],
+            floats(33, (cout * cin_g * 9) as usize),
+        ),
+        float_tensor("B", &[cout], floats(34, cout as usize)),
+    ];
+    let mut attrs = attrs;
+    attrs.push(("group", Attr::I(group)));
+    let c = node("Conv", &["X", "W", "B"], "Y", attrs);
+    let r = node("Relu", &["Y"], "Z", vec![]);
+    model(vec![c, r], inits, value_info("X", &x), value_info_any("Z"))
+}
+
+#[test]
+fn grouped_and_depthwise_conv_match_tract() {
+    // Two groups of two channels, three outputs each.
+    check(
+        &grouped_conv_model([1, 4, 6, 5], 6, 2, vec![]),
+        &[1, 4, 6, 5],
+    );
+    // Depthwise (group = channels), strided and padded, two outputs per channel.
+    let attrs = vec![
+        ("strides", Attr::Ints(vec![2, 2])),
+        ("pads", Attr::Ints(vec![1, 1, 1, 1])),
+    ];
+    check(
+        &grouped_conv_model([1, 3, 7, 6], 6, 3, attrs),
+        &[1, 3, 7, 6],
+    );
+}
+
+#[test]
+fn concat_matches_tract_across_axes_and_scales() {
+    // Two branches of different ranges (so different scales) joined along channels, then
+    // the result joined with itself along the last axis.
+    let inits = vec![
+        float_tensor("Wa", &[3, 2, 3, 3], floats(41, 54)),
+        float_tensor(
+            "Wb",
+            &[2, 2, 1, 1],
+            floats(42, 4).iter().map(|v| v * 0.02).collect(),
+        ),
+    ];
+    let nodes = vec![
+        node(
+            "Conv",
+            &["X", "Wa"],
+            "A",
+            vec![("pads", Attr::Ints(vec![1, 1, 1, 1]))],
+        ),
+        node("Relu", &["A"], "Ar", vec![]),
+        node("Conv", &["X", "Wb"], "B", vec![]),
+        node("Concat", &["Ar", "B"], "C", vec![("axis", Attr::I(1))]),
+        node("Concat", &["C", "C"], "D", vec![("axis", Attr::I(-1))]),
+    ];
+    let m = model(
+        nodes,
+        inits,
+        value_info("X", &[1, 2, 4, 5]),
+        value_info_any("D"),
+    );
+    let q = check(&m, &[1, 2, 4, 5]);
+    // The branches' scales differed, so one was aligned before the join.
+    assert!(q.values.iter().any(|v| v.name.starts_with("C/in")));
+    // Shapes that differ outside the axis, and a missing axis, are clear errors.
+    let bad = model(
+        vec![node("Concat", &["X", "X"], "Y", vec![])],
+        vec![],
+        value_info("X", &[1, 2]),
+        value_info_any("Y"),
+    );
+    let err = import_proto(&bad).unwrap_err().to_string();
+    assert!(err.contains("`axis` attribute is required"), "{err}");
 }
 
 #[test]

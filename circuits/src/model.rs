@@ -222,7 +222,7 @@ impl ModelCircuit {
                                 config.lanes[lane].assign_mul(region, &mut wires, m, i, row)?;
                             }
                         }
-                        QOp::Reshape(_) | QOp::Rearrange(_) => {}
+                        QOp::Reshape(_) | QOp::Rearrange(_) | QOp::Concat(_) => {}
                     }
                 }
                 let cells = |id, n| (0..n).map(|i| wires.cell(id, i)).collect::<Vec<_>>();

@@ -167,8 +167,67 @@ fn add_model(rng: &mut ChaCha8Rng, len: usize, constant: bool) -> (QModel, Vec<i
     (model, input)
 }
 
+/// x → (relu(x), floor(x / 2)) → Concat with `index` → rescale by 2^0.
+fn concat_model(len: usize, index: Vec<Option<(usize, usize)>>) -> QModel {
+    let out = index.len();
+    QModel {
+        name: "concat".into(),
+        values: vec![
+            v("x", vec![len]),
+            v("a", vec![len]),
+            v("b", vec![len]),
+            v("c", vec![out]),
+            v("y", vec![out]),
+        ],
+        input: ValueId(0),
+        output: ValueId(4),
+        ops: vec![
+            QOp::Rescale(Rescale {
+                input: ValueId(0),
+                output: ValueId(1),
+                shift: 0,
+                act: Activation::Relu,
+            }),
+            QOp::Rescale(Rescale {
+                input: ValueId(0),
+                output: ValueId(2),
+                shift: 1,
+                act: Activation::Identity,
+            }),
+            QOp::Concat(zkinfer_qir::Concat {
+                inputs: vec![ValueId(1), ValueId(2)],
+                output: ValueId(3),
+                index,
+            }),
+            QOp::Rescale(Rescale {
+                input: ValueId(3),
+                output: ValueId(4),
+                shift: 0,
+                act: Activation::Identity,
+            }),
+        ],
+        act_bits: BITS,
+        tables: vec![],
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(6))]
+
+    #[test]
+    fn concat_matches_interpreter_and_rejects_a_wrong_source(seed in any::<u64>(), len in 1usize..8, out in 1usize..16) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let index: Vec<_> = (0..out)
+            .map(|_| (rng.gen_range(0..5) > 0).then(|| (rng.gen_range(0..2), rng.gen_range(0..len))))
+            .collect();
+        let model = concat_model(len, index.clone());
+        let input: Vec<i64> = (0..len).map(|_| rng.gen_range(-100..=100)).collect();
+        prop_assert_eq!(mock(&model, &input, (1, 1, 2), |_| {}), Ok(()));
+        // A wrong value in a source that the concatenation reads is caught.
+        if let Some((k, j)) = index.iter().flatten().next().copied() {
+            prop_assert!(mock(&model, &input, (1, 1, 2), |t| t.values[1 + k][j] += 1).is_err());
+        }
+    }
 
     #[test]
     fn linear_rescale_matches_interpreter(seed in any::<u64>(), rows in 1usize..3, m in 1usize..12, n in 1usize..6,

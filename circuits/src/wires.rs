@@ -3,7 +3,8 @@
 //! Every element of every integer-IR value has one *canonical* cell: where the op that
 //! computes it writes it (the model input's is its first use, tied to the instance
 //! column). Any other use of the element is a fresh cell copy-constrained to it.
-//! Reshape and Rearrange ops add no cells: their elements resolve to their source's.
+//! Reshape, Rearrange and Concat ops add no cells: their elements resolve to their
+//! sources'.
 
 use halo2_proofs::circuit::{Cell, Region, Value};
 use halo2_proofs::halo2curves::bn256::Fr;
@@ -17,6 +18,7 @@ enum Alias {
     Root,
     Same(ValueId),
     Index(ValueId, Vec<Option<usize>>),
+    Gather(Vec<ValueId>, Vec<Option<(usize, usize)>>),
 }
 
 /// Where an element lives: an element of a root value, or the constant zero (padding).
@@ -66,6 +68,9 @@ impl<'a> Wires<'a> {
             match op {
                 QOp::Reshape(r) => alias[r.output.0] = Alias::Same(r.input),
                 QOp::Rearrange(r) => alias[r.output.0] = Alias::Index(r.input, r.index.clone()),
+                QOp::Concat(c) => {
+                    alias[c.output.0] = Alias::Gather(c.inputs.clone(), c.index.clone())
+                }
                 _ => {}
             }
         }
@@ -145,6 +150,13 @@ impl<'a> Wires<'a> {
                     Some(j) => {
                         i = j;
                         id = *src;
+                    }
+                    None => return Source::Zero,
+                },
+                Alias::Gather(srcs, index) => match index[i] {
+                    Some((k, j)) => {
+                        i = j;
+                        id = srcs[k];
                     }
                     None => return Source::Zero,
                 },

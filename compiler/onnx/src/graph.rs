@@ -111,6 +111,9 @@ impl Window {
     }
 }
 
+/// For each output element, the (input, element) it copies, or `None` for a zero.
+pub type Sources = Vec<Option<(usize, usize)>>;
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     Gemm(Gemm),
@@ -160,6 +163,11 @@ pub enum Op {
     Select {
         index: Vec<Option<usize>>,
     },
+    /// `y[i] = inputs[k][j]` for `index[i] = (k, j)`: Concat, resolved to an element map
+    /// at import.
+    Concat {
+        index: Sources,
+    },
     Identity,
 }
 
@@ -193,6 +201,7 @@ impl Op {
             Op::Reshape => "Reshape",
             Op::Transpose { .. } => "Transpose",
             Op::Select { .. } => "Select",
+            Op::Concat { .. } => "Concat",
             Op::Identity => "Identity",
         }
     }
@@ -342,6 +351,13 @@ impl Graph {
                     Tensor::new(out_shape, x.data.iter().map(|v| v.max(0.0)).collect())
                 }
                 Op::Reshape | Op::Identity => Tensor::new(out_shape, get(0).data.clone()),
+                Op::Concat { index } => Tensor::new(
+                    out_shape,
+                    index
+                        .iter()
+                        .map(|at| at.map_or(0.0, |(k, j)| get(k).data[j]))
+                        .collect(),
+                ),
                 Op::Select { index } => {
                     let x = get(0);
                     Tensor::new(

@@ -20,6 +20,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Add",
     "AveragePool",
     "BatchNormalization",
+    "Concat",
     "Constant",
     "Conv",
     "Flatten",
@@ -599,6 +600,19 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
                 };
                 (Op::Select { index }, vec![ins[0].clone()], out)
             }
+            "Concat" => {
+                if ins.is_empty() {
+                    return Err(invalid("expected at least one input".into()));
+                }
+                let shapes_in = ins.iter().map(shape_of).collect::<Result<Vec<_>, _>>()?;
+                let rank = shapes_in[0].len();
+                let axis = attr_i(n, "axis")
+                    .ok_or_else(|| invalid("the `axis` attribute is required".into()))?;
+                let axis = normalize_axis(axis, rank)
+                    .ok_or_else(|| invalid(format!("axis {axis} out of range for rank {rank}")))?;
+                let (index, out) = concat_index(&shapes_in, axis).map_err(invalid)?;
+                (Op::Concat { index }, ins.clone(), out)
+            }
             "Transpose" => {
                 arity(1, 1)?;
                 let s = shape_of(&ins[0])?;
@@ -885,6 +899,43 @@ fn node_name(n: &pb::NodeProto, index: usize) -> String {
     } else {
         n.name.clone()
     }
+}
+
+/// The element map of a Concat along `axis`: output element → (input, element), and the
+/// output shape. Every input must match the first outside `axis`.
+fn concat_index(
+    shapes: &[Vec<usize>],
+    axis: usize,
+) -> Result<(crate::graph::Sources, Vec<usize>), String> {
+    let first = &shapes[0];
+    for (k, s) in shapes.iter().enumerate() {
+        let same = s.len() == first.len()
+            && s.iter()
+                .zip(first)
+                .enumerate()
+                .all(|(d, (a, b))| d == axis || a == b);
+        if !same {
+            return Err(format!(
+                "input {k} has shape {s:?}; it must match {first:?} except along axis {axis}"
+            ));
+        }
+    }
+    let outer: usize = first[..axis].iter().product();
+    let inner: usize = first[axis + 1..].iter().product();
+    let mut out = first.clone();
+    out[axis] = shapes.iter().map(|s| s[axis]).sum();
+    let mut index = Vec::with_capacity(out.iter().product());
+    for o in 0..outer {
+        for (k, s) in shapes.iter().enumerate() {
+            let d = s[axis];
+            for a in 0..d {
+                for t in 0..inner {
+                    index.push(Some((k, (o * d + a) * inner + t)));
+                }
+            }
+        }
+    }
+    Ok((index, out))
 }
 
 fn normalize_axis(axis: i64, rank: usize) -> Option<usize> {

@@ -216,6 +216,16 @@ pub struct Rearrange {
     pub index: Vec<Option<usize>>,
 }
 
+/// `y[i] = inputs[k][j]` where `index[i] = (k, j)`, or 0 where it is `None`: elements
+/// gathered from several values of one scale (Concat, the groups of a grouped
+/// convolution). Like [`Rearrange`], it costs no rows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Concat {
+    pub inputs: Vec<ValueId>,
+    pub output: ValueId,
+    pub index: Vec<Option<(usize, usize)>>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum QOp {
     Linear(Linear),
@@ -224,6 +234,7 @@ pub enum QOp {
     Mul(Mul),
     Reshape(Reshape),
     Rearrange(Rearrange),
+    Concat(Concat),
 }
 
 impl QOp {
@@ -235,6 +246,7 @@ impl QOp {
             QOp::Mul(op) => op.output,
             QOp::Reshape(op) => op.output,
             QOp::Rearrange(op) => op.output,
+            QOp::Concat(op) => op.output,
         }
     }
 
@@ -249,6 +261,7 @@ impl QOp {
             QOp::Mul(op) => vec![op.a, op.b],
             QOp::Reshape(op) => vec![op.input],
             QOp::Rearrange(op) => vec![op.input],
+            QOp::Concat(op) => op.inputs.clone(),
         }
     }
 
@@ -260,6 +273,7 @@ impl QOp {
             QOp::Mul(_) => "Mul",
             QOp::Reshape(_) => "Reshape",
             QOp::Rearrange(_) => "Rearrange",
+            QOp::Concat(_) => "Concat",
         }
     }
 }
@@ -446,6 +460,19 @@ impl QModel {
                         return Err(bad(i, kind, "index out of range".into()));
                     }
                 }
+                QOp::Concat(c) => {
+                    let scale = self.value(c.output).scale;
+                    let ok = !c.inputs.is_empty()
+                        && c.index.len() == out
+                        && c.inputs.iter().all(|&id| self.value(id).scale == scale)
+                        && c.index
+                            .iter()
+                            .flatten()
+                            .all(|&(k, j)| c.inputs.get(k).is_some_and(|&id| j < len(id)));
+                    if !ok {
+                        return Err(bad(i, kind, "index out of range or scales differ".into()));
+                    }
+                }
             }
         }
         if !defined[self.output.0] {
@@ -549,6 +576,11 @@ impl QModel {
                     let x = &values[r.input.0];
                     r.index.iter().map(|j| j.map_or(0, |j| x[j])).collect()
                 }
+                QOp::Concat(c) => c
+                    .index
+                    .iter()
+                    .map(|at| at.map_or(0, |(k, j)| values[c.inputs[k].0][j]))
+                    .collect(),
             };
             values[op.output().0] = out;
         }

@@ -66,6 +66,58 @@ impl Quantizer<'_> {
         }
     }
 
+    /// Concat: every input bounded, then brought to the largest of their scales (a
+    /// multiplication by a power of two where they differ), then gathered (no rows).
+    pub(super) fn concat(
+        &mut self,
+        node: &str,
+        inputs: &[String],
+        out: &str,
+        out_shape: &[usize],
+        index: &[Option<(usize, usize)>],
+    ) -> Result<QTensor, CompileError> {
+        let unsupported = |reason: &str| CompileError::Quantize {
+            node: node.to_string(),
+            reason: reason.to_string(),
+        };
+        let mut parts = Vec::with_capacity(inputs.len());
+        for name in inputs {
+            if self.constant(name).is_some() {
+                return Err(unsupported("a constant input to Concat is not supported"));
+            }
+            parts.push(self.bounded(name, node)?);
+        }
+        let s = parts.iter().map(|t| t.scale).max().unwrap_or(0);
+        if parts.iter().any(|t| s - t.scale > 40) {
+            return Err(unsupported("input scales differ by more than 2^40"));
+        }
+        let mut ids = Vec::with_capacity(parts.len());
+        for (k, (t, name)) in parts.iter().zip(inputs).enumerate() {
+            if t.scale == s {
+                ids.push(t.id);
+            } else {
+                let shape = self.shape(name);
+                let len = shape.iter().product();
+                let name = format!("{out}/in{k}");
+                let aligned =
+                    self.affine(*t, &name, &shape, vec![pow2(s - t.scale)], vec![0; len], s);
+                ids.push(aligned.id);
+            }
+        }
+        let id = self.value(out, out_shape.to_vec(), s);
+        self.ops.push(QOp::Concat(Concat {
+            inputs: ids,
+            output: id,
+            index: index.to_vec(),
+        }));
+        Ok(QTensor {
+            id,
+            scale: s,
+            at_target: false,
+            nonneg: parts.iter().all(|t| t.nonneg),
+        })
+    }
+
     /// `out = x · mul + k` with integer factors, at `scale`.
     pub(super) fn affine(
         &mut self,

@@ -17,10 +17,43 @@ impl Quantizer<'_> {
         out_features: usize,
         bias: Option<Vec<f32>>,
     ) -> Result<QTensor, CompileError> {
+        let ws = self.weight_scale(weight, out_name, x.scale);
+        self.linear_at(
+            node,
+            x,
+            out_name,
+            out_shape,
+            weight,
+            in_features,
+            out_features,
+            bias,
+            ws,
+        )
+    }
+
+    /// The scale of `weight` feeding `out_name` from an input at `x_scale`: the finest
+    /// that fits `weight_bits`, kept low enough that the later rescale's shift stays below
+    /// `act_bits` (so one remainder lookup suffices).
+    pub(super) fn weight_scale(&self, weight: &[f32], out_name: &str, x_scale: i32) -> i32 {
         let natural = scale_for(max_abs(weight), self.cfg.weight_bits, 1.0);
-        // Keep the later rescale's shift below act_bits so one remainder lookup suffices.
-        let max_w = self.target_scale(out_name) + self.max_shift() - x.scale;
-        let ws = natural.min(max_w);
+        let max_w = self.target_scale(out_name) + self.max_shift() - x_scale;
+        natural.min(max_w)
+    }
+
+    /// [`Self::linear`] with the weights at scale `ws`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn linear_at(
+        &mut self,
+        node: &str,
+        x: QTensor,
+        out_name: &str,
+        out_shape: Vec<usize>,
+        weight: &[f32],
+        in_features: usize,
+        out_features: usize,
+        bias: Option<Vec<f32>>,
+        ws: i32,
+    ) -> Result<QTensor, CompileError> {
         let acc_scale = x.scale + ws;
         let weight_q: Vec<i64> = weight
             .iter()

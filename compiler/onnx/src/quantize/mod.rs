@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use zkinfer_qir::{
-    dequantize, quantize as quantize_value, Activation, Add, AddOperand, Fidelity, Func, Linear,
-    Mul as QMul, QModel, QOp, QValue, Rearrange, Rescale, Reshape, TableSpec, ValueId,
+    dequantize, quantize as quantize_value, Activation, Add, AddOperand, Concat, Fidelity, Func,
+    Linear, Mul as QMul, QModel, QOp, QValue, Rearrange, Rescale, Reshape, TableSpec, ValueId,
 };
 
 use crate::graph::{broadcast_index, transpose_index, Graph, Op, Tensor};
@@ -569,11 +569,6 @@ impl Quantizer<'_> {
             }
             Op::Unary(func) => self.unary(name, &node.inputs[0], out, &out_shape, *func)?,
             Op::Conv { window, group } => {
-                if *group != 1 {
-                    return Err(unsupported(
-                        "grouped convolution (group > 1) is not supported in this version",
-                    ));
-                }
                 let input = &node.inputs[0];
                 let xs = self.shape(input);
                 if xs[0] != 1 {
@@ -595,33 +590,59 @@ impl Quantizer<'_> {
                 let (cin, h, wd) = (xs[1], xs[2], xs[3]);
                 let (cout, oh, ow) = (out_shape[1], out_shape[2], out_shape[3]);
                 let (kh, kw) = (window.kernel[0], window.kernel[1]);
-                // im2col: one row per output position, [cin, kh, kw] features (W's layout).
-                let index = window
-                    .taps(h, wd, oh, ow)
-                    .iter()
-                    .flat_map(|p| {
-                        (0..cin).flat_map(move |c| p.iter().map(move |t| t.map(|o| c * h * wd + o)))
+                let (cin_g, cout_g) = (cin / group, cout / group);
+                let taps = window.taps(h, wd, oh, ow);
+                let x = self.bounded(input, name)?;
+                let features = cin_g * kh * kw;
+                // One linear layer a group, all at the scale of the whole weight tensor, so
+                // that the groups' accumulators share a scale and concatenate.
+                let ws = self.weight_scale(&w.data, out, x.scale);
+                let mut groups = Vec::with_capacity(*group);
+                for g in 0..*group {
+                    // im2col: one row per output position, [cin_g, kh, kw] features (W's layout).
+                    let index = taps
+                        .iter()
+                        .flat_map(|p| {
+                            (g * cin_g..(g + 1) * cin_g)
+                                .flat_map(move |c| p.iter().map(move |t| t.map(|o| c * h * wd + o)))
+                        })
+                        .collect();
+                    let cols = self.gather(
+                        x,
+                        &format!("{out}/g{g}/im2col"),
+                        vec![oh * ow, features],
+                        index,
+                    );
+                    let rows = g * cout_g..(g + 1) * cout_g;
+                    let y = self.linear_at(
+                        name,
+                        cols,
+                        &format!("{out}/g{g}"),
+                        vec![oh * ow, cout_g],
+                        &w.data[rows.start * features..rows.end * features],
+                        features,
+                        cout_g,
+                        bias.as_ref().map(|b| b[rows].to_vec()),
+                        ws,
+                    )?;
+                    groups.push(y);
+                }
+                // [group][position, cout_g] → NCHW
+                let index = (0..cout * oh * ow)
+                    .map(|f| {
+                        let (c, p) = (f / (oh * ow), f % (oh * ow));
+                        Some((c / cout_g, p * cout_g + c % cout_g))
                     })
                     .collect();
-                let x = self.bounded(input, name)?;
-                let features = cin * kh * kw;
-                let cols = self.gather(x, &format!("{out}/im2col"), vec![oh * ow, features], index);
-                let y = self.linear(
-                    name,
-                    cols,
-                    out,
-                    vec![oh * ow, cout],
-                    &w.data,
-                    features,
-                    cout,
-                    bias,
-                )?;
-                // [positions, cout] → NCHW
-                let back = (0..cout * oh * ow)
-                    .map(|f| (f % (oh * ow)) * cout + f / (oh * ow))
-                    .collect();
-                self.rearrange(y, &format!("{out}/nchw"), out_shape.clone(), back)
+                let id = self.value(out, out_shape.clone(), groups[0].scale);
+                self.ops.push(QOp::Concat(Concat {
+                    inputs: groups.iter().map(|t| t.id).collect(),
+                    output: id,
+                    index,
+                }));
+                QTensor { id, ..groups[0] }
             }
+            Op::Concat { index } => self.concat(name, &node.inputs, out, &out_shape, index)?,
             Op::AveragePool {
                 window,
                 count_include_pad,
