@@ -399,6 +399,70 @@ fn concat_matches_tract_across_axes_and_scales() {
 }
 
 #[test]
+fn clip_leaky_relu_sum_max_min_and_reductions_match_tract() {
+    let inits = vec![
+        float_tensor("lo", &[], vec![-0.5]),
+        float_tensor("hi", &[], vec![0.8]),
+        int_tensor("axes1", vec![1]),
+    ];
+    let nodes = vec![
+        node("Clip", &["X", "lo", "hi"], "A", vec![]),
+        node("LeakyRelu", &["X"], "B", vec![("alpha", Attr::F(0.1))]),
+        node(
+            "ReduceMean",
+            &["X"],
+            "R",
+            vec![("axes", Attr::Ints(vec![2]))],
+        ),
+        node("Max", &["A", "R"], "M", vec![]),
+        node("Min", &["B", "M"], "N", vec![]),
+        node("Sum", &["A", "N", "R"], "S", vec![]),
+        node(
+            "ReduceSum",
+            &["S", "axes1"],
+            "T",
+            vec![("keepdims", Attr::I(0))],
+        ),
+    ];
+    let m = model(
+        nodes,
+        inits,
+        value_info("X", &[2, 3, 4]),
+        value_info_any("T"),
+    );
+    check(&m, &[2, 3, 4]);
+    // Clip with only a maximum (the minimum omitted), and reductions over every axis.
+    let inits = vec![float_tensor("hi", &[], vec![0.3])];
+    let nodes = vec![
+        node("Clip", &["X", "", "hi"], "A", vec![]),
+        node("ReduceSum", &["A"], "S", vec![]),
+        node("Sum", &["A", "S"], "Y", vec![]),
+    ];
+    let m = model(nodes, inits, value_info("X", &[3, 5]), value_info_any("Y"));
+    check(&m, &[3, 5]);
+}
+
+#[test]
+fn shape_and_constant_of_shape_fold_to_constants() {
+    let half = float_tensor("v", &[1], vec![0.5]);
+    let nodes = vec![
+        node("Shape", &["X"], "shp", vec![]),
+        node("Flatten", &["X"], "F", vec![("axis", Attr::I(0))]),
+        node("Relu", &["F"], "G", vec![]),
+        node("Reshape", &["G", "shp"], "H", vec![]),
+        node(
+            "ConstantOfShape",
+            &["shp"],
+            "C",
+            vec![("value", Attr::T(Box::new(half)))],
+        ),
+        node("Add", &["H", "C"], "Y", vec![]),
+    ];
+    let m = model(nodes, vec![], value_info("X", &[2, 6]), value_info_any("Y"));
+    check(&m, &[2, 6]);
+}
+
+#[test]
 fn pooling_matches_tract() {
     let pools = vec![
         node(

@@ -168,6 +168,7 @@ pub enum Attr {
     I(i64),
     Ints(Vec<i64>),
     S(String),
+    T(Box<TensorProto>),
 }
 
 pub fn node(op: &str, inputs: &[&str], output: &str, attrs: Vec<(&str, Attr)>) -> NodeProto {
@@ -194,6 +195,10 @@ pub fn node(op: &str, inputs: &[&str], output: &str, attrs: Vec<(&str, Attr)>) -
                 Attr::S(v) => {
                     p.r#type = AttributeType::String as i32;
                     p.s = v.into_bytes();
+                }
+                Attr::T(t) => {
+                    p.r#type = AttributeType::Tensor as i32;
+                    p.t = Some(*t);
                 }
             }
             p

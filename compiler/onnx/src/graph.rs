@@ -168,6 +168,17 @@ pub enum Op {
     Concat {
         index: Sources,
     },
+    /// Element-wise over inputs broadcast to the output (numpy rules).
+    Sum,
+    Max,
+    Min,
+    /// ReduceSum / ReduceMean: output element `r` is the sum (or mean) of the input
+    /// elements `index[r·len .. (r+1)·len]`.
+    Reduce {
+        index: Vec<usize>,
+        len: usize,
+        mean: bool,
+    },
     Identity,
 }
 
@@ -194,6 +205,8 @@ impl Op {
                 zkinfer_qir::Func::Sqrt => "Sqrt",
                 zkinfer_qir::Func::Rsqrt => "Rsqrt",
                 zkinfer_qir::Func::Reciprocal => "Reciprocal",
+                zkinfer_qir::Func::Clip { .. } => "Clip",
+                zkinfer_qir::Func::LeakyRelu { .. } => "LeakyRelu",
             },
             Op::MatMul => "MatMul",
             Op::Add => "Add",
@@ -202,6 +215,11 @@ impl Op {
             Op::Transpose { .. } => "Transpose",
             Op::Select { .. } => "Select",
             Op::Concat { .. } => "Concat",
+            Op::Sum => "Sum",
+            Op::Max => "Max",
+            Op::Min => "Min",
+            Op::Reduce { mean: false, .. } => "ReduceSum",
+            Op::Reduce { mean: true, .. } => "ReduceMean",
             Op::Identity => "Identity",
         }
     }
@@ -351,6 +369,26 @@ impl Graph {
                     Tensor::new(out_shape, x.data.iter().map(|v| v.max(0.0)).collect())
                 }
                 Op::Reshape | Op::Identity => Tensor::new(out_shape, get(0).data.clone()),
+                Op::Sum | Op::Max | Op::Min => {
+                    let f = match node.op {
+                        Op::Sum => |a: f32, b: f32| a + b,
+                        Op::Max => f32::max,
+                        _ => f32::min,
+                    };
+                    let first = broadcast_binary(get(0), get(0), &out_shape, |a, _| a);
+                    (1..node.inputs.len()).fold(first, |acc, i| {
+                        broadcast_binary(&acc, get(i), &out_shape, f)
+                    })
+                }
+                Op::Reduce { index, len, mean } => {
+                    let x = get(0);
+                    let div = if *mean { *len as f32 } else { 1.0 };
+                    let data = index
+                        .chunks((*len).max(1))
+                        .map(|r| r.iter().map(|&j| x.data[j]).sum::<f32>() / div)
+                        .collect();
+                    Tensor::new(out_shape, data)
+                }
                 Op::Concat { index } => Tensor::new(
                     out_shape,
                     index

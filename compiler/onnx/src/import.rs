@@ -20,32 +20,41 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Add",
     "AveragePool",
     "BatchNormalization",
+    "Clip",
     "Concat",
     "Constant",
+    "ConstantOfShape",
     "Conv",
+    "Div",
+    "Erf",
+    "Exp",
     "Flatten",
     "Gather",
     "Gemm",
     "GlobalAveragePool",
-    "LayerNormalization",
     "Identity",
-    "Div",
-    "Erf",
-    "Exp",
+    "LayerNormalization",
+    "LeakyRelu",
     "MatMul",
+    "Max",
     "MaxPool",
+    "Min",
     "Mul",
     "Neg",
     "Pad",
     "Reciprocal",
+    "ReduceMean",
+    "ReduceSum",
     "Relu",
     "Reshape",
+    "Shape",
     "Sigmoid",
     "Slice",
     "Softmax",
     "Sqrt",
     "Squeeze",
     "Sub",
+    "Sum",
     "Tanh",
     "Transpose",
     "Unsqueeze",
@@ -187,6 +196,49 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
                 Decoded::Int(shape, v) => {
                     int_constants.insert(out.clone(), (shape, v));
                 }
+            }
+            continue;
+        }
+        // Shape and ConstantOfShape fold to constants: every shape is static here.
+        if n.op_type == "Shape" {
+            let x = n
+                .input
+                .first()
+                .and_then(|x| shapes.get(x))
+                .ok_or_else(|| invalid("its input has no known shape".into()))?;
+            let rank = x.len() as i64;
+            let clamp = |v: i64| (if v < 0 { v + rank } else { v }).clamp(0, rank) as usize;
+            let start = clamp(attr_i(n, "start").unwrap_or(0));
+            let end = clamp(attr_i(n, "end").unwrap_or(rank));
+            let dims: Vec<i64> = x[start..end.max(start)].iter().map(|&d| d as i64).collect();
+            int_constants.insert(out.clone(), (vec![dims.len()], dims));
+            continue;
+        }
+        if n.op_type == "ConstantOfShape" {
+            let (_, dims) = n
+                .input
+                .first()
+                .and_then(|x| int_constants.get(x))
+                .ok_or_else(|| invalid("its shape input must be a constant".into()))?;
+            let shape = dims
+                .iter()
+                .map(|&d| usize::try_from(d).ok())
+                .collect::<Option<Vec<usize>>>()
+                .ok_or_else(|| invalid(format!("negative dimension in {dims:?}")))?;
+            let len: usize = shape.iter().product();
+            let value = match attr(n, "value").and_then(|a| a.t.as_ref()) {
+                None => Decoded::Float(Tensor::new(vec![1], vec![0.0])),
+                Some(t) => decode_tensor(t).map_err(invalid)?,
+            };
+            match value {
+                Decoded::Float(t) if t.data.len() == 1 => {
+                    shapes.insert(out.clone(), shape.clone());
+                    constants.insert(out.clone(), Tensor::new(shape, vec![t.data[0]; len]));
+                }
+                Decoded::Int(_, v) if v.len() == 1 => {
+                    int_constants.insert(out.clone(), (shape, vec![v[0]; len]));
+                }
+                _ => return Err(invalid("`value` must hold one element".into())),
             }
             continue;
         }
@@ -410,6 +462,87 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
                     _ => Func::Reciprocal,
                 };
                 (Op::Unary(f), ins.clone(), shape_of(&ins[0])?)
+            }
+            "Clip" => {
+                // Opset 11+: optional constant inputs min and max; before: attributes.
+                let bound = |pos: usize, attr_name: &str, default: f32| match n
+                    .input
+                    .get(pos)
+                    .filter(|s| !s.is_empty())
+                {
+                    Some(name) => constants
+                        .get(name)
+                        .filter(|t| t.data.len() == 1)
+                        .map(|t| t.data[0])
+                        .ok_or_else(|| invalid(format!("`{name}` must be a constant scalar"))),
+                    None => Ok(attr_f(n, attr_name).unwrap_or(default)),
+                };
+                let min = bound(1, "min", f32::NEG_INFINITY)?;
+                let max = bound(2, "max", f32::INFINITY)?;
+                let x = n.input.first().cloned().unwrap_or_default();
+                let f = zkinfer_qir::Func::Clip {
+                    min: zkinfer_qir::Real(min as f64),
+                    max: zkinfer_qir::Real(max as f64),
+                };
+                (Op::Unary(f), vec![x.clone()], shape_of(&x)?)
+            }
+            "LeakyRelu" => {
+                arity(1, 1)?;
+                let alpha = attr_f(n, "alpha").unwrap_or(0.01);
+                let f = zkinfer_qir::Func::LeakyRelu {
+                    alpha: zkinfer_qir::Real(alpha as f64),
+                };
+                (Op::Unary(f), ins.clone(), shape_of(&ins[0])?)
+            }
+            "Sum" | "Max" | "Min" => {
+                if ins.is_empty() {
+                    return Err(invalid("expected at least one input".into()));
+                }
+                let mut out = shape_of(&ins[0])?;
+                for i in &ins[1..] {
+                    let s = shape_of(i)?;
+                    out = broadcast_shape(&out, &s).ok_or_else(|| {
+                        invalid(format!("shapes {out:?} and {s:?} do not broadcast"))
+                    })?;
+                }
+                let op = match n.op_type.as_str() {
+                    "Sum" => Op::Sum,
+                    "Max" => Op::Max,
+                    _ => Op::Min,
+                };
+                (op, ins.clone(), out)
+            }
+            "ReduceSum" | "ReduceMean" => {
+                let x = shape_of(&ins[0])?;
+                // Opset 18+ (ReduceSum: 13+) take the axes as an optional constant input.
+                let axes: Option<Vec<i64>> = match ins.get(1) {
+                    Some(a) => Some(
+                        int_constants
+                            .get(a)
+                            .map(|(_, v)| v.clone())
+                            .ok_or_else(|| invalid(format!("axes `{a}` must be a constant")))?,
+                    ),
+                    None => attr_ints(n, "axes").map(<[i64]>::to_vec),
+                };
+                let keepdims = attr_i(n, "keepdims").unwrap_or(1) != 0;
+                let noop = attr_i(n, "noop_with_empty_axes").unwrap_or(0) != 0;
+                let axes: Vec<usize> = match axes {
+                    Some(a) if !a.is_empty() => a
+                        .iter()
+                        .map(|&v| normalize_axis(v, x.len()))
+                        .collect::<Option<_>>()
+                        .ok_or_else(|| {
+                            invalid(format!("axes {a:?} out of range for rank {}", x.len()))
+                        })?,
+                    _ if noop => vec![],
+                    _ => (0..x.len()).collect(),
+                };
+                let mut axes = axes;
+                axes.sort_unstable();
+                axes.dedup();
+                let (index, len, out) = reduce_index(&x, &axes, keepdims);
+                let mean = n.op_type == "ReduceMean";
+                (Op::Reduce { index, len, mean }, vec![ins[0].clone()], out)
             }
             "BatchNormalization" => {
                 arity(5, 5)?;
@@ -899,6 +1032,47 @@ fn node_name(n: &pb::NodeProto, index: usize) -> String {
     } else {
         n.name.clone()
     }
+}
+
+/// A reduction over `axes` as rows to sum: the input elements of each output element,
+/// consecutive in the returned index (`len` each), and the output shape.
+fn reduce_index(x: &[usize], axes: &[usize], keepdims: bool) -> (Vec<usize>, usize, Vec<usize>) {
+    let strides: Vec<usize> = (0..x.len()).map(|d| x[d + 1..].iter().product()).collect();
+    let kept: Vec<usize> = (0..x.len()).filter(|d| !axes.contains(d)).collect();
+    let len: usize = axes.iter().map(|&d| x[d]).product();
+    let rows: usize = kept.iter().map(|&d| x[d]).product();
+    let coords = |mut f: usize, dims: &[usize]| {
+        let mut c = vec![0; dims.len()];
+        for (i, &d) in dims.iter().enumerate().rev() {
+            c[i] = f % x[d];
+            f /= x[d];
+        }
+        c
+    };
+    let mut index = Vec::with_capacity(rows * len);
+    for r in 0..rows {
+        let base: usize = coords(r, &kept)
+            .iter()
+            .zip(&kept)
+            .map(|(c, &d)| c * strides[d])
+            .sum();
+        for t in 0..len {
+            let off: usize = coords(t, axes)
+                .iter()
+                .zip(axes)
+                .map(|(c, &d)| c * strides[d])
+                .sum();
+            index.push(base + off);
+        }
+    }
+    let out = if keepdims {
+        (0..x.len())
+            .map(|d| if axes.contains(&d) { 1 } else { x[d] })
+            .collect()
+    } else {
+        kept.iter().map(|&d| x[d]).collect()
+    };
+    (index, len, out)
 }
 
 /// The element map of a Concat along `axis`: output element → (input, element), and the

@@ -84,7 +84,20 @@ pub enum Activation {
     Table(usize),
 }
 
-/// A smooth function tabulated over the bounded input range.
+/// A real constant of a tabulated function, compared by its bits (so functions are `Eq`).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Real(pub f64);
+
+impl PartialEq for Real {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for Real {}
+
+/// A function tabulated over the bounded input range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Func {
     Exp,
@@ -94,6 +107,15 @@ pub enum Func {
     Sqrt,
     Rsqrt,
     Reciprocal,
+    /// `min(max(x, min), max)`.
+    Clip {
+        min: Real,
+        max: Real,
+    },
+    /// `x` for `x ≥ 0`, else `alpha · x`.
+    LeakyRelu {
+        alpha: Real,
+    },
 }
 
 impl Func {
@@ -106,6 +128,14 @@ impl Func {
             Func::Sqrt => x.max(0.0).sqrt(),
             Func::Rsqrt => 1.0 / x.sqrt(),
             Func::Reciprocal => 1.0 / x,
+            Func::Clip { min, max } => x.max(min.0).min(max.0),
+            Func::LeakyRelu { alpha } => {
+                if x >= 0.0 {
+                    x
+                } else {
+                    alpha.0 * x
+                }
+            }
         }
     }
 }

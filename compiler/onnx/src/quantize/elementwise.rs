@@ -66,15 +66,20 @@ impl Quantizer<'_> {
         }
     }
 
-    /// Concat: every input bounded, then brought to the largest of their scales (a
-    /// multiplication by a power of two where they differ), then gathered (no rows).
-    pub(super) fn concat(
+    /// Gathers elements of several graph tensors into one value (no rows), after bounding
+    /// them (broadcast to `broadcast` if given) and bringing them to one scale: `Up` to the
+    /// largest (a multiplication by a power of two, exact) or `Down` to the smallest (a
+    /// rescale, which keeps every value bounded).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn join(
         &mut self,
         node: &str,
         inputs: &[String],
+        broadcast: Option<&[usize]>,
+        align: Align,
         out: &str,
-        out_shape: &[usize],
-        index: &[Option<(usize, usize)>],
+        out_shape: Vec<usize>,
+        index: Vec<Option<(usize, usize)>>,
     ) -> Result<QTensor, CompileError> {
         let unsupported = |reason: &str| CompileError::Quantize {
             node: node.to_string(),
@@ -83,32 +88,58 @@ impl Quantizer<'_> {
         let mut parts = Vec::with_capacity(inputs.len());
         for name in inputs {
             if self.constant(name).is_some() {
-                return Err(unsupported("a constant input to Concat is not supported"));
+                return Err(unsupported("a constant input is not supported here"));
             }
-            parts.push(self.bounded(name, node)?);
+            parts.push(match broadcast {
+                Some(shape) => self.bounded_as(name, node, shape)?,
+                None => self.bounded(name, node)?,
+            });
         }
-        let s = parts.iter().map(|t| t.scale).max().unwrap_or(0);
-        if parts.iter().any(|t| s - t.scale > 40) {
+        let scales = parts.iter().map(|t| t.scale);
+        let (lo, hi) = (scales.clone().min().unwrap_or(0), scales.max().unwrap_or(0));
+        if hi - lo > 40 {
             return Err(unsupported("input scales differ by more than 2^40"));
         }
+        let s = match align {
+            Align::Up => hi,
+            Align::Down => lo,
+        };
         let mut ids = Vec::with_capacity(parts.len());
         for (k, (t, name)) in parts.iter().zip(inputs).enumerate() {
-            if t.scale == s {
-                ids.push(t.id);
-            } else {
-                let shape = self.shape(name);
+            let shape = match broadcast {
+                Some(shape) => shape.to_vec(),
+                None => self.shape(name),
+            };
+            let aligned = format!("{out}/in{k}");
+            ids.push(if t.scale == s {
+                t.id
+            } else if t.scale < s {
                 let len = shape.iter().product();
-                let name = format!("{out}/in{k}");
-                let aligned =
-                    self.affine(*t, &name, &shape, vec![pow2(s - t.scale)], vec![0; len], s);
-                ids.push(aligned.id);
-            }
+                self.affine(
+                    *t,
+                    &aligned,
+                    &shape,
+                    vec![pow2(s - t.scale)],
+                    vec![0; len],
+                    s,
+                )
+                .id
+            } else {
+                let id = self.value(&aligned, shape, s);
+                self.ops.push(QOp::Rescale(Rescale {
+                    input: t.id,
+                    output: id,
+                    shift: (t.scale - s) as u32,
+                    act: Activation::Identity,
+                }));
+                id
+            });
         }
-        let id = self.value(out, out_shape.to_vec(), s);
+        let id = self.value(out, out_shape, s);
         self.ops.push(QOp::Concat(Concat {
             inputs: ids,
             output: id,
-            index: index.to_vec(),
+            index,
         }));
         Ok(QTensor {
             id,
@@ -116,6 +147,75 @@ impl Quantizer<'_> {
             at_target: false,
             nonneg: parts.iter().all(|t| t.nonneg),
         })
+    }
+
+    /// Sum, Max or Min of several tensors, broadcast to `out_shape`: the inputs joined as
+    /// `[elements, inputs]` rows, then a unit-weight row sum or a max/min chain.
+    pub(super) fn nary(
+        &mut self,
+        node: &str,
+        inputs: &[String],
+        op: &Op,
+        out: &str,
+        out_shape: &[usize],
+    ) -> Result<QTensor, CompileError> {
+        let (n, k) = (out_shape.iter().product::<usize>(), inputs.len());
+        let index = (0..n * k).map(|f| Some((f % k, f / k))).collect();
+        let align = if matches!(op, Op::Sum) {
+            Align::Up
+        } else {
+            Align::Down
+        };
+        let rows = format!("{out}/rows");
+        let x = self.join(
+            node,
+            inputs,
+            Some(out_shape),
+            align,
+            &rows,
+            vec![n, k],
+            index,
+        )?;
+        let y = if matches!(op, Op::Sum) {
+            self.row_sum(x, &format!("{out}/sum"), n, k, 1, 0)
+        } else {
+            let x = self.halved_unless_nonneg(x, &rows, &[n, k]);
+            let taps: Vec<Vec<Option<usize>>> = (0..n)
+                .map(|i| (0..k).map(|t| Some(i * k + t)).collect())
+                .collect();
+            self.max_chain(x, out, &taps, matches!(op, Op::Min))
+        };
+        let id = self.value(out, out_shape.to_vec(), y.scale);
+        self.ops.push(QOp::Reshape(Reshape {
+            input: y.id,
+            output: id,
+        }));
+        Ok(QTensor { id, ..y })
+    }
+
+    /// `x` itself if it is never negative, else `x / 2` (one bit less): then the
+    /// difference of two of its elements is bounded, as a max/min chain needs.
+    pub(super) fn halved_unless_nonneg(
+        &mut self,
+        x: QTensor,
+        name: &str,
+        shape: &[usize],
+    ) -> QTensor {
+        if x.nonneg {
+            return x;
+        }
+        let id = self.value(&format!("{name}/half"), shape.to_vec(), x.scale - 1);
+        self.ops.push(QOp::Rescale(Rescale {
+            input: x.id,
+            output: id,
+            shift: 1,
+            act: Activation::Identity,
+        }));
+        QTensor {
+            id,
+            scale: x.scale - 1,
+            ..x
+        }
     }
 
     /// `out = x · mul + k` with integer factors, at `scale`.
@@ -186,7 +286,10 @@ impl Quantizer<'_> {
         x: QTensor,
         out: &str,
         index: &[Vec<Option<usize>>],
+        min: bool,
     ) -> QTensor {
+        // max(v, m) = m + relu(v − m); min(v, m) = m − relu(m − v).
+        let sign = if min { -1 } else { 1 };
         let rows = index.len();
         let width = index.first().map_or(0, |r| r.len());
         let tap = |q: &mut Self, t: usize| {
@@ -199,9 +302,12 @@ impl Quantizer<'_> {
             let d = self.value(&format!("{out}/d{t}"), vec![rows], x.scale);
             self.ops.push(QOp::Add(Add {
                 a: v.id,
-                b: AddOperand::Value { id: m.id, mul: -1 },
+                b: AddOperand::Value {
+                    id: m.id,
+                    mul: -sign,
+                },
                 output: d,
-                a_mul: vec![1],
+                a_mul: vec![sign],
             }));
             let r = self.value(&format!("{out}/r{t}"), vec![rows], x.scale);
             self.ops.push(QOp::Rescale(Rescale {
@@ -215,7 +321,7 @@ impl Quantizer<'_> {
                 a: r,
                 b: AddOperand::Value { id: m.id, mul: 1 },
                 output: next,
-                a_mul: vec![1],
+                a_mul: vec![sign],
             }));
             m = QTensor { id: next, ..m };
         }
@@ -235,28 +341,14 @@ impl Quantizer<'_> {
     ) -> Result<QTensor, CompileError> {
         let xs = self.shape(input);
         let (n, c, h, w) = (xs[0], xs[1], xs[2], xs[3]);
-        let mut x = self.bounded(input, node)?;
-        if !x.nonneg {
-            if window.pads.iter().any(|&p| p > 0) {
-                return Err(CompileError::Quantize {
-                    node: node.to_string(),
-                    reason: "padded max pooling of a possibly negative input is not supported"
-                        .into(),
-                });
-            }
-            let id = self.value(&format!("{input}/half"), xs.clone(), x.scale - 1);
-            self.ops.push(QOp::Rescale(Rescale {
-                input: x.id,
-                output: id,
-                shift: 1,
-                act: Activation::Identity,
-            }));
-            x = QTensor {
-                id,
-                scale: x.scale - 1,
-                ..x
-            };
+        let x = self.bounded(input, node)?;
+        if !x.nonneg && window.pads.iter().any(|&p| p > 0) {
+            return Err(CompileError::Quantize {
+                node: node.to_string(),
+                reason: "padded max pooling of a possibly negative input is not supported".into(),
+            });
         }
+        let x = self.halved_unless_nonneg(x, input, &xs);
         let taps = window.taps(h, w, out_shape[2], out_shape[3]);
         let index: Vec<Vec<Option<usize>>> = (0..n * c)
             .flat_map(|plane| {
@@ -264,7 +356,7 @@ impl Quantizer<'_> {
                     .map(move |p| p.iter().map(|t| t.map(|o| plane * h * w + o)).collect())
             })
             .collect();
-        let m = self.max_chain(x, out, &index);
+        let m = self.max_chain(x, out, &index, false);
         let id = self.value(out, out_shape.to_vec(), x.scale);
         self.ops.push(QOp::Reshape(Reshape {
             input: m.id,
@@ -318,7 +410,11 @@ impl Quantizer<'_> {
             id,
             scale: out_scale,
             at_target: true,
-            nonneg: matches!(func, Func::Exp | Func::Sigmoid | Func::Sqrt),
+            nonneg: match func {
+                Func::Exp | Func::Sigmoid | Func::Sqrt => true,
+                Func::Clip { min, .. } => min.0 >= 0.0,
+                _ => false,
+            },
         })
     }
 

@@ -58,6 +58,13 @@ struct QTensor {
     nonneg: bool,
 }
 
+/// Which common scale [`Quantizer::join`] brings its inputs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Align {
+    Up,
+    Down,
+}
+
 struct Quantizer<'a> {
     graph: &'a Graph,
     cal: &'a Calibration,
@@ -642,7 +649,36 @@ impl Quantizer<'_> {
                 }));
                 QTensor { id, ..groups[0] }
             }
-            Op::Concat { index } => self.concat(name, &node.inputs, out, &out_shape, index)?,
+            Op::Concat { index } => self.join(
+                name,
+                &node.inputs,
+                None,
+                Align::Up,
+                out,
+                out_shape.clone(),
+                index.clone(),
+            )?,
+            Op::Sum | Op::Max | Op::Min => {
+                self.nary(name, &node.inputs, &node.op, out, &out_shape)?
+            }
+            Op::Reduce { index, len, mean } => {
+                let x = self.bounded(&node.inputs[0], name)?;
+                let rows = index.len() / (*len).max(1);
+                let index = index.iter().map(|&j| Some(j)).collect();
+                let cols = self.gather(x, &format!("{out}/rows"), vec![rows, *len], index);
+                let y = if *mean {
+                    let w = vec![1.0 / *len as f32; *len];
+                    self.linear(name, cols, out, vec![rows, 1], &w, *len, 1, None)?
+                } else {
+                    self.row_sum(cols, &format!("{out}/sum"), rows, *len, 1, 0)
+                };
+                let id = self.value(out, out_shape.clone(), y.scale);
+                self.ops.push(QOp::Reshape(Reshape {
+                    input: y.id,
+                    output: id,
+                }));
+                QTensor { id, ..y }
+            }
             Op::AveragePool {
                 window,
                 count_include_pad,

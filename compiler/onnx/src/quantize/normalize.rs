@@ -29,7 +29,7 @@ impl Quantizer<'_> {
         let index: Vec<Vec<Option<usize>>> = (0..rows)
             .map(|r| (0..len).map(|j| Some(r * len + j)).collect())
             .collect();
-        let m = self.max_chain(half, &format!("{out}/max"), &index);
+        let m = self.max_chain(half, &format!("{out}/max"), &index, false);
         let m = self.spread(m, &format!("{out}/max_b"), rows, len);
         let d = self.value(&format!("{out}/shifted"), vec![rows, len], half.scale);
         self.ops.push(QOp::Add(Add {
