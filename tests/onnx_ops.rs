@@ -631,7 +631,43 @@ fn batchnorm_maxpool_and_constant_arithmetic_match_tract() {
         value_info("X", &[1, 2, 6, 6]),
         value_info_any("y"),
     );
+    // The normalisation after the convolution is folded into its weights.
+    let imported = import_proto(&m).unwrap();
+    assert!(imported
+        .notes
+        .iter()
+        .any(|n| n.contains("folded BatchNormalization")));
+    assert!(!imported
+        .graph
+        .nodes
+        .iter()
+        .any(|n| n.op.name() == "BatchNormalization"));
     check(&m, &[1, 2, 6, 6]);
+
+    // One that follows no convolution stays an element-wise affine map.
+    let inits = vec![
+        float_tensor("gamma", &[2], vec![1.5, -0.5]),
+        float_tensor("beta", &[2], floats(45, 2)),
+        float_tensor("mean", &[2], floats(46, 2)),
+        float_tensor("var", &[2], vec![0.5, 2.0]),
+    ];
+    let nodes = vec![
+        node("Relu", &["X"], "r", vec![]),
+        node(
+            "BatchNormalization",
+            &["r", "gamma", "beta", "mean", "var"],
+            "y",
+            vec![],
+        ),
+    ];
+    let m = model(
+        nodes,
+        inits,
+        value_info("X", &[1, 2, 3, 3]),
+        value_info_any("y"),
+    );
+    assert!(import_proto(&m).unwrap().notes.is_empty());
+    check(&m, &[1, 2, 3, 3]);
 }
 
 #[test]
