@@ -37,7 +37,7 @@ for entry in mlp_tiny mlp_mnist mlp_wide mlp_wide:16 lenet5 lenet5:16 cnn_cifar 
     printf '| %s | – | – | – | – | not compiled: %s |\n' "$m" "$(grep -m1 error "$WORK/$m.compile.log" | cut -c1-90)"
     continue
   fi
-  k=$(sed -n 's/^  k *\([0-9]*\)$/\1/p' "$WORK/$m.compile.log")
+  k=$(sed -n 's/^  k *\([0-9]*\).*$/\1/p' "$WORK/$m.compile.log")
   "$BIN/zkinfer" setup "$d" --dev-srs >"$WORK/$m.setup.log" 2>&1 || { echo "| $m | $k | setup failed |"; status=1; continue; }
   "$BIN/zkinfer" prove "$d" --input "$MODELS/$src.input.json" --proof "$d/cpu.json" --engine cpu >"$WORK/$m.cpu.log" 2>&1
   cpu_rc=$?

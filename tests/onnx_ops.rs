@@ -746,3 +746,31 @@ fn slice_gather_and_pad_match_tract() {
     m.opset_import[0].version = 13;
     check(&m, &[1, 3, 5, 4]);
 }
+
+#[test]
+fn target_size_takes_the_narrowest_acceptable_width_and_accuracy_the_best() {
+    use zkinfer_compiler::quantize::acceptable;
+    use zkinfer_compiler::{parse_input_json, quantize_for_target, Target};
+    let dir = shared_models();
+    let graph = import_onnx(&dir.join("lenet5.onnx")).unwrap().graph;
+    let text = std::fs::read_to_string(dir.join("lenet5.input.json")).unwrap();
+    let data = parse_input_json(&text, graph.input_shape().iter().product()).unwrap();
+    let cal = calibrate(&graph, &data.samples).unwrap();
+    let (q, f, trials) =
+        quantize_for_target(&graph, &cal, &data.samples, 12, Target::Size).unwrap();
+    assert!(acceptable(&f), "{f}");
+    for (b, r) in &trials {
+        if *b < q.act_bits {
+            assert!(
+                r.as_ref().map_or(true, |f| !acceptable(f)),
+                "{b} bits was enough: {r:?}"
+            );
+        }
+    }
+    let (qa, fa, _) =
+        quantize_for_target(&graph, &cal, &data.samples, 12, Target::Accuracy).unwrap();
+    assert!(
+        qa.act_bits >= q.act_bits && fa.max_abs_error <= f.max_abs_error,
+        "{fa} vs {f}"
+    );
+}

@@ -8,7 +8,8 @@ use anyhow::{bail, Context, Result};
 use zkinfer_circuits::Visibility;
 use zkinfer_compiler::quantize::argmax;
 use zkinfer_compiler::{
-    calibrate, fidelity, import_onnx, parse_input_json, quantize, quantize_input, QuantConfig,
+    calibrate, fidelity, import_onnx, parse_input_json, quantize, quantize_for_target,
+    quantize_input, QuantConfig, Target,
 };
 use zkinfer_prover::artifact::CIRCUIT_FORMAT;
 use zkinfer_prover::{
@@ -20,11 +21,18 @@ use zkinfer_verifier::{Public, Verdict};
 use crate::files::{load_circuit, load_proof, load_vk, read, write, Paths};
 use crate::progress::{secs, step};
 
+/// How `compile` sets the activation width.
+#[derive(Clone, Copy, Debug)]
+pub enum Bits {
+    Fixed(u32),
+    Target(Target),
+}
+
 pub fn compile(
     model: &Path,
     calibration: &Path,
     out: &Path,
-    bits: u32,
+    bits: Bits,
     vis: Visibility,
 ) -> Result<CompiledCircuit> {
     let imported = import_onnx(model)?;
@@ -38,12 +46,30 @@ pub fn compile(
     let data =
         parse_input_json(&text, expected).with_context(|| calibration.display().to_string())?;
     let cal = calibrate(&graph, &data.samples)?;
-    let cfg = QuantConfig {
-        act_bits: bits,
-        ..QuantConfig::default()
+    let (qmodel, fid) = match bits {
+        Bits::Fixed(bits) => {
+            let cfg = QuantConfig {
+                act_bits: bits,
+                ..QuantConfig::default()
+            };
+            let q = quantize(&graph, &cal, cfg)?;
+            let f = fidelity(&graph, &q, &data.samples)?;
+            (q, f)
+        }
+        Bits::Target(target) => {
+            let weight_bits = QuantConfig::default().weight_bits;
+            let (q, f, trials) =
+                quantize_for_target(&graph, &cal, &data.samples, weight_bits, target)?;
+            for (b, r) in &trials {
+                let mark = if *b == q.act_bits { " <- chosen" } else { "" };
+                match r {
+                    Ok(f) => eprintln!("  bits {b:2}  {f}{mark}"),
+                    Err(e) => eprintln!("  bits {b:2}  does not quantize: {e}"),
+                }
+            }
+            (q, f)
+        }
     };
-    let qmodel = quantize(&graph, &cal, cfg)?;
-    let fid = fidelity(&graph, &qmodel, &data.samples)?;
     let (plan, runner_up) = zkinfer_circuits::plan_layout(&qmodel, vis)?;
     let compiled = CompiledCircuit {
         format: CIRCUIT_FORMAT.into(),
@@ -80,7 +106,10 @@ pub fn compile(
         );
     }
     println!("  public    {vis}: {} public values", p.instance_rows);
-    println!("  k         {}", l.k);
+    println!(
+        "  k         {} ({}-bit activations)",
+        l.k, compiled.model.act_bits
+    );
     println!(
         "  columns   {} advice, {} fixed, {} lookups (linear {}x{}, {} element-wise lane{})",
         p.advice_columns,

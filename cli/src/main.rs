@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use zkinfer::commands::Bits;
 use zkinfer::engines::EngineChoice;
 use zkinfer::{commands, demo, engines, evm};
 use zkinfer_circuits::{InputMode, OutputMode, ParamsMode, Visibility};
+use zkinfer_compiler::Target;
 
 #[derive(Parser)]
 #[command(
@@ -30,9 +32,15 @@ enum Command {
         calibration: PathBuf,
         #[arg(long)]
         out: PathBuf,
-        /// Signed bit width of activations (the lookup table has 2^bits rows).
-        #[arg(long, default_value_t = 12)]
-        bits: u32,
+        /// Signed bit width of activations (the lookup table has 2^bits rows); 12 unless
+        /// --target chooses it.
+        #[arg(long, conflicts_with = "target")]
+        bits: Option<u32>,
+        /// Choose the activation width from the fidelity on the calibration data: `size`
+        /// (the narrowest whose argmax agrees and whose error is within 1% of the output
+        /// range) or `accuracy` (the smallest error), trying 8 to 16 bits.
+        #[arg(long)]
+        target: Option<Target>,
         /// Weights: `fixed` (the verifying key commits to them) or `hashed` (private; their
         /// Poseidon hash is public and the key serves every model of this shape).
         #[arg(long, default_value = "fixed")]
@@ -125,6 +133,7 @@ fn main() -> ExitCode {
             calibration,
             out,
             bits,
+            target,
             params,
             input,
             output,
@@ -133,6 +142,10 @@ fn main() -> ExitCode {
                 params,
                 input,
                 output,
+            };
+            let bits = match target {
+                Some(t) => Bits::Target(t),
+                None => Bits::Fixed(bits.unwrap_or(12)),
             };
             commands::compile(&model, &calibration, &out, bits, vis).map(|_| ExitCode::SUCCESS)
         }

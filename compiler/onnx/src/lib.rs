@@ -16,7 +16,8 @@ pub use graph::{Graph, Node, Op, Tensor};
 pub use import::{import_onnx, Imported, SUPPORTED_OPS};
 pub use input::{parse_input_json, InputData};
 pub use quantize::{
-    calibrate, fidelity, quantize, quantize_input, run_quantized, Calibration, QuantConfig,
+    calibrate, fidelity, quantize, quantize_for_target, quantize_input, run_quantized, Calibration,
+    QuantConfig, Target,
 };
 pub use zkinfer_qir::Fidelity;
 

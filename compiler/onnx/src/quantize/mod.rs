@@ -22,8 +22,10 @@ mod calibration;
 mod elementwise;
 mod linear;
 mod normalize;
+mod target;
 
 pub use calibration::{argmax, calibrate, fidelity, quantize_input, run_quantized, Calibration};
+pub use target::{acceptable, quantize_for_target, Target, Trial, TARGET_BITS};
 
 /// Calibrated ranges may be exceeded by a margin of this factor before a value overflows.
 const HEADROOM: f64 = 1.25;
