@@ -460,6 +460,52 @@ fn shape_and_constant_of_shape_fold_to_constants() {
     ];
     let m = model(nodes, vec![], value_info("X", &[2, 6]), value_info_any("Y"));
     check(&m, &[2, 6]);
+
+    // `x.view(x.size(0), -1)` as PyTorch exports it: shape arithmetic on integers folds.
+    let zero = tract_onnx::pb::TensorProto {
+        name: "zero".into(),
+        dims: vec![],
+        data_type: 7,
+        int64_data: vec![0],
+        ..Default::default()
+    };
+    let inits = vec![
+        zero,
+        int_tensor("minus1", vec![-1]),
+        int_tensor("ax0", vec![0]),
+    ];
+    let nodes = vec![
+        node("Relu", &["X"], "R", vec![]),
+        node("Shape", &["R"], "shp", vec![]),
+        node("Gather", &["shp", "zero"], "n", vec![("axis", Attr::I(0))]),
+        node("Unsqueeze", &["n", "ax0"], "n1", vec![]),
+        node(
+            "Concat",
+            &["n1", "minus1"],
+            "target",
+            vec![("axis", Attr::I(0))],
+        ),
+        node("Reshape", &["R", "target"], "Y", vec![]),
+    ];
+    let m = model(
+        nodes,
+        inits,
+        value_info("X", &[2, 3, 4]),
+        value_info_any("Y"),
+    );
+    let graph = import_proto(&m).unwrap().graph;
+    assert_eq!(graph.shapes[&graph.output], vec![2, 12]);
+    check(&m, &[2, 3, 4]);
+    // Integer data mixed with float data is still an error.
+    let nodes = vec![node("Add", &["X", "minus1"], "Y", vec![])];
+    let m = model(
+        nodes,
+        vec![int_tensor("minus1", vec![-1])],
+        value_info("X", &[1]),
+        value_info_any("Y"),
+    );
+    let err = import_proto(&m).unwrap_err().to_string();
+    assert!(err.contains("only in shape arithmetic"), "{err}");
 }
 
 #[test]

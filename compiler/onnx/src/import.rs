@@ -244,16 +244,14 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
         }
         // Inputs that are present (ONNX marks an omitted optional input with "").
         let ins: Vec<String> = n.input.iter().filter(|s| !s.is_empty()).cloned().collect();
+        // Integer tensors (shapes and indices) have shapes too: shape arithmetic on them
+        // folds below.
         let shape_of = |s: &String| -> Result<Vec<usize>, CompileError> {
-            shapes.get(s).cloned().ok_or_else(|| {
-                if int_constants.contains_key(s) {
-                    invalid(format!(
-                        "input `{s}` is an integer tensor; only float data is supported here"
-                    ))
-                } else {
-                    invalid(format!("input `{s}` is not defined before this node"))
-                }
-            })
+            shapes
+                .get(s)
+                .or_else(|| int_constants.get(s).map(|(shape, _)| shape))
+                .cloned()
+                .ok_or_else(|| invalid(format!("input `{s}` is not defined before this node")))
         };
         let arity = |lo: usize, hi: usize| -> Result<(), CompileError> {
             if ins.len() < lo || ins.len() > hi {
@@ -775,6 +773,27 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
         for i in &inputs {
             shape_of(i)?;
         }
+        // Shape arithmetic on integer constants (Shape → Gather → Unsqueeze → Concat →
+        // Reshape, as exporters write `x.view(x.size(0), -1)`) folds to a constant.
+        let ints: Vec<&(Vec<usize>, Vec<i64>)> =
+            inputs.iter().filter_map(|i| int_constants.get(i)).collect();
+        if !ints.is_empty() {
+            if ints.len() != inputs.len() {
+                return Err(invalid(
+                    "integer tensors are supported only in shape arithmetic, not mixed with float data"
+                        .into(),
+                ));
+            }
+            let data = fold_ints(&op, &ints).ok_or_else(|| {
+                invalid(format!(
+                    "integer tensors are supported only in shape arithmetic (Gather, Slice, \
+                     Concat, Squeeze, Unsqueeze, Reshape, Flatten, Transpose, Identity), not {}",
+                    n.op_type
+                ))
+            })?;
+            int_constants.insert(out.clone(), (out_shape, data));
+            continue;
+        }
         if shapes.contains_key(out) || constants.contains_key(out) {
             return Err(invalid(format!("output `{out}` is defined twice")));
         }
@@ -1125,6 +1144,24 @@ fn node_name(n: &pb::NodeProto, index: usize) -> String {
     } else {
         n.name.clone()
     }
+}
+
+/// `op` applied to integer constants, if it only moves elements.
+fn fold_ints(op: &Op, ints: &[&(Vec<usize>, Vec<i64>)]) -> Option<Vec<i64>> {
+    let x = &ints.first()?.1;
+    Some(match op {
+        Op::Reshape | Op::Identity => x.clone(),
+        Op::Select { index } => index.iter().map(|j| j.map_or(0, |j| x[j])).collect(),
+        Op::Concat { index } => index
+            .iter()
+            .map(|at| at.map_or(0, |(k, j)| ints[k].1[j]))
+            .collect(),
+        Op::Transpose { perm } => crate::graph::transpose_index(&ints[0].0, perm)
+            .into_iter()
+            .map(|j| x[j])
+            .collect(),
+        _ => return None,
+    })
 }
 
 /// A reduction over `axes` as rows to sum: the input elements of each output element,
