@@ -20,7 +20,7 @@ use crate::linear::LinearConfig;
 use crate::params::{per_element, PackConfig, Params};
 use crate::poseidon::{assign_hash, hash, Domain, Element, PoseidonConfig, BLOCK_ROWS};
 use crate::table::TableConfig;
-use crate::wires::{ParamCells, Wires};
+use crate::wires::{ParamCells, Source, Wires};
 
 #[derive(Clone, Debug)]
 pub struct ModelConfig {
@@ -118,7 +118,9 @@ impl ModelCircuit {
         Ok(digest)
     }
 
-    /// Hashes the elements of `id` (a model input element no op reads gets a cell here).
+    /// Hashes the elements of `id`. A padding zero is tied to 0; an element with no cell
+    /// yet is written here, which only an element of the hashed input no op reads may be
+    /// (an output element always has a cell, as with a public output).
     fn assign_value_hash(
         &self,
         config: &ModelConfig,
@@ -128,12 +130,18 @@ impl ModelCircuit {
         id: ValueId,
         domain: Domain,
     ) -> Result<Cell, Error> {
-        let message: Vec<Element> = (0..self.model.value(id).len())
-            .map(|i| match wires.cell(id, i) {
-                Some(c) => Element::Cell(c, wires.value(id, i)),
-                None => Element::Fresh(wires.value(id, i)),
+        let message = (0..self.model.value(id).len())
+            .map(|i| match (wires.resolve(id, i), wires.cell(id, i)) {
+                (Source::Zero, _) => Ok(Element::Zero),
+                (_, Some(c)) => Ok(Element::Cell(c, wires.value(id, i))),
+                (Source::Element(root, _), None)
+                    if domain == Domain::Input && root == self.model.input =>
+                {
+                    Ok(Element::Fresh(wires.value(id, i)))
+                }
+                _ => Err(Error::Synthesis),
             })
-            .collect();
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(assign_hash(region, &config.hash, slot, domain, &message)?.0)
     }
 
