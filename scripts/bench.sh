@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: zkinfer and EZKL on the same models, in the same run.
-#   scripts/bench.sh [MODEL ...]      (default: mlp_tiny mlp_mnist)
-# Builds zkinfer in release mode, installs EZKL into a private venv (target/bench-venv),
-# and prints a markdown table (also written to target/bench/results.md).
+#   scripts/bench.sh [MODEL ...]      (default: every model in ../shared/models)
+# Builds zkinfer in release mode, installs EZKL and onnxruntime (the float reference for
+# both tools' output error) into a private venv (target/bench-venv), and prints markdown
+# tables (also written to target/bench/results.md): both tools side by side, and the cost
+# model's predictions against the measurements. EZKL is not run on a model for which it
+# chooses more than 2^EZKL_MAX_LOGROWS rows (default 20; its memory grows with them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODELS=("$@")
-[ ${#MODELS[@]} -eq 0 ] && MODELS=(mlp_tiny mlp_mnist)
+[ ${#MODELS[@]} -eq 0 ] && MODELS=($(ls ../shared/models/*.onnx | xargs -n1 basename | sed 's/\.onnx$//'))
 VENV=target/bench-venv
 command -v /usr/bin/time >/dev/null || { echo "error: /usr/bin/time is needed (apt-get install time)" >&2; exit 2; }
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import ezkl" 2>/dev/null; then
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import ezkl, onnxruntime" 2>/dev/null; then
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q ezkl==23.0.5
+  "$VENV/bin/pip" install -q ezkl==23.0.5 onnxruntime==1.20.1
 fi
 cargo build --release --locked -p zkinfer
 exec "$VENV/bin/python" scripts/bench.py "${MODELS[@]}"

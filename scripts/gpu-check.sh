@@ -4,6 +4,7 @@
 # For every model: compile, setup (dev SRS), prove on the CPU (all cores) and on the GPU,
 # verify both proofs with the standard verifier, and print a table:
 #   model | k | GPU prove s | CPU prove s | CPU/GPU | verified
+# (prove s = witness columns + create_proof, keys already loaded)
 # then where GPU time goes for the largest model proved (halo2-axiom-gpu's sections).
 # Binaries come from $ZKINFER_BIN (default target/release). Exit 1 if any proof fails.
 set -uo pipefail
@@ -19,7 +20,11 @@ if ! "$BIN/zkinfer-cuda" probe; then
   exit 1
 fi
 
-prove_secs() { sed -n 's/.*prove \([0-9.]*\) s (\(cpu\|cuda\)).*/\1/p' "$1" | tail -1; }
+# Witness (trace + advice columns, on the CPU) plus create_proof: everything after loading keys.
+prove_secs() {
+  sed -n 's/.*witness \([0-9.]*\) s .*prove \([0-9.]*\) s (\(cpu\|cuda\)).*/\1 \2/p' "$1" | tail -1 \
+    | awk '{ printf "%.3f", $1 + $2 }'
+}
 
 printf '\n| model | k | GPU prove s | CPU prove s | CPU/GPU | verified |\n|---|---|---|---|---|---|\n'
 status=0

@@ -10,6 +10,7 @@ use halo2_proofs::plonk::{Circuit, ConstraintSystem};
 use serde::{Deserialize, Serialize};
 use zkinfer_qir::{AddOperand, QModel, QOp};
 
+use crate::cost::{Prediction, Shape, Terms};
 use crate::linear::linear_rows;
 use crate::model::ModelCircuit;
 use crate::params::{per_element, weight_bits, Params};
@@ -235,8 +236,12 @@ pub struct Plan {
     pub advice_columns: usize,
     pub fixed_columns: usize,
     pub lookups: usize,
-    /// Relative proving cost under the cost model (unitless, comparable between plans).
-    pub cost: f64,
+    /// The proving work of this layout, under the cost model ([`crate::cost`]).
+    #[serde(default)]
+    pub terms: Terms,
+    /// Its predicted proving time and peak memory.
+    #[serde(default)]
+    pub predicted: Prediction,
 }
 
 impl Plan {
@@ -250,28 +255,20 @@ impl Plan {
     }
 }
 
-/// Columns, lookups and unusable rows of a layout, read from the constraint system.
-struct Shape {
-    advice: usize,
-    fixed: usize,
-    lookups: usize,
-    permutation: usize,
-    degree: usize,
-    reserved_rows: usize,
-}
-
-fn shape(layout: &Layout) -> Shape {
+/// The constraint system of a layout, and the rows halo2 reserves for blinding.
+fn shape(layout: &Layout) -> (Shape, usize) {
     let mut cs = ConstraintSystem::<Fr>::default();
     ModelCircuit::configure_with_params(&mut cs, layout.clone());
-    let selectors = cs.num_selectors();
-    Shape {
+    let shape = Shape {
+        k: layout.k,
         advice: cs.num_advice_columns(),
-        fixed: cs.num_fixed_columns() + selectors,
+        fixed: cs.num_fixed_columns() + cs.num_selectors(),
+        instance: cs.num_instance_columns(),
         lookups: cs.lookups().len(),
         permutation: cs.permutation().get_columns().len(),
         degree: cs.degree(),
-        reserved_rows: cs.blinding_factors() + 1,
-    }
+    };
+    (shape, cs.blinding_factors() + 1)
 }
 
 /// Rows the element-wise lanes need in all.
@@ -366,7 +363,7 @@ pub fn evaluate(
         model.value(model.input).len(),
         model.value(model.output).len(),
     );
-    let s = shape(&layout);
+    let (mut s, reserved_rows) = shape(&layout);
     let rows = linear
         .max(elementwise)
         .max(table)
@@ -374,15 +371,11 @@ pub fn evaluate(
         .max(hash_rows)
         .max(pack_rows);
     let k = (4..=28)
-        .find(|&k| (1usize << k) >= rows + s.reserved_rows)
+        .find(|&k| (1usize << k) >= rows + reserved_rows)
         .ok_or(CircuitError::TooLarge { rows })?;
     layout.k = k;
-    let chunk = s.degree.saturating_sub(2).max(1);
-    let cost = (1u64 << k) as f64
-        * (s.advice as f64
-            + 3.0 * s.lookups as f64
-            + s.permutation.div_ceil(chunk) as f64
-            + s.fixed as f64 / 4.0);
+    s.k = k;
+    let terms = s.terms();
     Ok(Plan {
         layout,
         linear_rows: linear,
@@ -391,19 +384,21 @@ pub fn evaluate(
         hash_rows,
         pack_rows,
         instance_rows: instance,
-        usable_rows: (1usize << k) - s.reserved_rows,
+        usable_rows: (1usize << k) - reserved_rows,
         advice_columns: s.advice,
         fixed_columns: s.fixed,
         lookups: s.lookups,
-        cost,
+        predicted: terms.predict(),
+        terms,
     })
 }
 
-/// The cheapest layout for `model` with `visibility` under the cost model, and the
-/// runner-up.
+/// The layout of `model` with `visibility` that the cost model predicts proves fastest
+/// within `max_memory_mb` (when given), and the runner-up.
 pub fn plan_layout(
     model: &QModel,
     visibility: Visibility,
+    max_memory_mb: Option<f64>,
 ) -> Result<(Plan, Option<Plan>), CircuitError> {
     model.validate()?;
     let hashes = visibility.hashes_anything();
@@ -436,8 +431,24 @@ pub fn plan_layout(
             }
         }
     }
+    let least = plans
+        .iter()
+        .map(|p| p.predicted.peak_mb)
+        .min_by(f64::total_cmp)
+        .ok_or(CircuitError::TooLarge { rows: usize::MAX })?;
+    if let Some(budget) = max_memory_mb {
+        plans.retain(|p| p.predicted.peak_mb <= budget);
+        if plans.is_empty() {
+            return Err(CircuitError::OverMemory { budget, least });
+        }
+    }
     let columns = |p: &Plan| p.advice_columns + p.fixed_columns;
-    plans.sort_by(|a, b| a.cost.total_cmp(&b.cost).then(columns(a).cmp(&columns(b))));
+    plans.sort_by(|a, b| {
+        a.predicted
+            .prove_s
+            .total_cmp(&b.predicted.prove_s)
+            .then(columns(a).cmp(&columns(b)))
+    });
     let mut it = plans.into_iter();
     let best = it
         .next()

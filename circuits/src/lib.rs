@@ -10,6 +10,7 @@
 //! [`ModelCircuit`] proves exactly what [`zkinfer_qir::QModel::run`] computes; the
 //! tests check every chip against that interpreter with `MockProver`.
 
+pub mod cost;
 pub mod elementwise;
 pub mod layout;
 pub mod linear;
@@ -18,6 +19,7 @@ pub mod params;
 pub mod poseidon;
 pub mod table;
 pub mod wires;
+pub mod witness;
 
 pub use halo2_proofs;
 use halo2_proofs::halo2curves::bn256::Fr;
@@ -36,6 +38,11 @@ pub enum CircuitError {
          (quantize with fewer weight bits, or keep --params fixed)"
     )]
     WeightsTooWide { bits: u32, max: u32 },
+    #[error(
+        "no layout fits in --max-memory {budget:.0} MB: the smallest is predicted to need \
+         {least:.0} MB (allow more memory, or compile with fewer --bits)"
+    )]
+    OverMemory { budget: f64, least: f64 },
     #[error(transparent)]
     Model(#[from] zkinfer_qir::QirError),
 }

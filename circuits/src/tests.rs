@@ -421,9 +421,9 @@ fn field_encoding_round_trips() {
 fn planner_finds_a_layout_and_counts_rows() {
     let mut rng = ChaCha8Rng::seed_from_u64(6);
     let (model, _) = linear_model(&mut rng, 1, 100, 10, true);
-    let (best, runner_up) = crate::plan_layout(&model, Visibility::default()).unwrap();
+    let (best, runner_up) = crate::plan_layout(&model, Visibility::default(), None).unwrap();
     assert!(best.rows() <= best.usable_rows);
-    assert!(runner_up.is_some_and(|r| r.cost >= best.cost));
+    assert!(runner_up.is_some_and(|r| r.predicted.prove_s >= best.predicted.prove_s));
     // table: 1 + 2^8 rows
     assert_eq!(best.table_rows, 257);
 }

@@ -28,13 +28,32 @@ pub enum Bits {
     Target(Target),
 }
 
+/// How `compile` quantizes and lays out a model.
+#[derive(Clone, Copy, Debug)]
+pub struct CompileOptions {
+    pub bits: Bits,
+    pub visibility: Visibility,
+    /// The planner keeps to layouts predicted to prove within this many MB.
+    pub max_memory_mb: Option<f64>,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions {
+            bits: Bits::Fixed(12),
+            visibility: Visibility::default(),
+            max_memory_mb: None,
+        }
+    }
+}
+
 pub fn compile(
     model: &Path,
     calibration: &Path,
     out: &Path,
-    bits: Bits,
-    vis: Visibility,
+    options: &CompileOptions,
 ) -> Result<CompiledCircuit> {
+    let vis = options.visibility;
     let imported = import_onnx(model)?;
     for note in &imported.notes {
         eprintln!("note: {note}");
@@ -46,7 +65,7 @@ pub fn compile(
     let data =
         parse_input_json(&text, expected).with_context(|| calibration.display().to_string())?;
     let cal = calibrate(&graph, &data.samples)?;
-    let (qmodel, fid) = match bits {
+    let (qmodel, fid) = match options.bits {
         Bits::Fixed(bits) => {
             let cfg = QuantConfig {
                 act_bits: bits,
@@ -70,7 +89,7 @@ pub fn compile(
             (q, f)
         }
     };
-    let (plan, runner_up) = zkinfer_circuits::plan_layout(&qmodel, vis)?;
+    let (plan, runner_up) = zkinfer_circuits::plan_layout(&qmodel, vis, options.max_memory_mb)?;
     let compiled = CompiledCircuit {
         format: CIRCUIT_FORMAT.into(),
         version: zkinfer_verifier::artifact::FORMAT_VERSION,
@@ -120,14 +139,23 @@ pub fn compile(
         l.lanes,
         if l.lanes == 1 { "" } else { "s" }
     );
+    println!(
+        "  predicted prove {:.2} s, peak {:.0} MB (cost model, 2-core reference machine)",
+        p.predicted.prove_s, p.predicted.peak_mb
+    );
     if let Some(r) = runner_up {
         println!(
-            "  runner-up k={} linear {}x{}, {} lanes: {:.2}x the cost",
+            "  runner-up k {}, linear {}x{}, {} lanes: {} advice, {} fixed, {} lookups; \
+             predicted prove {:.2} s, peak {:.0} MB",
             r.layout.k,
             r.layout.x_cols,
             r.layout.acc_cols,
             r.layout.lanes,
-            r.cost / p.cost
+            r.advice_columns,
+            r.fixed_columns,
+            r.lookups,
+            r.predicted.prove_s,
+            r.predicted.peak_mb
         );
     }
     println!("  fidelity  {}", compiled.fidelity);
@@ -228,9 +256,13 @@ pub fn prove(engine: &dyn Engine, dir: &Path, input: &Path, proof_path: &Path) -
         .with_context(|| format!("computing the witness for {}", input.display()))?;
     let t_witness = t.elapsed();
     let trace_output = trace.get(model.output).to_vec();
+    let (witness, t_columns) = step("laying out the witness", || {
+        zkinfer_prover::witness(model.clone(), &pk, Arc::new(trace))
+    });
+    let witness = witness?;
     let (proof, t_prove) = step(
         &format!("proving (2^{} rows, {})", pk.info.layout.k, engine.name()),
-        || zkinfer_prover::prove(engine, model.clone(), &pk, &params, Arc::new(trace)),
+        || zkinfer_prover::prove_witness(engine, &pk, &params, witness),
     );
     let proof = proof?;
     write(proof_path, proof.to_json().as_bytes())?;
@@ -250,9 +282,11 @@ pub fn prove(engine: &dyn Engine, dir: &Path, input: &Path, proof_path: &Path) -
         proof.instances.len()
     );
     println!(
-        "  time      load {}, witness {}, prove {} ({}), total {}",
+        "  time      load {}, witness {} (trace {}, columns {}), prove {} ({}), total {}",
         secs(t_load),
+        secs(t_witness + t_columns),
         secs(t_witness),
+        secs(t_columns),
         secs(t_prove),
         engine.name(),
         secs(total.elapsed())

@@ -30,13 +30,7 @@ pub fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
     let proof = dir.join("proof.json");
 
     println!("== 1/5 compile: ONNX -> quantized circuit");
-    commands::compile(
-        &model,
-        &input,
-        &out,
-        commands::Bits::Fixed(12),
-        Default::default(),
-    )?;
+    commands::compile(&model, &input, &out, &Default::default())?;
     println!("\n== 2/5 setup: keys (development SRS)");
     commands::setup(&out, None, true)?;
     println!("\n== 3/5 prove");

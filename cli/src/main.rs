@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use zkinfer::commands::Bits;
+use zkinfer::commands::{Bits, CompileOptions};
 use zkinfer::engines::EngineChoice;
 use zkinfer::{commands, demo, engines, evm};
 use zkinfer_circuits::{InputMode, OutputMode, ParamsMode, Visibility};
@@ -52,6 +52,10 @@ enum Command {
         /// Output: `public` or `hashed` (its Poseidon hash is public).
         #[arg(long, default_value = "public")]
         output: OutputMode,
+        /// Keep to layouts the cost model predicts to prove (and set up) within this many
+        /// megabytes; among them the planner takes the fastest.
+        #[arg(long, value_name = "MB")]
+        max_memory: Option<f64>,
     },
     /// Print the model commitment of DIR: the verifying key's digest for fixed weights,
     /// `<digest>:<weights hash>` for hashed weights (the weights hash is computed natively
@@ -137,17 +141,21 @@ fn main() -> ExitCode {
             params,
             input,
             output,
+            max_memory,
         } => {
-            let vis = Visibility {
-                params,
-                input,
-                output,
+            let options = CompileOptions {
+                bits: match target {
+                    Some(t) => Bits::Target(t),
+                    None => Bits::Fixed(bits.unwrap_or(12)),
+                },
+                visibility: Visibility {
+                    params,
+                    input,
+                    output,
+                },
+                max_memory_mb: max_memory,
             };
-            let bits = match target {
-                Some(t) => Bits::Target(t),
-                None => Bits::Fixed(bits.unwrap_or(12)),
-            };
-            commands::compile(&model, &calibration, &out, bits, vis).map(|_| ExitCode::SUCCESS)
+            commands::compile(&model, &calibration, &out, &options).map(|_| ExitCode::SUCCESS)
         }
         Command::ModelId { dir } => commands::model_id(&dir).map(|_| ExitCode::SUCCESS),
         Command::Setup { dir, srs, dev_srs } => {

@@ -19,7 +19,8 @@ use halo2_proofs::poly::kzg::commitment::ParamsKZG;
 use halo2_proofs::transcript::TranscriptWriterBuffer;
 use halo2_proofs::SerdeFormat;
 use rand::rngs::OsRng;
-use zkinfer_circuits::ModelCircuit;
+use halo2_axiom_gpu::cuda::utils::HALO2_GPU_CTX;
+use openvm_cuda_common::copy::MemCopyH2D;
 use zkinfer_prover::engine::ProofTranscript;
 use zkinfer_prover::{Engine, ProveError};
 
@@ -94,7 +95,7 @@ impl Engine for CudaEngine {
         &self,
         params: &ParamsKZG<Bn256>,
         pk: &ProvingKey<G1Affine>,
-        circuit: ModelCircuit,
+        advice: Vec<Vec<Fr>>,
         instances: &[Fr],
     ) -> Result<Vec<u8>, ProveError> {
         // The GPU crate has its own parameter type with the same byte layout.
@@ -105,19 +106,24 @@ impl Engine for CudaEngine {
         let gpu_params =
             GpuParams::<Bn256>::read_custom(&mut &bytes[..], SerdeFormat::RawBytesUnchecked)
                 .map_err(|e| ProveError::Srs(format!("GPU parameters: {e}")))?;
+        // The witness columns go to the device once; the crate writes the blinding rows.
+        let advice = advice
+            .iter()
+            .map(|column| column.to_device_on(&HALO2_GPU_CTX))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ProveError::Prove(format!("copying the witness to the GPU: {e}")))?;
         let mut transcript = ProofTranscript::init(Vec::new());
-        halo2_axiom_gpu::plonk::create_proof::<
+        halo2_axiom_gpu::plonk::create_proof_from_advice::<
             KZGCommitmentScheme<Bn256>,
             ProverSHPLONK<'_, Bn256>,
-            _,
             _,
             _,
             _,
         >(
             &gpu_params,
             pk,
-            &[circuit],
-            &[&[instances]],
+            &[instances],
+            advice,
             OsRng,
             &mut transcript,
         )

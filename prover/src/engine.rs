@@ -1,17 +1,17 @@
 //! Proving engines: the seam between zkinfer and whatever computes a halo2 proof.
 //!
-//! An engine takes the circuit with its witness and returns the proof bytes of the
-//! Keccak-256 EVM transcript; everything around it (witness, instances, proof file) is
+//! An engine takes the witness as advice columns (see
+//! [`zkinfer_circuits::witness`]) and returns the proof bytes of the Keccak-256 EVM
+//! transcript; everything around it (witness, instances, proof file) is
 //! shared, so every engine's proof verifies with the same verifier. The CPU engine is
 //! halo2-axiom's prover; the CUDA engine lives in the separate GPU build (`gpu/`).
 
 use halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
-use halo2_proofs::plonk::{create_proof, ProvingKey};
+use halo2_proofs::plonk::{create_proof_from_advice, ProvingKey};
 use halo2_proofs::poly::kzg::commitment::{KZGCommitmentScheme, ParamsKZG};
 use halo2_proofs::poly::kzg::multiopen::ProverSHPLONK;
 use halo2_proofs::transcript::TranscriptWriterBuffer;
 use rand::rngs::OsRng;
-use zkinfer_circuits::ModelCircuit;
 
 use crate::ProveError;
 
@@ -22,12 +22,13 @@ pub trait Engine {
     /// Short name for reports (`cpu`, `cuda`).
     fn name(&self) -> &'static str;
 
-    /// Proves `circuit` (which carries its witness) for the public `instances`.
+    /// Proves the circuit of `pk` with the witness `advice` (one column of `2^k` values
+    /// per advice column) for the public `instances`.
     fn create_proof(
         &self,
         params: &ParamsKZG<Bn256>,
         pk: &ProvingKey<G1Affine>,
-        circuit: ModelCircuit,
+        advice: Vec<Vec<Fr>>,
         instances: &[Fr],
     ) -> Result<Vec<u8>, ProveError>;
 }
@@ -44,15 +45,15 @@ impl Engine for CpuEngine {
         &self,
         params: &ParamsKZG<Bn256>,
         pk: &ProvingKey<G1Affine>,
-        circuit: ModelCircuit,
+        advice: Vec<Vec<Fr>>,
         instances: &[Fr],
     ) -> Result<Vec<u8>, ProveError> {
         let mut transcript = ProofTranscript::init(Vec::new());
-        create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _, _>(
+        create_proof_from_advice::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _>(
             params,
             pk,
-            &[circuit],
-            &[&[instances]],
+            &[instances],
+            advice,
             OsRng,
             &mut transcript,
         )

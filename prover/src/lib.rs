@@ -10,8 +10,9 @@ pub mod srs;
 
 use std::sync::Arc;
 
-use halo2_proofs::halo2curves::bn256::Bn256;
+use halo2_proofs::halo2curves::bn256::{Bn256, Fr};
 use halo2_proofs::poly::kzg::commitment::ParamsKZG;
+use zkinfer_circuits::witness::advice_columns;
 use zkinfer_circuits::{ModelCircuit, OutputMode};
 use zkinfer_qir::{dequantize, QModel, Trace};
 use zkinfer_verifier::artifact::{
@@ -38,14 +39,20 @@ pub enum ProveError {
     Format(#[from] zkinfer_verifier::VerifyError),
 }
 
-/// Proves on `engine` that `model` maps the quantized input of `trace` to its output.
-pub fn prove(
-    engine: &dyn Engine,
+/// A model's witness in the key's advice columns, with the public values it proves.
+pub struct Witness {
+    pub advice: Vec<Vec<Fr>>,
+    pub instances: Vec<Fr>,
+    output: Option<OutputValues>,
+}
+
+/// Lays out the witness of `trace` (the integer interpreter's run of `model`) in the
+/// advice columns of `key`'s circuit.
+pub fn witness(
     model: Arc<QModel>,
     key: &ProverKey,
-    params: &ParamsKZG<Bn256>,
     trace: Arc<Trace>,
-) -> Result<ProofFile, ProveError> {
+) -> Result<Witness, ProveError> {
     let info = &key.info;
     let instances = ModelCircuit::instances(&model, &info.layout, &trace);
     let output = (info.visibility().output == OutputMode::Public).then(|| OutputValues {
@@ -58,7 +65,29 @@ pub fn prove(
             .collect(),
     });
     let circuit = ModelCircuit::with_trace(model, info.layout.clone(), trace);
-    let proof = engine.create_proof(params, &key.pk, circuit, &instances)?;
+    let advice = advice_columns(&circuit)
+        .map_err(|e| ProveError::Prove(format!("laying out the witness: {e:?}")))?;
+    Ok(Witness {
+        advice,
+        instances,
+        output,
+    })
+}
+
+/// Proves on `engine` the statement of `witness`.
+pub fn prove_witness(
+    engine: &dyn Engine,
+    key: &ProverKey,
+    params: &ParamsKZG<Bn256>,
+    witness: Witness,
+) -> Result<ProofFile, ProveError> {
+    let info = &key.info;
+    let Witness {
+        advice,
+        instances,
+        output,
+    } = witness;
+    let proof = engine.create_proof(params, &key.pk, advice, &instances)?;
     Ok(ProofFile {
         format: PROOF_FORMAT.into(),
         version: FORMAT_VERSION,
@@ -70,6 +99,19 @@ pub fn prove(
         instances: instances.iter().map(fr_to_hex).collect(),
         output,
     })
+}
+
+/// Proves on `engine` that `model` maps the quantized input of `trace` to its output:
+/// [`witness`], then [`prove_witness`].
+pub fn prove(
+    engine: &dyn Engine,
+    model: Arc<QModel>,
+    key: &ProverKey,
+    params: &ParamsKZG<Bn256>,
+    trace: Arc<Trace>,
+) -> Result<ProofFile, ProveError> {
+    let w = witness(model, key, trace)?;
+    prove_witness(engine, key, params, w)
 }
 
 /// Runs `f`, turning a panic inside a dependency (on malformed input) into `None`.

@@ -1,0 +1,111 @@
+//! The cost model: what proving a layout takes, in seconds and megabytes.
+//!
+//! halo2's prover does two kinds of heavy work. It commits to every polynomial it
+//! creates over the `2^k` rows (multi-scalar multiplications): the advice columns, three
+//! per lookup (permuted input, permuted table, product), one per permutation product
+//! chunk, the random polynomial and the `degree − 1` quotient pieces. And it evaluates
+//! the constraints on the extended domain (`2^k` times the next power of two of
+//! `degree − 1`), which needs every column there: advice, fixed (selectors included),
+//! instance, the lookups' five polynomials, the permutation's sigma columns and
+//! products. Prove time is modelled as affine in those two amounts of work, and peak
+//! memory as affine in the columns resident at `2^k` rows (the key's fixed and
+//! permutation polynomials, twice each, the witness columns, the lookup polynomials) and
+//! in one extended-domain column.
+//!
+//! The constants are fitted by `scripts/calibrate.sh` (least squares of the relative
+//! error over the shared models at several widths and visibilities) on the 2-core
+//! development machine (AMD EPYC, 24 GiB); a machine with more cores proves faster, so
+//! absolute figures are that machine's, while the planner only needs them to rank
+//! layouts. `scripts/bench.sh` prints each prediction beside the measurement.
+
+use serde::{Deserialize, Serialize};
+
+// Fitted by `scripts/calibrate.sh` (the fit and its errors are in docs/BENCHMARKS.md).
+const T0: f64 = 0.1746;
+const T_COMMIT: f64 = 2.775;
+const T_EXTENDED: f64 = 0.3280;
+const M0: f64 = 13.99;
+const M_RESIDENT: f64 = 2.204;
+const M_EXTENDED: f64 = 2.663;
+
+/// The shape of a layout's constraint system, as the prover sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    pub k: u32,
+    pub advice: usize,
+    /// Fixed columns, selectors included.
+    pub fixed: usize,
+    pub instance: usize,
+    pub lookups: usize,
+    /// Columns in the permutation argument.
+    pub permutation: usize,
+    /// Maximum constraint degree.
+    pub degree: usize,
+}
+
+/// The work one proof of a layout does, in the units the constants are per.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Terms {
+    /// Millions of field elements committed to (`2^k` × committed polynomials).
+    pub commit: f64,
+    /// Millions of extended-domain evaluations (extended size × columns there).
+    pub extended: f64,
+    /// MB of the columns held at `2^k` rows while proving.
+    pub resident_mb: f64,
+    /// MB of one extended-domain column.
+    pub extended_mb: f64,
+}
+
+/// Predicted proving time and peak memory (the larger of `setup` and `prove`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    pub prove_s: f64,
+    pub peak_mb: f64,
+}
+
+const FIELD_BYTES: f64 = 32.0;
+
+impl Shape {
+    /// Permutation product chunks: each holds `degree − 2` columns.
+    pub fn permutation_chunks(&self) -> usize {
+        self.permutation
+            .div_ceil(self.degree.saturating_sub(2).max(1))
+    }
+
+    /// `log2` of the extended domain's size.
+    pub fn extended_k(&self) -> u32 {
+        let quotient = self.degree.saturating_sub(1).max(1);
+        self.k + quotient.next_power_of_two().trailing_zeros()
+    }
+
+    pub fn terms(&self) -> Terms {
+        let n = (1u64 << self.k) as f64;
+        let ext = (1u64 << self.extended_k()) as f64;
+        let chunks = self.permutation_chunks() as f64;
+        let (a, f, l, p) = (
+            self.advice as f64,
+            self.fixed as f64,
+            self.lookups as f64,
+            self.permutation as f64,
+        );
+        let pieces = self.degree.saturating_sub(1) as f64;
+        let committed = a + 3.0 * l + chunks + pieces + 1.0;
+        let on_extended = a + f + self.instance as f64 + 5.0 * l + chunks + p;
+        let resident = 2.0 * (f + p + a) + 5.0 * l + 2.0 * chunks + 3.0;
+        Terms {
+            commit: n * committed / 1e6,
+            extended: ext * on_extended / 1e6,
+            resident_mb: n * resident * FIELD_BYTES / 1e6,
+            extended_mb: ext * FIELD_BYTES / 1e6,
+        }
+    }
+}
+
+impl Terms {
+    pub fn predict(&self) -> Prediction {
+        Prediction {
+            prove_s: T0 + T_COMMIT * self.commit + T_EXTENDED * self.extended,
+            peak_mb: M0 + M_RESIDENT * self.resident_mb + M_EXTENDED * self.extended_mb,
+        }
+    }
+}
