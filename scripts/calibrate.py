@@ -35,8 +35,7 @@ CONFIGS = [
 
 
 def measure(name, flags):
-    tag = name + "".join(f for f in flags if not f.startswith("--"))
-    d = os.path.join(WORK, "calibrate", tag + "_" + "_".join(f.strip("-") for f in flags))
+    d = os.path.join(WORK, "calibrate", "_".join([name] + [f.strip("-") for f in flags]))
     inp = os.path.join(MODELS, f"{name}.input.json")
     run([ZKINFER, "compile", os.path.join(MODELS, f"{name}.onnx"), "--calibration", inp,
          "--out", d] + flags)

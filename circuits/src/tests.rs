@@ -534,3 +534,81 @@ fn other_weights_do_not_prove_this_weights_hash() {
     }
     assert!(prove_with(other).is_err());
 }
+
+/// The advice columns the prover commits to are exactly the cells halo2's own witness
+/// collection (here MockProver's) assigns, in every visibility (Poseidon and packing
+/// lanes included).
+#[test]
+fn advice_columns_equal_the_layouter_witness() {
+    use halo2_proofs::halo2curves::bn256::Fr;
+    use halo2_proofs::halo2curves::ff::Field;
+    use halo2_proofs::plonk::ConstraintSystem;
+
+    let (model, input) = params_model(23);
+    let model = Arc::new(model);
+    let trace = Arc::new(model.run(&input).unwrap());
+    for vis in Visibility::all() {
+        let plan = evaluate(&model, vis, candidate((4, 2, 2), vis)).unwrap();
+        let circuit = ModelCircuit::with_trace(model.clone(), plan.layout.clone(), trace.clone());
+        let instances = ModelCircuit::instances(&model, &plan.layout, &trace);
+        let mock = MockProver::run(plan.layout.k, &circuit, vec![instances]).unwrap();
+        let columns = crate::witness::advice_columns(&circuit).unwrap();
+        // Column handles with indices 0, 1, … to read MockProver's table.
+        let mut cs = ConstraintSystem::<Fr>::default();
+        let mut assigned = 0;
+        for (i, ours) in columns.iter().enumerate() {
+            let column = cs.advice_column();
+            assert_eq!(column.index(), i);
+            for (row, cell) in mock.advice_values(column).iter().enumerate() {
+                if let halo2_proofs::dev::AdviceCellValue::Assigned(v) = cell {
+                    assert_eq!(v.evaluate(), ours[row], "{vis}: column {i}, row {row}");
+                    assigned += usize::from(ours[row] != Fr::ZERO);
+                }
+            }
+        }
+        assert!(assigned > 0, "{vis}: no cell compared");
+    }
+}
+
+/// The cost model: more columns predict more time and memory, and `--max-memory`
+/// keeps to layouts predicted to fit or names the smallest prediction.
+#[test]
+fn cost_model_ranks_layouts_and_respects_a_memory_budget() {
+    use crate::cost::Shape;
+    let base = Shape {
+        k: 13,
+        advice: 10,
+        fixed: 20,
+        instance: 1,
+        lookups: 3,
+        permutation: 12,
+        degree: 4,
+    };
+    let p = base.terms().predict();
+    for wider in [
+        Shape { advice: 11, ..base },
+        Shape { fixed: 21, ..base },
+        Shape { lookups: 4, ..base },
+        Shape { k: 14, ..base },
+        Shape { permutation: 20, ..base },
+    ] {
+        let q = wider.terms().predict();
+        assert!(q.prove_s > p.prove_s && q.peak_mb > p.peak_mb, "{wider:?}");
+    }
+
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let (model, _) = linear_model(&mut rng, 1, 300, 40, true);
+    let vis = Visibility::default();
+    let (free, _) = crate::plan_layout(&model, vis, None).unwrap();
+    let least = match crate::plan_layout(&model, vis, Some(1.0)) {
+        Err(crate::CircuitError::OverMemory { budget, least }) => {
+            assert_eq!(budget, 1.0);
+            least
+        }
+        other => panic!("a 1 MB budget must fail: {other:?}"),
+    };
+    assert!(least <= free.predicted.peak_mb);
+    let (fit, _) = crate::plan_layout(&model, vis, Some(least)).unwrap();
+    assert!(fit.predicted.peak_mb <= least);
+    assert!(fit.predicted.prove_s >= free.predicted.prove_s);
+}

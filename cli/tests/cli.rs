@@ -366,7 +366,25 @@ fn errors_exit_2_with_a_clear_message() {
         "{err}"
     );
 
-    ok(&[
+    // A memory budget no layout fits names the smallest prediction.
+    let out = zkinfer(&[
+        "compile",
+        s(&models.join("mlp_tiny.onnx")),
+        "--calibration",
+        s(&input),
+        "--out",
+        s(&dir),
+        "--max-memory",
+        "5",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 2);
+    assert!(
+        err.contains("no layout fits in --max-memory 5 MB") && err.contains("predicted to need"),
+        "{err}"
+    );
+
+    let compiled = ok(&[
         "compile",
         s(&models.join("mlp_tiny.onnx")),
         "--calibration",
@@ -374,6 +392,10 @@ fn errors_exit_2_with_a_clear_message() {
         "--out",
         s(&dir),
     ]);
+    assert!(
+        compiled.contains("predicted prove") && compiled.contains("runner-up"),
+        "{compiled}"
+    );
     let out = zkinfer(&["setup", s(&dir)]);
     assert_eq!(code(&out), 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--dev-srs"));
