@@ -590,7 +590,10 @@ fn cost_model_ranks_layouts_and_respects_a_memory_budget() {
         Shape { fixed: 21, ..base },
         Shape { lookups: 4, ..base },
         Shape { k: 14, ..base },
-        Shape { permutation: 20, ..base },
+        Shape {
+            permutation: 20,
+            ..base
+        },
     ] {
         let q = wider.terms().predict();
         assert!(q.prove_s > p.prove_s && q.peak_mb > p.peak_mb, "{wider:?}");
