@@ -3,8 +3,10 @@
 # (fuzz/fuzz_targets, libFuzzer through libfuzzer-sys). A crash (a panic, an overflow, an
 # abort, an out-of-memory) fails the script and leaves the input under fuzz/artifacts/.
 #
-#   scripts/fuzz.sh [SECONDS]      # per target; default 20 (the test command's smoke run)
-#   scripts/fuzz.sh 3600           # a real session
+#   scripts/fuzz.sh [SECONDS [ZKINFER]]   # per target; default 20 (the test command's smoke run)
+#   scripts/fuzz.sh 3600                  # a real session
+# ZKINFER is a built zkinfer binary to make the seeds with (the test command passes the one
+# `cargo test` built, saving a rebuild with other features); without it, one is built.
 #
 # It builds the targets itself with the coverage instrumentation `cargo fuzz` uses
 # (stable rustc, no sanitizer, debug assertions on), so nothing needs installing; fuzz/
@@ -18,14 +20,18 @@ TARGETS="proof_file verifying_key compiled_circuit"
 TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
 
 echo "== seeds: mlp_tiny compiled, keyed and proven"
-cargo build -q -p zkinfer --locked
+ZKINFER=${2:-}
+if [ -z "$ZKINFER" ]; then
+  cargo build -q -p zkinfer --locked
+  ZKINFER=target/debug/zkinfer
+fi
 seeds=$(mktemp -d)
 trap 'rm -rf "$seeds"' EXIT
 M=../shared/models
-target/debug/zkinfer compile $M/mlp_tiny.onnx --calibration $M/mlp_tiny.input.json \
+"$ZKINFER" compile $M/mlp_tiny.onnx --calibration $M/mlp_tiny.input.json \
   --out "$seeds/m" --params hashed --input hashed >/dev/null
-target/debug/zkinfer setup "$seeds/m" --dev-srs >/dev/null 2>&1
-target/debug/zkinfer prove "$seeds/m" --input $M/mlp_tiny.input.json --proof "$seeds/proof.json" >/dev/null 2>&1
+"$ZKINFER" setup "$seeds/m" --dev-srs >/dev/null 2>&1
+"$ZKINFER" prove "$seeds/m" --input $M/mlp_tiny.input.json --proof "$seeds/proof.json" >/dev/null 2>&1
 for t in $TARGETS; do mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"; done
 cp "$seeds/proof.json" fuzz/corpus/proof_file/seed-proof.json
 cp "$seeds/m/vk" fuzz/corpus/verifying_key/seed-vk
