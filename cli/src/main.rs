@@ -54,7 +54,7 @@ enum Command {
         output: OutputMode,
         /// Keep to layouts the cost model predicts to prove (and set up) within this many
         /// megabytes; among them the planner takes the fastest.
-        #[arg(long, value_name = "MB")]
+        #[arg(long, value_name = "MB", value_parser = positive_mb)]
         max_memory: Option<f64>,
     },
     /// Print the model commitment of DIR: the verifying key's digest for fixed weights,
@@ -126,6 +126,14 @@ fn verdict(valid: bool) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+/// A memory budget in MB: a positive number.
+fn positive_mb(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(mb) if mb > 0.0 && mb.is_finite() => Ok(mb),
+        _ => Err(format!("`{s}` is not a positive number of megabytes")),
     }
 }
 
