@@ -305,6 +305,20 @@ fn errors_exit_2_with_a_clear_message() {
     let models = shared_models();
     let input = models.join("mlp_tiny.input.json");
     let dir = tmp.path().join("m");
+    let tiny = models.join("mlp_tiny.onnx");
+    // `zkinfer compile MODEL --calibration CAL --out DIR EXTRA…`
+    let compile = |model: &Path, cal: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "compile",
+            s(model),
+            "--calibration",
+            s(cal),
+            "--out",
+            s(&dir),
+        ];
+        args.extend_from_slice(extra);
+        zkinfer(&args)
+    };
 
     // A model with operators zkinfer does not prove: all are named, with their nodes.
     let unsupported = tmp.path().join("unsupported.onnx");
@@ -319,14 +333,7 @@ fn errors_exit_2_with_a_clear_message() {
         value_info_any("y"),
     );
     std::fs::write(&unsupported, encode(&m)).unwrap();
-    let out = zkinfer(&[
-        "compile",
-        s(&unsupported),
-        "--calibration",
-        s(&input),
-        "--out",
-        s(&dir),
-    ]);
+    let out = compile(&unsupported, &input, &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(code(&out), 2);
     assert!(
@@ -337,28 +344,14 @@ fn errors_exit_2_with_a_clear_message() {
     );
 
     let missing = tmp.path().join("missing.onnx");
-    let out = zkinfer(&[
-        "compile",
-        s(&missing),
-        "--calibration",
-        s(&input),
-        "--out",
-        s(&dir),
-    ]);
+    let out = compile(&missing, &input, &[]);
     assert_eq!(code(&out), 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.onnx"));
 
     // Calibration data of the wrong length names the file and the lengths.
     let bad = tmp.path().join("bad.json");
     std::fs::write(&bad, r#"{"input_data": [[1.0, 2.0]]}"#).unwrap();
-    let out = zkinfer(&[
-        "compile",
-        s(&models.join("mlp_tiny.onnx")),
-        "--calibration",
-        s(&bad),
-        "--out",
-        s(&dir),
-    ]);
+    let out = compile(&tiny, &bad, &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(code(&out), 2);
     assert!(
@@ -367,31 +360,26 @@ fn errors_exit_2_with_a_clear_message() {
     );
 
     // A memory budget no layout fits names the smallest prediction.
-    let out = zkinfer(&[
-        "compile",
-        s(&models.join("mlp_tiny.onnx")),
-        "--calibration",
-        s(&input),
-        "--out",
-        s(&dir),
-        "--max-memory",
-        "5",
-    ]);
+    let out = compile(&tiny, &input, &["--max-memory", "5"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(code(&out), 2);
     assert!(
         err.contains("no layout fits in --max-memory 5 MB") && err.contains("predicted to need"),
         "{err}"
     );
+    for bad_budget in ["--max-memory=0", "--max-memory=-3", "--max-memory=abc"] {
+        let out = compile(&tiny, &input, &[bad_budget]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code(&out), 2);
+        assert!(
+            err.contains("is not a positive number of megabytes"),
+            "{err}"
+        );
+    }
 
-    let compiled = ok(&[
-        "compile",
-        s(&models.join("mlp_tiny.onnx")),
-        "--calibration",
-        s(&input),
-        "--out",
-        s(&dir),
-    ]);
+    let out = compile(&tiny, &input, &[]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let compiled = String::from_utf8_lossy(&out.stdout);
     assert!(
         compiled.contains("predicted prove") && compiled.contains("runner-up"),
         "{compiled}"
