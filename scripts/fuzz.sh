@@ -35,8 +35,11 @@ M=../shared/models
 for t in $TARGETS; do mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"; done
 cp "$seeds/proof.json" fuzz/corpus/proof_file/seed-proof.json
 cp "$seeds/m/vk" fuzz/corpus/verifying_key/seed-vk
+# The key's header alone: the target also reads an input as the header of the seed key.
+python3 -c 'import sys, struct; b = open(sys.argv[1], "rb").read(); n = struct.unpack("<I", b[12:16])[0]; sys.stdout.buffer.write(b[16:16 + n])' \
+  "$seeds/m/vk" > fuzz/corpus/verifying_key/seed-header.json
 cp "$seeds/m/circuit.json" fuzz/corpus/compiled_circuit/seed-circuit.json
-export ZKINFER_FUZZ_VK=$seeds/m/vk
+export ZKINFER_FUZZ_VK=$seeds/m/vk ZKINFER_FUZZ_PROOF=$seeds/proof.json
 
 echo "== building the fuzz targets (instrumented)"
 # --target keeps the instrumentation off build scripts and proc macros, as cargo fuzz does.

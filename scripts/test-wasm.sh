@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The wasm verifier's tests: builds the package (scripts/build-wasm.sh), proves every
 # shared model with the zkinfer binary given as $1 (default target/debug/zkinfer), and
-# mlp_tiny with every part of the statement hashed, then
+# mlp_tiny with every part of the statement hashed, and mlp_tiny set up from a snarkjs
+# powers-of-tau file (scripts/ptau/make-ptau.sh), then
 # runs Node's test runner: the package in Node, and examples/web in headless Chromium
 # (Debian's chromium package, installed when missing; playwright-core from npm drives it).
 set -euo pipefail
@@ -33,6 +34,13 @@ dir=$proofs/mlp_tiny-hashed
 "$ZKINFER" compile "$M/mlp_tiny.onnx" --calibration "$M/mlp_tiny.input.json" --out "$dir" \
   --params hashed --input hashed --output hashed >/dev/null
 "$ZKINFER" setup "$dir" --dev-srs >/dev/null 2>&1
+"$ZKINFER" prove "$dir" --input "$M/mlp_tiny.input.json" --proof "$dir/proof.json" --engine cpu >/dev/null 2>&1
+rm -f "$dir/pk" "$dir/srs"
+echo "== proving mlp_tiny (8-bit) with keys from a snarkjs powers-of-tau file"
+scripts/ptau/make-ptau.sh target/ptau/pot10.ptau 10
+dir=$proofs/mlp_tiny-ptau
+"$ZKINFER" compile "$M/mlp_tiny.onnx" --calibration "$M/mlp_tiny.input.json" --out "$dir" --bits 8 >/dev/null
+"$ZKINFER" setup "$dir" --srs target/ptau/pot10.ptau >/dev/null
 "$ZKINFER" prove "$dir" --input "$M/mlp_tiny.input.json" --proof "$dir/proof.json" --engine cpu >/dev/null 2>&1
 rm -f "$dir/pk" "$dir/srs"
 ZKINFER_WASM_PKG=$ROOT/target/wasm/pkg ZKINFER_PROOFS=$proofs node --test --test-reporter=spec verifier/wasm/tests/

@@ -181,3 +181,50 @@ fn hex_bytes(s: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
         .collect()
 }
+
+/// The halo2 key inside a key file: its offset (after the container header, `k` and the
+/// three KZG points).
+fn halo2_key_at(vk: &[u8]) -> usize {
+    let len = u32::from_le_bytes(vk[12..16].try_into().unwrap()) as usize;
+    16 + len + 4 + 64 + 128 + 128
+}
+
+fn format_error(bytes: &[u8]) -> String {
+    match VerifierKey::from_bytes(bytes) {
+        Err(VerifyError::Format { reason, .. }) => reason,
+        other => panic!("expected a format error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_halo2_key_is_checked_before_halo2_reads_it() {
+    let f = fixture();
+    let vk = f.vk.to_bytes();
+    let at = halo2_key_at(&vk);
+    // A k of 26 in the halo2 key: halo2 would build a 2^26 domain and allocate its
+    // selectors (2^26 bytes each) before reading a byte of them.
+    let mut big = vk.clone();
+    big[at + 1..at + 5].copy_from_slice(&26u32.to_le_bytes());
+    assert!(format_error(&big).contains("inconsistent sizes"));
+    // Compressed selectors claimed by a short key: refused before halo2 allocates
+    // `selectors × 2^k` for them.
+    let mut short = vk[..at + 10].to_vec();
+    short[at + 5] = 1;
+    assert!(format_error(&short).contains("selectors need"));
+    assert!(format_error(&vk[..vk.len() - 1]).contains("halo2 verifying key"));
+    // One fixed commitment fewer (and its bytes gone): the verifier would index past it.
+    let mut fewer = vk.clone();
+    let n = u32::from_le_bytes(fewer[at + 6..at + 10].try_into().unwrap());
+    fewer[at + 6..at + 10].copy_from_slice(&(n - 1).to_le_bytes());
+    fewer.drain(at + 10..at + 10 + 64);
+    let reason = format_error(&fewer);
+    assert!(reason.contains("fixed"), "{reason}");
+    // A byte after the key.
+    let mut longer = vk.clone();
+    longer.push(0);
+    assert!(format_error(&longer).contains("after the halo2 verifying key"));
+    // A fixed commitment off the curve.
+    let mut off = vk.clone();
+    off[at + 10] ^= 1;
+    assert!(format_error(&off).contains("not a BN254 point"));
+}

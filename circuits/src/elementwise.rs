@@ -239,6 +239,30 @@ impl LaneConfig {
         Ok(())
     }
 
+    /// The range check of element `i` of the model input, which becomes its canonical
+    /// cell: `(RELU, x, relu(x))` is in the table iff `x` is a `B`-bit signed integer. For
+    /// a private or hashed input, which no public value pins (a `q_act` row with neither
+    /// gate: `aux` is tied to 0 by the range lookups' tag 0).
+    pub fn assign_input_range(
+        &self,
+        region: &mut Region<'_, Fr>,
+        wires: &mut Wires<'_>,
+        input: zkinfer_qir::ValueId,
+        i: usize,
+        row: usize,
+    ) -> Result<(), Error> {
+        self.q_act.enable(region, row)?;
+        let x = wires.raw(input, i);
+        region.assign_advice(self.in0, row, Value::known(Fr::zero()));
+        let known = |v: Option<i64>| v.map(fe).map(Value::known).unwrap_or(Value::unknown());
+        let cell = region.assign_advice(self.in1, row, known(x)).cell();
+        region.assign_advice(self.aux, row, Value::known(Fr::zero()));
+        region.assign_advice(self.out, row, known(x.map(|x| x.max(0))));
+        region.assign_fixed(self.tag_act, row, Fr::from(RELU_TAG));
+        wires.define(input, i, cell);
+        Ok(())
+    }
+
     /// One element of a product of two computed values at `row`.
     pub fn assign_mul(
         &self,

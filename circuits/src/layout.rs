@@ -274,23 +274,29 @@ fn shape(layout: &Layout) -> (Shape, usize) {
 /// Rows the element-wise lanes need in all.
 pub fn elementwise_elements(model: &QModel, visibility: &Visibility) -> usize {
     let hashed = visibility.params == ParamsMode::Hashed;
-    model
-        .ops
-        .iter()
-        .map(|op| match op {
-            // A wide rescale (shift ≥ B) takes two rows.
-            QOp::Rescale(r) => {
-                model.value(r.output).len() * if r.shift < model.act_bits { 1 } else { 2 }
-            }
-            // With hashed weights an addition of a constant is a product and a sum.
-            QOp::Add(a) => {
-                let constant = matches!(a.b, AddOperand::Constant(_));
-                model.value(a.output).len() * if hashed && constant { 2 } else { 1 }
-            }
-            QOp::Mul(m) => model.value(m.output).len(),
-            _ => 0,
-        })
-        .sum()
+    // A private or hashed input is range-checked, one element a row.
+    let input = match visibility.input {
+        InputMode::Public => 0,
+        InputMode::Private | InputMode::Hashed => model.value(model.input).len(),
+    };
+    input
+        + model
+            .ops
+            .iter()
+            .map(|op| match op {
+                // A wide rescale (shift ≥ B) takes two rows.
+                QOp::Rescale(r) => {
+                    model.value(r.output).len() * if r.shift < model.act_bits { 1 } else { 2 }
+                }
+                // With hashed weights an addition of a constant is a product and a sum.
+                QOp::Add(a) => {
+                    let constant = matches!(a.b, AddOperand::Constant(_));
+                    model.value(a.output).len() * if hashed && constant { 2 } else { 1 }
+                }
+                QOp::Mul(m) => model.value(m.output).len(),
+                _ => 0,
+            })
+            .sum::<usize>()
 }
 
 /// Poseidon blocks of every hash the statement takes, and weight-packing chunks.

@@ -118,9 +118,8 @@ impl ModelCircuit {
         Ok(digest)
     }
 
-    /// Hashes the elements of `id`. A padding zero is tied to 0; an element with no cell
-    /// yet is written here, which only an element of the hashed input no op reads may be
-    /// (an output element always has a cell, as with a public output).
+    /// Hashes the elements of `id`, each of which has a cell (the range check gives every
+    /// element of a hashed input one); a padding zero is tied to 0.
     fn assign_value_hash(
         &self,
         config: &ModelConfig,
@@ -134,12 +133,7 @@ impl ModelCircuit {
             .map(|i| match (wires.resolve(id, i), wires.cell(id, i)) {
                 (Source::Zero, _) => Ok(Element::Zero),
                 (_, Some(c)) => Ok(Element::Cell(c, wires.value(id, i))),
-                (Source::Element(root, _), None)
-                    if domain == Domain::Input && root == self.model.input =>
-                {
-                    Ok(Element::Fresh(wires.value(id, i)))
-                }
-                _ => Err(Error::Synthesis),
+                (Source::Element(..), None) => Err(Error::Synthesis),
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(assign_hash(region, &config.hash, slot, domain, &message)?.0)
@@ -181,6 +175,18 @@ impl ModelCircuit {
                     lane_pos += 1;
                     at
                 };
+                if vis.input != InputMode::Public {
+                    for i in 0..model.value(model.input).len() {
+                        let (lane, row) = next_lane();
+                        config.lanes[lane].assign_input_range(
+                            region,
+                            &mut wires,
+                            model.input,
+                            i,
+                            row,
+                        )?;
+                    }
+                }
                 for (op_index, op) in model.ops.iter().enumerate() {
                     match op {
                         QOp::Linear(l) => {

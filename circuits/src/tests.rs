@@ -61,16 +61,60 @@ fn mock_with(
     let mut instances = ModelCircuit::instances(model, &plan.layout, &trace);
     alter(&mut instances);
     corrupt(&mut trace);
-    let circuit = ModelCircuit::with_trace(
-        Arc::new(model.clone()),
-        plan.layout.clone(),
-        Arc::new(trace),
-    );
-    let prover =
-        MockProver::run(plan.layout.k, &circuit, vec![instances]).map_err(|e| e.to_string())?;
+    run_mock(model, &plan.layout, trace, instances)
+}
+
+/// MockProver on `trace` as the witness and `instances` as the public values.
+fn run_mock(
+    model: &QModel,
+    layout: &crate::Layout,
+    trace: Trace,
+    instances: Vec<halo2_proofs::halo2curves::bn256::Fr>,
+) -> Result<(), String> {
+    let circuit =
+        ModelCircuit::with_trace(Arc::new(model.clone()), layout.clone(), Arc::new(trace));
+    let prover = MockProver::run(layout.k, &circuit, vec![instances]).map_err(|e| e.to_string())?;
     prover
         .verify()
         .map_err(|f| format!("{} failures, first: {}", f.len(), f[0]))
+}
+
+/// A private or hashed input must be an `act_bits`-bit integer (issue 13, attack 4): a
+/// witness whose input lies outside that range — every other value computed from it
+/// exactly, and the input hash of it — fails the input's range lookup; the range's ends
+/// pass.
+#[test]
+fn a_private_or_hashed_input_out_of_range_is_rejected() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let (model, input) = linear_model(&mut rng, 1, 3, 2, false);
+    // The same program with room for the wide input, to compute the cheater's witness.
+    let mut wide = model.clone();
+    wide.act_bits = 16;
+    for input_mode in [InputMode::Private, InputMode::Hashed] {
+        let vis = Visibility {
+            input: input_mode,
+            ..Visibility::default()
+        };
+        let plan = evaluate(&model, vis, candidate((1, 1, 1), vis)).unwrap();
+        for (x0, ok) in [
+            (127, true),
+            (-128, true),
+            (128, false),
+            (-129, false),
+            (600, false),
+        ] {
+            let mut x = input.clone();
+            x[0] = x0;
+            assert_eq!(model.run(&x).is_ok(), ok, "the interpreter's range");
+            let trace = wide.run(&x).unwrap();
+            let instances = ModelCircuit::instances(&model, &plan.layout, &trace);
+            let r = run_mock(&model, &plan.layout, trace, instances);
+            assert_eq!(r.is_ok(), ok, "{vis}: input {x0}: {r:?}");
+            if let Err(e) = r {
+                assert!(e.contains("activation"), "{vis}: fails elsewhere: {e}");
+            }
+        }
+    }
 }
 
 /// x[rows, m] → Linear(n) → Rescale(shift, relu)

@@ -35,7 +35,7 @@ fn main() -> Result<()> {
     let paths = Paths::new(&dir);
     let compiled = load_circuit(&dir)?;
     let pk = ProverKey::from_bytes(&read(&paths.pk, "proving key")?)?;
-    let (params, _) = read_srs(&read(&paths.srs, "SRS")?)?;
+    let params = read_srs(&read(&paths.srs, "SRS")?)?;
     let model = Arc::new(compiled.model);
     let text = std::fs::read_to_string(&input).with_context(|| input.display().to_string())?;
     let data = parse_input_json(&text, model.value(model.input).len())?;

@@ -13,10 +13,10 @@ use zkinfer_compiler::{
 };
 use zkinfer_prover::artifact::CIRCUIT_FORMAT;
 use zkinfer_prover::{
-    dev_srs, read_halo2_params, read_srs, write_srs, CompiledCircuit, Engine, ProverKey,
+    dev_srs, read_ceremony_srs, read_srs, srs_points, write_srs, CompiledCircuit, Engine, ProverKey,
 };
 use zkinfer_qir::dequantize;
-use zkinfer_verifier::{Public, Verdict};
+use zkinfer_verifier::{Public, Verdict, VerifierKey};
 
 use crate::files::{load_circuit, load_proof, load_vk, read, write, Paths};
 use crate::progress::{secs, step};
@@ -168,8 +168,11 @@ pub fn setup(dir: &Path, srs: Option<&Path>, dev: bool) -> Result<()> {
     let paths = Paths::new(dir);
     let (params, t_srs) = match (srs, dev) {
         (Some(file), _) => {
-            let bytes = read(file, "SRS")?;
-            let (p, t) = step("reading SRS", || read_halo2_params(&bytes, k));
+            let mut f = std::fs::File::open(file)
+                .with_context(|| format!("reading SRS {}", file.display()))?;
+            let (p, t) = step(&format!("reading SRS (2^{k} powers)"), || {
+                read_ceremony_srs(&mut f, k)
+            });
             (p.with_context(|| file.display().to_string())?, t)
         }
         (None, true) => {
@@ -177,9 +180,14 @@ pub fn setup(dir: &Path, srs: Option<&Path>, dev: bool) -> Result<()> {
                 "warning: --dev-srs uses a publicly known secret: anyone can forge proofs for these keys. \
                  Use --srs with a trusted-setup file for anything real."
             );
-            step(&format!("generating development SRS (2^{k})"), || dev_srs(k))
+            step(&format!("generating development SRS (2^{k})"), || {
+                dev_srs(k)
+            })
         }
-        (None, false) => bail!("choose an SRS: --srs FILE (a halo2 KZG params file) or --dev-srs (insecure, for development)"),
+        (None, false) => bail!(
+            "choose an SRS: --srs FILE (a .ptau file of a powers-of-tau ceremony, or a halo2 KZG \
+             params file) or --dev-srs (insecure, for development)"
+        ),
     };
     let model = Arc::new(compiled.model.clone());
     let (keys, t_keygen) = step(&format!("generating keys (2^{k} rows)"), || {
@@ -189,9 +197,10 @@ pub fn setup(dir: &Path, srs: Option<&Path>, dev: bool) -> Result<()> {
     let (pk_bytes, vk_bytes) = (pk.to_bytes(), vk.to_bytes());
     write(&paths.pk, &pk_bytes)?;
     write(&paths.vk, &vk_bytes)?;
-    write(&paths.srs, &write_srs(&params, dev))?;
+    write(&paths.srs, &write_srs(&params))?;
     println!("keys for `{}` -> {}", compiled.model.name, dir.display());
     println!("  model id  {}", vk.model_id());
+    print_srs(&vk);
     println!("  pk        {} bytes", pk_bytes.len());
     println!("  vk        {} bytes", vk_bytes.len());
     println!("  time      srs {}, keygen {}", secs(t_srs), secs(t_keygen));
@@ -222,11 +231,10 @@ pub fn prove(engine: &dyn Engine, dir: &Path, input: &Path, proof_path: &Path) -
     let (loaded, t_load) = step("loading keys", || -> Result<_> {
         let pk =
             ProverKey::from_bytes(&pk_bytes).with_context(|| paths.pk.display().to_string())?;
-        let (params, dev) =
-            read_srs(&srs_bytes).with_context(|| paths.srs.display().to_string())?;
-        Ok((pk, params, dev))
+        let params = read_srs(&srs_bytes).with_context(|| paths.srs.display().to_string())?;
+        Ok((pk, params))
     });
-    let (pk, params, dev) = loaded?;
+    let (pk, params) = loaded?;
     let t_load = t_load + t.elapsed().saturating_sub(t_load);
     if pk.info != compiled.info() {
         bail!(
@@ -234,7 +242,7 @@ pub fn prove(engine: &dyn Engine, dir: &Path, input: &Path, proof_path: &Path) -
             paths.pk.display()
         );
     }
-    if dev {
+    if srs_points(&params).is_insecure_dev_srs() {
         eprintln!("warning: these keys use the insecure development SRS");
     }
     let model = Arc::new(compiled.model);
@@ -322,6 +330,19 @@ pub fn model_id(dir: &Path) -> Result<()> {
     }
 }
 
+/// Prints the SRS fingerprint of `key`, and a warning for the development SRS.
+pub fn print_srs(key: &VerifierKey) {
+    println!("  srs       fingerprint {}", key.srs.fingerprint());
+    if key.srs.is_insecure_dev_srs() {
+        eprintln!("{DEV_SRS_WARNING}");
+    }
+}
+
+/// What `verify` says of a key made with `setup --dev-srs`.
+pub const DEV_SRS_WARNING: &str = "warning: this key was made with the insecure development \
+     SRS (setup --dev-srs): its secret is public, so anyone can forge proofs that verify \
+     under it; this verdict proves nothing";
+
 /// Prints what a valid proof makes public.
 fn print_public(public: &Public, shape: &[usize]) {
     if let Some(h) = &public.params_hash {
@@ -343,15 +364,8 @@ fn print_public(public: &Public, shape: &[usize]) {
 pub fn verify(dir: &Path, proof_path: &Path, expected_id: Option<&str>) -> Result<bool> {
     let key = load_vk(dir)?;
     let proof = load_proof(proof_path)?;
-    if let Some(id) = expected_id {
-        if id != key.model_id() {
-            println!(
-                "invalid: {} is model id {}, not the required {id}",
-                dir.display(),
-                key.model_id()
-            );
-            return Ok(false);
-        }
+    if !pinned(&key, dir, expected_id, "invalid") {
+        return Ok(false);
     }
     let start = Instant::now();
     let verdict = zkinfer_verifier::verify(&key, &proof);
@@ -360,6 +374,7 @@ pub fn verify(dir: &Path, proof_path: &Path, expected_id: Option<&str>) -> Resul
         Verdict::Valid { public } => {
             println!("valid: `{}` (model id {})", key.info.model, key.model_id());
             print_public(&public, &key.info.output_shape);
+            print_srs(&key);
             println!("  time      verify {}", secs(elapsed));
             Ok(true)
         }
@@ -367,5 +382,22 @@ pub fn verify(dir: &Path, proof_path: &Path, expected_id: Option<&str>) -> Resul
             println!("invalid: {reason}");
             Ok(false)
         }
+    }
+}
+
+/// Whether `key` is the model `expected_id` names (always, when none is given); prints
+/// `verdict: why` when it is not.
+pub fn pinned(key: &VerifierKey, dir: &Path, expected_id: Option<&str>, verdict: &str) -> bool {
+    match expected_id {
+        Some(id) if id != key.model_id() => {
+            println!(
+                "{verdict}: {} is model id {}, not the required {id} (its header, k, KZG points, \
+                 verifying key or weights hash differ)",
+                dir.display(),
+                key.model_id()
+            );
+            false
+        }
+        _ => true,
     }
 }

@@ -52,11 +52,14 @@ fn build(key: &VerifierKey) -> Result<(Build, Duration)> {
     Ok((build, t))
 }
 
-pub fn export_solidity(dir: &Path, out: &Path) -> Result<()> {
+pub fn export_solidity(dir: &Path, out: &Path, expected_id: Option<&str>) -> Result<()> {
     let key = load_vk(dir)?;
+    if !crate::commands::pinned(&key, dir, expected_id, "error") {
+        anyhow::bail!("not exporting a verifier for another model than the required one");
+    }
     let (build, t) = build(&key)?;
     let verifier = build.verifier;
-    let source = verifier.source();
+    let source = verifier.source_for(&key.model_id(), &key.srs.fingerprint());
     write(out, source.as_bytes())?;
     println!(
         "Solidity verifier for `{}` -> {} ({} bytes of source, {})",
@@ -77,6 +80,11 @@ pub fn export_solidity(dir: &Path, out: &Path) -> Result<()> {
         verifier.calldata_len
     );
     println!("  verdict   returns empty on a valid proof, reverts otherwise");
+    println!(
+        "  model id  {} (its constants are this key's)",
+        key.model_id()
+    );
+    crate::commands::print_srs(&key);
     Ok(())
 }
 
@@ -95,9 +103,13 @@ pub fn encode_calldata(proof_path: &Path, out: Option<&Path>) -> Result<()> {
 }
 
 /// `Ok(true)` accepted, `Ok(false)` rejected (by the statement check or the contract).
-pub fn verify_evm(dir: &Path, proof_path: &Path) -> Result<bool> {
+pub fn verify_evm(dir: &Path, proof_path: &Path, expected_id: Option<&str>) -> Result<bool> {
     let key = load_vk(dir)?;
     let proof = load_proof(proof_path)?;
+    // The contract is compiled from this key: pinning its id pins the contract's constants.
+    if !crate::commands::pinned(&key, dir, expected_id, "rejected") {
+        return Ok(false);
+    }
     // The contract checks the proof against the instances; the file's other claims (model
     // id, the dequantized output) are checked here exactly as the native verifier does.
     if let Err(reason) = zkinfer_verifier::statement(&key, &proof) {
@@ -105,6 +117,9 @@ pub fn verify_evm(dir: &Path, proof_path: &Path) -> Result<bool> {
         return Ok(false);
     }
     let (build, t_build) = build(&key)?;
+    if key.srs.is_insecure_dev_srs() {
+        eprintln!("{}", crate::commands::DEV_SRS_WARNING);
+    }
     let calldata = zkinfer_evm::calldata(&proof)
         .map_err(|e| anyhow::anyhow!("{}: {e}", proof_path.display()))?;
     let (run, t_evm) = step("deploying and calling in revm", || {

@@ -64,7 +64,8 @@ enum Command {
     /// Generate the proving and verifying keys: DIR/pk, DIR/vk, DIR/srs.
     Setup {
         dir: PathBuf,
-        /// A halo2 KZG params file (BN254) with at least 2^k points.
+        /// The trusted setup: a snarkjs / Perpetual Powers of Tau `.ptau` file (BN254) or
+        /// a halo2 KZG params file, with at least 2^k powers.
         #[arg(long, conflicts_with = "dev_srs")]
         srs: Option<PathBuf>,
         /// Use a deterministic, publicly known SRS. INSECURE: proofs can be forged.
@@ -82,7 +83,8 @@ enum Command {
         #[arg(long, value_enum, default_value = "auto")]
         engine: EngineChoice,
     },
-    /// Verify a proof: exit 0 valid, 1 invalid, 2 error.
+    /// Verify a proof: exit 0 valid, 1 invalid, 2 error. Prints the SRS fingerprint, and a
+    /// warning for keys made with --dev-srs.
     Verify {
         dir: PathBuf,
         #[arg(long)]
@@ -96,6 +98,9 @@ enum Command {
         dir: PathBuf,
         #[arg(long)]
         out: PathBuf,
+        /// Refuse (exit 2) unless DIR's key is this model id.
+        #[arg(long)]
+        model_id: Option<String>,
     },
     /// Write the calldata for the Solidity verifier: instances, then proof bytes.
     EncodeCalldata {
@@ -111,6 +116,10 @@ enum Command {
         dir: PathBuf,
         #[arg(long)]
         proof: PathBuf,
+        /// Also require this model commitment: the contract is compiled from DIR's key,
+        /// so this pins its constants too.
+        #[arg(long)]
+        model_id: Option<String>,
     },
     /// Run compile, setup, prove and verify on an embedded example model.
     Demo {
@@ -180,13 +189,17 @@ fn main() -> ExitCode {
             proof,
             model_id,
         } => commands::verify(&dir, &proof, model_id.as_deref()).map(verdict),
-        Command::ExportSolidity { dir, out } => {
-            evm::export_solidity(&dir, &out).map(|_| ExitCode::SUCCESS)
+        Command::ExportSolidity { dir, out, model_id } => {
+            evm::export_solidity(&dir, &out, model_id.as_deref()).map(|_| ExitCode::SUCCESS)
         }
         Command::EncodeCalldata { proof, out } => {
             evm::encode_calldata(&proof, out.as_deref()).map(|_| ExitCode::SUCCESS)
         }
-        Command::VerifyEvm { dir, proof } => evm::verify_evm(&dir, &proof).map(verdict),
+        Command::VerifyEvm {
+            dir,
+            proof,
+            model_id,
+        } => evm::verify_evm(&dir, &proof, model_id.as_deref()).map(verdict),
         Command::Demo { dir } => demo::run(dir),
     };
     match result {

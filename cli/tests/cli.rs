@@ -4,36 +4,14 @@
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+
+use common::{code, ok, s, zkinfer};
 
 use zkinfer_tests::{encode, model, node, shared_models, tract_run, value_info, value_info_any};
-
-fn zkinfer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_zkinfer"))
-        .args(args)
-        .output()
-        .expect("runs zkinfer")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = zkinfer(args);
-    assert!(
-        out.status.success(),
-        "zkinfer {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 struct Run {
     _tmp: tempfile::TempDir,

@@ -22,6 +22,7 @@ use snark_verifier::loader::evm::{self as evm_loader, EvmLoader};
 use snark_verifier::pcs::kzg::{Bdfg21, KzgAs, KzgDecidingKey};
 use snark_verifier::system::halo2::{compile, transcript::evm::EvmTranscript, Config};
 use snark_verifier::verifier::{plonk::PlonkVerifier, SnarkVerifier};
+use zkinfer_circuits::{InputMode, ParamsMode};
 use zkinfer_verifier::{guard, verifier_params, ProofFile, VerifierKey};
 
 pub use solc::{Bytecode, Solc};
@@ -62,7 +63,7 @@ fn generated_code(key: &VerifierKey) -> Result<String, EvmError> {
             &key.vk,
             Config::kzg().with_num_instance(vec![num_instance]),
         );
-        let dk: KzgDecidingKey<Bn256> = (key.g, key.g2, key.s_g2).into();
+        let dk: KzgDecidingKey<Bn256> = (key.srs.g, key.srs.g2, key.srs.s_g2).into();
         let loader = EvmLoader::new::<Fq, Fr>();
         let protocol = protocol.loaded(&loader);
         let mut transcript = EvmTranscript::<G1Affine, Rc<EvmLoader>, _, _>::new(&loader);
@@ -74,6 +75,43 @@ fn generated_code(key: &VerifierKey) -> Result<String, EvmError> {
     })
     .ok_or_else(|| bad("snark-verifier failed on this key"))?
     .map_err(EvmError::Generate)
+    .and_then(|code| check_public_values(&code, key))
+}
+
+/// snark-verifier reads each public value as `calldataload(i) mod r`, so `x + k·r` would
+/// pass for `x`, and a public input is any field element. This puts a block first in the
+/// verifier that reverts unless every public value is a canonical field element (below
+/// r) and, when the input is public, every input element an integer of the statement's
+/// input width (`v < 2^(b-1)` or `v ≥ r − 2^(b-1)`), as the native verifier checks.
+fn check_public_values(code: &str, key: &VerifierKey) -> Result<String, EvmError> {
+    let info = &key.info;
+    let vis = info.visibility();
+    let mut block = format!(
+        "{{\n// zkinfer: every public value is a canonical field element.\n\
+         for {{ let i := 0 }} lt(i, {:#x}) {{ i := add(i, 0x20) }} {{\n\
+         if iszero(lt(calldataload(i), f_q)) {{ revert(0, 0) }}\n}}\n",
+        32 * info.public_values()
+    );
+    if vis.input == InputMode::Public {
+        let first = usize::from(vis.params == ParamsMode::Hashed);
+        let half = 1u64 << (info.input_bits - 1);
+        block += &format!(
+            "// zkinfer: every input element is a {}-bit signed integer.\n\
+             for {{ let i := {:#x} }} lt(i, {:#x}) {{ i := add(i, 0x20) }} {{\n\
+             let v := calldataload(i)\n\
+             if iszero(or(lt(v, {half:#x}), iszero(lt(v, sub(f_q, {half:#x}))))) {{ revert(0, 0) }}\n}}\n",
+            info.input_bits,
+            32 * first,
+            32 * (first + info.input_len()),
+        );
+    }
+    block += "}\n";
+    let func = code
+        .find("function validate_ec_point")
+        .ok_or_else(|| split::unexpected("no validate_ec_point"))?;
+    let end = split::matching_brace(code, func + code[func..].find('{').unwrap_or(0))
+        .ok_or_else(|| split::unexpected("unbalanced braces"))?;
+    Ok(format!("{}\n{block}{}", &code[..end], &code[end..]))
 }
 
 /// A verifier and its compiled contracts, in deployment order.

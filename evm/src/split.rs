@@ -57,9 +57,23 @@ impl SolidityVerifier {
         format!("{PRAGMA}\n{}", self.contracts[i].code)
     }
 
-    /// Every contract in one file, as `export-solidity` writes it.
+    /// Every contract in one file.
     pub fn source(&self) -> String {
+        self.source_with("")
+    }
+
+    /// Every contract in one file, as `export-solidity` writes it: headed by the model id
+    /// and SRS fingerprint of the key whose constants it holds.
+    pub fn source_for(&self, model_id: &str, srs_fingerprint: &str) -> String {
+        self.source_with(&format!(
+            "// The zkinfer verifier of model id {model_id}: its constants are that key's\n\
+             // (KZG points of the SRS with fingerprint {srs_fingerprint}).\n"
+        ))
+    }
+
+    fn source_with(&self, header: &str) -> String {
         let mut s = String::from(PRAGMA);
+        s += header;
         if self.is_split() {
             s += &format!(
                 "// zkinfer's verifier, split across {} contracts to fit EIP-170: deploy\n\
@@ -77,14 +91,14 @@ impl SolidityVerifier {
     }
 }
 
-fn unexpected(what: &str) -> EvmError {
+pub(crate) fn unexpected(what: &str) -> EvmError {
     EvmError::Generate(format!(
         "unexpected shape of snark-verifier's code ({what}); cannot split it"
     ))
 }
 
 /// The index one past the `}` that closes the `{` at `open`.
-fn matching_brace(code: &str, open: usize) -> Option<usize> {
+pub(crate) fn matching_brace(code: &str, open: usize) -> Option<usize> {
     let mut depth = 0usize;
     for (i, c) in code[open..].char_indices() {
         match c {

@@ -31,6 +31,7 @@ pub fn statement_info(model: &QModel, layout: &Layout) -> StatementInfo {
         layout: layout.clone(),
         input_shape: input.shape.clone(),
         input_scale: input.scale,
+        input_bits: model.act_bits,
         output_shape: output.shape.clone(),
         output_scale: output.scale,
         params_hash: (layout.visibility.params == ParamsMode::Hashed)

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use halo2_proofs::halo2curves::bn256::{Bn256, G1Affine};
 use halo2_proofs::plonk::{keygen_pk, keygen_vk, ProvingKey};
-use halo2_proofs::poly::commitment::{Params, ParamsProver};
+use halo2_proofs::poly::commitment::Params;
 use halo2_proofs::poly::kzg::commitment::ParamsKZG;
 use halo2_proofs::SerdeFormat;
 use zkinfer_circuits::ModelCircuit;
@@ -13,6 +13,7 @@ use zkinfer_verifier::artifact::{
     read_container, write_container, StatementInfo, VerifierKey, PK_MAGIC,
 };
 
+use crate::srs::srs_points;
 use crate::ProveError;
 
 /// The proving key with the statement it proves.
@@ -33,6 +34,8 @@ impl ProverKey {
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ProveError> {
         let (info, body): (StatementInfo, _) = read_container(bytes, PK_MAGIC, "proving key")?;
+        info.validate()
+            .map_err(|e| ProveError::Keygen(format!("corrupt proving key: {e}")))?;
         let layout = info.layout.clone();
         let pk = ProvingKey::<G1Affine>::read::<_, ModelCircuit>(
             &mut &body[..],
@@ -57,10 +60,21 @@ pub fn setup(
     let verifier = VerifierKey {
         info: info.clone(),
         k: params.k(),
-        g: params.get_g()[0],
-        g2: params.g2(),
-        s_g2: params.s_g2(),
+        srs: srs_points(params),
         vk,
     };
     Ok((ProverKey { info, pk }, verifier))
+}
+
+impl ProverKey {
+    /// The model id of the statement this key proves with `params` (the same as the
+    /// verifying key's, [`VerifierKey::model_id`]).
+    pub fn model_id(&self, params: &ParamsKZG<Bn256>) -> String {
+        zkinfer_verifier::model_id(
+            &self.info,
+            params.k(),
+            &srs_points(params),
+            self.pk.get_vk(),
+        )
+    }
 }

@@ -16,13 +16,13 @@ use zkinfer_circuits::witness::advice_columns;
 use zkinfer_circuits::{ModelCircuit, OutputMode};
 use zkinfer_qir::{dequantize, QModel, Trace};
 use zkinfer_verifier::artifact::{
-    fr_to_hex, model_id, OutputValues, ProofFile, FORMAT_VERSION, PROOF_FORMAT, PROTOCOL,
+    fr_to_hex, OutputValues, ProofFile, FORMAT_VERSION, PROOF_FORMAT, PROTOCOL,
 };
 
 pub use artifact::CompiledCircuit;
 pub use engine::{CpuEngine, Engine};
 pub use keys::{setup, ProverKey};
-pub use srs::{dev_srs, read_halo2_params, read_srs, write_srs};
+pub use srs::{dev_srs, read_ceremony_srs, read_halo2_params, read_srs, srs_points, write_srs};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -93,7 +93,7 @@ pub fn prove_witness(
         version: FORMAT_VERSION,
         protocol: PROTOCOL.into(),
         model: info.model.clone(),
-        model_id: model_id(key.pk.get_vk(), info.params_hash.as_deref()),
+        model_id: key.model_id(params),
         proof: format!("0x{}", hex_encode(&proof)),
         visibility: info.visibility(),
         instances: instances.iter().map(fr_to_hex).collect(),

@@ -5,16 +5,17 @@ use std::io::{Cursor, Read};
 
 use halo2_proofs::halo2curves::bn256::{Fr, G1Affine, G2Affine};
 use halo2_proofs::halo2curves::ff::PrimeField;
-use halo2_proofs::plonk::VerifyingKey;
+use halo2_proofs::plonk::{Circuit, ConstraintSystem, VerifyingKey};
 use halo2_proofs::{SerdeCurveAffine, SerdeFormat};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use zkinfer_circuits::{Layout, ModelCircuit, ParamsMode, Visibility};
 
+use crate::identity::{self, SrsPoints};
 use crate::VerifyError;
 
 /// Version of every binary container and of the proof JSON. Bumped on any change.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 pub const VK_MAGIC: &[u8; 8] = b"ZKINFVK\0";
 pub const PK_MAGIC: &[u8; 8] = b"ZKINFPK\0";
 pub const PROOF_FORMAT: &str = "zkinfer-proof";
@@ -58,11 +59,13 @@ pub fn read_container<'a, H: DeserializeOwned>(
         });
     }
     let len = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]) as usize;
-    let header = bytes
-        .get(16..16 + len)
+    let end = 16usize
+        .checked_add(len)
+        .filter(|&end| end <= bytes.len())
         .ok_or_else(|| bad("truncated header".into()))?;
-    let header = serde_json::from_slice(header).map_err(|e| bad(format!("bad header: {e}")))?;
-    Ok((header, &bytes[16 + len..]))
+    let header =
+        serde_json::from_slice(&bytes[16..end]).map_err(|e| bad(format!("bad header: {e}")))?;
+    Ok((header, &bytes[end..]))
 }
 
 /// Checks the `format` and `version` fields of a zkinfer JSON file.
@@ -87,19 +90,36 @@ pub fn check_json_format(
     }
 }
 
-/// What a verifier must know about the statement besides the halo2 key.
+/// The most elements an input or output may have (a bound on what a file may claim).
+pub const MAX_ELEMENTS: usize = 1 << 28;
+
+/// What a verifier must know about the statement besides the halo2 key. Every field is
+/// bound by the model id ([`crate::identity::model_id`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StatementInfo {
     pub model: String,
     pub layout: Layout,
     pub input_shape: Vec<usize>,
     pub input_scale: i32,
+    /// Signed width of the quantized input: every input element lies in
+    /// `[-2^(bits-1), 2^(bits-1))` (checked by the verifier when the input is public,
+    /// range-checked in the circuit when it is private or hashed).
+    pub input_bits: u32,
     pub output_shape: Vec<usize>,
     pub output_scale: i32,
     /// With `--params hashed`: the Poseidon hash of this model's weights, which the first
     /// public value must equal (the halo2 key itself serves every model of the shape).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params_hash: Option<String>,
+}
+
+/// Elements of a tensor of `shape`, if at least 1 and at most [`MAX_ELEMENTS`].
+fn elements(shape: &[usize]) -> Option<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|n| (1..=MAX_ELEMENTS).contains(n))
 }
 
 impl StatementInfo {
@@ -113,24 +133,60 @@ impl StatementInfo {
             .public_values(self.input_len(), self.output_len())
     }
 
+    /// Elements of the input (0 for a header that [`Self::validate`] refuses).
     pub fn input_len(&self) -> usize {
-        self.input_shape.iter().product()
+        elements(&self.input_shape).unwrap_or(0)
     }
 
+    /// Elements of the output (0 for a header that [`Self::validate`] refuses).
     pub fn output_len(&self) -> usize {
-        self.output_shape.iter().product()
+        elements(&self.output_shape).unwrap_or(0)
+    }
+
+    /// The range `[min, max]` of a quantized input element.
+    pub fn input_range(&self) -> (i64, i64) {
+        zkinfer_qir::signed_range(self.input_bits)
+    }
+
+    /// Checks every size and number a file may claim, so that nothing downstream
+    /// overflows, panics or allocates without bound.
+    pub fn validate(&self) -> Result<(), String> {
+        self.layout.validate()?;
+        for (what, shape) in [("input", &self.input_shape), ("output", &self.output_shape)] {
+            if elements(shape).is_none() {
+                return Err(format!(
+                    "`{what}_shape` {shape:?} must have between 1 and {MAX_ELEMENTS} elements"
+                ));
+            }
+        }
+        for (what, scale) in [("input", self.input_scale), ("output", self.output_scale)] {
+            if !(-126..=126).contains(&scale) {
+                return Err(format!("`{what}_scale` {scale} is not in -126..=126"));
+            }
+        }
+        if !(2..=30).contains(&self.input_bits) {
+            return Err(format!("`input_bits` {} is not in 2..=30", self.input_bits));
+        }
+        let hashed = self.layout.visibility.params == ParamsMode::Hashed;
+        // Canonical spelling only (as `fr_to_hex` writes it): one statement, one id.
+        match &self.params_hash {
+            Some(h) if hashed && fr_from_hex(h).is_some_and(|x| &fr_to_hex(&x) == h) => Ok(()),
+            None if !hashed => Ok(()),
+            _ => Err(
+                "`params_hash` must be a field element in 0x-hex exactly when the weights are hashed"
+                    .into(),
+            ),
+        }
     }
 }
 
-/// The verifying key file: statement, the SRS elements a KZG verifier needs
+/// The verifying key file: statement, the SRS points a KZG verifier needs
 /// (`g`, `g2`, `s·g2`), and the halo2 verifying key.
 #[derive(Clone, Debug)]
 pub struct VerifierKey {
     pub info: StatementInfo,
     pub k: u32,
-    pub g: G1Affine,
-    pub g2: G2Affine,
-    pub s_g2: G2Affine,
+    pub srs: SrsPoints,
     pub vk: VerifyingKey<G1Affine>,
 }
 
@@ -139,9 +195,9 @@ impl VerifierKey {
         let mut body = Vec::new();
         body.extend_from_slice(&self.k.to_le_bytes());
         // Writing to a Vec cannot fail.
-        let _ = self.g.write(&mut body, SerdeFormat::RawBytes);
-        let _ = self.g2.write(&mut body, SerdeFormat::RawBytes);
-        let _ = self.s_g2.write(&mut body, SerdeFormat::RawBytes);
+        let _ = self.srs.g.write(&mut body, SerdeFormat::RawBytes);
+        let _ = self.srs.g2.write(&mut body, SerdeFormat::RawBytes);
+        let _ = self.srs.s_g2.write(&mut body, SerdeFormat::RawBytes);
         body.extend_from_slice(&self.vk.to_bytes(SerdeFormat::RawBytes));
         write_container(VK_MAGIC, &self.info, &body)
     }
@@ -152,6 +208,7 @@ impl VerifierKey {
             what: "verifying key".into(),
             reason,
         };
+        info.validate().map_err(bad)?;
         let mut r = Cursor::new(body);
         let mut k = [0u8; 4];
         r.read_exact(&mut k).map_err(|e| bad(e.to_string()))?;
@@ -162,56 +219,87 @@ impl VerifierKey {
             .map_err(|e| bad(format!("SRS g2: {e}")))?;
         let s_g2 = G2Affine::read(&mut r, SerdeFormat::RawBytes)
             .map_err(|e| bad(format!("SRS s_g2: {e}")))?;
-        info.layout.validate().map_err(bad)?;
-        let hashed = info.layout.visibility.params == ParamsMode::Hashed;
-        match &info.params_hash {
-            Some(h) if hashed && fr_from_hex(h).is_some() => {}
-            None if !hashed => {}
-            _ => {
-                return Err(bad(
-                    "`params_hash` must be a field element in 0x-hex exactly when the weights are hashed"
-                        .into(),
-                ))
-            }
-        }
+        let srs = SrsPoints { g, g2, s_g2 };
+        srs.check().map_err(bad)?;
+        let at = r.position() as usize;
+        check_halo2_key_size(&body[at.min(body.len())..], k, &info.layout).map_err(bad)?;
         let layout = info.layout.clone();
         let vk = crate::guard(|| {
             VerifyingKey::<G1Affine>::read::<_, ModelCircuit>(&mut r, SerdeFormat::RawBytes, layout)
         })
         .ok_or_else(|| bad("malformed halo2 verifying key".into()))?
         .map_err(|e| bad(format!("halo2 verifying key: {e}")))?;
-        if vk.get_domain().k() != k || info.layout.k != k {
+        // The verifier indexes the fixed commitments by the constraint system's columns.
+        if vk.fixed_commitments().len() != vk.cs().num_fixed_columns() {
             return Err(bad(format!(
-                "inconsistent sizes: SRS k={k}, key k={}, layout k={}",
-                vk.get_domain().k(),
-                info.layout.k
+                "the halo2 key has {} fixed commitments; its constraint system has {} fixed columns",
+                vk.fixed_commitments().len(),
+                vk.cs().num_fixed_columns()
             )));
         }
-        Ok(VerifierKey {
-            info,
-            k,
-            g,
-            g2,
-            s_g2,
-            vk,
-        })
+        // halo2 reads raw points without a curve check; the digest binds them, and a
+        // point off the curve is refused here all the same.
+        let commitments = vk.fixed_commitments().iter();
+        if !commitments
+            .chain(vk.permutation().commitments())
+            .all(identity::in_g1)
+        {
+            return Err(bad(
+                "a commitment of the halo2 key is not a BN254 point".into()
+            ));
+        }
+        if r.position() != body.len() as u64 {
+            return Err(bad(format!(
+                "{} bytes after the halo2 verifying key",
+                body.len() as u64 - r.position()
+            )));
+        }
+        Ok(VerifierKey { info, k, srs, vk })
     }
 
-    /// The model commitment. With fixed weights: the verifying key's transcript digest,
-    /// which binds the circuit's structure and, as fixed columns, the weights. With
-    /// hashed weights: `<digest>:<weights hash>`, the architecture's key and the weights.
+    /// The model commitment: a digest of everything verification reads
+    /// ([`identity::model_id`]).
     pub fn model_id(&self) -> String {
-        model_id(&self.vk, self.info.params_hash.as_deref())
+        identity::model_id(&self.info, self.k, &self.srs, &self.vk)
     }
 }
 
-/// See [`VerifierKey::model_id`].
-pub fn model_id(vk: &VerifyingKey<G1Affine>, params_hash: Option<&str>) -> String {
-    let digest = fr_to_hex(&vk.transcript_repr());
-    match params_hash {
-        Some(h) => format!("{digest}:{h}"),
-        None => digest,
+/// What halo2's reader trusts before it reads a byte, checked first: its version byte, a
+/// `k` equal to the key's and the layout's, and, with compressed selectors (halo2
+/// allocates `selectors × 2^k` before reading them), that the file holds those bytes, so a
+/// small file cannot claim a huge allocation.
+fn check_halo2_key_size(bytes: &[u8], k: u32, layout: &Layout) -> Result<(), String> {
+    let (Some(&version), Some(key_k), Some(&compressed)) = (
+        bytes.first(),
+        bytes
+            .get(1..5)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes),
+        bytes.get(5),
+    ) else {
+        return Err("truncated halo2 verifying key".into());
+    };
+    if version != 2 || compressed > 1 {
+        return Err("not a halo2-axiom verifying key (version 2)".into());
     }
+    if key_k != k || layout.k != k {
+        return Err(format!(
+            "inconsistent sizes: SRS k={k}, key k={key_k}, layout k={}",
+            layout.k
+        ));
+    }
+    if compressed == 1 {
+        let mut cs = ConstraintSystem::<Fr>::default();
+        ModelCircuit::configure_with_params(&mut cs, layout.clone());
+        let need = cs.num_selectors().saturating_mul((1usize << k).div_ceil(8));
+        if bytes.len() < need {
+            return Err(format!(
+                "truncated halo2 verifying key: its selectors need {need} bytes, it has {}",
+                bytes.len()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The dequantized output as it appears in a proof file.
@@ -311,6 +399,36 @@ mod tests {
             Err(VerifyError::Version { found: 0, .. })
         ));
         assert!(read_container::<String>(&bytes[..10], VK_MAGIC, "key").is_err());
+    }
+
+    #[test]
+    fn a_weights_hash_must_be_spelt_canonically() {
+        use zkinfer_circuits::{ParamsMode, Visibility};
+        let mut info = StatementInfo {
+            model: "m".into(),
+            layout: Layout {
+                k: 10,
+                visibility: Visibility {
+                    params: ParamsMode::Hashed,
+                    ..Visibility::default()
+                },
+                hash_lanes: 1,
+                pack_lanes: 1,
+                weight_bits: 12,
+                ..Layout::default()
+            },
+            input_shape: vec![1, 4],
+            input_scale: 5,
+            input_bits: 12,
+            output_shape: vec![1, 2],
+            output_scale: 5,
+            params_hash: Some(fr_to_hex(&Fr::from(0xabcdefu64))),
+        };
+        assert_eq!(info.validate(), Ok(()));
+        info.params_hash = info.params_hash.map(|h| h.replace("abcdef", "ABCDEF"));
+        assert!(info.validate().is_err());
+        info.params_hash = None;
+        assert!(info.validate().is_err());
     }
 
     #[test]

@@ -5,11 +5,12 @@
 //! other format version) are [`VerifyError`]s.
 
 pub mod artifact;
+pub mod identity;
 pub mod transcript;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use halo2_proofs::halo2curves::bn256::{Bn256, Fr};
+use halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
 use halo2_proofs::plonk::verify_proof;
 use halo2_proofs::poly::kzg::commitment::{KZGCommitmentScheme, ParamsKZG};
 use halo2_proofs::poly::kzg::multiopen::VerifierSHPLONK;
@@ -18,9 +19,8 @@ use halo2_proofs::transcript::TranscriptReadBuffer;
 use halo2_proofs::{SerdeCurveAffine, SerdeFormat};
 use zkinfer_circuits::{fe_to_i64, InputMode, OutputMode, ParamsMode};
 
-pub use artifact::{
-    fr_from_hex, fr_to_hex, model_id, OutputValues, ProofFile, StatementInfo, VerifierKey,
-};
+pub use artifact::{fr_from_hex, fr_to_hex, OutputValues, ProofFile, StatementInfo, VerifierKey};
+pub use identity::{model_id, SrsPoints, DEV_SRS_FINGERPRINT};
 pub use transcript::KeccakTranscript;
 
 #[derive(Debug, thiserror::Error)]
@@ -70,17 +70,31 @@ pub fn guard<T>(f: impl FnOnce() -> T) -> Option<T> {
     r
 }
 
-/// The KZG verifier parameters (`g`, `g2`, `s·g2`) as halo2's `ParamsKZG`.
-pub fn verifier_params(key: &VerifierKey) -> Option<ParamsKZG<Bn256>> {
-    // halo2's KZG verifier reads only g[0], g2, s_g2 and n = 2^k: a size-1 parameter set
-    // re-labelled with the circuit's k.
+/// halo2's `ParamsKZG` from powers `g` of the secret (and their Lagrange basis, computed
+/// from `g` when `None`) and the verifier's points. halo2 builds parameters only from
+/// others (`from_parts` is a method), so this starts from the smallest set, read from
+/// bytes.
+pub fn kzg_params(
+    k: u32,
+    g: Vec<G1Affine>,
+    g_lagrange: Option<Vec<G1Affine>>,
+    points: &SrsPoints,
+) -> Option<ParamsKZG<Bn256>> {
+    let SrsPoints { g: g0, g2, s_g2 } = *points;
     let mut bytes = 0u32.to_le_bytes().to_vec();
-    key.g.write(&mut bytes, SerdeFormat::RawBytes).ok()?;
-    key.g.write(&mut bytes, SerdeFormat::RawBytes).ok()?;
-    key.g2.write(&mut bytes, SerdeFormat::RawBytes).ok()?;
-    key.s_g2.write(&mut bytes, SerdeFormat::RawBytes).ok()?;
+    g0.write(&mut bytes, SerdeFormat::RawBytes).ok()?;
+    g0.write(&mut bytes, SerdeFormat::RawBytes).ok()?;
+    g2.write(&mut bytes, SerdeFormat::RawBytes).ok()?;
+    s_g2.write(&mut bytes, SerdeFormat::RawBytes).ok()?;
     let one = ParamsKZG::<Bn256>::read_custom(&mut bytes.as_slice(), SerdeFormat::RawBytes).ok()?;
-    (key.k <= 28).then(|| one.from_parts(key.k, vec![key.g], Some(vec![key.g]), key.g2, key.s_g2))
+    (k <= 28).then(|| one.from_parts(k, g, g_lagrange, g2, s_g2))
+}
+
+/// The KZG verifier parameters (`g`, `g2`, `s·g2`) as halo2's `ParamsKZG`: halo2's KZG
+/// verifier reads only g[0], g2, s_g2 and n = 2^k, so a size-1 set relabelled with `k`.
+pub fn verifier_params(key: &VerifierKey) -> Option<ParamsKZG<Bn256>> {
+    let g = key.srs.g;
+    kzg_params(key.k, vec![g], Some(vec![g]), &key.srs)
 }
 
 /// A proof file whose statement matches the key: the public instances, the proof bytes
@@ -120,25 +134,26 @@ pub fn statement(key: &VerifierKey, proof: &ProofFile) -> Result<Statement, Stri
     }
     let (instances, bytes) = proof.public_values()?;
     let mut rest = instances.as_slice();
-    let mut take = |n: usize| {
-        let (head, tail) = rest.split_at(n);
+    let mut take = |n: usize| -> Result<&[Fr], String> {
+        let (head, tail) = rest
+            .split_at_checked(n)
+            .ok_or("the proof carries fewer public values than its statement")?;
         rest = tail;
-        head
+        Ok(head)
     };
-    let dequantize = |values: &[Fr], scale: i32, what: &str| {
-        values
-            .iter()
-            .enumerate()
-            .map(|(j, x)| {
-                let q =
-                    fe_to_i64(x).ok_or(format!("public {what} {j} is not a quantized value"))?;
-                Ok(zkinfer_qir::dequantize(q, scale))
-            })
-            .collect::<Result<Vec<f64>, String>>()
+    // A public value as the signed integer it encodes, within `[min, max]`.
+    let integer = |x: &Fr, j: usize, what: &str, (min, max): (i64, i64)| {
+        fe_to_i64(x)
+            .filter(|v| (min..=max).contains(v))
+            .ok_or(format!(
+                "public {what} {j} ({}) is not an integer in [{min}, {max}], the range of \
+                 this model's quantized {what}",
+                fr_to_hex(x)
+            ))
     };
     let mut public = Public::default();
     if vis.params == ParamsMode::Hashed {
-        let h = fr_to_hex(&take(1)[0]);
+        let h = fr_to_hex(&take(1)?[0]);
         if info.params_hash.as_deref() != Some(h.as_str()) {
             return Err(format!(
                 "the proof is for weights hash {h}, this verifying key's weights hash is {}",
@@ -149,34 +164,54 @@ pub fn statement(key: &VerifierKey, proof: &ProofFile) -> Result<Statement, Stri
     }
     match vis.input {
         InputMode::Public => {
-            public.input = Some(dequantize(
-                take(info.input_len()),
-                info.input_scale,
-                "input",
-            )?)
+            let range = info.input_range();
+            let values = take(info.input_len())?
+                .iter()
+                .enumerate()
+                .map(|(j, x)| integer(x, j, "input", range))
+                .collect::<Result<Vec<i64>, String>>()?;
+            public.input = Some(
+                values
+                    .iter()
+                    .map(|&q| zkinfer_qir::dequantize(q, info.input_scale))
+                    .collect(),
+            );
         }
         InputMode::Private => {}
-        InputMode::Hashed => public.input_hash = Some(fr_to_hex(&take(1)[0])),
+        InputMode::Hashed => public.input_hash = Some(fr_to_hex(&take(1)?[0])),
     }
     match vis.output {
         OutputMode::Public => {
-            let output = dequantize(take(info.output_len()), info.output_scale, "output")?;
-            // The output the file states must be the one the instances encode.
+            // The circuit bounds every output element (to at most 30 bits); within 2^53 a
+            // dequantized integer is one f64, so the file's values must equal them exactly.
+            const EXACT: i64 = 1 << 53;
+            let output = take(info.output_len())?
+                .iter()
+                .enumerate()
+                .map(|(j, x)| {
+                    integer(x, j, "output", (-EXACT, EXACT))
+                        .map(|q| zkinfer_qir::dequantize(q, info.output_scale))
+                })
+                .collect::<Result<Vec<f64>, String>>()?;
             let stated = proof
                 .output
                 .as_ref()
                 .ok_or("the proof file states no `output`")?;
-            if stated.values.len() != output.len()
-                || stated
-                    .values
-                    .iter()
-                    .zip(&output)
-                    .any(|(a, b)| (a - b).abs() > 1e-9)
-                || stated.scale != info.output_scale
+            if stated.scale != info.output_scale
+                || stated.shape != info.output_shape
+                || stated.values.len() != output.len()
             {
                 return Err(
-                    "the `output` values in the file differ from the proven public output".into(),
+                    "the `output` in the file has another shape or scale than the proven output"
+                        .into(),
                 );
+            }
+            // Exact: JSON round-trips an f64.
+            if let Some(j) = (0..output.len()).find(|&j| stated.values[j] != output[j]) {
+                return Err(format!(
+                    "the `output` value {j} in the file ({}) is not the proven public output ({})",
+                    stated.values[j], output[j]
+                ));
             }
             public.output = Some(output);
         }
@@ -184,8 +219,11 @@ pub fn statement(key: &VerifierKey, proof: &ProofFile) -> Result<Statement, Stri
             if proof.output.is_some() {
                 return Err("the output is hashed, yet the proof file states output values".into());
             }
-            public.output_hash = Some(fr_to_hex(&take(1)[0]));
+            public.output_hash = Some(fr_to_hex(&take(1)?[0]));
         }
+    }
+    if !rest.is_empty() {
+        return Err("the proof carries more public values than its statement".into());
     }
     Ok(Statement {
         instances,

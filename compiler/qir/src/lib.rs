@@ -347,6 +347,19 @@ pub enum QirError {
         min: i64,
         max: i64,
     },
+    #[error(
+        "input element {index} of `{name}` is {value}, outside the {bits}-bit range [{min}, {max}] \
+         of the model's quantized input (the input lies outside the calibrated range: recompile \
+         with calibration data that covers it, or more --bits)"
+    )]
+    InputOutOfRange {
+        name: String,
+        index: usize,
+        value: i64,
+        bits: u32,
+        min: i64,
+        max: i64,
+    },
     #[error("arithmetic overflow in op {op} ({kind}) computing `{name}`")]
     Overflow {
         op: usize,
@@ -526,9 +539,22 @@ impl QModel {
                 got: input.len(),
             });
         }
+        // The input is as bounded as every rescaled value: the statement is about
+        // `act_bits`-bit integers (the circuit range-checks a private or hashed input, the
+        // verifier a public one).
+        let (min, max) = signed_range(self.act_bits);
+        if let Some(index) = input.iter().position(|v| !(min..=max).contains(v)) {
+            return Err(QirError::InputOutOfRange {
+                name: input_value.name.clone(),
+                index,
+                value: input[index],
+                bits: self.act_bits,
+                min,
+                max,
+            });
+        }
         let mut values: Vec<Vec<i64>> = vec![Vec::new(); self.values.len()];
         values[self.input.0] = input.to_vec();
-        let (min, max) = signed_range(self.act_bits);
         for (i, op) in self.ops.iter().enumerate() {
             let name = &self.value(op.output()).name;
             let overflow = || QirError::Overflow {
@@ -715,7 +741,26 @@ mod tests {
 
     #[test]
     fn out_of_range_is_an_error() {
-        let err = tiny().run(&[1000, 1000, -1000]).unwrap_err();
+        // An input outside the act_bits range is not in the statement's domain...
+        let err = tiny().run(&[16, 1000, -1000]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                QirError::InputOutOfRange {
+                    index: 1,
+                    value: 1000,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(tiny().run(&[127, -128, 0]).is_ok());
+        // ...and a rescaled value outside it cannot be proven.
+        let mut wide = tiny();
+        if let QOp::Linear(l) = &mut wide.ops[0] {
+            l.weight = vec![10, 20, 30, -40, -50, -60];
+        }
+        let err = wide.run(&[100, 100, 100]).unwrap_err();
         assert!(matches!(err, QirError::OutOfRange { .. }), "{err}");
     }
 

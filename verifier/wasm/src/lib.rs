@@ -12,26 +12,50 @@ fn key(vk: &[u8]) -> Result<VerifierKey, JsError> {
     VerifierKey::from_bytes(vk).map_err(|e| JsError::new(&e.to_string()))
 }
 
-fn verdict(vk: &[u8], proof_json: &str) -> Result<(VerifierKey, Verdict), JsError> {
+fn verdict(
+    vk: &[u8],
+    proof_json: &str,
+    model_id: Option<String>,
+) -> Result<(VerifierKey, Verdict), JsError> {
     let key = key(vk)?;
     let proof = ProofFile::parse(proof_json).map_err(|e| JsError::new(&e.to_string()))?;
-    let verdict = zkinfer_verifier::verify(&key, &proof);
+    let verdict = match model_id {
+        Some(id) if id != key.model_id() => Verdict::Invalid {
+            reason: format!(
+                "the key is model id {}, not the required {id} (its header, k, KZG points, \
+                 verifying key or weights hash differ)",
+                key.model_id()
+            ),
+        },
+        _ => zkinfer_verifier::verify(&key, &proof),
+    };
     Ok((key, verdict))
 }
 
-/// `true` when the proof is valid for this verifying key.
+/// `true` when the proof is valid for this verifying key and, when `model_id` is given,
+/// the key is that model (the id pins the key's header, KZG points and halo2 key).
 #[wasm_bindgen]
-pub fn verify(vk: &[u8], proof_json: &str) -> Result<bool, JsError> {
-    Ok(matches!(verdict(vk, proof_json)?.1, Verdict::Valid { .. }))
+pub fn verify(vk: &[u8], proof_json: &str, model_id: Option<String>) -> Result<bool, JsError> {
+    Ok(matches!(
+        verdict(vk, proof_json, model_id)?.1,
+        Verdict::Valid { .. }
+    ))
 }
 
 /// The verdict as JSON: `{"valid": true, "model_id", "model", "visibility", "output": [...],
 /// …}` (each public part present when the statement makes it public: `params_hash`,
-/// `input`, `input_hash`, `output`, `output_hash`) or `{"valid": false, "reason": "..."}`.
+/// `input`, `input_hash`, `output`, `output_hash`) or `{"valid": false, "reason": "..."}`;
+/// both with `srs_fingerprint`, `insecure_dev_srs` and, for a key made with the
+/// development SRS, a `warning` that its proofs can be forged. `model_id`, when given,
+/// must be the key's.
 #[wasm_bindgen]
-pub fn verify_report(vk: &[u8], proof_json: &str) -> Result<String, JsError> {
-    let (key, verdict) = verdict(vk, proof_json)?;
-    let report = match verdict {
+pub fn verify_report(
+    vk: &[u8],
+    proof_json: &str,
+    model_id: Option<String>,
+) -> Result<String, JsError> {
+    let (key, verdict) = verdict(vk, proof_json, model_id)?;
+    let mut report = match verdict {
         Verdict::Valid { public } => serde_json::json!({
             "valid": true,
             "model": key.info.model,
@@ -46,6 +70,14 @@ pub fn verify_report(vk: &[u8], proof_json: &str) -> Result<String, JsError> {
         }),
         Verdict::Invalid { reason } => serde_json::json!({ "valid": false, "reason": reason }),
     };
+    let dev = key.srs.is_insecure_dev_srs();
+    report["srs_fingerprint"] = key.srs.fingerprint().into();
+    report["insecure_dev_srs"] = dev.into();
+    if dev {
+        report["warning"] = "this key was made with the insecure development SRS: anyone can \
+                             forge proofs that verify under it"
+            .into();
+    }
     Ok(report.to_string())
 }
 
@@ -53,4 +85,10 @@ pub fn verify_report(vk: &[u8], proof_json: &str) -> Result<String, JsError> {
 #[wasm_bindgen]
 pub fn model_id(vk: &[u8]) -> Result<String, JsError> {
     Ok(key(vk)?.model_id())
+}
+
+/// The SRS fingerprint of a verifying key: which trusted setup it relies on.
+#[wasm_bindgen]
+pub fn srs_fingerprint(vk: &[u8]) -> Result<String, JsError> {
+    Ok(key(vk)?.srs.fingerprint())
 }

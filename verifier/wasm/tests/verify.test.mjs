@@ -2,7 +2,8 @@
 // and keys do not. Run by scripts/test-wasm.sh, which builds the package and the proofs:
 //   ZKINFER_WASM_PKG  the package directory (target/wasm/pkg)
 //   ZKINFER_PROOFS    a directory of MODEL/{vk,proof.json}, one per shared model (and
-//                     mlp_tiny-hashed, whose weights, input and output are hashed)
+//                     mlp_tiny-hashed, whose weights, input and output are hashed, and
+//                     mlp_tiny-ptau, set up from a snarkjs powers-of-tau file)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -42,6 +43,15 @@ for (const model of models) {
       assert.equal(report.params_hash, proof.instances[0]);
     }
     assert.equal(zk.model_id(vk), proof.model_id);
+    // The model id pins the key: required, it verifies; another one, it does not.
+    assert.equal(zk.verify(vk, JSON.stringify(proof), proof.model_id), true);
+    assert.equal(zk.verify(vk, JSON.stringify(proof), '0x' + '0'.repeat(64)), false);
+    // Every key but the ceremony's is the development SRS's, and says so.
+    assert.equal(report.srs_fingerprint, zk.srs_fingerprint(vk));
+    const dev = model !== 'mlp_tiny-ptau';
+    assert.equal(report.insecure_dev_srs, dev);
+    assert.equal(report.warning !== undefined, dev);
+    if (dev) assert.match(report.warning, /forge/);
 
     // One flipped hex digit in the middle of the proof bytes.
     const i = proof.proof.length >> 1;
@@ -58,6 +68,31 @@ for (const model of models) {
     assert.match(r.reason, /does not verify/);
   });
 }
+
+// The key's KZG points start after magic, version, header length, header and k.
+function pointsAt(vk) {
+  const headerLen = vk.readUInt32LE(12);
+  return 16 + headerLen + 4;
+}
+
+test('a key whose KZG points were replaced is refused, or is another model id', () => {
+  const { vk, proof } = load('mlp_tiny');
+  const at = pointsAt(vk);
+  // g2 and s·g2 replaced by the G2 identity: the pairing check would accept anything.
+  const broken = Buffer.from(vk);
+  broken.fill(0, at + 64, at + 64 + 256);
+  assert.throws(() => zk.verify(broken, JSON.stringify(proof)), /KZG point/);
+  // s·g2 of another ceremony (the ptau key's): a usable key, but not the pinned model.
+  const other = load('mlp_tiny-ptau').vk;
+  const swapped = Buffer.from(vk);
+  other.copy(swapped, at + 64 + 128, pointsAt(other) + 64 + 128, pointsAt(other) + 64 + 256);
+  assert.notEqual(zk.model_id(swapped), proof.model_id);
+  assert.equal(zk.verify(swapped, JSON.stringify(proof), proof.model_id), false);
+  const relabelled = { ...proof, model_id: zk.model_id(swapped) };
+  assert.equal(zk.verify(swapped, JSON.stringify(relabelled)), false);
+  const r = JSON.parse(zk.verify_report(swapped, JSON.stringify(proof), proof.model_id));
+  assert.match(r.reason, /not the required/);
+});
 
 test('a proof checked against another model\'s key is invalid', () => {
   if (models.length < 2) return;
