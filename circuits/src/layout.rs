@@ -8,13 +8,13 @@
 use halo2_proofs::halo2curves::bn256::Fr;
 use halo2_proofs::plonk::{Circuit, ConstraintSystem};
 use serde::{Deserialize, Serialize};
-use zkinfer_qir::{AddOperand, QModel, QOp};
+use zkinfer_qir::QModel;
 
 use crate::cost::{Prediction, Shape, Terms};
-use crate::linear::linear_rows;
 use crate::model::ModelCircuit;
-use crate::params::{per_element, weight_bits, Params};
-use crate::poseidon::{blocks, BLOCK_ROWS};
+use crate::params::{per_element, weight_bits};
+use crate::poseidon::BLOCK_ROWS;
+use crate::rows::{elementwise_elements, hash_work, linear_section_rows, pack_rows};
 use crate::table::table_rows;
 use crate::CircuitError;
 
@@ -271,52 +271,6 @@ fn shape(layout: &Layout) -> (Shape, usize) {
     (shape, cs.blinding_factors() + 1)
 }
 
-/// Rows the element-wise lanes need in all.
-pub fn elementwise_elements(model: &QModel, visibility: &Visibility) -> usize {
-    let hashed = visibility.params == ParamsMode::Hashed;
-    // A private or hashed input is range-checked, one element a row.
-    let input = match visibility.input {
-        InputMode::Public => 0,
-        InputMode::Private | InputMode::Hashed => model.value(model.input).len(),
-    };
-    input
-        + model
-            .ops
-            .iter()
-            .map(|op| match op {
-                // A wide rescale (shift ≥ B) takes two rows.
-                QOp::Rescale(r) => {
-                    model.value(r.output).len() * if r.shift < model.act_bits { 1 } else { 2 }
-                }
-                // With hashed weights an addition of a constant is a product and a sum.
-                QOp::Add(a) => {
-                    let constant = matches!(a.b, AddOperand::Constant(_));
-                    model.value(a.output).len() * if hashed && constant { 2 } else { 1 }
-                }
-                QOp::Mul(m) => model.value(m.output).len(),
-                _ => 0,
-            })
-            .sum::<usize>()
-}
-
-/// Poseidon blocks of every hash the statement takes, and weight-packing chunks.
-pub fn hash_work(model: &QModel, visibility: &Visibility, weight_bits: u32) -> (usize, usize) {
-    let mut hash_blocks = 0;
-    let mut chunks = 0;
-    if visibility.params == ParamsMode::Hashed {
-        let p = Params::of(model);
-        chunks = p.weights.len().div_ceil(per_element(weight_bits));
-        hash_blocks += blocks(chunks + p.wide.len());
-    }
-    if visibility.input == InputMode::Hashed {
-        hash_blocks += blocks(model.value(model.input).len());
-    }
-    if visibility.output == OutputMode::Hashed {
-        hash_blocks += blocks(model.value(model.output).len());
-    }
-    (hash_blocks, chunks)
-}
-
 /// A candidate layout: column counts and lanes (its `k` is chosen by [`evaluate`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Candidate {
@@ -341,19 +295,11 @@ pub fn evaluate(
             max: MAX_WEIGHT_BITS,
         });
     }
-    let linear = model
-        .ops
-        .iter()
-        .map(|op| match op {
-            QOp::Linear(l) => linear_rows(l, model, c.x_cols, c.acc_cols),
-            _ => 0,
-        })
-        .sum::<usize>()
-        + 1;
+    let linear = linear_section_rows(model, c.x_cols, c.acc_cols);
     let elementwise = elementwise_elements(model, &visibility).div_ceil(c.lanes);
-    let (hash_blocks, chunks) = hash_work(model, &visibility, weight_bits);
+    let (hash_blocks, weights) = hash_work(model, &visibility, weight_bits);
     let hash_rows = hash_blocks.div_ceil(c.hash_lanes.max(1)) * BLOCK_ROWS;
-    let pack_rows = chunks.div_ceil(c.pack_lanes.max(1)) * per_element(weight_bits.max(1));
+    let pack_rows = pack_rows(weights, per_element(weight_bits.max(1)), c.pack_lanes);
     let mut layout = Layout {
         k: 0,
         x_cols: c.x_cols,

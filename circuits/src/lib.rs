@@ -17,6 +17,7 @@ pub mod linear;
 pub mod model;
 pub mod params;
 pub mod poseidon;
+pub mod rows;
 pub mod table;
 pub mod wires;
 pub mod witness;

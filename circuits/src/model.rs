@@ -11,7 +11,7 @@ use std::sync::Arc;
 use halo2_proofs::circuit::{Cell, Layouter, Region, SimpleFloorPlanner, Value};
 use halo2_proofs::halo2curves::bn256::Fr;
 use halo2_proofs::plonk::{Circuit, Column, ConstraintSystem, Error, Instance};
-use zkinfer_qir::{AddOperand, QModel, QOp, Trace, ValueId};
+use zkinfer_qir::{QModel, QOp, Trace, ValueId};
 
 use crate::elementwise::LaneConfig;
 use crate::fe;
@@ -19,6 +19,7 @@ use crate::layout::{InputMode, Layout, OutputMode, ParamsMode};
 use crate::linear::LinearConfig;
 use crate::params::{per_element, PackConfig, Params};
 use crate::poseidon::{assign_hash, hash, Domain, Element, PoseidonConfig, BLOCK_ROWS};
+use crate::rows::{add_is_parametric, input_is_range_checked, rescale_is_wide};
 use crate::table::TableConfig;
 use crate::wires::{ParamCells, Source, Wires};
 
@@ -175,7 +176,7 @@ impl ModelCircuit {
                     lane_pos += 1;
                     at
                 };
-                if vis.input != InputMode::Public {
+                if input_is_range_checked(&vis) {
                     for i in 0..model.value(model.input).len() {
                         let (lane, row) = next_lane();
                         config.lanes[lane].assign_input_range(
@@ -197,7 +198,7 @@ impl ModelCircuit {
                         QOp::Rescale(r) => {
                             let bits = model.act_bits;
                             for i in 0..model.value(r.output).len() {
-                                let from = if r.shift < bits {
+                                let from = if !rescale_is_wide(model, r) {
                                     None
                                 } else {
                                     let s1 = r.shift - (bits - 1);
@@ -213,8 +214,7 @@ impl ModelCircuit {
                             }
                         }
                         QOp::Add(a) => {
-                            let param = vis.params == ParamsMode::Hashed
-                                && matches!(a.b, AddOperand::Constant(_));
+                            let param = add_is_parametric(&vis, a);
                             for i in 0..model.value(a.output).len() {
                                 let (lane, row) = next_lane();
                                 if param {

@@ -21,26 +21,39 @@ use crate::ModelCircuit;
 /// The advice columns of `circuit` (which must carry its trace): one vector of `2^k`
 /// values per advice column, the rows halo2 reserves for blinding left zero.
 pub fn advice_columns(circuit: &ModelCircuit) -> Result<Vec<Vec<Fr>>, Error> {
+    write(circuit).map(|w| w.columns)
+}
+
+/// Rows synthesis writes in each advice column of `circuit` (one past the last written
+/// row), for checking a plan against what synthesis lays out.
+pub fn advice_rows_used(circuit: &ModelCircuit) -> Result<Vec<usize>, Error> {
+    write(circuit).map(|w| w.used)
+}
+
+fn write(circuit: &ModelCircuit) -> Result<AdviceWriter, Error> {
     let mut cs = ConstraintSystem::default();
     let config = ModelCircuit::configure_with_params(&mut cs, circuit.layout.clone());
     let n = 1usize << circuit.layout.k;
     let usable = n.saturating_sub(cs.blinding_factors() + 1);
     let mut writer = AdviceWriter {
         columns: vec![vec![Fr::ZERO; n]; cs.num_advice_columns()],
+        used: vec![0; cs.num_advice_columns()],
         usable,
         k: circuit.layout.k,
         failure: None,
     };
     SimpleFloorPlanner::synthesize(&mut writer, circuit, config, cs.constants().clone())?;
-    match writer.failure {
+    match writer.failure.take() {
         Some(e) => Err(e),
-        None => Ok(writer.columns),
+        None => Ok(writer),
     }
 }
 
 /// An [`Assignment`] that keeps only the advice values.
 struct AdviceWriter {
     columns: Vec<Vec<Fr>>,
+    /// One past the last row written, per column.
+    used: Vec<usize>,
     usable: usize,
     k: u32,
     /// The first assignment that could not be written (assign_advice cannot fail).
@@ -88,7 +101,11 @@ impl Assignment<Fr> for AdviceWriter {
         let mut value = None;
         to.map(|v| value = Some(v.evaluate()));
         match (value, self.columns.get_mut(column.index())) {
-            (Some(v), Some(col)) if row < self.usable => col[row] = v,
+            (Some(v), Some(col)) if row < self.usable => {
+                col[row] = v;
+                let used = &mut self.used[column.index()];
+                *used = (*used).max(row + 1);
+            }
             _ if self.failure.is_some() => {}
             (None, _) => self.failure = Some(Error::Synthesis),
             (_, None) => self.failure = Some(Error::Synthesis),

@@ -1,0 +1,112 @@
+//! How many rows each section of the model circuit takes: the one place that says when an
+//! element takes a second lane row, read by both the planner ([`crate::layout`]) and
+//! synthesis ([`crate::model`]), so a plan is exactly what synthesis lays out (the tests
+//! check planned rows against synthesized rows on every shared model).
+
+use zkinfer_qir::{Add, AddOperand, QModel, QOp, Rescale};
+
+use crate::layout::{InputMode, OutputMode, ParamsMode, Visibility};
+use crate::linear::linear_rows;
+use crate::params::{per_element, Params};
+use crate::poseidon::blocks;
+
+/// A rescale by `2^B` or more (`B` the activation width) takes two lane rows an element:
+/// the first divides by `2^(shift − B + 1)`, the second by `2^(B − 1)` and bounds it.
+pub fn rescale_is_wide(model: &QModel, r: &Rescale) -> bool {
+    r.shift >= model.act_bits
+}
+
+/// With hashed weights an addition of a constant is a product row and a sum row, its
+/// multiplier and constant copied from the hashed parameters.
+pub fn add_is_parametric(visibility: &Visibility, a: &Add) -> bool {
+    visibility.params == ParamsMode::Hashed && matches!(a.b, AddOperand::Constant(_))
+}
+
+/// A private or hashed input is range-checked in the circuit, one lane row an element.
+pub fn input_is_range_checked(visibility: &Visibility) -> bool {
+    visibility.input != InputMode::Public
+}
+
+/// Lane rows one element of `op` takes.
+pub fn lane_rows_per_element(model: &QModel, visibility: &Visibility, op: &QOp) -> usize {
+    match op {
+        QOp::Rescale(r) => 1 + usize::from(rescale_is_wide(model, r)),
+        QOp::Add(a) => 1 + usize::from(add_is_parametric(visibility, a)),
+        QOp::Mul(_) => 1,
+        QOp::Linear(_) | QOp::Reshape(_) | QOp::Rearrange(_) | QOp::Concat(_) => 0,
+    }
+}
+
+/// Rows the element-wise lanes need in all (before they are spread over the lanes).
+pub fn elementwise_elements(model: &QModel, visibility: &Visibility) -> usize {
+    let input = if input_is_range_checked(visibility) {
+        model.value(model.input).len()
+    } else {
+        0
+    };
+    input
+        + model
+            .ops
+            .iter()
+            .map(|op| model.value(op.output()).len() * lane_rows_per_element(model, visibility, op))
+            .sum::<usize>()
+}
+
+/// Rows of the linear section: every linear op's blocks, and the trailing row the last
+/// block's gate reads.
+pub fn linear_section_rows(model: &QModel, x_cols: usize, acc_cols: usize) -> usize {
+    model
+        .ops
+        .iter()
+        .map(|op| match op {
+            QOp::Linear(l) => linear_rows(l, model, x_cols, acc_cols),
+            _ => 0,
+        })
+        .sum::<usize>()
+        + 1
+}
+
+/// Poseidon blocks of every hash the statement takes, and the number of weights the
+/// packing lanes pack.
+pub fn hash_work(model: &QModel, visibility: &Visibility, weight_bits: u32) -> (usize, usize) {
+    let mut hash_blocks = 0;
+    let mut weights = 0;
+    if visibility.params == ParamsMode::Hashed {
+        let p = Params::of(model);
+        weights = p.weights.len();
+        hash_blocks += blocks(weights.div_ceil(per_element(weight_bits)) + p.wide.len());
+    }
+    if visibility.input == InputMode::Hashed {
+        hash_blocks += blocks(model.value(model.input).len());
+    }
+    if visibility.output == OutputMode::Hashed {
+        hash_blocks += blocks(model.value(model.output).len());
+    }
+    (hash_blocks, weights)
+}
+
+/// Rows of the fullest packing lane: `weights` packed `per` a chunk, one weight a row,
+/// chunk `c` at row `(c / lanes) · per` of lane `c mod lanes` (the last chunk may be
+/// short).
+pub fn pack_rows(weights: usize, per: usize, lanes: usize) -> usize {
+    let (per, lanes) = (per.max(1), lanes.max(1));
+    let chunks = weights.div_ceil(per);
+    (chunks.saturating_sub(lanes)..chunks)
+        .map(|c| (c / lanes) * per + per.min(weights - c * per))
+        .max()
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pack_rows;
+
+    #[test]
+    fn packing_lanes_end_at_their_last_weight() {
+        assert_eq!(pack_rows(160, 21, 1), 7 * 21 + 13);
+        // Chunks 0 and 2 in lane 0 (the last one 3 weights), chunk 1 in lane 1.
+        assert_eq!(pack_rows(45, 21, 2), 21 + 3);
+        assert_eq!(pack_rows(42, 21, 4), 21);
+        assert_eq!(pack_rows(0, 21, 4), 0);
+    }
+}
