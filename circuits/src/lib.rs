@@ -16,6 +16,7 @@ pub mod layout;
 pub mod linear;
 pub mod model;
 pub mod params;
+pub mod plan;
 pub mod poseidon;
 pub mod rows;
 pub mod table;
@@ -26,8 +27,9 @@ pub use halo2_proofs;
 use halo2_proofs::halo2curves::bn256::Fr;
 use halo2_proofs::halo2curves::ff::PrimeField;
 
-pub use layout::{plan_layout, InputMode, Layout, OutputMode, ParamsMode, Plan, Visibility};
+pub use layout::{InputMode, Layout, OutputMode, ParamsMode, Visibility};
 pub use model::ModelCircuit;
+pub use plan::{plan_layout, Plan};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

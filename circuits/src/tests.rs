@@ -12,7 +12,7 @@ use zkinfer_qir::{
     ValueId,
 };
 
-use crate::layout::{evaluate, Candidate};
+use crate::plan::{evaluate, Candidate};
 use crate::{fe, fe_to_i64, InputMode, ModelCircuit, OutputMode, ParamsMode, Visibility};
 
 const BITS: u32 = 8;

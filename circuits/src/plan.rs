@@ -1,0 +1,231 @@
+//! The planner: [`plan_layout`] searches column counts for the layout the cost model
+//! ([`crate::cost`]) predicts proves fastest. Row counts come from [`crate::rows`], which
+//! synthesis reads too, so a plan is exactly what synthesis lays out.
+
+use halo2_proofs::halo2curves::bn256::Fr;
+use halo2_proofs::plonk::{Circuit, ConstraintSystem};
+use serde::{Deserialize, Serialize};
+use zkinfer_qir::QModel;
+
+use crate::cost::{Prediction, Shape, Terms};
+use crate::layout::{Layout, ParamsMode, Visibility, MAX_WEIGHT_BITS};
+use crate::model::ModelCircuit;
+use crate::params::{per_element, weight_bits};
+use crate::poseidon::BLOCK_ROWS;
+use crate::rows::{elementwise_elements, hash_work, linear_section_rows, pack_rows};
+use crate::table::table_rows;
+use crate::CircuitError;
+
+impl Layout {
+    /// Checks that this layout is the one the planner derives for `model` with these
+    /// column counts: the rows fit `k`, and hashed weights fit `weight_bits`.
+    pub fn check(&self, model: &QModel) -> Result<(), String> {
+        let c = Candidate {
+            x_cols: self.x_cols,
+            acc_cols: self.acc_cols,
+            lanes: self.lanes,
+            hash_lanes: self.hash_lanes,
+            pack_lanes: self.pack_lanes,
+        };
+        let plan = evaluate(model, self.visibility, c).map_err(|e| e.to_string())?;
+        if &plan.layout == self {
+            Ok(())
+        } else {
+            Err(format!(
+                "the layout does not fit the model (it needs {:?})",
+                plan.layout
+            ))
+        }
+    }
+}
+
+/// A layout with the figures that justify it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub layout: Layout,
+    pub linear_rows: usize,
+    pub elementwise_rows: usize,
+    pub table_rows: usize,
+    /// Poseidon rows per hash lane (0 when nothing is hashed).
+    #[serde(default)]
+    pub hash_rows: usize,
+    /// Weight-packing rows per packing lane.
+    #[serde(default)]
+    pub pack_rows: usize,
+    pub instance_rows: usize,
+    /// Rows halo2 leaves usable at this `k` (the rest hold blinding factors).
+    pub usable_rows: usize,
+    pub advice_columns: usize,
+    pub fixed_columns: usize,
+    pub lookups: usize,
+    /// The proving work of this layout, under the cost model ([`crate::cost`]).
+    #[serde(default)]
+    pub terms: Terms,
+    /// Its predicted proving time and peak memory.
+    #[serde(default)]
+    pub predicted: Prediction,
+}
+
+impl Plan {
+    pub fn rows(&self) -> usize {
+        self.linear_rows
+            .max(self.elementwise_rows)
+            .max(self.table_rows)
+            .max(self.hash_rows)
+            .max(self.pack_rows)
+            .max(self.instance_rows)
+    }
+}
+
+/// The constraint system of a layout, and the rows halo2 reserves for blinding.
+fn shape(layout: &Layout) -> (Shape, usize) {
+    let mut cs = ConstraintSystem::<Fr>::default();
+    ModelCircuit::configure_with_params(&mut cs, layout.clone());
+    let shape = Shape {
+        k: layout.k,
+        advice: cs.num_advice_columns(),
+        fixed: cs.num_fixed_columns() + cs.num_selectors(),
+        instance: cs.num_instance_columns(),
+        lookups: cs.lookups().len(),
+        permutation: cs.permutation().get_columns().len(),
+        degree: cs.degree(),
+    };
+    (shape, cs.blinding_factors() + 1)
+}
+
+/// A candidate layout: column counts and lanes (its `k` is chosen by [`evaluate`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Candidate {
+    pub x_cols: usize,
+    pub acc_cols: usize,
+    pub lanes: usize,
+    pub hash_lanes: usize,
+    pub pack_lanes: usize,
+}
+
+/// Evaluates one candidate layout.
+pub fn evaluate(
+    model: &QModel,
+    visibility: Visibility,
+    c: Candidate,
+) -> Result<Plan, CircuitError> {
+    let hashed = visibility.params == ParamsMode::Hashed;
+    let weight_bits = if hashed { weight_bits(model) } else { 0 };
+    if hashed && weight_bits > MAX_WEIGHT_BITS {
+        return Err(CircuitError::WeightsTooWide {
+            bits: weight_bits,
+            max: MAX_WEIGHT_BITS,
+        });
+    }
+    let linear = linear_section_rows(model, c.x_cols, c.acc_cols);
+    let elementwise = elementwise_elements(model, &visibility).div_ceil(c.lanes);
+    let (hash_blocks, weights) = hash_work(model, &visibility, weight_bits);
+    let hash_rows = hash_blocks.div_ceil(c.hash_lanes.max(1)) * BLOCK_ROWS;
+    let pack_rows = pack_rows(weights, per_element(weight_bits.max(1)), c.pack_lanes);
+    let mut layout = Layout {
+        k: 0,
+        x_cols: c.x_cols,
+        acc_cols: c.acc_cols,
+        lanes: c.lanes,
+        visibility,
+        hash_lanes: c.hash_lanes,
+        pack_lanes: c.pack_lanes,
+        weight_bits,
+    };
+    let table = table_rows(model, &layout);
+    let instance = visibility.public_values(
+        model.value(model.input).len(),
+        model.value(model.output).len(),
+    );
+    let (mut s, reserved_rows) = shape(&layout);
+    let rows = linear
+        .max(elementwise)
+        .max(table)
+        .max(instance)
+        .max(hash_rows)
+        .max(pack_rows);
+    let k = (4..=28)
+        .find(|&k| (1usize << k) >= rows + reserved_rows)
+        .ok_or(CircuitError::TooLarge { rows })?;
+    layout.k = k;
+    s.k = k;
+    let terms = s.terms();
+    Ok(Plan {
+        layout,
+        linear_rows: linear,
+        elementwise_rows: elementwise,
+        table_rows: table,
+        hash_rows,
+        pack_rows,
+        instance_rows: instance,
+        usable_rows: (1usize << k) - reserved_rows,
+        advice_columns: s.advice,
+        fixed_columns: s.fixed,
+        lookups: s.lookups,
+        predicted: terms.predict(),
+        terms,
+    })
+}
+
+/// The layout of `model` with `visibility` that the cost model predicts proves fastest
+/// within `max_memory_mb` (when given), and the runner-up.
+pub fn plan_layout(
+    model: &QModel,
+    visibility: Visibility,
+    max_memory_mb: Option<f64>,
+) -> Result<(Plan, Option<Plan>), CircuitError> {
+    model.validate()?;
+    let hashes = visibility.hashes_anything();
+    let packs = visibility.params == ParamsMode::Hashed;
+    let hash_options: &[usize] = if hashes { &[1, 2, 4, 8, 16] } else { &[0] };
+    let pack_options: &[usize] = if packs { &[1, 2, 4, 8] } else { &[0] };
+    let mut plans = Vec::new();
+    for x_cols in [1, 2, 4, 8, 16, 32, 64] {
+        for acc_cols in [1, 2, 4, 8, 16, 32] {
+            if x_cols * acc_cols > 256 {
+                continue;
+            }
+            for lanes in [1, 2, 4, 8, 16] {
+                for &hash_lanes in hash_options {
+                    for &pack_lanes in pack_options {
+                        let c = Candidate {
+                            x_cols,
+                            acc_cols,
+                            lanes,
+                            hash_lanes,
+                            pack_lanes,
+                        };
+                        match evaluate(model, visibility, c) {
+                            Ok(p) => plans.push(p),
+                            Err(e @ CircuitError::WeightsTooWide { .. }) => return Err(e),
+                            Err(_) => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let least = plans
+        .iter()
+        .map(|p| p.predicted.peak_mb)
+        .min_by(f64::total_cmp)
+        .ok_or(CircuitError::TooLarge { rows: usize::MAX })?;
+    if let Some(budget) = max_memory_mb {
+        plans.retain(|p| p.predicted.peak_mb <= budget);
+        if plans.is_empty() {
+            return Err(CircuitError::OverMemory { budget, least });
+        }
+    }
+    let columns = |p: &Plan| p.advice_columns + p.fixed_columns;
+    plans.sort_by(|a, b| {
+        a.predicted
+            .prove_s
+            .total_cmp(&b.predicted.prove_s)
+            .then(columns(a).cmp(&columns(b)))
+    });
+    let mut it = plans.into_iter();
+    let best = it
+        .next()
+        .ok_or(CircuitError::TooLarge { rows: usize::MAX })?;
+    Ok((best, it.next()))
+}
