@@ -5,45 +5,29 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use zkinfer_circuits::Visibility;
 use zkinfer_compiler::quantize::argmax;
-use zkinfer_compiler::{
-    calibrate, fidelity, import_onnx, parse_input_json, quantize, quantize_for_target,
-    quantize_input, QuantConfig, Target,
-};
-use zkinfer_prover::artifact::CIRCUIT_FORMAT;
+use zkinfer_pipeline::{Compilation, PipelineError};
 use zkinfer_prover::{
     dev_srs, read_ceremony_srs, read_srs, srs_points, write_srs, CompiledCircuit, Engine, ProverKey,
 };
 use zkinfer_qir::dequantize;
 use zkinfer_verifier::{Public, Verdict, VerifierKey};
 
+pub use zkinfer_pipeline::{Bits, CompileOptions};
+
 use crate::files::{load_circuit, load_proof, load_vk, read, write, Paths};
 use crate::progress::{secs, step};
 
-/// How `compile` sets the activation width.
-#[derive(Clone, Copy, Debug)]
-pub enum Bits {
-    Fixed(u32),
-    Target(Target),
+/// Reads `file`'s text, with the path in the error.
+fn read_text(file: &Path) -> Result<String> {
+    std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))
 }
 
-/// How `compile` quantizes and lays out a model.
-#[derive(Clone, Copy, Debug)]
-pub struct CompileOptions {
-    pub bits: Bits,
-    pub visibility: Visibility,
-    /// The planner keeps to layouts predicted to prove within this many MB.
-    pub max_memory_mb: Option<f64>,
-}
-
-impl Default for CompileOptions {
-    fn default() -> Self {
-        CompileOptions {
-            bits: Bits::Fixed(12),
-            visibility: Visibility::default(),
-            max_memory_mb: None,
-        }
+/// A pipeline error, with `file` named when the data in it is what is wrong.
+fn in_file(file: &Path) -> impl Fn(PipelineError) -> anyhow::Error + '_ {
+    move |e| match e {
+        PipelineError::InputData(e) => anyhow::Error::new(e).context(file.display().to_string()),
+        e => e.into(),
     }
 }
 
@@ -54,50 +38,28 @@ pub fn compile(
     options: &CompileOptions,
 ) -> Result<CompiledCircuit> {
     let vis = options.visibility;
-    let imported = import_onnx(model)?;
-    for note in &imported.notes {
+    let text = read_text(calibration)?;
+    let Compilation {
+        circuit: compiled,
+        notes,
+        nodes,
+        trials,
+        runner_up,
+    } = zkinfer_pipeline::compile(model, &text, options).map_err(in_file(calibration))?;
+    for note in &notes {
         eprintln!("note: {note}");
     }
-    let graph = imported.graph;
-    let expected: usize = graph.input_shape().iter().product();
-    let text = std::fs::read_to_string(calibration)
-        .with_context(|| format!("reading {}", calibration.display()))?;
-    let data =
-        parse_input_json(&text, expected).with_context(|| calibration.display().to_string())?;
-    let cal = calibrate(&graph, &data.samples)?;
-    let (qmodel, fid) = match options.bits {
-        Bits::Fixed(bits) => {
-            let cfg = QuantConfig {
-                act_bits: bits,
-                ..QuantConfig::default()
-            };
-            let q = quantize(&graph, &cal, cfg)?;
-            let f = fidelity(&graph, &q, &data.samples)?;
-            (q, f)
+    for (b, r) in &trials {
+        let mark = if *b == compiled.model.act_bits {
+            " <- chosen"
+        } else {
+            ""
+        };
+        match r {
+            Ok(f) => eprintln!("  bits {b:2}  {f}{mark}"),
+            Err(e) => eprintln!("  bits {b:2}  does not quantize: {e}"),
         }
-        Bits::Target(target) => {
-            let weight_bits = QuantConfig::default().weight_bits;
-            let (q, f, trials) =
-                quantize_for_target(&graph, &cal, &data.samples, weight_bits, target)?;
-            for (b, r) in &trials {
-                let mark = if *b == q.act_bits { " <- chosen" } else { "" };
-                match r {
-                    Ok(f) => eprintln!("  bits {b:2}  {f}{mark}"),
-                    Err(e) => eprintln!("  bits {b:2}  does not quantize: {e}"),
-                }
-            }
-            (q, f)
-        }
-    };
-    let (plan, runner_up) = zkinfer_circuits::plan_layout(&qmodel, vis, options.max_memory_mb)?;
-    let compiled = CompiledCircuit {
-        format: CIRCUIT_FORMAT.into(),
-        version: zkinfer_verifier::artifact::FORMAT_VERSION,
-        source: model.display().to_string(),
-        model: qmodel,
-        plan,
-        fidelity: fid,
-    };
+    }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     write(&Paths::new(out).circuit, &compiled.to_json())?;
 
@@ -106,7 +68,7 @@ pub fn compile(
     println!(
         "compiled {} ({} nodes, {} MACs) -> {}",
         model.display(),
-        graph.nodes.len(),
+        nodes,
         compiled.model.macs(),
         out.display()
     );
@@ -189,9 +151,8 @@ pub fn setup(dir: &Path, srs: Option<&Path>, dev: bool) -> Result<()> {
              params file) or --dev-srs (insecure, for development)"
         ),
     };
-    let model = Arc::new(compiled.model.clone());
     let (keys, t_keygen) = step(&format!("generating keys (2^{k} rows)"), || {
-        zkinfer_prover::setup(model, compiled.info(), &params)
+        zkinfer_pipeline::setup(&compiled, &params)
     });
     let (pk, vk) = keys?;
     let (pk_bytes, vk_bytes) = (pk.to_bytes(), vk.to_bytes());
@@ -246,21 +207,10 @@ pub fn prove(engine: &dyn Engine, dir: &Path, input: &Path, proof_path: &Path) -
         eprintln!("warning: these keys use the insecure development SRS");
     }
     let model = Arc::new(compiled.model);
-    let expected = model.value(model.input).len();
-    let text =
-        std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?;
-    let data = parse_input_json(&text, expected).with_context(|| input.display().to_string())?;
-    if data.samples.len() != 1 {
-        bail!(
-            "{}: holds {} samples; `prove` proves one inference, give it one sample",
-            input.display(),
-            data.samples.len()
-        );
-    }
+    let sample =
+        zkinfer_pipeline::input_sample(&model, &read_text(input)?).map_err(in_file(input))?;
     let t = Instant::now();
-    let q = quantize_input(&model, &data.samples[0]);
-    let trace = model
-        .run(&q)
+    let trace = zkinfer_pipeline::trace(&model, &sample)
         .with_context(|| format!("computing the witness for {}", input.display()))?;
     let t_witness = t.elapsed();
     let trace_output = trace.get(model.output).to_vec();

@@ -39,6 +39,9 @@ pub enum ProveError {
     Format(#[from] zkinfer_verifier::VerifyError),
 }
 
+/// The KZG parameters (structured reference string) the prover commits with.
+pub type Params = ParamsKZG<Bn256>;
+
 /// A model's witness in the key's advice columns, with the public values it proves.
 pub struct Witness {
     pub advice: Vec<Vec<Fr>>,

@@ -20,20 +20,23 @@ use tract_onnx::pb::{
 };
 use tract_onnx::prelude::*;
 
-/// Imports, calibrates and quantizes a shared model (default settings); returns it with
-/// its first calibration sample, quantized.
+/// A shared model compiled by the library pipeline (default settings, as `zkinfer
+/// compile` does); returns its integer model with its first calibration sample, quantized.
 pub fn compile_shared(name: &str) -> (zkinfer_qir::QModel, Vec<i64>) {
-    use zkinfer_compiler::{calibrate, import_onnx, parse_input_json, quantize, QuantConfig};
     let dir = shared_models();
-    let graph = import_onnx(&dir.join(format!("{name}.onnx")))
-        .expect("imports")
-        .graph;
     let text = std::fs::read_to_string(dir.join(format!("{name}.input.json"))).expect("input");
-    let data = parse_input_json(&text, graph.input_shape().iter().product()).expect("parses");
-    let cal = calibrate(&graph, &data.samples).expect("calibrates");
-    let q = quantize(&graph, &cal, QuantConfig::default()).expect("quantizes");
-    let input = zkinfer_compiler::quantize_input(&q, &data.samples[0]);
-    (q, input)
+    let compiled = zkinfer_pipeline::compile(
+        &dir.join(format!("{name}.onnx")),
+        &text,
+        &zkinfer_pipeline::CompileOptions::default(),
+    )
+    .expect("compiles")
+    .circuit;
+    let model = compiled.model;
+    let expected = model.value(model.input).len();
+    let data = zkinfer_compiler::parse_input_json(&text, expected).expect("parses");
+    let input = zkinfer_compiler::quantize_input(&model, &data.samples[0]);
+    (model, input)
 }
 
 /// The statement a verifier needs for `model`, with the planner's layout.
@@ -72,7 +75,7 @@ pub fn prove_model(
     let params = &*params;
     let (pk, vk) = zkinfer_prover::setup(model.clone(), info.clone(), params).expect("keys");
     let trace = Arc::new(model.run(&input).expect("runs"));
-    let proof = zkinfer_prover::prove(
+    let proof = zkinfer_pipeline::prove(
         &zkinfer_prover::CpuEngine,
         model.clone(),
         &pk,

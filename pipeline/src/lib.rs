@@ -1,0 +1,164 @@
+//! zkinfer's pipeline as a library — compile → setup → prove → verify — with the
+//! artifacts as values. The command line and the tests both call it, so what a test
+//! proves is what `zkinfer` does; files, flags and progress stay in the CLI.
+//!
+//! ```text
+//! model.onnx + samples ──compile──▶ CompiledCircuit ──setup(SRS)──▶ ProverKey, VerifierKey
+//!          input sample ──trace──▶ Trace ──prove(engine)──▶ ProofFile ──verify──▶ Verdict
+//! ```
+
+use std::path::Path;
+use std::sync::Arc;
+
+use zkinfer_circuits::{Plan, Visibility};
+use zkinfer_compiler::quantize::Trial;
+use zkinfer_compiler::{
+    calibrate, fidelity, import_onnx, parse_input_json, quantize, quantize_for_target,
+    quantize_input, QuantConfig, Target,
+};
+use zkinfer_prover::artifact::CIRCUIT_FORMAT;
+use zkinfer_prover::{CompiledCircuit, ProverKey};
+use zkinfer_qir::{QModel, Trace};
+use zkinfer_verifier::artifact::FORMAT_VERSION;
+use zkinfer_verifier::VerifierKey;
+
+pub use zkinfer_prover::{dev_srs, prove};
+pub use zkinfer_verifier::{verify, Verdict};
+
+/// A failure of one stage, with the stage's own error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineError {
+    #[error(transparent)]
+    Compile(#[from] zkinfer_compiler::CompileError),
+    /// The calibration or input data does not fit the model (the caller names its file).
+    #[error(transparent)]
+    InputData(zkinfer_compiler::CompileError),
+    #[error(transparent)]
+    Layout(#[from] zkinfer_circuits::CircuitError),
+    #[error(transparent)]
+    Prove(#[from] zkinfer_prover::ProveError),
+    #[error(transparent)]
+    Model(#[from] zkinfer_qir::QirError),
+}
+
+/// How `compile` sets the activation width.
+#[derive(Clone, Copy, Debug)]
+pub enum Bits {
+    Fixed(u32),
+    Target(Target),
+}
+
+/// How `compile` quantizes and lays out a model.
+#[derive(Clone, Copy, Debug)]
+pub struct CompileOptions {
+    pub bits: Bits,
+    pub visibility: Visibility,
+    /// The planner keeps to layouts predicted to prove within this many MB.
+    pub max_memory_mb: Option<f64>,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions {
+            bits: Bits::Fixed(QuantConfig::default().act_bits),
+            visibility: Visibility::default(),
+            max_memory_mb: None,
+        }
+    }
+}
+
+/// What `compile` made, and what it found on the way.
+#[derive(Clone, Debug)]
+pub struct Compilation {
+    pub circuit: CompiledCircuit,
+    /// Things a user should know about the import (e.g. a batch dimension fixed to 1).
+    pub notes: Vec<String>,
+    /// Nodes of the imported float graph.
+    pub nodes: usize,
+    /// With `Bits::Target`: every width tried and its fidelity.
+    pub trials: Vec<Trial>,
+    /// The planner's second-best layout.
+    pub runner_up: Option<Plan>,
+}
+
+/// Imports `onnx`, calibrates on the samples of `calibration` (EZKL's input JSON),
+/// quantizes and lays out the circuit.
+pub fn compile(
+    onnx: &Path,
+    calibration: &str,
+    options: &CompileOptions,
+) -> Result<Compilation, PipelineError> {
+    let imported = import_onnx(onnx)?;
+    let graph = imported.graph;
+    let expected = graph.input_shape().iter().product();
+    let samples = &parse_input_json(calibration, expected)
+        .map_err(PipelineError::InputData)?
+        .samples;
+    let cal = calibrate(&graph, samples)?;
+    let (model, fid, trials) = match options.bits {
+        Bits::Fixed(bits) => {
+            let cfg = QuantConfig {
+                act_bits: bits,
+                ..QuantConfig::default()
+            };
+            let q = quantize(&graph, &cal, cfg)?;
+            let f = fidelity(&graph, &q, samples)?;
+            (q, f, Vec::new())
+        }
+        Bits::Target(target) => {
+            let weight_bits = QuantConfig::default().weight_bits;
+            quantize_for_target(&graph, &cal, samples, weight_bits, target)?
+        }
+    };
+    let (plan, runner_up) =
+        zkinfer_circuits::plan_layout(&model, options.visibility, options.max_memory_mb)?;
+    Ok(Compilation {
+        circuit: CompiledCircuit {
+            format: CIRCUIT_FORMAT.into(),
+            version: FORMAT_VERSION,
+            source: onnx.display().to_string(),
+            model,
+            plan,
+            fidelity: fid,
+        },
+        notes: imported.notes,
+        nodes: graph.nodes.len(),
+        trials,
+        runner_up,
+    })
+}
+
+/// The proving and verifying keys of `circuit` with the SRS `params`.
+pub fn setup(
+    circuit: &CompiledCircuit,
+    params: &zkinfer_prover::Params,
+) -> Result<(ProverKey, VerifierKey), PipelineError> {
+    Ok(zkinfer_prover::setup(
+        Arc::new(circuit.model.clone()),
+        circuit.info(),
+        params,
+    )?)
+}
+
+/// The one input sample of `input` (EZKL's input JSON) for `model`.
+pub fn input_sample(model: &QModel, input: &str) -> Result<Vec<f32>, PipelineError> {
+    let expected = model.value(model.input).len();
+    let mut data = parse_input_json(input, expected).map_err(PipelineError::InputData)?;
+    match data.samples.len() {
+        1 => Ok(data.samples.remove(0)),
+        n => Err(PipelineError::InputData(
+            zkinfer_compiler::CompileError::InputData {
+                reason: format!(
+                    "holds {n} samples; a proof is of one inference, give it one sample"
+                ),
+            },
+        )),
+    }
+}
+
+/// The integer interpreter's run of `model` on one float input sample: quantized at the
+/// model's input scale, refused if it leaves the quantized width.
+pub fn trace(model: &QModel, sample: &[f32]) -> Result<Trace, PipelineError> {
+    Ok(model.run(&quantize_input(model, sample))?)
+}
