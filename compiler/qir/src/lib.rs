@@ -10,7 +10,12 @@
 //! Values produced by a [`Rescale`] are *bounded*: they lie in
 //! `[-2^(act_bits-1), 2^(act_bits-1))`, which the circuit enforces with a lookup.
 
+use std::ops::Range;
+
 use serde::{Deserialize, Serialize};
+
+mod segment;
+pub use segment::Segment;
 
 /// Index of a tensor in [`QModel::values`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -539,23 +544,42 @@ impl QModel {
                 got: input.len(),
             });
         }
-        // The input is as bounded as every rescaled value: the statement is about
-        // `act_bits`-bit integers (the circuit range-checks a private or hashed input, the
-        // verifier a public one).
+        self.check_input(input)?;
+        let mut values: Vec<Vec<i64>> = vec![Vec::new(); self.values.len()];
+        values[self.input.0] = input.to_vec();
+        self.run_ops(0..self.ops.len(), &mut values)?;
+        Ok(Trace { values })
+    }
+
+    /// The input is as bounded as every rescaled value: the statement is about
+    /// `act_bits`-bit integers (the circuit range-checks a private or hashed input, the
+    /// verifier a public one).
+    fn check_input(&self, input: &[i64]) -> Result<(), QirError> {
         let (min, max) = signed_range(self.act_bits);
-        if let Some(index) = input.iter().position(|v| !(min..=max).contains(v)) {
-            return Err(QirError::InputOutOfRange {
-                name: input_value.name.clone(),
+        match input.iter().position(|v| !(min..=max).contains(v)) {
+            Some(index) => Err(QirError::InputOutOfRange {
+                name: self.value(self.input).name.clone(),
                 index,
                 value: input[index],
                 bits: self.act_bits,
                 min,
                 max,
-            });
+            }),
+            None => Ok(()),
         }
-        let mut values: Vec<Vec<i64>> = vec![Vec::new(); self.values.len()];
-        values[self.input.0] = input.to_vec();
-        for (i, op) in self.ops.iter().enumerate() {
+    }
+
+    /// Runs the ops in `range` on `values` (indexed by [`ValueId`]; every value they read
+    /// is set), setting the values they define.
+    fn run_ops(&self, range: Range<usize>, values: &mut [Vec<i64>]) -> Result<(), QirError> {
+        let (min, max) = signed_range(self.act_bits);
+        for (i, op) in self
+            .ops
+            .iter()
+            .enumerate()
+            .take(range.end)
+            .skip(range.start)
+        {
             let name = &self.value(op.output()).name;
             let overflow = || QirError::Overflow {
                 op: i,
@@ -640,7 +664,7 @@ impl QModel {
             };
             values[op.output().0] = out;
         }
-        Ok(Trace { values })
+        Ok(())
     }
 
     /// Number of multiply-accumulates, for reports.
