@@ -8,8 +8,9 @@
 #    range: gas of the verifying call.
 #
 #   scripts/bench-statement.sh BASE [MODEL ...]   (default models: mlp_mnist lenet5 cnn_cifar)
-# BASE is a zkinfer binary, e.g. built from the parent commit:
-#   git worktree add /tmp/base HEAD~1 && (cd /tmp/base && cargo build --release -p zkinfer)
+# BASE is a zkinfer binary, e.g. built from an earlier commit (the models are read from
+# ../shared beside this checkout):
+#   git worktree add /tmp/base 7616668 && (cd /tmp/base && cargo build --release -p zkinfer)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE=$(realpath "$1"); shift
@@ -19,6 +20,8 @@ M=../shared/models
 cargo build -q --release -p zkinfer --locked
 NEW=target/release/zkinfer
 scripts/install-solc.sh
+# Both builds compile their verifiers with this checkout's solc-js (or the solc given).
+export ZKINFER_SOLC=${ZKINFER_SOLC:-$PWD/scripts/solc/solc.js}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 secs() { grep -o "$1 [0-9.]* s" "$2" | head -1 | awk '{print $2}'; }
