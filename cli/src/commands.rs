@@ -15,13 +15,8 @@ use zkinfer_verifier::{Public, Verdict, VerifierKey};
 
 pub use zkinfer_pipeline::{Bits, CompileOptions};
 
-use crate::files::{load_circuit, load_proof, load_vk, read, write, Paths};
+use crate::files::{load_circuit, load_proof, load_vk, read, read_text, write, Paths};
 use crate::progress::{secs, step};
-
-/// Reads `file`'s text, with the path in the error.
-fn read_text(file: &Path) -> Result<String> {
-    std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))
-}
 
 /// A pipeline error, with `file` named when the data in it is what is wrong.
 fn in_file(file: &Path) -> impl Fn(PipelineError) -> anyhow::Error + '_ {

@@ -107,8 +107,8 @@ pub struct Statement {
 }
 
 /// Checks the proof file's statement against the key (visibility, model id, weights hash,
-/// number of public values, canonical encodings, stated output = proven output) without
-/// checking the proof.
+/// number of public values, canonical encodings, a public input within the input width,
+/// stated output = proven output, exactly) without checking the proof.
 pub fn statement(key: &VerifierKey, proof: &ProofFile) -> Result<Statement, String> {
     let info = &key.info;
     let vis = info.visibility();
@@ -165,17 +165,15 @@ pub fn statement(key: &VerifierKey, proof: &ProofFile) -> Result<Statement, Stri
     match vis.input {
         InputMode::Public => {
             let range = info.input_range();
-            let values = take(info.input_len())?
+            let input = take(info.input_len())?
                 .iter()
                 .enumerate()
-                .map(|(j, x)| integer(x, j, "input", range))
-                .collect::<Result<Vec<i64>, String>>()?;
-            public.input = Some(
-                values
-                    .iter()
-                    .map(|&q| zkinfer_qir::dequantize(q, info.input_scale))
-                    .collect(),
-            );
+                .map(|(j, x)| {
+                    integer(x, j, "input", range)
+                        .map(|q| zkinfer_qir::dequantize(q, info.input_scale))
+                })
+                .collect::<Result<Vec<f64>, String>>()?;
+            public.input = Some(input);
         }
         InputMode::Private => {}
         InputMode::Hashed => public.input_hash = Some(fr_to_hex(&take(1)?[0])),
