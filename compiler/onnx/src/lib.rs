@@ -13,7 +13,7 @@ mod proto;
 pub mod quantize;
 
 pub use graph::{Graph, Node, Op, Tensor};
-pub use import::{import_onnx, Imported, SUPPORTED_OPS};
+pub use import::{import_onnx, supported_ops, Imported};
 pub use input::{parse_input_json, InputData};
 pub use quantize::{
     calibrate, fidelity, quantize, quantize_for_target, quantize_input, run_quantized, Calibration,
@@ -30,7 +30,7 @@ pub enum CompileError {
     #[error(
         "unsupported ONNX operators: {}. Supported: {}",
         nodes.iter().map(|(op, node)| format!("{op} (node `{node}`)")).collect::<Vec<_>>().join(", "),
-        SUPPORTED_OPS.join(", ")
+        supported_ops().join(", ")
     )]
     Unsupported {
         /// `(op type, node name)` of every unsupported node.

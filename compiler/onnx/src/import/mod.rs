@@ -1,0 +1,345 @@
+//! ONNX → float graph IR.
+//!
+//! The protobuf is decoded by `tract-onnx` (a real ONNX parser); this module maps
+//! nodes to typed [`Op`]s, applies each attribute's ONNX default, and infers every
+//! tensor's shape. Every unsupported node is reported at once, before any other work.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use tract_onnx::pb;
+use tract_onnx::pb::tensor_shape_proto::dimension::Value as Dim;
+use tract_onnx::prelude::Framework;
+
+use crate::graph::{broadcast_shape, matmul_dims, Gemm, Graph, Node, Op, Tensor, Window};
+use crate::proto::{decode_tensor, Decoded};
+use crate::CompileError;
+
+mod attrs;
+mod fold;
+mod index;
+mod ops;
+
+use attrs::*;
+use fold::*;
+use index::*;
+
+/// Op types folded to constants before dispatch (every shape is static here).
+const FOLDED_OPS: &[&str] = &["Constant", "ConstantOfShape", "Shape"];
+
+/// ONNX op types this version can compile, sorted: the importers' table and the ops
+/// folded to constants.
+pub fn supported_ops() -> Vec<&'static str> {
+    let mut ops: Vec<&str> = ops::IMPORTERS
+        .iter()
+        .map(|(op, _)| *op)
+        .chain(FOLDED_OPS.iter().copied())
+        .collect();
+    ops.sort_unstable();
+    ops
+}
+
+/// A model loaded from disk, with notes about assumptions made while importing.
+#[derive(Clone, Debug)]
+pub struct Imported {
+    pub graph: Graph,
+    /// Things a user should know (e.g. a symbolic batch dimension fixed to 1).
+    pub notes: Vec<String>,
+}
+
+/// Reads and imports an ONNX file.
+pub fn import_onnx(path: &Path) -> Result<Imported, CompileError> {
+    let parse_err = |reason: String| CompileError::Parse {
+        path: path.display().to_string(),
+        reason,
+    };
+    let proto = tract_onnx::onnx()
+        .proto_model_for_path(path)
+        .map_err(|e| parse_err(format!("not a readable ONNX model: {e:#}")))?;
+    import_proto(&proto).map_err(|e| match e {
+        CompileError::Parse { reason, .. } => parse_err(reason),
+        other => other,
+    })
+}
+
+/// Imports a decoded ONNX model.
+pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
+    let parse_err = |reason: String| CompileError::Parse {
+        path: String::new(),
+        reason,
+    };
+    let g = proto
+        .graph
+        .as_ref()
+        .ok_or_else(|| parse_err("the model has no graph".into()))?;
+    let opset = proto
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map(|o| o.version)
+        .unwrap_or(1);
+
+    // Every unsupported node, at once.
+    let unsupported: Vec<(String, String)> = g
+        .node
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| {
+            !(n.domain.is_empty() || n.domain == "ai.onnx")
+                || !supported_ops().contains(&n.op_type.as_str())
+        })
+        .map(|(i, n)| {
+            let op = if n.domain.is_empty() {
+                n.op_type.clone()
+            } else {
+                format!("{}::{}", n.domain, n.op_type)
+            };
+            (op, node_name(n, i))
+        })
+        .collect();
+    if !unsupported.is_empty() {
+        return Err(CompileError::Unsupported { nodes: unsupported });
+    }
+
+    let mut notes = Vec::new();
+    let mut constants: BTreeMap<String, Tensor> = BTreeMap::new();
+    let mut int_constants: BTreeMap<String, (Vec<usize>, Vec<i64>)> = BTreeMap::new();
+    for t in &g.initializer {
+        match decode_tensor(t).map_err(|r| parse_err(format!("initializer `{}`: {r}", t.name)))? {
+            Decoded::Float(x) => {
+                constants.insert(t.name.clone(), x);
+            }
+            Decoded::Int(shape, v) => {
+                int_constants.insert(t.name.clone(), (shape, v));
+            }
+        }
+    }
+
+    let inputs: Vec<&pb::ValueInfoProto> = g
+        .input
+        .iter()
+        .filter(|i| !constants.contains_key(&i.name) && !int_constants.contains_key(&i.name))
+        .collect();
+    let [input] = inputs.as_slice() else {
+        return Err(parse_err(format!(
+            "zkinfer proves models with exactly one input tensor; this graph has {}: {}",
+            inputs.len(),
+            inputs
+                .iter()
+                .map(|i| i.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    let [output] = g.output.as_slice() else {
+        return Err(parse_err(format!(
+            "zkinfer proves models with exactly one output tensor; this graph has {}",
+            g.output.len()
+        )));
+    };
+    let input_shape = value_info_shape(input, &mut notes)?;
+
+    let mut shapes: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    shapes.insert(input.name.clone(), input_shape);
+    for (name, t) in &constants {
+        shapes.insert(name.clone(), t.shape.clone());
+    }
+    let mut nodes = Vec::new();
+    for (i, n) in g.node.iter().enumerate() {
+        let name = node_name(n, i);
+        let invalid = |reason: String| CompileError::InvalidNode {
+            node: name.clone(),
+            op: n.op_type.clone(),
+            reason,
+        };
+        let [out] = n.output.as_slice() else {
+            return Err(invalid(format!(
+                "expected one output, found {}",
+                n.output.len()
+            )));
+        };
+        if n.op_type == "Constant" {
+            let attr = n
+                .attribute
+                .iter()
+                .find(|a| a.name == "value")
+                .and_then(|a| a.t.as_ref())
+                .ok_or_else(|| {
+                    invalid("only the `value` (tensor) form of Constant is supported".into())
+                })?;
+            match decode_tensor(attr).map_err(invalid)? {
+                Decoded::Float(t) => {
+                    shapes.insert(out.clone(), t.shape.clone());
+                    constants.insert(out.clone(), t);
+                }
+                Decoded::Int(shape, v) => {
+                    int_constants.insert(out.clone(), (shape, v));
+                }
+            }
+            continue;
+        }
+        // Shape and ConstantOfShape fold to constants: every shape is static here.
+        if n.op_type == "Shape" {
+            let x = n
+                .input
+                .first()
+                .and_then(|x| shapes.get(x))
+                .ok_or_else(|| invalid("its input has no known shape".into()))?;
+            let rank = x.len() as i64;
+            let clamp = |v: i64| (if v < 0 { v + rank } else { v }).clamp(0, rank) as usize;
+            let start = clamp(attr_i(n, "start").unwrap_or(0));
+            let end = clamp(attr_i(n, "end").unwrap_or(rank));
+            let dims: Vec<i64> = x[start..end.max(start)].iter().map(|&d| d as i64).collect();
+            int_constants.insert(out.clone(), (vec![dims.len()], dims));
+            continue;
+        }
+        if n.op_type == "ConstantOfShape" {
+            let (_, dims) = n
+                .input
+                .first()
+                .and_then(|x| int_constants.get(x))
+                .ok_or_else(|| invalid("its shape input must be a constant".into()))?;
+            let shape = dims
+                .iter()
+                .map(|&d| usize::try_from(d).ok())
+                .collect::<Option<Vec<usize>>>()
+                .ok_or_else(|| invalid(format!("negative dimension in {dims:?}")))?;
+            let len: usize = shape.iter().product();
+            let value = match attr(n, "value").and_then(|a| a.t.as_ref()) {
+                None => Decoded::Float(Tensor::new(vec![1], vec![0.0])),
+                Some(t) => decode_tensor(t).map_err(invalid)?,
+            };
+            match value {
+                Decoded::Float(t) if t.data.len() == 1 => {
+                    shapes.insert(out.clone(), shape.clone());
+                    constants.insert(out.clone(), Tensor::new(shape, vec![t.data[0]; len]));
+                }
+                Decoded::Int(_, v) if v.len() == 1 => {
+                    int_constants.insert(out.clone(), (shape, vec![v[0]; len]));
+                }
+                _ => return Err(invalid("`value` must hold one element".into())),
+            }
+            continue;
+        }
+        // Inputs that are present (ONNX marks an omitted optional input with "").
+        let ins: Vec<String> = n.input.iter().filter(|s| !s.is_empty()).cloned().collect();
+        let cx = ops::NodeCx {
+            n,
+            name: &name,
+            ins,
+            opset,
+            shapes: &shapes,
+            constants: &constants,
+            int_constants: &int_constants,
+        };
+        let importer = ops::IMPORTERS
+            .iter()
+            .find(|(op, _)| *op == n.op_type)
+            .map(|(_, f)| f)
+            .ok_or_else(|| invalid(format!("`{}` passed the supported-op check", n.op_type)))?;
+        let (op, inputs, out_shape) = importer(&cx)?;
+        for i in &inputs {
+            cx.shape_of(i)?;
+        }
+        // Shape arithmetic on integer constants (Shape → Gather → Unsqueeze → Concat →
+        // Reshape, as exporters write `x.view(x.size(0), -1)`) folds to a constant.
+        let ints: Vec<&(Vec<usize>, Vec<i64>)> =
+            inputs.iter().filter_map(|i| int_constants.get(i)).collect();
+        if !ints.is_empty() {
+            if ints.len() != inputs.len() {
+                return Err(invalid(
+                    "integer tensors are supported only in shape arithmetic, not mixed with float data"
+                        .into(),
+                ));
+            }
+            let data = fold_ints(&op, &ints).ok_or_else(|| {
+                invalid(format!(
+                    "integer tensors are supported only in shape arithmetic (Gather, Slice, \
+                     Concat, Squeeze, Unsqueeze, Reshape, Flatten, Transpose, Identity), not {}",
+                    n.op_type
+                ))
+            })?;
+            int_constants.insert(out.clone(), (out_shape, data));
+            continue;
+        }
+        if shapes.contains_key(out) || constants.contains_key(out) {
+            return Err(invalid(format!("output `{out}` is defined twice")));
+        }
+        shapes.insert(out.clone(), out_shape);
+        nodes.push(Node {
+            name,
+            op,
+            inputs,
+            output: out.clone(),
+        });
+    }
+    if !shapes.contains_key(&output.name) {
+        return Err(parse_err(format!(
+            "graph output `{}` is never computed",
+            output.name
+        )));
+    }
+    if constants.contains_key(&output.name) {
+        return Err(parse_err(format!(
+            "graph output `{}` is a constant",
+            output.name
+        )));
+    }
+    fold_batch_norms(
+        &mut nodes,
+        &mut constants,
+        &mut shapes,
+        &output.name,
+        &mut notes,
+    );
+    // Constants no node reads are dropped so the compiled artifact stays small.
+    let used: BTreeSet<&String> = nodes.iter().flat_map(|n| n.inputs.iter()).collect();
+    constants.retain(|k, _| used.contains(k));
+    shapes.retain(|k, _| !int_constants.contains_key(k));
+    Ok(Imported {
+        graph: Graph {
+            name: if g.name.is_empty() {
+                "model".into()
+            } else {
+                g.name.clone()
+            },
+            input: input.name.clone(),
+            output: output.name.clone(),
+            nodes,
+            constants,
+            shapes,
+        },
+        notes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slice_pad_and_gather_index_maps() {
+        // [0..6) as [2, 3]: rows reversed, last column dropped.
+        let (idx, out) = slice_index(&[2, 3], &[-1, 0], &[-3, 2], &[0, 1], &[-1, 1]).unwrap();
+        assert_eq!(out, vec![2, 2]);
+        assert_eq!(idx, vec![Some(3), Some(4), Some(0), Some(1)]);
+        // pad one zero before, crop one element after.
+        let (idx, out) = pad_index(&[3], &[1, -1]).unwrap();
+        assert_eq!(out, vec![3]);
+        assert_eq!(idx, vec![None, Some(0), Some(1)]);
+        assert!(pad_index(&[3], &[0, -4]).is_err());
+        let (idx, out) = gather_index(&[2, 3], 1, &[2], &[-1, 0]).unwrap();
+        assert_eq!(out, vec![2, 2]);
+        assert_eq!(idx, vec![Some(2), Some(0), Some(5), Some(3)]);
+        assert!(gather_index(&[2, 3], 1, &[1], &[3]).is_err());
+    }
+
+    #[test]
+    fn reshape_follows_the_spec() {
+        assert_eq!(reshape_target(&[2, 3, 4], &[0, -1], false), Ok(vec![2, 12]));
+        assert_eq!(reshape_target(&[2, 3, 4], &[-1], false), Ok(vec![24]));
+        assert!(reshape_target(&[2, 3, 4], &[-1, -1], false).is_err());
+        assert!(reshape_target(&[2, 3, 4], &[5, -1], false).is_err());
+        assert_eq!(reshape_target(&[2, 3], &[6, 1], false), Ok(vec![6, 1]));
+    }
+}
