@@ -7,47 +7,42 @@ use super::{Lowered, NodeCx};
 pub(super) fn import_gemm(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     let n = cx.n;
     let ins = &cx.ins;
-    let invalid = |reason: String| cx.invalid(reason);
-    let shape_of = |s: &String| cx.shape_of(s);
-    let arity = |lo: usize, hi: usize| cx.arity(lo, hi);
-    Ok({
-        arity(2, 3)?;
-        let gemm = Gemm {
-            alpha: attr_f(n, "alpha").unwrap_or(1.0),
-            beta: attr_f(n, "beta").unwrap_or(1.0),
-            trans_a: attr_i(n, "transA").unwrap_or(0) != 0,
-            trans_b: attr_i(n, "transB").unwrap_or(0) != 0,
-        };
-        let (a, b) = (shape_of(&ins[0])?, shape_of(&ins[1])?);
-        if a.len() != 2 || b.len() != 2 {
-            return Err(invalid(format!("A and B must be 2-D, got {a:?} and {b:?}")));
-        }
-        let (m, ka) = if gemm.trans_a {
-            (a[1], a[0])
-        } else {
-            (a[0], a[1])
-        };
-        let (kb, nn) = if gemm.trans_b {
-            (b[1], b[0])
-        } else {
-            (b[0], b[1])
-        };
-        if ka != kb {
-            return Err(invalid(format!(
-                "inner dimensions differ: A' is {m}x{ka}, B' is {kb}x{nn} (transA={}, transB={})",
-                gemm.trans_a as u8, gemm.trans_b as u8
+    cx.arity(2, 3)?;
+    let gemm = Gemm {
+        alpha: attr_f(n, "alpha").unwrap_or(1.0),
+        beta: attr_f(n, "beta").unwrap_or(1.0),
+        trans_a: attr_i(n, "transA").unwrap_or(0) != 0,
+        trans_b: attr_i(n, "transB").unwrap_or(0) != 0,
+    };
+    let (a, b) = (cx.shape_of(&ins[0])?, cx.shape_of(&ins[1])?);
+    if a.len() != 2 || b.len() != 2 {
+        return Err(cx.invalid(format!("A and B must be 2-D, got {a:?} and {b:?}")));
+    }
+    let (m, ka) = if gemm.trans_a {
+        (a[1], a[0])
+    } else {
+        (a[0], a[1])
+    };
+    let (kb, nn) = if gemm.trans_b {
+        (b[1], b[0])
+    } else {
+        (b[0], b[1])
+    };
+    if ka != kb {
+        return Err(cx.invalid(format!(
+            "inner dimensions differ: A' is {m}x{ka}, B' is {kb}x{nn} (transA={}, transB={})",
+            gemm.trans_a as u8, gemm.trans_b as u8
+        )));
+    }
+    if let Some(c) = ins.get(2) {
+        let cs = cx.shape_of(c)?;
+        if broadcast_shape(&cs, &[m, nn]).as_deref() != Some(&[m, nn][..]) {
+            return Err(cx.invalid(format!(
+                "C of shape {cs:?} does not broadcast to [{m}, {nn}]"
             )));
         }
-        if let Some(c) = ins.get(2) {
-            let cs = shape_of(c)?;
-            if broadcast_shape(&cs, &[m, nn]).as_deref() != Some(&[m, nn][..]) {
-                return Err(invalid(format!(
-                    "C of shape {cs:?} does not broadcast to [{m}, {nn}]"
-                )));
-            }
-        }
-        (Op::Gemm(gemm), ins.clone(), vec![m, nn])
-    })
+    }
+    Ok((Op::Gemm(gemm), ins.clone(), vec![m, nn]))
 }
 
 /// `Conv`.
@@ -55,119 +50,96 @@ pub(super) fn import_conv(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     let n = cx.n;
     let ins = &cx.ins;
     let constants = cx.constants;
-    let invalid = |reason: String| cx.invalid(reason);
-    let shape_of = |s: &String| cx.shape_of(s);
-    let arity = |lo: usize, hi: usize| cx.arity(lo, hi);
-    Ok({
-        arity(2, 3)?;
-        let x = shape_of(&ins[0])?;
-        let w = constants
-            .get(&ins[1])
-            .ok_or_else(|| invalid("the weights W must be a constant (initializer)".into()))?
-            .shape
-            .clone();
-        if x.len() != 4 || w.len() != 4 {
-            return Err(invalid(format!(
-                "only 2-D convolution (NCHW) is supported; X is {x:?}, W is {w:?}"
-            )));
+    cx.arity(2, 3)?;
+    let x = cx.shape_of(&ins[0])?;
+    let w = constants
+        .get(&ins[1])
+        .ok_or_else(|| cx.invalid("the weights W must be a constant (initializer)".into()))?
+        .shape
+        .clone();
+    if x.len() != 4 || w.len() != 4 {
+        return Err(cx.invalid(format!(
+            "only 2-D convolution (NCHW) is supported; X is {x:?}, W is {w:?}"
+        )));
+    }
+    let group = attr_i(n, "group").unwrap_or(1);
+    if group < 1 || x[1] % group as usize != 0 || w[0] % group as usize != 0 {
+        return Err(cx.invalid(format!(
+            "group {group} does not divide channels {} and {}",
+            x[1], w[0]
+        )));
+    }
+    let group = group as usize;
+    if w[1] * group != x[1] {
+        return Err(cx.invalid(format!(
+            "W expects {} input channels, X has {}",
+            w[1] * group,
+            x[1]
+        )));
+    }
+    if let Some(k) = attr_ints(n, "kernel_shape") {
+        if k != [w[2] as i64, w[3] as i64] {
+            return Err(cx.invalid(format!("kernel_shape {k:?} differs from W's {:?}", &w[2..])));
         }
-        let group = attr_i(n, "group").unwrap_or(1);
-        if group < 1 || x[1] % group as usize != 0 || w[0] % group as usize != 0 {
-            return Err(invalid(format!(
-                "group {group} does not divide channels {} and {}",
-                x[1], w[0]
-            )));
+    }
+    if let Some(b) = ins.get(2) {
+        let bs = constants.get(b).map(|t| t.shape.clone());
+        if bs != Some(vec![w[0]]) {
+            return Err(cx.invalid(format!("B must be a constant of shape [{}]", w[0])));
         }
-        let group = group as usize;
-        if w[1] * group != x[1] {
-            return Err(invalid(format!(
-                "W expects {} input channels, X has {}",
-                w[1] * group,
-                x[1]
-            )));
-        }
-        if let Some(k) = attr_ints(n, "kernel_shape") {
-            if k != [w[2] as i64, w[3] as i64] {
-                return Err(invalid(format!(
-                    "kernel_shape {k:?} differs from W's {:?}",
-                    &w[2..]
-                )));
-            }
-        }
-        if let Some(b) = ins.get(2) {
-            let bs = constants.get(b).map(|t| t.shape.clone());
-            if bs != Some(vec![w[0]]) {
-                return Err(invalid(format!("B must be a constant of shape [{}]", w[0])));
-            }
-        }
-        let window = window(n, &x, [w[2], w[3]]).map_err(invalid)?;
-        let (oh, ow) = window
-            .output(x[2], x[3])
-            .ok_or_else(|| invalid(format!("the kernel does not fit the input {x:?}")))?;
-        (
-            Op::Conv { window, group },
-            ins.clone(),
-            vec![x[0], w[0], oh, ow],
-        )
-    })
+    }
+    let window = window(n, &x, [w[2], w[3]]).map_err(|e| cx.invalid(e))?;
+    let (oh, ow) = window
+        .output(x[2], x[3])
+        .ok_or_else(|| cx.invalid(format!("the kernel does not fit the input {x:?}")))?;
+    Ok((
+        Op::Conv { window, group },
+        ins.clone(),
+        vec![x[0], w[0], oh, ow],
+    ))
 }
 
 /// `AveragePool`.
 pub(super) fn import_average_pool(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     let n = cx.n;
     let ins = &cx.ins;
-    let invalid = |reason: String| cx.invalid(reason);
-    let shape_of = |s: &String| cx.shape_of(s);
-    let arity = |lo: usize, hi: usize| cx.arity(lo, hi);
-    Ok({
-        arity(1, 1)?;
-        let x = shape_of(&ins[0])?;
-        let (window, oh, ow) = pool_window(n, &x).map_err(invalid)?;
-        let count_include_pad = attr_i(n, "count_include_pad").unwrap_or(0) != 0;
-        (
-            Op::AveragePool {
-                window,
-                count_include_pad,
-            },
-            ins.clone(),
-            vec![x[0], x[1], oh, ow],
-        )
-    })
+    cx.arity(1, 1)?;
+    let x = cx.shape_of(&ins[0])?;
+    let (window, oh, ow) = pool_window(n, &x).map_err(|e| cx.invalid(e))?;
+    let count_include_pad = attr_i(n, "count_include_pad").unwrap_or(0) != 0;
+    Ok((
+        Op::AveragePool {
+            window,
+            count_include_pad,
+        },
+        ins.clone(),
+        vec![x[0], x[1], oh, ow],
+    ))
 }
 
 /// `GlobalAveragePool`.
 pub(super) fn import_global_average_pool(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     let ins = &cx.ins;
-    let invalid = |reason: String| cx.invalid(reason);
-    let shape_of = |s: &String| cx.shape_of(s);
-    let arity = |lo: usize, hi: usize| cx.arity(lo, hi);
-    Ok({
-        arity(1, 1)?;
-        let x = shape_of(&ins[0])?;
-        if x.len() != 4 {
-            return Err(invalid(format!("only NCHW input is supported; X is {x:?}")));
-        }
-        (Op::GlobalAveragePool, ins.clone(), vec![x[0], x[1], 1, 1])
-    })
+    cx.arity(1, 1)?;
+    let x = cx.shape_of(&ins[0])?;
+    if x.len() != 4 {
+        return Err(cx.invalid(format!("only NCHW input is supported; X is {x:?}")));
+    }
+    Ok((Op::GlobalAveragePool, ins.clone(), vec![x[0], x[1], 1, 1]))
 }
 
 /// `MatMul`.
 pub(super) fn import_matmul(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     let ins = &cx.ins;
-    let invalid = |reason: String| cx.invalid(reason);
-    let shape_of = |s: &String| cx.shape_of(s);
-    let arity = |lo: usize, hi: usize| cx.arity(lo, hi);
-    Ok({
-        arity(2, 2)?;
-        let (a, b) = (shape_of(&ins[0])?, shape_of(&ins[1])?);
-        let (a2, b2, mut batch) = matmul_dims(&a, &b)
-            .ok_or_else(|| invalid(format!("shapes {a:?} and {b:?} cannot be multiplied")))?;
-        if a.len() > 1 {
-            batch.push(a2[a2.len() - 2]);
-        }
-        if b.len() > 1 {
-            batch.push(b2[b2.len() - 1]);
-        }
-        (Op::MatMul, ins.clone(), batch)
-    })
+    cx.arity(2, 2)?;
+    let (a, b) = (cx.shape_of(&ins[0])?, cx.shape_of(&ins[1])?);
+    let (a2, b2, mut batch) = matmul_dims(&a, &b)
+        .ok_or_else(|| cx.invalid(format!("shapes {a:?} and {b:?} cannot be multiplied")))?;
+    if a.len() > 1 {
+        batch.push(a2[a2.len() - 2]);
+    }
+    if b.len() > 1 {
+        batch.push(b2[b2.len() - 1]);
+    }
+    Ok((Op::MatMul, ins.clone(), batch))
 }

@@ -9,86 +9,76 @@ pub(super) fn import_squeeze_unsqueeze(cx: &NodeCx<'_>) -> Result<Lowered, Compi
     let n = cx.n;
     let ins = &cx.ins;
     let int_constants = cx.int_constants;
-    let invalid = |reason: String| cx.invalid(reason);
-    let shape_of = |s: &String| cx.shape_of(s);
-    let arity = |lo: usize, hi: usize| cx.arity(lo, hi);
-    Ok({
-        arity(1, 2)?;
-        let s = shape_of(&ins[0])?;
-        let axes: Option<Vec<i64>> = match ins.get(1) {
-            Some(a) => Some(
-                int_constants
-                    .get(a)
-                    .ok_or_else(|| invalid(format!("axes `{a}` must be a constant int64 tensor")))?
-                    .1
-                    .clone(),
-            ),
-            None => attr_ints(n, "axes").map(|a| a.to_vec()),
-        };
-        let out = if n.op_type == "Squeeze" {
-            match axes {
-                None => s.iter().copied().filter(|&d| d != 1).collect(),
-                Some(axes) => {
-                    let axes: Vec<usize> = axes
-                        .iter()
-                        .map(|&a| normalize_axis(a, s.len()).filter(|&a| s[a] == 1))
-                        .collect::<Option<_>>()
-                        .ok_or_else(|| {
-                            invalid(format!(
-                                "axes {axes:?} must name dimensions of size 1 in {s:?}"
-                            ))
-                        })?;
-                    s.iter()
-                        .enumerate()
-                        .filter(|(i, _)| !axes.contains(i))
-                        .map(|(_, &d)| d)
-                        .collect()
+    cx.arity(1, 2)?;
+    let s = cx.shape_of(&ins[0])?;
+    let axes: Option<Vec<i64>> = match ins.get(1) {
+        Some(a) => Some(
+            int_constants
+                .get(a)
+                .ok_or_else(|| cx.invalid(format!("axes `{a}` must be a constant int64 tensor")))?
+                .1
+                .clone(),
+        ),
+        None => attr_ints(n, "axes").map(|a| a.to_vec()),
+    };
+    let out = if n.op_type == "Squeeze" {
+        match axes {
+            None => s.iter().copied().filter(|&d| d != 1).collect(),
+            Some(axes) => {
+                let axes: Vec<usize> = axes
+                    .iter()
+                    .map(|&a| normalize_axis(a, s.len()).filter(|&a| s[a] == 1))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| {
+                        cx.invalid(format!(
+                            "axes {axes:?} must name dimensions of size 1 in {s:?}"
+                        ))
+                    })?;
+                s.iter()
+                    .enumerate()
+                    .filter(|(i, _)| !axes.contains(i))
+                    .map(|(_, &d)| d)
+                    .collect()
+            }
+        }
+    } else {
+        let axes = axes.ok_or_else(|| cx.invalid("axes are required".into()))?;
+        let rank = s.len() + axes.len();
+        let mut axes: Vec<usize> = axes
+            .iter()
+            .map(|&a| normalize_axis(a, rank))
+            .collect::<Option<_>>()
+            .ok_or_else(|| cx.invalid(format!("axes {axes:?} out of range for rank {rank}")))?;
+        axes.sort_unstable();
+        axes.dedup();
+        if axes.len() + s.len() != rank {
+            return Err(cx.invalid("axes repeat".into()));
+        }
+        let mut dims = s.iter();
+        (0..rank)
+            .map(|i| {
+                if axes.contains(&i) {
+                    1
+                } else {
+                    dims.next().copied().unwrap_or(1)
                 }
-            }
-        } else {
-            let axes = axes.ok_or_else(|| invalid("axes are required".into()))?;
-            let rank = s.len() + axes.len();
-            let mut axes: Vec<usize> = axes
-                .iter()
-                .map(|&a| normalize_axis(a, rank))
-                .collect::<Option<_>>()
-                .ok_or_else(|| invalid(format!("axes {axes:?} out of range for rank {rank}")))?;
-            axes.sort_unstable();
-            axes.dedup();
-            if axes.len() + s.len() != rank {
-                return Err(invalid("axes repeat".into()));
-            }
-            let mut dims = s.iter();
-            (0..rank)
-                .map(|i| {
-                    if axes.contains(&i) {
-                        1
-                    } else {
-                        dims.next().copied().unwrap_or(1)
-                    }
-                })
-                .collect()
-        };
-        (Op::Reshape, vec![ins[0].clone()], out)
-    })
+            })
+            .collect()
+    };
+    Ok((Op::Reshape, vec![ins[0].clone()], out))
 }
 
 /// `Flatten`.
 pub(super) fn import_flatten(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     let n = cx.n;
     let ins = &cx.ins;
-    let invalid = |reason: String| cx.invalid(reason);
-    let shape_of = |s: &String| cx.shape_of(s);
-    let arity = |lo: usize, hi: usize| cx.arity(lo, hi);
-    Ok({
-        arity(1, 1)?;
-        let s = shape_of(&ins[0])?;
-        let axis = normalize_axis(attr_i(n, "axis").unwrap_or(1), s.len() + 1)
-            .ok_or_else(|| invalid(format!("axis out of range for rank {}", s.len())))?;
-        let outer: usize = s[..axis].iter().product();
-        let inner: usize = s[axis..].iter().product();
-        (Op::Reshape, vec![ins[0].clone()], vec![outer, inner])
-    })
+    cx.arity(1, 1)?;
+    let s = cx.shape_of(&ins[0])?;
+    let axis = normalize_axis(attr_i(n, "axis").unwrap_or(1), s.len() + 1)
+        .ok_or_else(|| cx.invalid(format!("axis out of range for rank {}", s.len())))?;
+    let outer: usize = s[..axis].iter().product();
+    let inner: usize = s[axis..].iter().product();
+    Ok((Op::Reshape, vec![ins[0].clone()], vec![outer, inner]))
 }
 
 /// `Reshape`.
@@ -97,22 +87,17 @@ pub(super) fn import_reshape(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     let ins = &cx.ins;
     let opset = cx.opset;
     let int_constants = cx.int_constants;
-    let invalid = |reason: String| cx.invalid(reason);
-    let shape_of = |s: &String| cx.shape_of(s);
-    let arity = |lo: usize, hi: usize| cx.arity(lo, hi);
-    Ok({
-        arity(2, 2)?;
-        let s = shape_of(&ins[0])?;
-        let (_, target) = int_constants.get(&ins[1]).ok_or_else(|| {
-            invalid(format!(
-                "the target shape `{}` must be a constant int64 tensor",
-                ins[1]
-            ))
-        })?;
-        let allow_zero = opset >= 14 && attr_i(n, "allowzero").unwrap_or(0) != 0;
-        let out = reshape_target(&s, target, allow_zero).map_err(invalid)?;
-        (Op::Reshape, vec![ins[0].clone()], out)
-    })
+    cx.arity(2, 2)?;
+    let s = cx.shape_of(&ins[0])?;
+    let (_, target) = int_constants.get(&ins[1]).ok_or_else(|| {
+        cx.invalid(format!(
+            "the target shape `{}` must be a constant int64 tensor",
+            ins[1]
+        ))
+    })?;
+    let allow_zero = opset >= 14 && attr_i(n, "allowzero").unwrap_or(0) != 0;
+    let out = reshape_target(&s, target, allow_zero).map_err(|e| cx.invalid(e))?;
+    Ok((Op::Reshape, vec![ins[0].clone()], out))
 }
 
 /// `Slice`, `Gather`, `Pad`.
@@ -121,116 +106,105 @@ pub(super) fn import_element_map(cx: &NodeCx<'_>) -> Result<Lowered, CompileErro
     let ins = &cx.ins;
     let constants = cx.constants;
     let int_constants = cx.int_constants;
-    let invalid = |reason: String| cx.invalid(reason);
-    let shape_of = |s: &String| cx.shape_of(s);
-    let arity = |lo: usize, hi: usize| cx.arity(lo, hi);
-    Ok({
-        let x = shape_of(&ins[0])?;
-        let ints = |i: usize| -> Result<Option<Vec<i64>>, CompileError> {
-            match ins.get(i) {
-                None => Ok(None),
-                Some(name) => int_constants
-                    .get(name)
-                    .map(|(_, v)| Some(v.clone()))
-                    .ok_or_else(|| invalid(format!("`{name}` must be a constant int64 tensor"))),
+    let x = cx.shape_of(&ins[0])?;
+    let ints = |i: usize| -> Result<Option<Vec<i64>>, CompileError> {
+        match ins.get(i) {
+            None => Ok(None),
+            Some(name) => int_constants
+                .get(name)
+                .map(|(_, v)| Some(v.clone()))
+                .ok_or_else(|| cx.invalid(format!("`{name}` must be a constant int64 tensor"))),
+        }
+    };
+    let (index, out) = match n.op_type.as_str() {
+        "Slice" => {
+            cx.arity(3, 5)?;
+            let starts = ints(1)?.unwrap_or_default();
+            let ends = ints(2)?.unwrap_or_default();
+            let axes = ints(3)?.unwrap_or_else(|| (0..starts.len() as i64).collect());
+            let steps = ints(4)?.unwrap_or_else(|| vec![1; starts.len()]);
+            slice_index(&x, &starts, &ends, &axes, &steps).map_err(|e| cx.invalid(e))?
+        }
+        "Gather" => {
+            cx.arity(2, 2)?;
+            let (ishape, idx) = int_constants.get(&ins[1]).cloned().ok_or_else(|| {
+                cx.invalid(format!(
+                    "indices `{}` must be a constant int64 tensor",
+                    ins[1]
+                ))
+            })?;
+            let axis = normalize_axis(attr_i(n, "axis").unwrap_or(0), x.len())
+                .ok_or_else(|| cx.invalid(format!("axis out of range for {x:?}")))?;
+            gather_index(&x, axis, &ishape, &idx).map_err(|e| cx.invalid(e))?
+        }
+        _ => {
+            cx.arity(2, 3)?;
+            let mode = attr(n, "mode").map(|a| String::from_utf8_lossy(&a.s).into_owned());
+            if mode.as_deref().is_some_and(|m| m != "constant") {
+                return Err(cx.invalid(format!(
+                    "mode `{}` is not supported (constant is)",
+                    mode.unwrap_or_default()
+                )));
             }
-        };
-        let (index, out) = match n.op_type.as_str() {
-            "Slice" => {
-                arity(3, 5)?;
-                let starts = ints(1)?.unwrap_or_default();
-                let ends = ints(2)?.unwrap_or_default();
-                let axes = ints(3)?.unwrap_or_else(|| (0..starts.len() as i64).collect());
-                let steps = ints(4)?.unwrap_or_else(|| vec![1; starts.len()]);
-                slice_index(&x, &starts, &ends, &axes, &steps).map_err(invalid)?
-            }
-            "Gather" => {
-                arity(2, 2)?;
-                let (ishape, idx) = int_constants.get(&ins[1]).cloned().ok_or_else(|| {
-                    invalid(format!(
-                        "indices `{}` must be a constant int64 tensor",
-                        ins[1]
-                    ))
-                })?;
-                let axis = normalize_axis(attr_i(n, "axis").unwrap_or(0), x.len())
-                    .ok_or_else(|| invalid(format!("axis out of range for {x:?}")))?;
-                gather_index(&x, axis, &ishape, &idx).map_err(invalid)?
-            }
-            _ => {
-                arity(2, 3)?;
-                let mode = attr(n, "mode").map(|a| String::from_utf8_lossy(&a.s).into_owned());
-                if mode.as_deref().is_some_and(|m| m != "constant") {
-                    return Err(invalid(format!(
-                        "mode `{}` is not supported (constant is)",
-                        mode.unwrap_or_default()
-                    )));
+            if let Some(c) = ins.get(2) {
+                let zero = constants
+                    .get(c)
+                    .is_some_and(|t| t.data.iter().all(|&v| v == 0.0));
+                if !zero {
+                    return Err(
+                        cx.invalid("only zero padding is supported (constant_value = 0)".into())
+                    );
                 }
-                if let Some(c) = ins.get(2) {
-                    let zero = constants
-                        .get(c)
-                        .is_some_and(|t| t.data.iter().all(|&v| v == 0.0));
-                    if !zero {
-                        return Err(invalid(
-                            "only zero padding is supported (constant_value = 0)".into(),
-                        ));
-                    }
-                }
-                let pads = ints(1)?.unwrap_or_default();
-                pad_index(&x, &pads).map_err(invalid)?
             }
-        };
-        (Op::Select { index }, vec![ins[0].clone()], out)
-    })
+            let pads = ints(1)?.unwrap_or_default();
+            pad_index(&x, &pads).map_err(|e| cx.invalid(e))?
+        }
+    };
+    Ok((Op::Select { index }, vec![ins[0].clone()], out))
 }
 
 /// `Concat`.
 pub(super) fn import_concat(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     let n = cx.n;
     let ins = &cx.ins;
-    let invalid = |reason: String| cx.invalid(reason);
-    let shape_of = |s: &String| cx.shape_of(s);
-    Ok({
-        if ins.is_empty() {
-            return Err(invalid("expected at least one input".into()));
-        }
-        let shapes_in = ins.iter().map(shape_of).collect::<Result<Vec<_>, _>>()?;
-        let rank = shapes_in[0].len();
-        let axis =
-            attr_i(n, "axis").ok_or_else(|| invalid("the `axis` attribute is required".into()))?;
-        let axis = normalize_axis(axis, rank)
-            .ok_or_else(|| invalid(format!("axis {axis} out of range for rank {rank}")))?;
-        let (index, out) = concat_index(&shapes_in, axis).map_err(invalid)?;
-        (Op::Concat { index }, ins.clone(), out)
-    })
+    if ins.is_empty() {
+        return Err(cx.invalid("expected at least one input".into()));
+    }
+    let shapes_in = ins
+        .iter()
+        .map(|s| cx.shape_of(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rank = shapes_in[0].len();
+    let axis =
+        attr_i(n, "axis").ok_or_else(|| cx.invalid("the `axis` attribute is required".into()))?;
+    let axis = normalize_axis(axis, rank)
+        .ok_or_else(|| cx.invalid(format!("axis {axis} out of range for rank {rank}")))?;
+    let (index, out) = concat_index(&shapes_in, axis).map_err(|e| cx.invalid(e))?;
+    Ok((Op::Concat { index }, ins.clone(), out))
 }
 
 /// `Transpose`.
 pub(super) fn import_transpose(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     let n = cx.n;
     let ins = &cx.ins;
-    let invalid = |reason: String| cx.invalid(reason);
-    let shape_of = |s: &String| cx.shape_of(s);
-    let arity = |lo: usize, hi: usize| cx.arity(lo, hi);
-    Ok({
-        arity(1, 1)?;
-        let s = shape_of(&ins[0])?;
-        let perm: Vec<usize> = match attr_ints(n, "perm") {
-            Some(p) => p
-                .iter()
-                .map(|&v| normalize_axis(v, s.len()))
-                .collect::<Option<_>>()
-                .ok_or_else(|| invalid(format!("perm {p:?} out of range for rank {}", s.len())))?,
-            None => (0..s.len()).rev().collect(),
-        };
-        let mut seen = perm.clone();
-        seen.sort_unstable();
-        if seen != (0..s.len()).collect::<Vec<_>>() {
-            return Err(invalid(format!(
-                "perm {perm:?} is not a permutation of 0..{}",
-                s.len()
-            )));
-        }
-        let out = perm.iter().map(|&p| s[p]).collect();
-        (Op::Transpose { perm }, ins.clone(), out)
-    })
+    cx.arity(1, 1)?;
+    let s = cx.shape_of(&ins[0])?;
+    let perm: Vec<usize> = match attr_ints(n, "perm") {
+        Some(p) => p
+            .iter()
+            .map(|&v| normalize_axis(v, s.len()))
+            .collect::<Option<_>>()
+            .ok_or_else(|| cx.invalid(format!("perm {p:?} out of range for rank {}", s.len())))?,
+        None => (0..s.len()).rev().collect(),
+    };
+    let mut seen = perm.clone();
+    seen.sort_unstable();
+    if seen != (0..s.len()).collect::<Vec<_>>() {
+        return Err(cx.invalid(format!(
+            "perm {perm:?} is not a permutation of 0..{}",
+            s.len()
+        )));
+    }
+    let out = perm.iter().map(|&p| s[p]).collect();
+    Ok((Op::Transpose { perm }, ins.clone(), out))
 }
