@@ -67,6 +67,7 @@ fn every_visibility(name: &str) {
                 public.input_hash,
                 Some(fr_to_hex(&hash(Domain::Input, &values(model.input))))
             ),
+            InputMode::Linked => unreachable!("Visibility::all() has no segment boundary"),
         }
         match vis.output {
             OutputMode::Public => assert_eq!(public.output.as_ref(), Some(&output)),
@@ -77,6 +78,7 @@ fn every_visibility(name: &str) {
                 );
                 assert!(p.proof.output.is_none());
             }
+            OutputMode::Linked => unreachable!("Visibility::all() has no segment boundary"),
         }
         // The first and the last public value: the weights hash or the input, and the
         // output or its hash.

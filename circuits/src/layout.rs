@@ -23,6 +23,9 @@ pub enum InputMode {
     Public,
     Private,
     Hashed,
+    /// A segment's input boundary, linked to the previous segment's output: its salted
+    /// hash in the boundary domain is public (see [`Visibility`]).
+    Linked,
 }
 
 /// What the verifier sees of the output.
@@ -32,11 +35,20 @@ pub enum OutputMode {
     #[default]
     Public,
     Hashed,
+    /// A segment's output boundary, linked to the next segment's input.
+    Linked,
 }
 
 /// What the statement makes public. The public values are, in order: the weights hash
-/// (`params = hashed`), the quantized input or its hash (`input = public | hashed`), and
-/// the quantized output or its hash.
+/// (`params = hashed`), the quantized input or its hash (`input = public | hashed |
+/// linked`), and the quantized output or its hash.
+///
+/// `linked` is a segment's boundary with its neighbour (set by the segment planner, not
+/// a user's choice): the Poseidon hash, in a domain of its own, of a private random salt
+/// followed by the boundary's elements. Two proofs whose output and input link values
+/// are equal have the same boundary values (the hash binds), and the salt hides them:
+/// the activations between segments are never revealed, not even to a verifier who can
+/// guess the input.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Visibility {
     pub params: ParamsMode,
@@ -68,19 +80,24 @@ impl Visibility {
         let input = match self.input {
             InputMode::Public => n_in,
             InputMode::Private => 0,
-            InputMode::Hashed => 1,
+            InputMode::Hashed | InputMode::Linked => 1,
         };
         let output = match self.output {
             OutputMode::Public => n_out,
-            OutputMode::Hashed => 1,
+            OutputMode::Hashed | OutputMode::Linked => 1,
         };
         params + input + output
     }
 
     pub fn hashes_anything(&self) -> bool {
         self.params == ParamsMode::Hashed
-            || self.input == InputMode::Hashed
-            || self.output == OutputMode::Hashed
+            || matches!(self.input, InputMode::Hashed | InputMode::Linked)
+            || matches!(self.output, OutputMode::Hashed | OutputMode::Linked)
+    }
+
+    /// Whether either end is a segment boundary.
+    pub fn is_linked(&self) -> bool {
+        self.input == InputMode::Linked || self.output == OutputMode::Linked
     }
 }
 
@@ -104,8 +121,8 @@ macro_rules! named {
     };
 }
 named!(ParamsMode { Fixed => "fixed", Hashed => "hashed" });
-named!(InputMode { Public => "public", Private => "private", Hashed => "hashed" });
-named!(OutputMode { Public => "public", Hashed => "hashed" });
+named!(InputMode { Public => "public", Private => "private", Hashed => "hashed", Linked => "linked" });
+named!(OutputMode { Public => "public", Hashed => "hashed", Linked => "linked" });
 
 impl std::fmt::Display for Visibility {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

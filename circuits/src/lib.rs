@@ -19,6 +19,7 @@ pub mod params;
 pub mod plan;
 pub mod poseidon;
 pub mod rows;
+pub mod segments;
 pub mod table;
 pub mod wires;
 pub mod witness;
@@ -28,7 +29,7 @@ use halo2_proofs::halo2curves::bn256::Fr;
 use halo2_proofs::halo2curves::ff::PrimeField;
 
 pub use layout::{InputMode, Layout, OutputMode, ParamsMode, Visibility};
-pub use model::ModelCircuit;
+pub use model::{link, ModelCircuit, Salts};
 pub use plan::{plan_layout, Plan};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,17 @@ pub enum CircuitError {
          {least:.0} MB (allow more memory, or compile with fewer --bits)"
     )]
     OverMemory { budget: f64, least: f64 },
+    #[error(
+        "ops {ops} (from `{first}`) cannot be cut smaller where the activations are bounded, \
+         and are predicted to need {least:.0} MB, over --max-memory {budget:.0} MB (allow more \
+         memory, or compile with fewer --bits)"
+    )]
+    SegmentOverMemory {
+        ops: String,
+        first: String,
+        budget: f64,
+        least: f64,
+    },
     #[error(transparent)]
     Model(#[from] zkinfer_qir::QirError),
 }

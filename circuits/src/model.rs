@@ -33,12 +33,30 @@ pub struct ModelConfig {
     pub instance: Column<Instance>,
 }
 
+/// The salts of a segment's linked boundaries (see [`crate::Visibility`]): random field
+/// elements the prover draws for each cut and uses in both proofs the cut links. Unused
+/// (zero) at an end that is not linked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Salts {
+    pub input: Fr,
+    pub output: Fr,
+}
+
 /// A [`QModel`] as a halo2 circuit, with the witness when proving.
 #[derive(Clone, Debug)]
 pub struct ModelCircuit {
     pub model: Arc<QModel>,
     pub layout: Layout,
     pub trace: Option<Arc<Trace>>,
+    pub salts: Salts,
+}
+
+/// The link value of a boundary: its salted hash in the boundary domain.
+pub fn link(salt: Fr, values: &[Fr]) -> Fr {
+    let message: Vec<Fr> = std::iter::once(salt)
+        .chain(values.iter().copied())
+        .collect();
+    hash(Domain::Boundary, &message)
 }
 
 impl ModelCircuit {
@@ -48,6 +66,7 @@ impl ModelCircuit {
             model,
             layout,
             trace: None,
+            salts: Salts::default(),
         }
     }
 
@@ -57,11 +76,17 @@ impl ModelCircuit {
             model,
             layout,
             trace: Some(trace),
+            salts: Salts::default(),
         }
     }
 
+    /// The same circuit with the salts of its linked boundaries.
+    pub fn salted(self, salts: Salts) -> Self {
+        ModelCircuit { salts, ..self }
+    }
+
     /// The public values (see [`crate::Visibility`]), computed natively.
-    pub fn instances(model: &QModel, layout: &Layout, trace: &Trace) -> Vec<Fr> {
+    pub fn instances(model: &QModel, layout: &Layout, trace: &Trace, salts: &Salts) -> Vec<Fr> {
         let v = layout.visibility;
         let mut out = Vec::new();
         if v.params == ParamsMode::Hashed {
@@ -72,10 +97,12 @@ impl ModelCircuit {
             InputMode::Public => out.extend(values(model.input)),
             InputMode::Private => {}
             InputMode::Hashed => out.push(hash(Domain::Input, &values(model.input))),
+            InputMode::Linked => out.push(link(salts.input, &values(model.input))),
         }
         match v.output {
             OutputMode::Public => out.extend(values(model.output)),
             OutputMode::Hashed => out.push(hash(Domain::Output, &values(model.output))),
+            OutputMode::Linked => out.push(link(salts.output, &values(model.output))),
         }
         out
     }
@@ -120,7 +147,9 @@ impl ModelCircuit {
     }
 
     /// Hashes the elements of `id`, each of which has a cell (the range check gives every
-    /// element of a hashed input one); a padding zero is tied to 0.
+    /// element of a hashed input one); a padding zero is tied to 0. With a salt (a linked
+    /// boundary), the salt is the first element, a free private cell.
+    #[allow(clippy::too_many_arguments)]
     fn assign_value_hash(
         &self,
         config: &ModelConfig,
@@ -129,13 +158,26 @@ impl ModelCircuit {
         slot: &mut impl FnMut() -> (usize, usize),
         id: ValueId,
         domain: Domain,
+        salt: Option<Fr>,
     ) -> Result<Cell, Error> {
-        let message = (0..self.model.value(id).len())
-            .map(|i| match (wires.resolve(id, i), wires.cell(id, i)) {
-                (Source::Zero, _) => Ok(Element::Zero),
-                (_, Some(c)) => Ok(Element::Cell(c, wires.value(id, i))),
-                (Source::Element(..), None) => Err(Error::Synthesis),
+        let salt = salt.map(|s| {
+            let known = self.trace.is_some();
+            Element::Fresh(if known {
+                Value::known(s)
+            } else {
+                Value::unknown()
             })
+        });
+        let message = salt
+            .into_iter()
+            .map(Ok)
+            .chain((0..self.model.value(id).len()).map(|i| {
+                match (wires.resolve(id, i), wires.cell(id, i)) {
+                    (Source::Zero, _) => Ok(Element::Zero),
+                    (_, Some(c)) => Ok(Element::Cell(c, wires.value(id, i))),
+                    (Source::Element(..), None) => Err(Error::Synthesis),
+                }
+            }))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(assign_hash(region, &config.hash, slot, domain, &message)?.0)
     }
@@ -244,17 +286,19 @@ impl ModelCircuit {
                     model.value(model.input).len(),
                     model.value(model.output).len(),
                 );
+                let mut hashed = |id, domain, salt| {
+                    self.assign_value_hash(config, region, &wires, &mut slot, id, domain, salt)
+                        .map(Some)
+                };
                 match vis.input {
                     InputMode::Public => public.extend(cells(model.input, n_in)),
                     InputMode::Private => {}
-                    InputMode::Hashed => public.push(Some(self.assign_value_hash(
-                        config,
-                        region,
-                        &wires,
-                        &mut slot,
+                    InputMode::Hashed => public.push(hashed(model.input, Domain::Input, None)?),
+                    InputMode::Linked => public.push(hashed(
                         model.input,
-                        Domain::Input,
-                    )?)),
+                        Domain::Boundary,
+                        Some(self.salts.input),
+                    )?),
                 }
                 match vis.output {
                     OutputMode::Public => {
@@ -265,14 +309,12 @@ impl ModelCircuit {
                         }
                         public.extend(out);
                     }
-                    OutputMode::Hashed => public.push(Some(self.assign_value_hash(
-                        config,
-                        region,
-                        &wires,
-                        &mut slot,
+                    OutputMode::Hashed => public.push(hashed(model.output, Domain::Output, None)?),
+                    OutputMode::Linked => public.push(hashed(
                         model.output,
-                        Domain::Output,
-                    )?)),
+                        Domain::Boundary,
+                        Some(self.salts.output),
+                    )?),
                 }
                 Ok(public)
             },

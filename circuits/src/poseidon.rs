@@ -75,6 +75,8 @@ pub enum Domain {
     Params = 1,
     Input = 2,
     Output = 3,
+    /// A segment boundary: a salt, then the boundary's elements.
+    Boundary = 4,
 }
 
 #[derive(Debug)]

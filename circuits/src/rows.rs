@@ -22,7 +22,8 @@ pub fn add_is_parametric(visibility: &Visibility, a: &Add) -> bool {
     visibility.params == ParamsMode::Hashed && matches!(a.b, AddOperand::Constant(_))
 }
 
-/// A private or hashed input is range-checked in the circuit, one lane row an element.
+/// A private, hashed or linked input is range-checked in the circuit, one lane row an
+/// element.
 pub fn input_is_range_checked(visibility: &Visibility) -> bool {
     visibility.input != InputMode::Public
 }
@@ -76,11 +77,16 @@ pub fn hash_work(model: &QModel, visibility: &Visibility, weight_bits: u32) -> (
         weights = p.weights.len();
         hash_blocks += blocks(weights.div_ceil(per_element(weight_bits)) + p.wide.len());
     }
-    if visibility.input == InputMode::Hashed {
-        hash_blocks += blocks(model.value(model.input).len());
+    // A linked boundary's message starts with its salt.
+    match visibility.input {
+        InputMode::Hashed => hash_blocks += blocks(model.value(model.input).len()),
+        InputMode::Linked => hash_blocks += blocks(1 + model.value(model.input).len()),
+        InputMode::Public | InputMode::Private => {}
     }
-    if visibility.output == OutputMode::Hashed {
-        hash_blocks += blocks(model.value(model.output).len());
+    match visibility.output {
+        OutputMode::Hashed => hash_blocks += blocks(model.value(model.output).len()),
+        OutputMode::Linked => hash_blocks += blocks(1 + model.value(model.output).len()),
+        OutputMode::Public => {}
     }
     (hash_blocks, weights)
 }

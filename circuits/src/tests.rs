@@ -58,7 +58,7 @@ fn mock_with(
 ) -> Result<(), String> {
     let mut trace = model.run(input).map_err(|e| format!("interpreter: {e}"))?;
     let plan = evaluate(model, vis, candidate(cols, vis)).map_err(|e| e.to_string())?;
-    let mut instances = ModelCircuit::instances(model, &plan.layout, &trace);
+    let mut instances = ModelCircuit::instances(model, &plan.layout, &trace, &Default::default());
     alter(&mut instances);
     corrupt(&mut trace);
     run_mock(model, &plan.layout, trace, instances)
@@ -107,7 +107,8 @@ fn a_private_or_hashed_input_out_of_range_is_rejected() {
             x[0] = x0;
             assert_eq!(model.run(&x).is_ok(), ok, "the interpreter's range");
             let trace = wide.run(&x).unwrap();
-            let instances = ModelCircuit::instances(&model, &plan.layout, &trace);
+            let instances =
+                ModelCircuit::instances(&model, &plan.layout, &trace, &Default::default());
             let r = run_mock(&model, &plan.layout, trace, instances);
             assert_eq!(r.is_ok(), ok, "{vis}: input {x0}: {r:?}");
             if let Err(e) = r {
@@ -352,7 +353,7 @@ fn wrong_public_output_is_rejected() {
         candidate((2, 2, 1), Visibility::default()),
     )
     .unwrap();
-    let mut instances = ModelCircuit::instances(&model, &plan.layout, &trace);
+    let mut instances = ModelCircuit::instances(&model, &plan.layout, &trace, &Default::default());
     let last = instances.len() - 1;
     instances[last] += fe(1);
     let circuit = ModelCircuit::with_trace(Arc::new(model), plan.layout.clone(), Arc::new(trace));
@@ -540,10 +541,10 @@ fn other_weights_do_not_prove_this_weights_hash() {
     };
     let plan = evaluate(&model, vis, candidate((2, 2, 1), vis)).unwrap();
     let trace = model.run(&input).unwrap();
-    let instances = ModelCircuit::instances(&model, &plan.layout, &trace);
+    let instances = ModelCircuit::instances(&model, &plan.layout, &trace, &Default::default());
     let prove_with = |other: QModel| {
         let trace = other.run(&input).unwrap();
-        let mut inst = ModelCircuit::instances(&other, &plan.layout, &trace);
+        let mut inst = ModelCircuit::instances(&other, &plan.layout, &trace, &Default::default());
         inst[0] = instances[0];
         let circuit =
             ModelCircuit::with_trace(Arc::new(other), plan.layout.clone(), Arc::new(trace));
@@ -594,7 +595,7 @@ fn advice_columns_equal_the_layouter_witness() {
     for vis in Visibility::all() {
         let plan = evaluate(&model, vis, candidate((4, 2, 2), vis)).unwrap();
         let circuit = ModelCircuit::with_trace(model.clone(), plan.layout.clone(), trace.clone());
-        let instances = ModelCircuit::instances(&model, &plan.layout, &trace);
+        let instances = ModelCircuit::instances(&model, &plan.layout, &trace, &Default::default());
         let mock = MockProver::run(plan.layout.k, &circuit, vec![instances]).unwrap();
         let columns = crate::witness::advice_columns(&circuit).unwrap();
         // Column handles with indices 0, 1, … to read MockProver's table.
@@ -658,4 +659,145 @@ fn cost_model_ranks_layouts_and_respects_a_memory_budget() {
     let (fit, _) = crate::plan_layout(&model, vis, Some(least)).unwrap();
     assert!(fit.predicted.peak_mb <= least);
     assert!(fit.predicted.prove_s >= free.predicted.prove_s);
+}
+
+/// x → h = relu(x·W1) → g = h·W2 → y = relu(h + g) → z = y·W3 → out: the residual `h`
+/// crosses the cut between the two linear layers.
+pub(crate) fn residual_model() -> QModel {
+    let n = 6;
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut linear = |input: usize, output: usize| {
+        QOp::Linear(Linear {
+            input: ValueId(input),
+            output: ValueId(output),
+            in_features: n,
+            out_features: n,
+            weight: (0..n * n).map(|_| rng.gen_range(-8..8)).collect(),
+            weight_scale: 0,
+            bias: (0..n).map(|_| rng.gen_range(-20..20)).collect(),
+        })
+    };
+    let rescale = |input: usize, output: usize, act| {
+        QOp::Rescale(Rescale {
+            input: ValueId(input),
+            output: ValueId(output),
+            shift: 4,
+            act,
+        })
+    };
+    let ops = vec![
+        linear(0, 1),
+        rescale(1, 2, Activation::Relu),
+        linear(2, 3),
+        rescale(3, 4, Activation::Identity),
+        QOp::Add(Add {
+            a: ValueId(2),
+            b: AddOperand::Value {
+                id: ValueId(4),
+                mul: 1,
+            },
+            output: ValueId(5),
+            a_mul: vec![1],
+        }),
+        rescale(5, 6, Activation::Relu),
+        linear(6, 7),
+        rescale(7, 8, Activation::Identity),
+    ];
+    QModel {
+        name: "residual".into(),
+        values: ["x", "p", "h", "q", "g", "a", "y", "r", "out"]
+            .iter()
+            .map(|s| v(s, vec![1, n]))
+            .collect(),
+        input: ValueId(0),
+        output: ValueId(8),
+        ops,
+        act_bits: BITS,
+        tables: vec![],
+    }
+}
+
+/// Each segment of a cut model proves its piece with linked boundaries: the link values
+/// of a cut are equal in the two proofs (same salt, same values) and MockProver accepts
+/// each. A boundary value changed, or a salt or link value that does not match the
+/// witness, fails.
+#[test]
+fn segments_link_their_boundaries_by_salted_hashes() {
+    use crate::model::{link, Salts};
+    use crate::segments::plan_cuts;
+    let model = residual_model();
+    let x: Vec<i64> = vec![100, -37, 120, 8, -128, 127];
+    let full = model.run(&x).unwrap();
+    let cuts = model.bounded_cuts();
+    assert!(cuts.contains(&4), "the residual crosses cut 4: {cuts:?}");
+    let segments = plan_cuts(&model, Visibility::default(), &[2, 4], None).unwrap();
+    assert_eq!(segments.len(), 3);
+    assert_eq!(segments[1].segment.outputs.len(), 2, "h and g cross cut 4");
+    let salt = |i: u64| fe(1_000_003 * i as i64 + 17);
+    let mut boundary = vec![x.clone()];
+    let mut links: Vec<(Option<_>, Option<_>)> = Vec::new();
+    for (i, s) in segments.iter().enumerate() {
+        let input = QModel::pack(&boundary);
+        let trace = s.model.run(&input).unwrap();
+        boundary = model.run_segment(&s.segment, &boundary).unwrap();
+        assert_eq!(trace.get(s.model.output), QModel::pack(&boundary));
+        let salts = Salts {
+            input: if i > 0 { salt(i as u64) } else { fe(0) },
+            output: salt(i as u64 + 1),
+        };
+        let layout = &s.plan.layout;
+        let instances = ModelCircuit::instances(&s.model, layout, &trace, &salts);
+        let values = |id: ValueId| trace.get(id).iter().map(|&v| fe(v)).collect::<Vec<_>>();
+        let vis = layout.visibility;
+        let input_link = (vis.input == InputMode::Linked).then(|| instances[0]);
+        let output_link =
+            (vis.output == OutputMode::Linked).then(|| instances[instances.len() - 1]);
+        if let Some(l) = output_link {
+            assert_eq!(l, link(salts.output, &values(s.model.output)));
+        }
+        links.push((input_link, output_link));
+        let prove = |trace: Trace, salts: Salts, instances: Vec<_>| {
+            let circuit = ModelCircuit::with_trace(
+                Arc::new(s.model.clone()),
+                layout.clone(),
+                Arc::new(trace),
+            )
+            .salted(salts);
+            MockProver::run(layout.k, &circuit, vec![instances])
+                .unwrap()
+                .verify()
+                .is_ok()
+        };
+        assert!(
+            prove(trace.clone(), salts, instances.clone()),
+            "segment {i}"
+        );
+        // A salt other than the one the link value was computed with.
+        let other = if output_link.is_some() {
+            Salts {
+                output: salt(99),
+                ..salts
+            }
+        } else {
+            Salts {
+                input: salt(99),
+                ..salts
+            }
+        };
+        assert!(
+            !prove(trace.clone(), other, instances.clone()),
+            "segment {i}: salt"
+        );
+        // A boundary element changed, the link value recomputed for it: the segment's
+        // own computation no longer holds (or the range check fails).
+        let mut bad = trace.clone();
+        bad.values[s.model.input.0][0] += 1;
+        let bad_instances = ModelCircuit::instances(&s.model, layout, &bad, &salts);
+        assert!(!prove(bad, salts, bad_instances), "segment {i}: input");
+    }
+    assert_eq!(boundary, vec![full.get(model.output).to_vec()]);
+    for i in 0..links.len() - 1 {
+        assert_eq!(links[i].1, links[i + 1].0, "cut {i}");
+        assert!(links[i].1.is_some());
+    }
 }

@@ -52,14 +52,15 @@ fn main() -> Result<()> {
     let (mut layouter, mut direct, mut columns) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         let t = Instant::now();
-        let w = zkinfer_prover::witness(model.clone(), &pk, trace.clone())?;
+        let w = zkinfer_prover::witness(model.clone(), &pk, trace.clone(), Default::default())?;
         columns.push(t.elapsed().as_secs_f64());
         let mut proof = zkinfer_prover::prove_witness(&CpuEngine, &pk, &params, w)?;
         direct.push(t.elapsed().as_secs_f64());
         valid(&proof, "direct")?;
 
         let t = Instant::now();
-        let instances = ModelCircuit::instances(&model, &pk.info.layout, &trace);
+        let instances =
+            ModelCircuit::instances(&model, &pk.info.layout, &trace, &Default::default());
         let circuit =
             ModelCircuit::with_trace(model.clone(), pk.info.layout.clone(), trace.clone());
         let mut transcript = ProofTranscript::init(Vec::new());

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use zkinfer_circuits::{Plan, Visibility};
 use zkinfer_compiler::quantize::argmax;
 use zkinfer_pipeline::{Compilation, PipelineError};
 use zkinfer_prover::{
@@ -17,6 +18,7 @@ pub use zkinfer_pipeline::{Bits, CompileOptions};
 
 use crate::files::{load_circuit, load_proof, load_vk, read, read_text, write, Paths};
 use crate::progress::{secs, step};
+use crate::segmented;
 
 /// A pipeline error, with `file` named when the data in it is what is wrong.
 fn in_file(file: &Path) -> impl Fn(PipelineError) -> anyhow::Error + '_ {
@@ -31,21 +33,15 @@ pub fn compile(
     calibration: &Path,
     out: &Path,
     options: &CompileOptions,
-) -> Result<CompiledCircuit> {
-    let vis = options.visibility;
+) -> Result<Compilation> {
     let text = read_text(calibration)?;
-    let Compilation {
-        circuit: compiled,
-        notes,
-        nodes,
-        trials,
-        runner_up,
-    } = zkinfer_pipeline::compile(model, &text, options).map_err(in_file(calibration))?;
-    for note in &notes {
+    let compilation =
+        zkinfer_pipeline::compile(model, &text, options).map_err(in_file(calibration))?;
+    for note in &compilation.notes {
         eprintln!("note: {note}");
     }
-    for (b, r) in &trials {
-        let mark = if *b == compiled.model.act_bits {
+    for (b, r) in &compilation.trials {
+        let mark = if *b == compilation.model.act_bits {
             " <- chosen"
         } else {
             ""
@@ -56,17 +52,29 @@ pub fn compile(
         }
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    write(&Paths::new(out).circuit, &compiled.to_json())?;
-
-    let p = &compiled.plan;
-    let l = &p.layout;
+    // What an earlier compile left would not fit this circuit: remove it.
+    segmented::clear(out)?;
     println!(
         "compiled {} ({} nodes, {} MACs) -> {}",
         model.display(),
-        nodes,
-        compiled.model.macs(),
+        compilation.nodes,
+        compilation.model.macs(),
         out.display()
     );
+    if compilation.is_segmented() {
+        segmented::write_compiled(model, out, &compilation, options)?;
+    } else {
+        let compiled = &compilation.circuits[0];
+        write(&Paths::new(out).circuit, &compiled.to_json())?;
+        print_plan(compiled, options.visibility, compilation.runner_up.as_ref());
+    }
+    println!("  fidelity  {}", compilation.circuits[0].fidelity);
+    Ok(compilation)
+}
+
+fn print_plan(compiled: &CompiledCircuit, vis: Visibility, runner_up: Option<&Plan>) {
+    let p = &compiled.plan;
+    let l = &p.layout;
     println!(
         "  rows      {} used of {} usable (linear {}, element-wise {}, lookup table {})",
         p.rows(),
@@ -115,15 +123,16 @@ pub fn compile(
             r.predicted.peak_mb
         );
     }
-    println!("  fidelity  {}", compiled.fidelity);
-    Ok(compiled)
 }
 
-pub fn setup(dir: &Path, srs: Option<&Path>, dev: bool) -> Result<()> {
-    let compiled = load_circuit(dir)?;
-    let k = compiled.plan.layout.k;
-    let paths = Paths::new(dir);
-    let (params, t_srs) = match (srs, dev) {
+/// The SRS `setup` makes keys with, at 2^k powers: read from a ceremony's file, or the
+/// insecure development SRS; with the time it took.
+pub fn load_srs(
+    srs: Option<&Path>,
+    dev: bool,
+    k: u32,
+) -> Result<(zkinfer_prover::Params, std::time::Duration)> {
+    Ok(match (srs, dev) {
         (Some(file), _) => {
             let mut f = std::fs::File::open(file)
                 .with_context(|| format!("reading SRS {}", file.display()))?;
@@ -145,7 +154,17 @@ pub fn setup(dir: &Path, srs: Option<&Path>, dev: bool) -> Result<()> {
             "choose an SRS: --srs FILE (a .ptau file of a powers-of-tau ceremony, or a halo2 KZG \
              params file) or --dev-srs (insecure, for development)"
         ),
-    };
+    })
+}
+
+pub fn setup(dir: &Path, srs: Option<&Path>, dev: bool) -> Result<()> {
+    if segmented::is_segmented(dir) {
+        return segmented::setup(dir, srs, dev);
+    }
+    let compiled = load_circuit(dir)?;
+    let k = compiled.plan.layout.k;
+    let paths = Paths::new(dir);
+    let (params, t_srs) = load_srs(srs, dev, k)?;
     let (keys, t_keygen) = step(&format!("generating keys (2^{k} rows)"), || {
         zkinfer_pipeline::setup(&compiled, &params)
     });
@@ -178,6 +197,9 @@ fn print_output(values: &[f64], shape: &[usize]) {
 
 /// Proves on `engine`; prints the output and per-stage timings.
 pub fn prove(engine: &dyn Engine, dir: &Path, input: &Path, proof_path: &Path) -> Result<()> {
+    if segmented::is_segmented(dir) {
+        return segmented::prove(engine, dir, input, proof_path, 1);
+    }
     let total = Instant::now();
     let paths = Paths::new(dir);
     let t = Instant::now();
@@ -210,7 +232,7 @@ pub fn prove(engine: &dyn Engine, dir: &Path, input: &Path, proof_path: &Path) -
     let t_witness = t.elapsed();
     let trace_output = trace.get(model.output).to_vec();
     let (witness, t_columns) = step("laying out the witness", || {
-        zkinfer_prover::witness(model.clone(), &pk, Arc::new(trace))
+        zkinfer_prover::witness(model.clone(), &pk, Arc::new(trace), Default::default())
     });
     let witness = witness?;
     let (proof, t_prove) = step(
@@ -249,6 +271,10 @@ pub fn prove(engine: &dyn Engine, dir: &Path, input: &Path, proof_path: &Path) -
 
 /// Prints the model commitment of `dir` (see `zkinfer model-id --help`).
 pub fn model_id(dir: &Path) -> Result<()> {
+    if segmented::is_segmented(dir) {
+        println!("{}", segmented::model_id(dir)?);
+        return Ok(());
+    }
     let paths = Paths::new(dir);
     if paths.vk.exists() {
         let key = load_vk(dir)?;
@@ -289,7 +315,7 @@ pub const DEV_SRS_WARNING: &str = "warning: this key was made with the insecure 
      under it; this verdict proves nothing";
 
 /// Prints what a valid proof makes public.
-fn print_public(public: &Public, shape: &[usize]) {
+pub fn print_public(public: &Public, shape: &[usize]) {
     if let Some(h) = &public.params_hash {
         println!("  weights   hash {h}");
     }
@@ -307,6 +333,9 @@ fn print_public(public: &Public, shape: &[usize]) {
 
 /// `Ok(true)` valid, `Ok(false)` invalid, `Err` for unreadable input.
 pub fn verify(dir: &Path, proof_path: &Path, expected_id: Option<&str>) -> Result<bool> {
+    if segmented::is_segmented(dir) {
+        return segmented::verify(dir, proof_path, expected_id);
+    }
     let key = load_vk(dir)?;
     let proof = load_proof(proof_path)?;
     if !pinned(&key, dir, expected_id, "invalid") {

@@ -34,7 +34,7 @@ pub fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
     println!("\n== 2/5 setup: keys (development SRS)");
     commands::setup(&out, None, true)?;
     println!("\n== 3/5 prove");
-    engines::prove(EngineChoice::Auto, &out, &input, &proof)?;
+    engines::prove(EngineChoice::Auto, &out, &input, &proof, 1)?;
     println!("\n== 4/5 verify");
     if !commands::verify(&out, &proof, None)? {
         bail!("the demo proof did not verify");

@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use zkinfer_prover::CpuEngine;
 
-use crate::commands;
+use crate::{commands, segmented};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum EngineChoice {
@@ -57,14 +57,24 @@ fn probe(exe: &Path) -> Result<String, String> {
     }
 }
 
-fn delegate(exe: &Path, dir: &Path, input: &Path, proof: &Path) -> Result<()> {
-    let status = Command::new(exe)
-        .arg("prove")
-        .arg(dir)
-        .arg("--input")
-        .arg(input)
-        .arg("--proof")
-        .arg(proof)
+/// What the GPU build is asked to prove: a whole input, or one segment from a witness.
+enum Job<'a> {
+    Input { input: &'a Path, jobs: usize },
+    Segment { witness: &'a Path, segment: usize },
+}
+
+fn delegate(exe: &Path, dir: &Path, job: &Job<'_>, proof: &Path) -> Result<()> {
+    let mut cmd = Command::new(exe);
+    cmd.arg("prove").arg(dir).arg("--proof").arg(proof);
+    match job {
+        Job::Input { input, .. } => cmd.arg("--input").arg(input),
+        Job::Segment { witness, segment } => cmd
+            .arg("--witness")
+            .arg(witness)
+            .arg("--segment")
+            .arg(segment.to_string()),
+    };
+    let status = cmd
         .status()
         .with_context(|| format!("running {}", exe.display()))?;
     if !status.success() {
@@ -73,29 +83,61 @@ fn delegate(exe: &Path, dir: &Path, input: &Path, proof: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn prove(choice: EngineChoice, dir: &Path, input: &Path, proof: &Path) -> Result<()> {
+fn on_cpu(dir: &Path, job: &Job<'_>, proof: &Path) -> Result<()> {
+    match job {
+        Job::Input { input, jobs } if segmented::is_segmented(dir) => {
+            segmented::prove(&CpuEngine, dir, input, proof, *jobs)
+        }
+        Job::Input { input, .. } => commands::prove(&CpuEngine, dir, input, proof),
+        Job::Segment { witness, segment } => {
+            segmented::prove_segment(&CpuEngine, dir, witness, *segment, proof)
+        }
+    }
+}
+
+pub fn prove(
+    choice: EngineChoice,
+    dir: &Path,
+    input: &Path,
+    proof: &Path,
+    jobs: usize,
+) -> Result<()> {
+    run(choice, dir, &Job::Input { input, jobs }, proof)
+}
+
+pub fn prove_segment(
+    choice: EngineChoice,
+    dir: &Path,
+    witness: &Path,
+    segment: usize,
+    proof: &Path,
+) -> Result<()> {
+    run(choice, dir, &Job::Segment { witness, segment }, proof)
+}
+
+fn run(choice: EngineChoice, dir: &Path, job: &Job<'_>, proof: &Path) -> Result<()> {
     match choice {
-        EngineChoice::Cpu => commands::prove(&CpuEngine, dir, input, proof),
+        EngineChoice::Cpu => on_cpu(dir, job, proof),
         EngineChoice::Cuda => {
             let Some(exe) = find_gpu_build() else {
                 bail!("--engine cuda: the GPU build `{GPU_EXE}` is not installed (build it with scripts/build-gpu.sh, put it next to zkinfer or on PATH, or set ZKINFER_CUDA)");
             };
             let device = probe(&exe).map_err(|why| anyhow::anyhow!("--engine cuda: {why}"))?;
             eprintln!("proving on {device}");
-            delegate(&exe, dir, input, proof)
+            delegate(&exe, dir, job, proof)
         }
         EngineChoice::Auto => match find_gpu_build().map(|exe| probe(&exe).map(|d| (exe, d))) {
             Some(Ok((exe, device))) => {
                 eprintln!("proving on {device}");
-                delegate(&exe, dir, input, proof)
+                delegate(&exe, dir, job, proof)
             }
             Some(Err(why)) => {
                 eprintln!("note: proving on the CPU: {why}");
-                commands::prove(&CpuEngine, dir, input, proof)
+                on_cpu(dir, job, proof)
             }
             None => {
                 eprintln!("note: proving on the CPU (no GPU build `{GPU_EXE}` installed)");
-                commands::prove(&CpuEngine, dir, input, proof)
+                on_cpu(dir, job, proof)
             }
         },
     }

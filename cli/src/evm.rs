@@ -53,6 +53,7 @@ fn build(key: &VerifierKey) -> Result<(Build, Duration)> {
 }
 
 pub fn export_solidity(dir: &Path, out: &Path, expected_id: Option<&str>) -> Result<()> {
+    crate::segmented::refuse_evm(dir)?;
     let key = load_vk(dir)?;
     if !crate::commands::pinned(&key, dir, expected_id, "error") {
         anyhow::bail!("not exporting a verifier for another model than the required one");
@@ -104,6 +105,7 @@ pub fn encode_calldata(proof_path: &Path, out: Option<&Path>) -> Result<()> {
 
 /// `Ok(true)` accepted, `Ok(false)` rejected (by the statement check or the contract).
 pub fn verify_evm(dir: &Path, proof_path: &Path, expected_id: Option<&str>) -> Result<bool> {
+    crate::segmented::refuse_evm(dir)?;
     let key = load_vk(dir)?;
     let proof = load_proof(proof_path)?;
     // The contract is compiled from this key: pinning its id pins the contract's constants.

@@ -8,3 +8,4 @@ pub mod engines;
 pub mod evm;
 pub mod files;
 pub mod progress;
+pub mod segmented;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use zkinfer::commands::{Bits, CompileOptions};
 use zkinfer::engines::EngineChoice;
-use zkinfer::{commands, demo, engines, evm};
+use zkinfer::{commands, demo, engines, evm, segmented};
 use zkinfer_circuits::{InputMode, OutputMode, ParamsMode, Visibility};
 use zkinfer_compiler::Target;
 
@@ -53,9 +53,15 @@ enum Command {
         #[arg(long, default_value = "public")]
         output: OutputMode,
         /// Keep to layouts the cost model predicts to prove (and set up) within this many
-        /// megabytes; among them the planner takes the fastest.
+        /// megabytes; among them the planner takes the fastest. A model no single circuit
+        /// fits is cut into segments that do (DIR/segments.json, DIR/segment-<i>/).
+        /// Default: 80% of this machine's memory.
         #[arg(long, value_name = "MB", value_parser = positive_mb)]
         max_memory: Option<f64>,
+        /// Cut into at least N segments of about equal work (to prove them in parallel),
+        /// where the model has enough cuts.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        segments: usize,
     },
     /// Print the model commitment of DIR: the verifying key's digest for fixed weights,
     /// `<digest>:<weights hash>` for hashed weights (the weights hash is computed natively
@@ -72,16 +78,46 @@ enum Command {
         #[arg(long)]
         dev_srs: bool,
     },
-    /// Prove one inference; prints the output and per-stage timings.
+    /// Prove one inference; prints the output and per-stage timings. A segmented model
+    /// gets one proof bundle; with --witness and --segment, one segment's proof (what a
+    /// cluster worker runs).
     Prove {
         dir: PathBuf,
-        #[arg(long)]
-        input: PathBuf,
+        #[arg(long, required_unless_present = "witness")]
+        input: Option<PathBuf>,
         #[arg(long)]
         proof: PathBuf,
         /// Where to prove: the GPU build when a device answers (auto), or force one.
         #[arg(long, value_enum, default_value = "auto")]
         engine: EngineChoice,
+        /// A segmented model: prove this many segments side by side (within the memory
+        /// budget it was compiled for).
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        jobs: usize,
+        /// A segmented model's witness file (`zkinfer witness`), to prove --segment from.
+        #[arg(long, requires = "segment", conflicts_with = "input")]
+        witness: Option<PathBuf>,
+        /// Prove only this segment (0-based) from --witness.
+        #[arg(long, requires = "witness")]
+        segment: Option<usize>,
+    },
+    /// A segmented model: run it on the input and write the boundary values between its
+    /// segments, with fresh salts, for `prove --segment` (private: it holds activations).
+    Witness {
+        dir: PathBuf,
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// A segmented model: check segment proofs (in order) and write them as one bundle.
+    /// Exit 0 written, 1 if they do not verify and link.
+    Bundle {
+        dir: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(required = true)]
+        proofs: Vec<PathBuf>,
     },
     /// Verify a proof: exit 0 valid, 1 invalid, 2 error. Prints the SRS fingerprint, and a
     /// warning for keys made with --dev-srs.
@@ -138,6 +174,14 @@ fn verdict(valid: bool) -> ExitCode {
     }
 }
 
+/// This machine's memory in MB (`MemTotal` of `/proc/meminfo`), where it can be read.
+fn machine_memory_mb() -> Option<f64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1000.0)
+}
+
 /// A memory budget in MB: a positive number.
 fn positive_mb(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
@@ -159,7 +203,22 @@ fn main() -> ExitCode {
             input,
             output,
             max_memory,
+            segments,
         } => {
+            let max_memory = match max_memory {
+                Some(mb) => {
+                    println!("memory budget {mb:.0} MB (--max-memory)");
+                    Some(mb)
+                }
+                None => machine_memory_mb().map(|total| {
+                    let mb = total * 0.8;
+                    println!(
+                        "memory budget {mb:.0} MB: 80% of this machine's {total:.0} MB \
+                         (--max-memory to change)"
+                    );
+                    mb
+                }),
+            };
             let options = CompileOptions {
                 bits: match target {
                     Some(t) => Bits::Target(t),
@@ -171,6 +230,7 @@ fn main() -> ExitCode {
                     output,
                 },
                 max_memory_mb: max_memory,
+                min_segments: segments.max(1),
             };
             commands::compile(&model, &calibration, &out, &options).map(|_| ExitCode::SUCCESS)
         }
@@ -183,7 +243,19 @@ fn main() -> ExitCode {
             input,
             proof,
             engine,
-        } => engines::prove(engine, &dir, &input, &proof).map(|_| ExitCode::SUCCESS),
+            jobs,
+            witness,
+            segment,
+        } => match (input, witness, segment) {
+            (_, Some(w), Some(i)) => engines::prove_segment(engine, &dir, &w, i, &proof),
+            (Some(input), _, _) => engines::prove(engine, &dir, &input, &proof, jobs),
+            _ => Err(anyhow::anyhow!("give --input, or --witness with --segment")),
+        }
+        .map(|_| ExitCode::SUCCESS),
+        Command::Witness { dir, input, out } => {
+            segmented::witness(&dir, &input, &out).map(|_| ExitCode::SUCCESS)
+        }
+        Command::Bundle { dir, out, proofs } => segmented::bundle(&dir, &proofs, &out).map(verdict),
         Command::Verify {
             dir,
             proof,

@@ -38,10 +38,15 @@ enum Command {
     /// Same as `zkinfer prove`, on the GPU.
     Prove {
         dir: PathBuf,
-        #[arg(long)]
-        input: PathBuf,
+        #[arg(long, required_unless_present = "witness")]
+        input: Option<PathBuf>,
         #[arg(long)]
         proof: PathBuf,
+        /// A segmented model's witness file, to prove --segment from.
+        #[arg(long, requires = "segment", conflicts_with = "input")]
+        witness: Option<PathBuf>,
+        #[arg(long, requires = "witness")]
+        segment: Option<usize>,
         /// Print halo2-axiom-gpu's per-section timings (span close events) to stderr.
         #[arg(long)]
         profile: bool,
@@ -141,6 +146,8 @@ fn main() -> ExitCode {
             input,
             proof,
             profile,
+            witness,
+            segment,
         } => {
             if profile {
                 tracing_subscriber::fmt()
@@ -152,7 +159,13 @@ fn main() -> ExitCode {
                     .with_writer(std::io::stderr)
                     .init();
             }
-            zkinfer::commands::prove(&CudaEngine, &dir, &input, &proof)
+            match (input, witness, segment) {
+                (_, Some(w), Some(i)) => {
+                    zkinfer::segmented::prove_segment(&CudaEngine, &dir, &w, i, &proof)
+                }
+                (Some(input), _, _) => zkinfer::commands::prove(&CudaEngine, &dir, &input, &proof),
+                _ => Err(anyhow::anyhow!("give --input, or --witness with --segment")),
+            }
         }
     };
     match result {

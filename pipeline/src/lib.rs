@@ -7,9 +7,12 @@
 //!          input sample ──trace──▶ Trace ──prove(engine)──▶ ProofFile ──verify──▶ Verdict
 //! ```
 
+pub mod segments;
+
 use std::path::Path;
 use std::sync::Arc;
 
+use zkinfer_circuits::segments::{plan_segments, PlannedSegment};
 use zkinfer_circuits::{Plan, Visibility};
 use zkinfer_compiler::quantize::Trial;
 use zkinfer_compiler::{
@@ -54,8 +57,12 @@ pub enum Bits {
 pub struct CompileOptions {
     pub bits: Bits,
     pub visibility: Visibility,
-    /// The planner keeps to layouts predicted to prove within this many MB.
+    /// The planner keeps to layouts predicted to prove within this many MB, and cuts the
+    /// model into segments when no single circuit fits.
     pub max_memory_mb: Option<f64>,
+    /// Cut into at least this many segments (for parallel provers), where the model has
+    /// enough cuts; 1 keeps a model that fits whole.
+    pub min_segments: usize,
 }
 
 impl Default for CompileOptions {
@@ -64,6 +71,7 @@ impl Default for CompileOptions {
             bits: Bits::Fixed(QuantConfig::default().act_bits),
             visibility: Visibility::default(),
             max_memory_mb: None,
+            min_segments: 1,
         }
     }
 }
@@ -71,15 +79,26 @@ impl Default for CompileOptions {
 /// What `compile` made, and what it found on the way.
 #[derive(Clone, Debug)]
 pub struct Compilation {
-    pub circuit: CompiledCircuit,
+    /// The whole integer model.
+    pub model: QModel,
+    /// One circuit for the whole model, or one per segment in order.
+    pub circuits: Vec<CompiledCircuit>,
+    /// With several circuits: the segments, as planned.
+    pub segments: Vec<PlannedSegment>,
     /// Things a user should know about the import (e.g. a batch dimension fixed to 1).
     pub notes: Vec<String>,
     /// Nodes of the imported float graph.
     pub nodes: usize,
     /// With `Bits::Target`: every width tried and its fidelity.
     pub trials: Vec<Trial>,
-    /// The planner's second-best layout.
+    /// The planner's second-best layout (of a whole-model circuit).
     pub runner_up: Option<Plan>,
+}
+
+impl Compilation {
+    pub fn is_segmented(&self) -> bool {
+        self.circuits.len() > 1
+    }
 }
 
 /// Imports `onnx`, calibrates on the samples of `calibration` (EZKL's input JSON),
@@ -111,17 +130,56 @@ pub fn compile(
             quantize_for_target(&graph, &cal, samples, weight_bits, target)?
         }
     };
-    let (plan, runner_up) =
-        zkinfer_circuits::plan_layout(&model, options.visibility, options.max_memory_mb)?;
+    let circuit = |model: QModel, plan: Plan| CompiledCircuit {
+        format: CIRCUIT_FORMAT.into(),
+        version: FORMAT_VERSION,
+        source: onnx.display().to_string(),
+        model,
+        plan,
+        fidelity: fid.clone(),
+    };
+    let vis = options.visibility;
+    if vis.is_linked() {
+        return Err(PipelineError::Layout(
+            zkinfer_circuits::CircuitError::Model(zkinfer_qir::QirError::Malformed {
+                op: 0,
+                kind: "model",
+                reason: "`linked` is a segment boundary, set by the planner; a statement's \
+                         input is public, private or hashed, its output public or hashed"
+                    .into(),
+            }),
+        ));
+    }
+    let whole = if options.min_segments > 1 {
+        None
+    } else {
+        match zkinfer_circuits::plan_layout(&model, vis, options.max_memory_mb) {
+            Ok(plans) => Some(plans),
+            // Too large for one circuit within the budget: cut it.
+            Err(zkinfer_circuits::CircuitError::OverMemory { .. }) => None,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let (circuits, segments, runner_up) = match (whole, options.max_memory_mb) {
+        (Some((plan, runner_up)), _) => (vec![circuit(model.clone(), plan)], vec![], runner_up),
+        (None, budget) => {
+            let planned = plan_segments(
+                &model,
+                vis,
+                budget.unwrap_or(f64::INFINITY),
+                options.min_segments,
+            )?;
+            let circuits = planned
+                .iter()
+                .map(|p| circuit(p.model.clone(), p.plan.clone()))
+                .collect();
+            (circuits, planned, None)
+        }
+    };
     Ok(Compilation {
-        circuit: CompiledCircuit {
-            format: CIRCUIT_FORMAT.into(),
-            version: FORMAT_VERSION,
-            source: onnx.display().to_string(),
-            model,
-            plan,
-            fidelity: fid,
-        },
+        model,
+        circuits,
+        segments,
         notes: imported.notes,
         nodes: graph.nodes.len(),
         trials,

@@ -18,7 +18,7 @@ use crate::ProveError;
 /// The transcript every engine writes.
 pub type ProofTranscript = zkinfer_verifier::KeccakTranscript<Vec<u8>>;
 
-pub trait Engine {
+pub trait Engine: Sync {
     /// Short name for reports (`cpu`, `cuda`).
     fn name(&self) -> &'static str;
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use halo2_proofs::halo2curves::bn256::{Bn256, Fr};
 use halo2_proofs::poly::kzg::commitment::ParamsKZG;
 use zkinfer_circuits::witness::advice_columns;
-use zkinfer_circuits::{ModelCircuit, OutputMode};
+use zkinfer_circuits::{ModelCircuit, OutputMode, Salts};
 use zkinfer_qir::{dequantize, QModel, Trace};
 use zkinfer_verifier::artifact::{
     fr_to_hex, OutputValues, ProofFile, FORMAT_VERSION, PROOF_FORMAT, PROTOCOL,
@@ -50,14 +50,15 @@ pub struct Witness {
 }
 
 /// Lays out the witness of `trace` (the integer interpreter's run of `model`) in the
-/// advice columns of `key`'s circuit.
+/// advice columns of `key`'s circuit; `salts` blind a segment's linked boundaries.
 pub fn witness(
     model: Arc<QModel>,
     key: &ProverKey,
     trace: Arc<Trace>,
+    salts: Salts,
 ) -> Result<Witness, ProveError> {
     let info = &key.info;
-    let instances = ModelCircuit::instances(&model, &info.layout, &trace);
+    let instances = ModelCircuit::instances(&model, &info.layout, &trace, &salts);
     let output = (info.visibility().output == OutputMode::Public).then(|| OutputValues {
         shape: info.output_shape.clone(),
         scale: info.output_scale,
@@ -67,7 +68,7 @@ pub fn witness(
             .map(|&v| dequantize(v, info.output_scale))
             .collect(),
     });
-    let circuit = ModelCircuit::with_trace(model, info.layout.clone(), trace);
+    let circuit = ModelCircuit::with_trace(model, info.layout.clone(), trace).salted(salts);
     let advice = advice_columns(&circuit)
         .map_err(|e| ProveError::Prove(format!("laying out the witness: {e:?}")))?;
     Ok(Witness {
@@ -105,7 +106,7 @@ pub fn prove_witness(
 }
 
 /// Proves on `engine` that `model` maps the quantized input of `trace` to its output:
-/// [`witness`], then [`prove_witness`].
+/// [`witness`], then [`prove_witness`]. For a whole model (no linked boundary).
 pub fn prove(
     engine: &dyn Engine,
     model: Arc<QModel>,
@@ -113,7 +114,7 @@ pub fn prove(
     params: &ParamsKZG<Bn256>,
     trace: Arc<Trace>,
 ) -> Result<ProofFile, ProveError> {
-    let w = witness(model, key, trace)?;
+    let w = witness(model, key, trace, Salts::default())?;
     prove_witness(engine, key, params, w)
 }
 

@@ -30,8 +30,7 @@ pub fn compile_shared(name: &str) -> (zkinfer_qir::QModel, Vec<i64>) {
         &text,
         &zkinfer_pipeline::CompileOptions::default(),
     )
-    .expect("compiles")
-    .circuit;
+    .expect("compiles");
     let model = compiled.model;
     let expected = model.value(model.input).len();
     let data = zkinfer_compiler::parse_input_json(&text, expected).expect("parses");

@@ -63,7 +63,7 @@ fn g2_bytes(p: &G2Affine) -> Vec<u8> {
     .concat()
 }
 
-fn hex32(b: &[u8]) -> String {
+pub(crate) fn hex32(b: &[u8]) -> String {
     format!("0x{}", hex::encode(b))
 }
 

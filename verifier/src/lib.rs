@@ -5,6 +5,7 @@
 //! other format version) are [`VerifyError`]s.
 
 pub mod artifact;
+pub mod bundle;
 pub mod identity;
 pub mod transcript;
 
@@ -20,6 +21,7 @@ use halo2_proofs::{SerdeCurveAffine, SerdeFormat};
 use zkinfer_circuits::{fe_to_i64, InputMode, OutputMode, ParamsMode};
 
 pub use artifact::{fr_from_hex, fr_to_hex, OutputValues, ProofFile, StatementInfo, VerifierKey};
+pub use bundle::{bundle_id, is_bundle, keys_id, verify_bundle, BundleFile};
 pub use identity::{model_id, SrsPoints, DEV_SRS_FINGERPRINT};
 pub use transcript::KeccakTranscript;
 
@@ -47,6 +49,9 @@ pub struct Public {
     /// The quantized output, dequantized.
     pub output: Option<Vec<f64>>,
     pub output_hash: Option<String>,
+    /// A segment's linked boundaries: the salted hashes its neighbours must match.
+    pub input_link: Option<String>,
+    pub output_link: Option<String>,
 }
 
 /// The outcome of checking a well-formed proof file.
@@ -177,6 +182,7 @@ pub fn statement(key: &VerifierKey, proof: &ProofFile) -> Result<Statement, Stri
         }
         InputMode::Private => {}
         InputMode::Hashed => public.input_hash = Some(fr_to_hex(&take(1)?[0])),
+        InputMode::Linked => public.input_link = Some(fr_to_hex(&take(1)?[0])),
     }
     match vis.output {
         OutputMode::Public => {
@@ -212,6 +218,15 @@ pub fn statement(key: &VerifierKey, proof: &ProofFile) -> Result<Statement, Stri
                 ));
             }
             public.output = Some(output);
+        }
+        OutputMode::Linked => {
+            if proof.output.is_some() {
+                return Err(
+                    "the output is a linked boundary, yet the proof file states output values"
+                        .into(),
+                );
+            }
+            public.output_link = Some(fr_to_hex(&take(1)?[0]));
         }
         OutputMode::Hashed => {
             if proof.output.is_some() {

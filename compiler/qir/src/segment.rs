@@ -16,7 +16,10 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{QModel, QOp, QirError, ValueId};
+use crate::{
+    Activation, AddOperand, Concat, QModel, QOp, QValue, QirError, Rearrange, Rescale, Reshape,
+    TableSpec, ValueId,
+};
 
 /// A range of a model's ops and the values live across its ends, in id order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +170,182 @@ impl QModel {
     }
 }
 
+impl QOp {
+    /// This op with every value id mapped by `f`.
+    fn map_ids(&self, f: impl Fn(ValueId) -> ValueId) -> QOp {
+        let mut op = self.clone();
+        match &mut op {
+            QOp::Linear(l) => (l.input, l.output) = (f(l.input), f(l.output)),
+            QOp::Rescale(r) => (r.input, r.output) = (f(r.input), f(r.output)),
+            QOp::Add(a) => {
+                (a.a, a.output) = (f(a.a), f(a.output));
+                if let AddOperand::Value { id, .. } = &mut a.b {
+                    *id = f(*id);
+                }
+            }
+            QOp::Mul(m) => (m.a, m.b, m.output) = (f(m.a), f(m.b), f(m.output)),
+            QOp::Reshape(r) => (r.input, r.output) = (f(r.input), f(r.output)),
+            QOp::Rearrange(r) => (r.input, r.output) = (f(r.input), f(r.output)),
+            QOp::Concat(c) => {
+                c.output = f(c.output);
+                c.inputs.iter_mut().for_each(|id| *id = f(*id));
+            }
+        }
+        op
+    }
+}
+
+impl QModel {
+    /// `segment` as a model of its own, what a segment's circuit proves: its input is the
+    /// segment's input boundary and its output the output boundary, each packed into one
+    /// flat tensor when it holds several (the tensors' elements one after another, in
+    /// boundary order: rearranged out of the packed input, concatenated into the packed
+    /// output, which is a view of the integers, with the first tensor's scale). Only the
+    /// tables its ops use are kept. Running it on the packed input boundary gives the
+    /// packed output boundary ([`Self::pack`]).
+    pub fn segment_model(&self, segment: &Segment) -> Result<QModel, QirError> {
+        self.validate()?;
+        if &self.segment(segment.ops.clone())? != segment {
+            return Err(self.malformed_cut(format!(
+                "ops {:?} do not have the boundary given",
+                segment.ops
+            )));
+        }
+        let ops = &self.ops[segment.ops.clone()];
+        let mut values: Vec<QValue> = Vec::new();
+        let mut ids: Vec<Option<ValueId>> = vec![None; self.values.len()];
+        let new_value = |values: &mut Vec<QValue>, v: QValue| {
+            values.push(v);
+            ValueId(values.len() - 1)
+        };
+        let mut new_ops = Vec::new();
+        // The input boundary, packed when it holds several tensors.
+        let input = if let [only] = segment.inputs[..] {
+            let id = new_value(&mut values, self.value(only).clone());
+            ids[only.0] = Some(id);
+            id
+        } else {
+            let total: usize = segment.inputs.iter().map(|&i| self.value(i).len()).sum();
+            let packed = new_value(
+                &mut values,
+                QValue {
+                    name: format!("boundary in ({} tensors)", segment.inputs.len()),
+                    shape: vec![total],
+                    scale: self.value(segment.inputs[0]).scale,
+                },
+            );
+            let mut offset = 0;
+            for &t in &segment.inputs {
+                let n = self.value(t).len();
+                let id = new_value(&mut values, self.value(t).clone());
+                ids[t.0] = Some(id);
+                new_ops.push(QOp::Rearrange(Rearrange {
+                    input: packed,
+                    output: id,
+                    index: (offset..offset + n).map(Some).collect(),
+                }));
+                offset += n;
+            }
+            packed
+        };
+        // The ops, their values and tables renumbered.
+        let mut tables: Vec<TableSpec> = Vec::new();
+        for op in ops {
+            let out = op.output();
+            ids[out.0] = Some(new_value(&mut values, self.value(out).clone()));
+            let mut op = op.map_ids(|id| ids[id.0].unwrap_or(id));
+            if let QOp::Rescale(Rescale {
+                act: Activation::Table(t),
+                ..
+            }) = &mut op
+            {
+                let spec = self.tables[*t];
+                *t = match tables.iter().position(|s| *s == spec) {
+                    Some(i) => i,
+                    None => {
+                        tables.push(spec);
+                        tables.len() - 1
+                    }
+                };
+            }
+            new_ops.push(op);
+        }
+        let mapped = |id: ValueId| {
+            ids[id.0].ok_or_else(|| {
+                self.malformed_cut(format!(
+                    "value `{}` crosses the end of ops {:?} but is not defined in them",
+                    self.value(id).name,
+                    segment.ops
+                ))
+            })
+        };
+        // Every value the ops read is defined in the segment or crosses its start.
+        for op in ops {
+            for id in op.inputs() {
+                mapped(id)?;
+            }
+        }
+        let output = if let [only] = segment.outputs[..] {
+            mapped(only)?
+        } else {
+            let scale = self.value(segment.outputs[0]).scale;
+            let mut parts = Vec::new();
+            let mut index = Vec::new();
+            for (k, &t) in segment.outputs.iter().enumerate() {
+                let mut id = mapped(t)?;
+                if values[id.0].scale != scale {
+                    // A view at the packed tensor's scale: the same integers.
+                    let view = QValue {
+                        scale,
+                        ..values[id.0].clone()
+                    };
+                    let v = new_value(&mut values, view);
+                    new_ops.push(QOp::Reshape(Reshape {
+                        input: id,
+                        output: v,
+                    }));
+                    id = v;
+                }
+                parts.push(id);
+                index.extend((0..values[id.0].len()).map(|j| Some((k, j))));
+            }
+            let packed = new_value(
+                &mut values,
+                QValue {
+                    name: format!("boundary out ({} tensors)", segment.outputs.len()),
+                    shape: vec![index.len()],
+                    scale,
+                },
+            );
+            new_ops.push(QOp::Concat(Concat {
+                inputs: parts,
+                output: packed,
+                index,
+            }));
+            packed
+        };
+        let model = QModel {
+            name: format!(
+                "{} ops {}..{}",
+                self.name, segment.ops.start, segment.ops.end
+            ),
+            values,
+            input,
+            output,
+            ops: new_ops,
+            act_bits: self.act_bits,
+            tables,
+        };
+        model.validate()?;
+        Ok(model)
+    }
+
+    /// The values of a boundary, packed as [`Self::segment_model`] packs them.
+    pub fn pack(boundary: &[Vec<i64>]) -> Vec<i64> {
+        boundary.concat()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     // Test code: a panic is the failure report.
@@ -277,6 +456,32 @@ mod tests {
             }
             assert_eq!(boundary, vec![full.get(m.output).to_vec()]);
         }
+    }
+
+    #[test]
+    fn segment_models_compute_the_packed_boundaries() {
+        let m = residual();
+        let x: Vec<i64> = vec![100, -37, 250, 8];
+        let full = m.run(&x).unwrap();
+        // The bounded cuts: a segment's input boundary is range-checked like a model input.
+        for cuts in [vec![2, 4], vec![2, 4, 6], vec![4], vec![6]] {
+            let mut boundary = vec![x.clone()];
+            for s in m.split(&cuts).unwrap() {
+                let sm = m.segment_model(&s).unwrap();
+                let packed = QModel::pack(&boundary);
+                let trace = sm.run(&packed).unwrap();
+                boundary = m.run_segment(&s, &boundary).unwrap();
+                assert_eq!(
+                    trace.get(sm.output),
+                    QModel::pack(&boundary),
+                    "{cuts:?} {s:?}"
+                );
+            }
+            assert_eq!(boundary, vec![full.get(m.output).to_vec()]);
+        }
+        // A model cut nowhere is itself, renamed.
+        let whole = m.segment_model(&m.segment(0..7).unwrap()).unwrap();
+        assert_eq!(whole.run(&x).unwrap().get(whole.output), full.get(m.output));
     }
 
     #[test]
