@@ -10,21 +10,28 @@ then shuts the cluster down, also on failure or SIGTERM.
 """
 
 import argparse
+import os
 import signal
 import sys
 import time
 from pathlib import Path
 
-import ray
-from ray.cluster_utils import Cluster
+# Keep every node and the driver on the loopback address: otherwise Ray swaps 127.0.0.1
+# for the machine's outward IP (ray._private.services.get_node_ip_address).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
+import ray  # noqa: E402
+from ray.cluster_utils import Cluster  # noqa: E402
+
+sys.dont_write_bytecode = True  # no __pycache__ in scripts/ray
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import prove_ray  # noqa: E402
 
 WORKERS = 2
 # Small enough for a 2-core CI machine; `memory` is Ray's logical budget for `memory=`
 # requests (4 GB per node), not a limit the OS enforces.
-NODE_ARGS = {"node_ip_address": "127.0.0.1", "num_cpus": 1, "object_store_memory": 80 * 2**20, "memory": 4 * 10**9}
+NODE_ARGS = {"node_ip_address": "127.0.0.1", "num_cpus": 1,
+             "object_store_memory": 80 * 2**20, "memory": 4 * 10**9}
 
 
 def main(argv=None):

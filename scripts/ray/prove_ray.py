@@ -86,6 +86,17 @@ def _load_manifest(model_dir):
     return raw, manifest["segments"]
 
 
+def _check_reachable(address):
+    """Fails fast on a dead HOST:PORT: ray.init() would retry for many minutes."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto" and the like: Ray resolves (and reports) those itself
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as e:
+        raise DriverError(f"no Ray cluster answers at {address}: {e}") from None
+
+
 def _memory_bytes(seg):
     return math.ceil(float(seg.get("predicted_mb") or 0) * 1e6)
 
@@ -119,6 +130,7 @@ def run(model_dir, input_path, proof_path, address="auto", zkinfer=None):
 
     connected_here = not ray.is_initialized()
     if connected_here:
+        _check_reachable(address)
         try:
             ray.init(address=address)
         except ConnectionError as e:
