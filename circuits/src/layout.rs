@@ -152,6 +152,13 @@ pub struct Layout {
     pub pack_lanes: usize,
     /// Signed width of the packed weights (0 unless the weights are hashed).
     pub weight_bits: u32,
+    /// Boundary-packing lanes (0 unless a boundary is linked).
+    #[serde(default)]
+    pub link_lanes: usize,
+    /// Signed width of the packed boundary values, the model's activation width (0 unless
+    /// a boundary is linked).
+    #[serde(default)]
+    pub link_bits: u32,
 }
 
 impl Default for Layout {
@@ -165,6 +172,8 @@ impl Default for Layout {
             hash_lanes: 0,
             pack_lanes: 0,
             weight_bits: 0,
+            link_lanes: 0,
+            link_bits: 0,
         }
     }
 }
@@ -185,6 +194,13 @@ impl Layout {
                 (2..=MAX_WEIGHT_BITS).contains(&self.weight_bits)
             } else {
                 self.weight_bits == 0
+            }
+            && self.link_lanes <= 64
+            && (self.link_lanes > 0) == self.visibility.is_linked()
+            && if self.link_lanes > 0 {
+                (2..=30).contains(&self.link_bits)
+            } else {
+                self.link_bits == 0
             };
         if ok {
             Ok(())

@@ -17,7 +17,7 @@ use crate::elementwise::LaneConfig;
 use crate::fe;
 use crate::layout::{InputMode, Layout, OutputMode, ParamsMode};
 use crate::linear::LinearConfig;
-use crate::params::{per_element, PackConfig, Params};
+use crate::params::{chunk_slot, pack, per_element, PackConfig, Params};
 use crate::poseidon::{assign_hash, hash, Domain, Element, PoseidonConfig, BLOCK_ROWS};
 use crate::rows::{add_is_parametric, input_is_range_checked, rescale_is_wide};
 use crate::table::TableConfig;
@@ -29,6 +29,8 @@ pub struct ModelConfig {
     pub lanes: Vec<LaneConfig>,
     pub table: TableConfig,
     pub pack: Vec<PackConfig>,
+    /// Boundary-packing lanes (a linked segment's boundaries, see [`link`]).
+    pub link: Vec<PackConfig>,
     pub hash: Vec<PoseidonConfig>,
     pub instance: Column<Instance>,
 }
@@ -51,10 +53,13 @@ pub struct ModelCircuit {
     pub salts: Salts,
 }
 
-/// The link value of a boundary: its salted hash in the boundary domain.
-pub fn link(salt: Fr, values: &[Fr]) -> Fr {
+/// The link value of a boundary of `bits`-bit values: the hash in the boundary domain of
+/// the salt and the values packed `⌊252 / bits⌋` to a field element (as weights are, see
+/// [`crate::params`]; every boundary value is an activation, so the packing is
+/// injective).
+pub fn link(salt: Fr, values: &[i64], bits: u32) -> Fr {
     let message: Vec<Fr> = std::iter::once(salt)
-        .chain(values.iter().copied())
+        .chain(values.chunks(per_element(bits)).map(|c| pack(c, bits)))
         .collect();
     hash(Domain::Boundary, &message)
 }
@@ -93,16 +98,17 @@ impl ModelCircuit {
             out.push(Params::of(model).hash(layout.weight_bits));
         }
         let values = |id: ValueId| trace.get(id).iter().map(|&x| fe(x)).collect::<Vec<_>>();
+        let bits = model.act_bits;
         match v.input {
             InputMode::Public => out.extend(values(model.input)),
             InputMode::Private => {}
             InputMode::Hashed => out.push(hash(Domain::Input, &values(model.input))),
-            InputMode::Linked => out.push(link(salts.input, &values(model.input))),
+            InputMode::Linked => out.push(link(salts.input, trace.get(model.input), bits)),
         }
         match v.output {
             OutputMode::Public => out.extend(values(model.output)),
             OutputMode::Hashed => out.push(hash(Domain::Output, &values(model.output))),
-            OutputMode::Linked => out.push(link(salts.output, &values(model.output))),
+            OutputMode::Linked => out.push(link(salts.output, trace.get(model.output), bits)),
         }
         out
     }
@@ -121,14 +127,12 @@ impl ModelCircuit {
         let mut weights = Vec::with_capacity(params.weights.len());
         let mut message = Vec::new();
         for (c, chunk) in params.weights.chunks(per).enumerate() {
-            let lane = &config.pack[c % config.pack.len()];
-            let row = (c / config.pack.len()) * per;
-            let (cells, packed) = lane.assign_chunk(region, row, chunk, bits)?;
+            let (lane, row) = chunk_slot(c, config.pack.len(), per);
+            let values: Vec<_> = chunk.iter().map(|&w| Value::known(fe(w))).collect();
+            let (cells, packed, value) =
+                config.pack[lane].assign_chunk(region, row, &values, bits)?;
             weights.extend(cells);
-            message.push(Element::Cell(
-                packed,
-                Value::known(crate::params::pack(chunk, bits)),
-            ));
+            message.push(Element::Cell(packed, value));
         }
         let n_packed = message.len();
         message.extend(
@@ -148,7 +152,8 @@ impl ModelCircuit {
 
     /// Hashes the elements of `id`, each of which has a cell (the range check gives every
     /// element of a hashed input one); a padding zero is tied to 0. With a salt (a linked
-    /// boundary), the salt is the first element, a free private cell.
+    /// boundary), the elements are first packed in the boundary-packing lanes, from chunk
+    /// `*chunk` on (see [`link`]), and the salt, a free private cell, leads the message.
     #[allow(clippy::too_many_arguments)]
     fn assign_value_hash(
         &self,
@@ -158,27 +163,41 @@ impl ModelCircuit {
         slot: &mut impl FnMut() -> (usize, usize),
         id: ValueId,
         domain: Domain,
-        salt: Option<Fr>,
+        salt: Option<(Fr, &mut usize)>,
     ) -> Result<Cell, Error> {
-        let salt = salt.map(|s| {
-            let known = self.trace.is_some();
-            Element::Fresh(if known {
-                Value::known(s)
-            } else {
-                Value::unknown()
+        let elements = (0..self.model.value(id).len())
+            .map(|i| match (wires.resolve(id, i), wires.cell(id, i)) {
+                (Source::Zero, _) => Ok(Element::Zero),
+                (_, Some(c)) => Ok(Element::Cell(c, wires.value(id, i))),
+                (Source::Element(..), None) => Err(Error::Synthesis),
             })
-        });
-        let message = salt
-            .into_iter()
-            .map(Ok)
-            .chain((0..self.model.value(id).len()).map(|i| {
-                match (wires.resolve(id, i), wires.cell(id, i)) {
-                    (Source::Zero, _) => Ok(Element::Zero),
-                    (_, Some(c)) => Ok(Element::Cell(c, wires.value(id, i))),
-                    (Source::Element(..), None) => Err(Error::Synthesis),
-                }
-            }))
             .collect::<Result<Vec<_>, _>>()?;
+        let Some((salt, chunk)) = salt else {
+            return Ok(assign_hash(region, &config.hash, slot, domain, &elements)?.0);
+        };
+        let known = self.trace.is_some();
+        let mut message = vec![Element::Fresh(if known {
+            Value::known(salt)
+        } else {
+            Value::unknown()
+        })];
+        let bits = self.model.act_bits;
+        let per = per_element(bits);
+        for part in elements.chunks(per) {
+            let (lane, row) = chunk_slot(*chunk, config.link.len(), per);
+            *chunk += 1;
+            let lane = config.link.get(lane).ok_or(Error::Synthesis)?;
+            let values: Vec<_> = part.iter().map(Element::value).collect();
+            let (cells, packed, value) = lane.assign_chunk(region, row, &values, bits)?;
+            for (cell, element) in cells.into_iter().zip(part) {
+                match element {
+                    Element::Cell(canonical, _) => region.constrain_equal(cell, *canonical),
+                    Element::Zero => region.constrain_constant(cell, Fr::zero())?,
+                    Element::Fresh(_) => return Err(Error::Synthesis),
+                }
+            }
+            message.push(Element::Cell(packed, value));
+        }
         Ok(assign_hash(region, &config.hash, slot, domain, &message)?.0)
     }
 
@@ -286,7 +305,10 @@ impl ModelCircuit {
                     model.value(model.input).len(),
                     model.value(model.output).len(),
                 );
-                let mut hashed = |id, domain, salt| {
+                // Boundary chunks go over the boundary-packing lanes, the input's first.
+                let mut chunk = 0usize;
+                let mut hashed = |id, domain, salt: Option<Fr>| {
+                    let salt = salt.map(|s| (s, &mut chunk));
                     self.assign_value_hash(config, region, &wires, &mut slot, id, domain, salt)
                         .map(Some)
                 };
@@ -344,7 +366,10 @@ impl Circuit<Fr> for ModelCircuit {
             .map(|_| LaneConfig::configure(meta, &table))
             .collect();
         let pack = (0..layout.pack_lanes)
-            .map(|_| PackConfig::configure(meta, &table, layout.weight_bits))
+            .map(|_| PackConfig::configure(meta, Some(&table), layout.weight_bits))
+            .collect();
+        let link = (0..layout.link_lanes)
+            .map(|_| PackConfig::configure(meta, None, layout.link_bits))
             .collect();
         let hash = (0..layout.hash_lanes)
             .map(|_| PoseidonConfig::configure(meta))
@@ -359,6 +384,7 @@ impl Circuit<Fr> for ModelCircuit {
             lanes,
             table,
             pack,
+            link,
             hash,
             instance,
         }

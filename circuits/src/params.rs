@@ -128,8 +128,19 @@ pub fn weight_bits(model: &QModel) -> u32 {
         .unwrap_or(33)
 }
 
-/// One weight-packing lane: a weight a row, range-checked by lookup, packed by a
-/// running sum `acc = acc_prev · 2^b + (w + 2^(b-1))` that restarts every chunk.
+/// Where chunk `c` of a packed sequence goes: lane `c mod lanes`, from row
+/// `(c / lanes) · per` (a chunk holds up to `per` values, one a row).
+pub fn chunk_slot(c: usize, lanes: usize, per: usize) -> (usize, usize) {
+    let lanes = lanes.max(1);
+    (c % lanes, (c / lanes) * per)
+}
+
+/// One packing lane: a value a row, packed by a running sum
+/// `acc = acc_prev · 2^b + (v + 2^(b-1))` that restarts every chunk. The packing is
+/// injective only for `b`-bit signed values: a lane for weights range-checks them by
+/// lookup; a lane for a segment boundary does not, since its values are copies of cells
+/// the circuit already bounds to the activation width (a rescale's lookup, or the linked
+/// input's range check).
 #[derive(Clone, Debug)]
 pub struct PackConfig {
     pub w: Column<Advice>,
@@ -139,14 +150,19 @@ pub struct PackConfig {
 }
 
 impl PackConfig {
-    pub fn configure(meta: &mut ConstraintSystem<Fr>, table: &TableConfig, bits: u32) -> Self {
+    /// A lane for `bits`-bit values, range-checked against `range` when given.
+    pub fn configure(
+        meta: &mut ConstraintSystem<Fr>,
+        range: Option<&TableConfig>,
+        bits: u32,
+    ) -> Self {
         let (w, acc) = (meta.advice_column(), meta.advice_column());
         meta.enable_equality(w);
         meta.enable_equality(acc);
         let (q_first, q_step) = (meta.complex_selector(), meta.complex_selector());
         let off = Expression::Constant(fe(offset(bits)));
         let base = Expression::Constant(Fr::from(1u64 << bits));
-        meta.create_gate("weight packing", |meta| {
+        meta.create_gate("packing", |meta| {
             let first = meta.query_selector(q_first);
             let step = meta.query_selector(q_step);
             let w = meta.query_advice(w, Rotation::cur());
@@ -157,16 +173,18 @@ impl PackConfig {
                 step * (cur - prev * base - w - off.clone()),
             ]
         });
-        meta.lookup("weight range", |meta| {
-            let q = meta.query_selector(q_first) + meta.query_selector(q_step);
-            let w = meta.query_advice(w, Rotation::cur());
-            let shifted = q.clone() * (w + off);
-            vec![
-                (q * Expression::Constant(Fr::from(WEIGHT_TAG)), table.tag),
-                (shifted.clone(), table.input),
-                (shifted, table.output),
-            ]
-        });
+        if let Some(table) = range {
+            meta.lookup("weight range", |meta| {
+                let q = meta.query_selector(q_first) + meta.query_selector(q_step);
+                let w = meta.query_advice(w, Rotation::cur());
+                let shifted = q.clone() * (w + off);
+                vec![
+                    (q * Expression::Constant(Fr::from(WEIGHT_TAG)), table.tag),
+                    (shifted.clone(), table.input),
+                    (shifted, table.output),
+                ]
+            });
+        }
         PackConfig {
             w,
             acc,
@@ -175,16 +193,18 @@ impl PackConfig {
         }
     }
 
-    /// Lays out one chunk from `row`; returns the weights' cells and the packed cell.
+    /// Lays out one chunk (the values as field elements) from `row`; returns the values'
+    /// cells, the packed cell and its value.
     pub fn assign_chunk(
         &self,
         region: &mut Region<'_, Fr>,
         row: usize,
-        chunk: &[i64],
+        chunk: &[Value<Fr>],
         bits: u32,
-    ) -> Result<(Vec<Cell>, Cell), Error> {
+    ) -> Result<(Vec<Cell>, Cell, Value<Fr>), Error> {
         let base = Fr::from(1u64 << bits);
-        let mut acc = Fr::zero();
+        let off = fe(offset(bits));
+        let mut acc = Value::known(Fr::zero());
         let mut cells = Vec::with_capacity(chunk.len());
         let mut packed = None;
         for (t, &w) in chunk.iter().enumerate() {
@@ -193,19 +213,11 @@ impl PackConfig {
             } else {
                 self.q_step.enable(region, row + t)?;
             }
-            acc = acc * base + fe(w + offset(bits));
-            cells.push(
-                region
-                    .assign_advice(self.w, row + t, Value::known(fe(w)))
-                    .cell(),
-            );
-            packed = Some(
-                region
-                    .assign_advice(self.acc, row + t, Value::known(acc))
-                    .cell(),
-            );
+            acc = acc * Value::known(base) + w + Value::known(off);
+            cells.push(region.assign_advice(self.w, row + t, w).cell());
+            packed = Some(region.assign_advice(self.acc, row + t, acc).cell());
         }
-        Ok((cells, packed.ok_or(Error::Synthesis)?))
+        Ok((cells, packed.ok_or(Error::Synthesis)?, acc))
     }
 }
 

@@ -12,7 +12,7 @@ use crate::layout::{Layout, ParamsMode, Visibility, MAX_WEIGHT_BITS};
 use crate::model::ModelCircuit;
 use crate::params::{per_element, weight_bits};
 use crate::poseidon::BLOCK_ROWS;
-use crate::rows::{elementwise_elements, hash_work, linear_section_rows, pack_rows};
+use crate::rows::{elementwise_elements, hash_work, linear_section_rows, link_rows, pack_rows};
 use crate::table::table_rows;
 use crate::CircuitError;
 
@@ -26,6 +26,7 @@ impl Layout {
             lanes: self.lanes,
             hash_lanes: self.hash_lanes,
             pack_lanes: self.pack_lanes,
+            link_lanes: self.link_lanes,
         };
         let plan = evaluate(model, self.visibility, c).map_err(|e| e.to_string())?;
         if &plan.layout == self {
@@ -52,6 +53,9 @@ pub struct Plan {
     /// Weight-packing rows per packing lane.
     #[serde(default)]
     pub pack_rows: usize,
+    /// Boundary-packing rows per boundary lane.
+    #[serde(default)]
+    pub link_rows: usize,
     pub instance_rows: usize,
     /// Rows halo2 leaves usable at this `k` (the rest hold blinding factors).
     pub usable_rows: usize,
@@ -73,6 +77,7 @@ impl Plan {
             .max(self.table_rows)
             .max(self.hash_rows)
             .max(self.pack_rows)
+            .max(self.link_rows)
             .max(self.instance_rows)
     }
 }
@@ -101,6 +106,7 @@ pub struct Candidate {
     pub lanes: usize,
     pub hash_lanes: usize,
     pub pack_lanes: usize,
+    pub link_lanes: usize,
 }
 
 /// Evaluates one candidate layout.
@@ -122,6 +128,7 @@ pub fn evaluate(
     let (hash_blocks, weights) = hash_work(model, &visibility, weight_bits);
     let hash_rows = hash_blocks.div_ceil(c.hash_lanes.max(1)) * BLOCK_ROWS;
     let pack_rows = pack_rows(weights, per_element(weight_bits.max(1)), c.pack_lanes);
+    let link_rows = link_rows(model, &visibility, c.link_lanes);
     let mut layout = Layout {
         k: 0,
         x_cols: c.x_cols,
@@ -131,6 +138,8 @@ pub fn evaluate(
         hash_lanes: c.hash_lanes,
         pack_lanes: c.pack_lanes,
         weight_bits,
+        link_lanes: c.link_lanes,
+        link_bits: if c.link_lanes > 0 { model.act_bits } else { 0 },
     };
     let table = table_rows(model, &layout);
     let instance = visibility.public_values(
@@ -143,7 +152,8 @@ pub fn evaluate(
         .max(table)
         .max(instance)
         .max(hash_rows)
-        .max(pack_rows);
+        .max(pack_rows)
+        .max(link_rows);
     let k = (4..=28)
         .find(|&k| (1usize << k) >= rows + reserved_rows)
         .ok_or(CircuitError::TooLarge { rows })?;
@@ -157,6 +167,7 @@ pub fn evaluate(
         table_rows: table,
         hash_rows,
         pack_rows,
+        link_rows,
         instance_rows: instance,
         usable_rows: (1usize << k) - reserved_rows,
         advice_columns: s.advice,
@@ -179,6 +190,11 @@ pub fn plan_layout(
     let packs = visibility.params == ParamsMode::Hashed;
     let hash_options: &[usize] = if hashes { &[1, 2, 4, 8, 16] } else { &[0] };
     let pack_options: &[usize] = if packs { &[1, 2, 4, 8] } else { &[0] };
+    let link_options: &[usize] = if visibility.is_linked() {
+        &[1, 2, 4]
+    } else {
+        &[0]
+    };
     let mut plans = Vec::new();
     for x_cols in [1, 2, 4, 8, 16, 32, 64] {
         for acc_cols in [1, 2, 4, 8, 16, 32] {
@@ -187,13 +203,17 @@ pub fn plan_layout(
             }
             for lanes in [1, 2, 4, 8, 16] {
                 for &hash_lanes in hash_options {
-                    for &pack_lanes in pack_options {
+                    for (&pack_lanes, &link_lanes) in pack_options
+                        .iter()
+                        .flat_map(|p| link_options.iter().map(move |l| (p, l)))
+                    {
                         let c = Candidate {
                             x_cols,
                             acc_cols,
                             lanes,
                             hash_lanes,
                             pack_lanes,
+                            link_lanes,
                         };
                         match evaluate(model, visibility, c) {
                             Ok(p) => plans.push(p),

@@ -179,7 +179,7 @@ pub enum Element {
 }
 
 impl Element {
-    fn value(&self) -> Value<Fr> {
+    pub(crate) fn value(&self) -> Value<Fr> {
         match self {
             Element::Cell(_, v) | Element::Fresh(v) => *v,
             Element::Zero => Value::known(Fr::zero()),

@@ -7,7 +7,7 @@ use zkinfer_qir::{Add, AddOperand, QModel, QOp, Rescale};
 
 use crate::layout::{InputMode, OutputMode, ParamsMode, Visibility};
 use crate::linear::linear_rows;
-use crate::params::{per_element, Params};
+use crate::params::{chunk_slot, per_element, Params};
 use crate::poseidon::blocks;
 
 /// A rescale by `2^B` or more (`B` the activation width) takes two lane rows an element:
@@ -77,18 +77,44 @@ pub fn hash_work(model: &QModel, visibility: &Visibility, weight_bits: u32) -> (
         weights = p.weights.len();
         hash_blocks += blocks(weights.div_ceil(per_element(weight_bits)) + p.wide.len());
     }
-    // A linked boundary's message starts with its salt.
+    // A linked boundary's message is its salt and its packed chunks.
+    let per = per_element(model.act_bits);
     match visibility.input {
         InputMode::Hashed => hash_blocks += blocks(model.value(model.input).len()),
-        InputMode::Linked => hash_blocks += blocks(1 + model.value(model.input).len()),
+        InputMode::Linked => {
+            hash_blocks += blocks(1 + model.value(model.input).len().div_ceil(per))
+        }
         InputMode::Public | InputMode::Private => {}
     }
     match visibility.output {
         OutputMode::Hashed => hash_blocks += blocks(model.value(model.output).len()),
-        OutputMode::Linked => hash_blocks += blocks(1 + model.value(model.output).len()),
+        OutputMode::Linked => {
+            hash_blocks += blocks(1 + model.value(model.output).len().div_ceil(per))
+        }
         OutputMode::Public => {}
     }
     (hash_blocks, weights)
+}
+
+/// The lengths of the chunks the boundary-packing lanes pack, in order: the linked
+/// input's, then the linked output's, `⌊252 / act_bits⌋` values a chunk.
+fn link_chunks(model: &QModel, visibility: &Visibility) -> Vec<usize> {
+    let per = per_element(model.act_bits);
+    let chunks = |n: usize| (0..n.div_ceil(per)).map(move |c| per.min(n - c * per));
+    let input = (visibility.input == InputMode::Linked).then(|| model.value(model.input).len());
+    let output = (visibility.output == OutputMode::Linked).then(|| model.value(model.output).len());
+    input.into_iter().chain(output).flat_map(chunks).collect()
+}
+
+/// Rows of the fullest boundary-packing lane (chunks placed by [`chunk_slot`]).
+pub fn link_rows(model: &QModel, visibility: &Visibility, lanes: usize) -> usize {
+    let per = per_element(model.act_bits);
+    link_chunks(model, visibility)
+        .iter()
+        .enumerate()
+        .map(|(c, len)| chunk_slot(c, lanes, per).1 + len)
+        .max()
+        .unwrap_or(0)
 }
 
 /// Rows of the fullest packing lane: `weights` packed `per` a chunk, one weight a row,
@@ -98,7 +124,7 @@ pub fn pack_rows(weights: usize, per: usize, lanes: usize) -> usize {
     let (per, lanes) = (per.max(1), lanes.max(1));
     let chunks = weights.div_ceil(per);
     (chunks.saturating_sub(lanes)..chunks)
-        .map(|c| (c / lanes) * per + per.min(weights - c * per))
+        .map(|c| chunk_slot(c, lanes, per).1 + per.min(weights - c * per))
         .max()
         .unwrap_or(0)
 }

@@ -44,6 +44,7 @@ fn candidate(cols: (usize, usize, usize), vis: Visibility) -> Candidate {
         lanes: cols.2,
         hash_lanes: usize::from(vis.hashes_anything()),
         pack_lanes: usize::from(vis.params == ParamsMode::Hashed),
+        link_lanes: usize::from(vis.is_linked()),
     }
 }
 
@@ -581,8 +582,8 @@ fn other_weights_do_not_prove_this_weights_hash() {
 }
 
 /// The advice columns the prover commits to are exactly the cells halo2's own witness
-/// collection (here MockProver's) assigns, in every visibility (Poseidon and packing
-/// lanes included).
+/// collection (here MockProver's) assigns, in every visibility and with linked boundaries
+/// (Poseidon and packing lanes included).
 #[test]
 fn advice_columns_equal_the_layouter_witness() {
     use halo2_proofs::halo2curves::bn256::Fr;
@@ -592,7 +593,16 @@ fn advice_columns_equal_the_layouter_witness() {
     let (model, input) = params_model(23);
     let model = Arc::new(model);
     let trace = Arc::new(model.run(&input).unwrap());
-    for vis in Visibility::all() {
+    let linked = [
+        (InputMode::Linked, OutputMode::Linked),
+        (InputMode::Public, OutputMode::Linked),
+    ]
+    .map(|(input, output)| Visibility {
+        input,
+        output,
+        ..Visibility::default()
+    });
+    for vis in Visibility::all().into_iter().chain(linked) {
         let plan = evaluate(&model, vis, candidate((4, 2, 2), vis)).unwrap();
         let circuit = ModelCircuit::with_trace(model.clone(), plan.layout.clone(), trace.clone());
         let instances = ModelCircuit::instances(&model, &plan.layout, &trace, &Default::default());
@@ -747,13 +757,12 @@ fn segments_link_their_boundaries_by_salted_hashes() {
         };
         let layout = &s.plan.layout;
         let instances = ModelCircuit::instances(&s.model, layout, &trace, &salts);
-        let values = |id: ValueId| trace.get(id).iter().map(|&v| fe(v)).collect::<Vec<_>>();
         let vis = layout.visibility;
         let input_link = (vis.input == InputMode::Linked).then(|| instances[0]);
         let output_link =
             (vis.output == OutputMode::Linked).then(|| instances[instances.len() - 1]);
         if let Some(l) = output_link {
-            assert_eq!(l, link(salts.output, &values(s.model.output)));
+            assert_eq!(l, link(salts.output, trace.get(s.model.output), BITS));
         }
         links.push((input_link, output_link));
         let prove = |trace: Trace, salts: Salts, instances: Vec<_>| {
@@ -794,6 +803,17 @@ fn segments_link_their_boundaries_by_salted_hashes() {
         bad.values[s.model.input.0][0] += 1;
         let bad_instances = ModelCircuit::instances(&s.model, layout, &bad, &salts);
         assert!(!prove(bad, salts, bad_instances), "segment {i}: input");
+        // Two boundary values changed so that their packed element, and so the link
+        // value, is the same (v0 − 1, v1 + 2^b): only the range check of the linked input
+        // tells them apart.
+        if let Some(l) = input_link {
+            let mut bad = trace.clone();
+            bad.values[s.model.input.0][0] -= 1;
+            bad.values[s.model.input.0][1] += 1 << BITS;
+            let same = ModelCircuit::instances(&s.model, layout, &bad, &salts);
+            assert_eq!(same[0], l, "segment {i}: the packing collides");
+            assert!(!prove(bad, salts, same), "segment {i}: colliding input");
+        }
     }
     assert_eq!(boundary, vec![full.get(model.output).to_vec()]);
     for i in 0..links.len() - 1 {
