@@ -111,15 +111,17 @@ fn plan_one(
 }
 
 /// Cuts `model` into the fewest segments (at least `min_segments`, where the model has
-/// enough bounded cuts) that fit `budget_mb`. With `min_segments` above 1 the cuts first
-/// split the work about evenly (for parallel provers); any piece over the budget is then
-/// cut further.
+/// enough bounded cuts) that fit `budget_mb`; returns the model the segments are of. A
+/// linear layer too large for the budget on its own is split into parts
+/// ([`QModel::split_linear`]) until its parts fit, so that model computes the same but
+/// may have more ops. With `min_segments` above 1 the cuts first split the work about
+/// evenly (for parallel provers); any piece over the budget is then cut further.
 pub fn plan_segments(
     model: &QModel,
     statement: Visibility,
     budget_mb: f64,
     min_segments: usize,
-) -> Result<Vec<PlannedSegment>, CircuitError> {
+) -> Result<(QModel, Vec<PlannedSegment>), CircuitError> {
     if statement.is_linked() {
         return Err(CircuitError::Model(zkinfer_qir::QirError::Malformed {
             op: 0,
@@ -128,6 +130,65 @@ pub fn plan_segments(
         }));
     }
     model.validate()?;
+    let mut model = model.clone();
+    // Where the planner was stuck and the least memory it needed there, to stop when
+    // splitting does not help (the memory is not the linear layer's).
+    let mut stuck: Option<(usize, f64)> = None;
+    // The cuts before where the planner was stuck: a split there leaves them as they are
+    // (with `min_segments` above 1 the even shares move, so the planner starts over).
+    let mut done = Vec::new();
+    loop {
+        let (ops, error) = match greedy_cuts(&model, statement, budget_mb, min_segments, &done)? {
+            Ok(cuts) => {
+                let planned = plan_cuts(&model, statement, &cuts, Some(budget_mb))?;
+                return Ok((model, planned));
+            }
+            Err((cuts, stuck_at)) => {
+                if min_segments <= 1 {
+                    done = cuts;
+                }
+                stuck_at
+            }
+        };
+        let least = match &error {
+            CircuitError::SegmentOverMemory { least, .. }
+            | CircuitError::OverMemory { least, .. } => *least,
+            _ => return Err(error),
+        };
+        if stuck.is_some_and(|(start, before)| start == ops.start && least > 0.9 * before) {
+            return Err(error);
+        }
+        stuck = Some((ops.start, least));
+        let linear_macs = |i: usize| match &model.ops[i] {
+            zkinfer_qir::QOp::Linear(l) => l.rows(&model) * l.in_features * l.out_features,
+            _ => 0,
+        };
+        let Some(op) = ops
+            .clone()
+            .filter(|&i| model.is_splittable_linear(i))
+            .max_by_key(|&i| linear_macs(i))
+        else {
+            return Err(error);
+        };
+        let parts = ((least / budget_mb).ceil() as usize)
+            .next_power_of_two()
+            .max(2);
+        model = model.split_linear(op, parts)?;
+    }
+}
+
+/// The greedy cuts of `model` within `budget_mb`, continuing after the cuts `done`; or
+/// the cuts made and the first range of ops that does not fit even as the shortest
+/// segment from where it starts, with its error.
+#[allow(clippy::type_complexity)]
+fn greedy_cuts(
+    model: &QModel,
+    statement: Visibility,
+    budget_mb: f64,
+    min_segments: usize,
+    done: &[usize],
+) -> Result<Result<Vec<usize>, (Vec<usize>, (std::ops::Range<usize>, CircuitError))>, CircuitError>
+{
     let bounded = model.bounded_cuts();
     let n = model.ops.len();
     let mut pieces = vec![0];
@@ -135,9 +196,10 @@ pub fn plan_segments(
         pieces.extend(even_cuts(model, &bounded, min_segments));
     }
     pieces.push(n);
-    let mut cuts: Vec<usize> = Vec::new();
+    let mut cuts: Vec<usize> = done.to_vec();
+    let resume = done.last().copied().unwrap_or(0);
     for piece in pieces.windows(2) {
-        let (mut start, to) = (piece[0], piece[1]);
+        let (mut start, to) = (piece[0].max(resume), piece[1]);
         while start < to {
             // Candidate ends: the bounded cuts in (start, to), then `to`.
             let mut options: Vec<usize> = bounded
@@ -146,29 +208,31 @@ pub fn plan_segments(
                 .filter(|&c| c > start && c < to)
                 .collect();
             options.push(to);
-            let fits = |end: usize| match plan_range(model, statement, start..end, Some(budget_mb))
-            {
-                Ok(_) => Ok(true),
-                Err(
+            let attempt = |end: usize| plan_range(model, statement, start..end, Some(budget_mb));
+            let over = |e: &CircuitError| {
+                matches!(
+                    e,
                     CircuitError::OverMemory { .. }
-                    | CircuitError::SegmentOverMemory { .. }
-                    | CircuitError::TooLarge { .. },
-                ) => Ok(false),
-                Err(e) => Err(e),
+                        | CircuitError::SegmentOverMemory { .. }
+                        | CircuitError::TooLarge { .. }
+                )
             };
             // The last end that fits (a binary search: a longer segment never fits better).
             let (mut lo, mut hi) = (0usize, options.len());
             while lo < hi {
                 let mid = (lo + hi) / 2;
-                if fits(options[mid])? {
-                    lo = mid + 1;
-                } else {
-                    hi = mid;
+                match attempt(options[mid]) {
+                    Ok(_) => lo = mid + 1,
+                    Err(e) if over(&e) => hi = mid,
+                    Err(e) => return Err(e),
                 }
             }
             if lo == 0 {
                 // Not even the shortest segment from here fits: its error says by how much.
-                plan_range(model, statement, start..options[0], Some(budget_mb))?;
+                let end = options[0];
+                if let Err(e) = attempt(end) {
+                    return Ok(Err((cuts, (start..end, e))));
+                }
             }
             let end = options[lo.max(1) - 1];
             if end < n {
@@ -177,7 +241,7 @@ pub fn plan_segments(
             start = end;
         }
     }
-    plan_cuts(model, statement, &cuts, Some(budget_mb))
+    Ok(Ok(cuts))
 }
 
 /// `parts − 1` bounded cuts nearest to equal shares of the model's work (its
@@ -223,7 +287,7 @@ mod tests {
     #[test]
     fn a_model_that_fits_stays_whole() {
         let m = residual_model();
-        let s = plan_segments(&m, Visibility::default(), 1e9, 1).unwrap();
+        let (_, s) = plan_segments(&m, Visibility::default(), 1e9, 1).unwrap();
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].model, m);
         assert_eq!(
@@ -236,7 +300,7 @@ mod tests {
     fn segments_fit_the_budget_and_link_at_bounded_cuts() {
         let m = residual_model();
         let whole = plan_layout(&m, Visibility::default(), None).unwrap().0;
-        let forced = plan_segments(&m, Visibility::default(), 1e9, 3).unwrap();
+        let (_, forced) = plan_segments(&m, Visibility::default(), 1e9, 3).unwrap();
         assert!(forced.len() >= 3, "{} segments", forced.len());
         for (i, s) in forced.iter().enumerate() {
             let vis = s.plan.layout.visibility;
@@ -247,7 +311,7 @@ mod tests {
         // A budget below the whole circuit's prediction cuts it.
         let budget = whole.predicted.peak_mb - 1.0;
         match plan_segments(&m, Visibility::default(), budget, 1) {
-            Ok(s) => {
+            Ok((_, s)) => {
                 assert!(s.len() > 1);
                 assert!(s.iter().all(|s| s.plan.predicted.peak_mb <= budget));
             }

@@ -337,12 +337,15 @@ fn errors_exit_2_with_a_clear_message() {
         "{err}"
     );
 
-    // A memory budget no layout fits names the smallest prediction.
+    // A memory budget not even the smallest segment fits names the ops and the smallest
+    // prediction.
     let out = compile(&tiny, &input, &["--max-memory", "5"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(code(&out), 2);
     assert!(
-        err.contains("no layout fits in --max-memory 5 MB") && err.contains("predicted to need"),
+        err.contains("over --max-memory 5 MB")
+            && err.contains("predicted to need")
+            && err.contains("ops 0.."),
         "{err}"
     );
     for bad_budget in ["--max-memory=0", "--max-memory=-3", "--max-memory=abc"] {

@@ -115,7 +115,7 @@ pub fn compile(
         .map_err(PipelineError::InputData)?
         .samples;
     let cal = calibrate(&graph, samples)?;
-    let (model, fid, trials) = match options.bits {
+    let (mut model, fid, trials) = match options.bits {
         Bits::Fixed(bits) => {
             let cfg = QuantConfig {
                 act_bits: bits,
@@ -163,7 +163,8 @@ pub fn compile(
     let (circuits, segments, runner_up) = match (whole, options.max_memory_mb) {
         (Some((plan, runner_up)), _) => (vec![circuit(model.clone(), plan)], vec![], runner_up),
         (None, budget) => {
-            let planned = plan_segments(
+            // The model the segments are of: large linear layers may be split.
+            let (split, planned) = plan_segments(
                 &model,
                 vis,
                 budget.unwrap_or(f64::INFINITY),
@@ -173,6 +174,7 @@ pub fn compile(
                 .iter()
                 .map(|p| circuit(p.model.clone(), p.plan.clone()))
                 .collect();
+            model = split;
             (circuits, planned, None)
         }
     };

@@ -15,6 +15,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 mod segment;
+mod split;
 pub use segment::Segment;
 
 /// Index of a tensor in [`QModel::values`].

@@ -114,11 +114,28 @@ impl QModel {
         }
     }
 
-    /// The cuts (op indices in `1..ops.len()`) whose live values are all bounded.
+    /// The cuts (op indices in `1..ops.len()`) whose live values are all bounded and none
+    /// a view that grows (a convolution's windows repeat each element up to 9 times:
+    /// linking them would hash every repeat, where the values before the view hold the
+    /// same information).
     pub fn bounded_cuts(&self) -> Vec<usize> {
         (1..self.ops.len())
-            .filter(|&c| self.live_at(c).iter().all(|&id| self.is_bounded(id)))
+            .filter(|&c| {
+                self.live_at(c)
+                    .iter()
+                    .all(|&id| self.is_bounded(id) && !self.is_growing_view(id))
+            })
             .collect()
+    }
+
+    /// Whether `id` is a rearrangement or concatenation with more elements than it reads.
+    fn is_growing_view(&self, id: ValueId) -> bool {
+        let len = |id: ValueId| self.value(id).len();
+        match self.ops.iter().find(|op| op.output() == id) {
+            Some(QOp::Rearrange(r)) => len(id) > len(r.input),
+            Some(QOp::Concat(c)) => len(id) > c.inputs.iter().map(|&i| len(i)).sum(),
+            _ => false,
+        }
     }
 
     /// Runs `segment` on the values of its input boundary (in its order) and returns the
