@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fuzzes what zkinfer reads from disk: proof files, verifying keys and compiled circuits
+# Fuzzes what zkinfer reads from disk: proof files, verifying keys, compiled circuits and
+# proof bundles
 # (fuzz/fuzz_targets, libFuzzer through libfuzzer-sys). A crash (a panic, an overflow, an
 # abort, an out-of-memory) fails the script and leaves the input under fuzz/artifacts/.
 #
@@ -16,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${1:-20}
-TARGETS="proof_file verifying_key compiled_circuit"
+TARGETS="proof_file verifying_key compiled_circuit bundle_file"
 TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
 
 echo "== seeds: mlp_tiny compiled, keyed and proven"
@@ -32,14 +33,21 @@ M=../shared/models
   --out "$seeds/m" --params hashed --input hashed >/dev/null
 "$ZKINFER" setup "$seeds/m" --dev-srs >/dev/null 2>&1
 "$ZKINFER" prove "$seeds/m" --input $M/mlp_tiny.input.json --proof "$seeds/proof.json" >/dev/null 2>&1
+echo "== seeds: mlp_tiny (8-bit) in 2 linked segments, keyed and proven as a bundle"
+"$ZKINFER" compile $M/mlp_tiny.onnx --calibration $M/mlp_tiny.input.json \
+  --out "$seeds/s" --bits 8 --segments 2 >/dev/null
+"$ZKINFER" setup "$seeds/s" --dev-srs >/dev/null 2>&1
+"$ZKINFER" prove "$seeds/s" --input $M/mlp_tiny.input.json --proof "$seeds/bundle.json" \
+  --engine cpu >/dev/null 2>&1
 for t in $TARGETS; do mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"; done
+cp "$seeds/bundle.json" fuzz/corpus/bundle_file/seed-bundle.json
 cp "$seeds/proof.json" fuzz/corpus/proof_file/seed-proof.json
 cp "$seeds/m/vk" fuzz/corpus/verifying_key/seed-vk
 # The key's header alone: the target also reads an input as the header of the seed key.
 python3 -c 'import sys, struct; b = open(sys.argv[1], "rb").read(); n = struct.unpack("<I", b[12:16])[0]; sys.stdout.buffer.write(b[16:16 + n])' \
   "$seeds/m/vk" > fuzz/corpus/verifying_key/seed-header.json
 cp "$seeds/m/circuit.json" fuzz/corpus/compiled_circuit/seed-circuit.json
-export ZKINFER_FUZZ_VK=$seeds/m/vk ZKINFER_FUZZ_PROOF=$seeds/proof.json
+export ZKINFER_FUZZ_VK=$seeds/m/vk ZKINFER_FUZZ_PROOF=$seeds/proof.json ZKINFER_FUZZ_BUNDLE_DIR=$seeds/s
 
 echo "== building the fuzz targets (instrumented)"
 # --target keeps the instrumentation off build scripts and proc macros, as cargo fuzz does.
@@ -60,4 +68,4 @@ for t in $TARGETS; do
   fi
   grep -E "^stat::number_of_executed_units" "$seeds/$t.log" || true
 done
-echo "fuzz: 3 targets, no crash"
+echo "fuzz: 4 targets, no crash"

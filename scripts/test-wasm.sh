@@ -43,4 +43,13 @@ dir=$proofs/mlp_tiny-ptau
 "$ZKINFER" setup "$dir" --srs target/ptau/pot10.ptau >/dev/null
 "$ZKINFER" prove "$dir" --input "$M/mlp_tiny.input.json" --proof "$dir/proof.json" --engine cpu >/dev/null 2>&1
 rm -f "$dir/pk" "$dir/srs"
-ZKINFER_WASM_PKG=$ROOT/target/wasm/pkg ZKINFER_PROOFS=$proofs node --test --test-reporter=spec verifier/wasm/tests/
+echo "== proving attn_block (8-bit) cut into 3 linked segments"
+bundle=$(mktemp -d)
+trap 'rm -rf "$proofs" "$bundle"' EXIT
+"$ZKINFER" compile "$M/attn_block.onnx" --calibration "$M/attn_block.input.json" --out "$bundle" \
+  --bits 8 --segments 3 >/dev/null
+"$ZKINFER" setup "$bundle" --dev-srs >/dev/null 2>&1
+"$ZKINFER" prove "$bundle" --input "$M/attn_block.input.json" --proof "$bundle/bundle.json" \
+  --engine cpu --jobs 2 >/dev/null 2>&1
+rm -f "$bundle"/segment-*/pk "$bundle"/segment-*/srs
+ZKINFER_WASM_PKG=$ROOT/target/wasm/pkg ZKINFER_PROOFS=$proofs ZKINFER_BUNDLE=$bundle node --test --test-reporter=spec verifier/wasm/tests/

@@ -182,7 +182,7 @@ pub fn setup(dir: &Path, srs: Option<&Path>, dev: bool) -> Result<()> {
     Ok(())
 }
 
-fn print_output(values: &[f64], shape: &[usize]) {
+pub fn print_output(values: &[f64], shape: &[usize]) {
     let shown: Vec<String> = values.iter().take(32).map(|v| format!("{v:.4}")).collect();
     let more = if values.len() > 32 {
         format!(", … ({} values)", values.len())

@@ -11,7 +11,7 @@ use zkinfer_pipeline::{Compilation, CompileOptions};
 use zkinfer_prover::{read_srs, write_srs, CompiledCircuit, Engine, ProverKey};
 use zkinfer_verifier::{keys_id, verify_bundle, BundleFile, ProofFile, Verdict, VerifierKey};
 
-use crate::commands::{load_srs, print_public, print_srs};
+use crate::commands::{load_srs, print_output, print_public, print_srs};
 use crate::files::{load_circuit, load_proof, load_vk, read, read_text, write, Paths};
 use crate::progress::{secs, step};
 
@@ -125,20 +125,30 @@ pub fn setup(dir: &Path, srs: Option<&Path>, dev: bool) -> Result<()> {
     let mut ids = Vec::new();
     let mut t_keygen = Duration::ZERO;
     let mut last_vk = None;
+    let mut smaller: Vec<(u32, zkinfer_prover::Params)> = Vec::new();
     for (i, c) in circuits.iter().enumerate() {
         let k = c.plan.layout.k;
-        let mut p = params.clone();
-        zkinfer_circuits::halo2_proofs::poly::commitment::Params::downsize(&mut p, k);
+        // The powers of the largest segment's k serve it as they are; a smaller k's are
+        // their prefix (halo2 recomputes its Lagrange basis: done once per k).
+        if !smaller.iter().any(|(kk, _)| *kk == k) && k < k_max {
+            let mut p = params.clone();
+            zkinfer_circuits::halo2_proofs::poly::commitment::Params::downsize(&mut p, k);
+            smaller.push((k, p));
+        }
+        let p = smaller
+            .iter()
+            .find(|(kk, _)| *kk == k)
+            .map_or(&params, |(_, p)| p);
         let (keys, t) = step(
             &format!("segment {i}/{n}: generating keys (2^{k} rows)"),
-            || zkinfer_pipeline::setup(c, &p),
+            || zkinfer_pipeline::setup(c, p),
         );
         let (pk, vk) = keys?;
         t_keygen += t;
         let paths = Paths::new(&seg(dir, i));
         write(&paths.pk, &pk.to_bytes())?;
         write(&paths.vk, &vk.to_bytes())?;
-        write(&paths.srs, &write_srs(&p))?;
+        write(&paths.srs, &write_srs(p))?;
         eprintln!("segment {i}/{n}: keys in {} (k {k})", secs(t));
         ids.push(vk.model_id());
         last_vk = Some(vk);
@@ -368,6 +378,10 @@ pub fn prove(
         manifest.model,
         proof.display()
     );
+    match bundle.proofs.last().and_then(|p| p.output.as_ref()) {
+        Some(out) => print_output(&out.values, &out.shape),
+        None => println!("  output    (the bundle states only its hash)"),
+    }
     println!(
         "  {:>3}  {:>3}  {:>10}  {:>10}  {:>9}",
         "seg", "k", "pred. s", "proved s", "pred. MB"

@@ -1,12 +1,14 @@
 //! zkinfer's verifier compiled to WebAssembly: the same checks as `zkinfer verify`, on
 //! the same key and proof files, for Node and the browser.
 //!
-//! `verify(vk, proof_json)` returns whether the proof is valid; a key or proof file that
+//! `verify(vk, proof_json)` returns whether the proof is valid; `verify_bundle(vks,
+//! bundle_json)` does the same for a segmented model's bundle, with the segments' keys
+//! in order; a key or proof file that
 //! cannot be read at all (wrong magic, another format version, not JSON) throws, as the
 //! command line exits 2 rather than calling it invalid.
 
 use wasm_bindgen::prelude::*;
-use zkinfer_verifier::{ProofFile, Verdict, VerifierKey};
+use zkinfer_verifier::{keys_id, BundleFile, ProofFile, Verdict, VerifierKey};
 
 fn key(vk: &[u8]) -> Result<VerifierKey, JsError> {
     VerifierKey::from_bytes(vk).map_err(|e| JsError::new(&e.to_string()))
@@ -91,4 +93,80 @@ pub fn model_id(vk: &[u8]) -> Result<String, JsError> {
 #[wasm_bindgen]
 pub fn srs_fingerprint(vk: &[u8]) -> Result<String, JsError> {
     Ok(key(vk)?.srs.fingerprint())
+}
+
+/// A segmented model's bundle against its segments' keys (in order): the verdict and the
+/// keys' model id.
+fn bundle_verdict(
+    vks: &[Vec<u8>],
+    bundle_json: &str,
+    model_id: Option<String>,
+) -> Result<(Vec<VerifierKey>, String, Verdict), JsError> {
+    let keys = vks
+        .iter()
+        .map(|vk| key(vk))
+        .collect::<Result<Vec<_>, _>>()?;
+    let bundle = BundleFile::parse(bundle_json).map_err(|e| JsError::new(&e.to_string()))?;
+    let id = keys_id(&keys);
+    let verdict = match model_id {
+        Some(want) if want != id => Verdict::Invalid {
+            reason: format!("the keys are model id {id}, not the required {want}"),
+        },
+        _ => zkinfer_verifier::verify_bundle(&keys, &bundle),
+    };
+    Ok((keys, id, verdict))
+}
+
+fn bytes(vks: Vec<js_sys::Uint8Array>) -> Vec<Vec<u8>> {
+    vks.iter().map(js_sys::Uint8Array::to_vec).collect()
+}
+
+/// `true` when the proof bundle of a segmented model is valid for the segments' keys
+/// `vks` (in order: `DIR/segment-0/vk`, …): every segment's proof, every link between
+/// them, the statement and the model id (pinned when `model_id` is given).
+#[wasm_bindgen]
+pub fn verify_bundle(
+    vks: Vec<js_sys::Uint8Array>,
+    bundle_json: &str,
+    model_id: Option<String>,
+) -> Result<bool, JsError> {
+    Ok(matches!(
+        bundle_verdict(&bytes(vks), bundle_json, model_id)?.2,
+        Verdict::Valid { .. }
+    ))
+}
+
+/// [`verify_bundle`]'s verdict as JSON, as [`verify_report`] gives one (with `segments`).
+#[wasm_bindgen]
+pub fn verify_bundle_report(
+    vks: Vec<js_sys::Uint8Array>,
+    bundle_json: &str,
+    model_id: Option<String>,
+) -> Result<String, JsError> {
+    let (keys, id, verdict) = bundle_verdict(&bytes(vks), bundle_json, model_id)?;
+    let last = &keys[keys.len() - 1];
+    let mut report = match verdict {
+        Verdict::Valid { public } => serde_json::json!({
+            "valid": true,
+            "model": last.info.model,
+            "model_id": id,
+            "segments": keys.len(),
+            "params_hash": public.params_hash,
+            "input": public.input,
+            "input_hash": public.input_hash,
+            "output": public.output,
+            "output_hash": public.output_hash,
+            "output_shape": last.info.output_shape,
+        }),
+        Verdict::Invalid { reason } => serde_json::json!({ "valid": false, "reason": reason }),
+    };
+    let dev = last.srs.is_insecure_dev_srs();
+    report["srs_fingerprint"] = last.srs.fingerprint().into();
+    report["insecure_dev_srs"] = dev.into();
+    if dev {
+        report["warning"] = "these keys were made with the insecure development SRS: anyone \
+                             can forge proofs that verify under them"
+            .into();
+    }
+    Ok(report.to_string())
 }
