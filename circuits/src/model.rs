@@ -182,6 +182,10 @@ impl ModelCircuit {
             Value::unknown()
         })];
         let bits = self.model.act_bits;
+        // The lanes' gate packs `link_bits`-bit values: they must be the model's.
+        if self.layout.link_bits != bits {
+            return Err(Error::Synthesis);
+        }
         let per = per_element(bits);
         for part in elements.chunks(per) {
             let (lane, row) = chunk_slot(*chunk, config.link.len(), per);

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Runs prove_ray.py against a local 3-node Ray cluster (head + 2 workers, each one CPU).
 
-    python scripts/ray/cluster_test.py DIR --input INPUT.json --proof OUT.json --zkinfer PATH
+    python scripts/ray/cluster_test.py DIR --input INPUT.json --proof OUT.json --zkinfer PATH \
+        [--node-memory-mb MB] [--object-store-mb MB]
 
 All three nodes are processes on this machine, each with its own raylet and object
 store, so tasks really cross node boundaries (objects are transferred between stores).
@@ -28,10 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import prove_ray  # noqa: E402
 
 WORKERS = 2
-# Small enough for a 2-core CI machine; `memory` is Ray's logical budget for `memory=`
-# requests (4 GB per node), not a limit the OS enforces.
-NODE_ARGS = {"node_ip_address": "127.0.0.1", "num_cpus": 1,
-             "object_store_memory": 80 * 2**20, "memory": 4 * 10**9}
+# The defaults are small enough for a 2-core CI machine; `memory` is Ray's logical budget
+# for `memory=` requests, not a limit the OS enforces. A larger model's keys need a larger
+# object store (they travel through it) and its tasks more memory per node.
+DEFAULT_NODE_MEMORY_MB = 4000
+DEFAULT_OBJECT_STORE_MB = 80
 
 
 def main(argv=None):
@@ -40,16 +42,21 @@ def main(argv=None):
     p.add_argument("--input", required=True)
     p.add_argument("--proof", required=True)
     p.add_argument("--zkinfer", required=True)
+    p.add_argument("--node-memory-mb", type=int, default=DEFAULT_NODE_MEMORY_MB)
+    p.add_argument("--object-store-mb", type=int, default=DEFAULT_OBJECT_STORE_MB)
     a = p.parse_args(argv)
+    node_args = {"node_ip_address": "127.0.0.1", "num_cpus": 1,
+                 "object_store_memory": a.object_store_mb * 2**20,
+                 "memory": a.node_memory_mb * 10**6}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` still runs
 
     cluster, code = None, 1
     start = time.monotonic()
     try:
         cluster = Cluster(initialize_head=True,
-                          head_node_args={**NODE_ARGS, "include_dashboard": False})
+                          head_node_args={**node_args, "include_dashboard": False})
         for _ in range(WORKERS):
-            cluster.add_node(**NODE_ARGS)
+            cluster.add_node(**node_args)
         cluster.wait_for_nodes()
         print(f"cluster: {1 + WORKERS} nodes at {cluster.address}, "
               f"up in {time.monotonic() - start:.1f} s", flush=True)

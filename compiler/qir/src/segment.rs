@@ -228,6 +228,17 @@ impl QModel {
                 segment.ops
             )));
         }
+        // A link packs its boundary's values `⌊252 / act_bits⌋` to a field element, which
+        // is injective only for `act_bits`-bit values: a boundary must be bounded.
+        let interior = |c: usize| c > 0 && c < self.ops.len();
+        for c in [segment.ops.start, segment.ops.end] {
+            if interior(c) && !self.bounded_cuts().contains(&c) {
+                return Err(self.malformed_cut(format!(
+                    "cut {c} is not bounded: a value crossing it is not an act_bits-bit \
+                     integer, or is a view that repeats elements"
+                )));
+            }
+        }
         let ops = &self.ops[segment.ops.clone()];
         let mut values: Vec<QValue> = Vec::new();
         let mut ids: Vec<Option<ValueId>> = vec![None; self.values.len()];
@@ -514,6 +525,12 @@ mod tests {
         let mut forged = s.clone();
         forged.inputs.pop();
         assert!(m.run_segment(&forged, &[vec![1; 4]]).is_err());
+        // A segment model (what a circuit proves) only at bounded cuts: an accumulator's
+        // values could collide when packed for the link.
+        let unbounded = (1..7).find(|c| !m.bounded_cuts().contains(c)).unwrap();
+        for s in m.split(&[unbounded]).unwrap() {
+            assert!(m.segment_model(&s).is_err(), "cut {unbounded}");
+        }
         // The model input keeps its range in the first segment.
         let first = m.segment(0..2).unwrap();
         assert!(matches!(
