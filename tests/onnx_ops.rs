@@ -51,7 +51,7 @@ fn check(m: &ModelProto, input_shape: &[usize]) -> zkinfer_qir::QModel {
         "quantized output too far from float: {fid}"
     );
     let trace = q.run(&quantize_input(&q, &samples[0])).unwrap();
-    let (plan, _) = plan_layout(&q, Default::default(), None).unwrap();
+    let (plan, _) = plan_layout(&q, Default::default(), None, Default::default()).unwrap();
     let instances = ModelCircuit::instances(&q, &plan.layout, &trace, &Default::default());
     let circuit =
         ModelCircuit::with_trace(Arc::new(q.clone()), plan.layout.clone(), Arc::new(trace));

@@ -19,7 +19,7 @@ fn check(name: &str, visibilities: &[Visibility]) {
     let trace = Arc::new(model.run(&input).unwrap());
     let model = Arc::new(model);
     for &vis in visibilities {
-        let (plan, _) = plan_layout(&model, vis, None).unwrap();
+        let (plan, _) = plan_layout(&model, vis, None, Default::default()).unwrap();
         let circuit = ModelCircuit::with_trace(model.clone(), plan.layout.clone(), trace.clone());
         let used = advice_rows_used(&circuit).unwrap();
         let mut cs = ConstraintSystem::default();

@@ -101,6 +101,19 @@ impl Visibility {
     }
 }
 
+/// Which argument checks the linear layers (`compile --linear`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinearArgument {
+    /// Per layer, whichever lays out fewer cells (see [`crate::plan`]).
+    #[default]
+    Auto,
+    /// Dot products, row by row ([`crate::linear`]).
+    Dot,
+    /// Freivalds' argument wherever it applies ([`crate::freivalds`]).
+    Freivalds,
+}
+
 /// Lower-case names, as the CLI flags and the files spell them.
 macro_rules! named {
     ($t:ty { $($v:ident => $n:literal),* }) => {
@@ -123,6 +136,7 @@ macro_rules! named {
 named!(ParamsMode { Fixed => "fixed", Hashed => "hashed" });
 named!(InputMode { Public => "public", Private => "private", Hashed => "hashed", Linked => "linked" });
 named!(OutputMode { Public => "public", Hashed => "hashed", Linked => "linked" });
+named!(LinearArgument { Auto => "auto", Dot => "dot", Freivalds => "freivalds" });
 
 impl std::fmt::Display for Visibility {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -159,6 +173,13 @@ pub struct Layout {
     /// a boundary is linked).
     #[serde(default)]
     pub link_bits: u32,
+    /// Horner lanes of Freivalds' argument (0 unless an op uses it).
+    #[serde(default)]
+    pub horner_lanes: usize,
+    /// The linear ops (indices into the model's ops, ascending) checked by Freivalds'
+    /// argument ([`crate::freivalds`]) instead of dot products.
+    #[serde(default)]
+    pub freivalds: Vec<usize>,
 }
 
 impl Default for Layout {
@@ -174,6 +195,8 @@ impl Default for Layout {
             weight_bits: 0,
             link_lanes: 0,
             link_bits: 0,
+            horner_lanes: 0,
+            freivalds: Vec::new(),
         }
     }
 }
@@ -201,7 +224,10 @@ impl Layout {
                 (2..=30).contains(&self.link_bits)
             } else {
                 self.link_bits == 0
-            };
+            }
+            && self.horner_lanes <= 256
+            && (self.horner_lanes > 0) != self.freivalds.is_empty()
+            && self.freivalds.windows(2).all(|w| w[0] < w[1]);
         if ok {
             Ok(())
         } else {

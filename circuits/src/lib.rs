@@ -4,6 +4,7 @@
 //! | chip | proves |
 //! |---|---|
 //! | [`linear::LinearConfig`] | dot products of linear layers, weights in fixed columns |
+//! | [`freivalds::FreivaldsConfig`] | linear layers over many rows, by a random combination of the rows |
 //! | [`elementwise::LaneConfig`] | rescale (floor division, range-checked remainder), ReLU, add |
 //! | [`table::TableConfig`] | the shared tagged lookup table (nonlinearities and range checks) |
 //!
@@ -12,6 +13,7 @@
 
 pub mod cost;
 pub mod elementwise;
+pub mod freivalds;
 pub mod layout;
 pub mod linear;
 pub mod model;
@@ -28,7 +30,7 @@ pub use halo2_proofs;
 use halo2_proofs::halo2curves::bn256::Fr;
 use halo2_proofs::halo2curves::ff::PrimeField;
 
-pub use layout::{InputMode, Layout, OutputMode, ParamsMode, Visibility};
+pub use layout::{InputMode, Layout, LinearArgument, OutputMode, ParamsMode, Visibility};
 pub use model::{link, ModelCircuit, Salts};
 pub use plan::{plan_layout, Plan};
 

@@ -35,7 +35,7 @@ pub enum WeightColumn {
 }
 
 impl WeightColumn {
-    fn query(&self, meta: &mut VirtualCells<'_, Fr>) -> Expression<Fr> {
+    pub fn query(&self, meta: &mut VirtualCells<'_, Fr>) -> Expression<Fr> {
         match self {
             WeightColumn::Fixed(c) => meta.query_fixed(*c, Rotation::cur()),
             WeightColumn::Advice(c) => meta.query_advice(*c, Rotation::cur()),
@@ -61,6 +61,22 @@ pub fn block_rows(in_features: usize, x_cols: usize) -> usize {
 /// Rows a linear op takes (excluding the single trailing row of the whole section).
 pub fn linear_rows(op: &Linear, model: &QModel, x_cols: usize, acc_cols: usize) -> usize {
     op.rows(model) * op.out_features.div_ceil(acc_cols) * block_rows(op.in_features, x_cols)
+}
+
+/// The weight block row `t` of neuron `n` faces at input position `d` of a block of
+/// `x_cols` inputs (`[1, x_0, …]`: the bias first), with the parameter it is tied to
+/// when the weights are hashed.
+pub fn weight_at<'o>(op: &'o Linear, r: usize, n: usize, j: usize) -> (i64, Option<Param<'o>>) {
+    let m = op.in_features;
+    if n >= op.out_features {
+        (0, None)
+    } else if j > m {
+        (0, Some(Param::Zero))
+    } else if j == 0 {
+        (op.bias_for(r, n), Some(Param::Bias(op, r, n)))
+    } else {
+        (op.weight[n * m + j - 1], Some(Param::Weight(n * m + j - 1)))
+    }
 }
 
 impl LinearConfig {
@@ -128,6 +144,44 @@ impl LinearConfig {
         }
     }
 
+    /// Writes, on `row`, the weights of neurons `n0..n0 + C` (of input row `r`) that
+    /// block row `t` faces; returns them, `[c][d]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn place_weights(
+        &self,
+        region: &mut Region<'_, Fr>,
+        wires: &mut Wires<'_>,
+        op: &Linear,
+        op_index: usize,
+        r: usize,
+        n0: usize,
+        t: usize,
+        row: usize,
+    ) -> Result<Vec<Vec<i64>>, Error> {
+        let d_cols = self.x.len();
+        let mut out = Vec::with_capacity(self.w.len());
+        for (c, columns) in self.w.iter().enumerate() {
+            let mut ws = Vec::with_capacity(d_cols);
+            for (d, column) in columns.iter().enumerate() {
+                let (wv, param) = weight_at(op, r, n0 + c, t * d_cols + d);
+                match column {
+                    WeightColumn::Fixed(col) => {
+                        region.assign_fixed(*col, row, fe(wv));
+                    }
+                    WeightColumn::Advice(col) => {
+                        let cell = region.assign_advice(*col, row, Value::known(fe(wv))).cell();
+                        if let Some(p) = param {
+                            wires.tie_param(region, cell, op_index, p)?;
+                        }
+                    }
+                }
+                ws.push(wv);
+            }
+            out.push(ws);
+        }
+        Ok(out)
+    }
+
     /// Lays out `op` from `offset`; returns the next free row.
     pub fn assign(
         &self,
@@ -167,33 +221,11 @@ impl LinearConfig {
                             xrow.push(Some(0));
                         }
                     }
+                    let w = self.place_weights(region, wires, op, op_index, r, n0, t, row)?;
                     for (c, sum) in sums.iter_mut().enumerate() {
-                        let n = n0 + c;
-                        for (d, xv) in xrow.iter().enumerate() {
-                            let j = t * d_cols + d;
-                            let (wv, param) = if n >= op.out_features {
-                                (0, None)
-                            } else if j > m {
-                                (0, Some(Param::Zero))
-                            } else if j == 0 {
-                                (op.bias_for(r, n), Some(Param::Bias(op, r, n)))
-                            } else {
-                                (op.weight[n * m + j - 1], Some(Param::Weight(n * m + j - 1)))
-                            };
-                            match self.w[c][d] {
-                                WeightColumn::Fixed(col) => {
-                                    region.assign_fixed(col, row, fe(wv));
-                                }
-                                WeightColumn::Advice(col) => {
-                                    let cell =
-                                        region.assign_advice(col, row, Value::known(fe(wv))).cell();
-                                    if let Some(p) = param {
-                                        wires.tie_param(region, cell, op_index, p)?;
-                                    }
-                                }
-                            }
-                            if let (Some(s), Some(x)) = (sum.as_mut(), xv) {
-                                *s += x * wv as i128;
+                        if let Some(s) = sum.as_mut() {
+                            for (xv, wv) in xrow.iter().zip(&w[c]) {
+                                *s += xv.unwrap_or(0) * *wv as i128;
                             }
                         }
                         let v = match sum {
@@ -201,6 +233,7 @@ impl LinearConfig {
                             None => Value::unknown(),
                         };
                         let cell = region.assign_advice(self.acc[c], row + 1, v).cell();
+                        let n = n0 + c;
                         if t + 1 == brows && n < op.out_features {
                             wires.define(op.output, r * op.out_features + n, cell);
                         }

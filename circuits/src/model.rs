@@ -15,6 +15,7 @@ use zkinfer_qir::{QModel, QOp, Trace, ValueId};
 
 use crate::elementwise::LaneConfig;
 use crate::fe;
+use crate::freivalds::{FreivaldsConfig, Placement};
 use crate::layout::{InputMode, Layout, OutputMode, ParamsMode};
 use crate::linear::LinearConfig;
 use crate::params::{chunk_slot, pack, per_element, PackConfig, Params};
@@ -26,6 +27,8 @@ use crate::wires::{ParamCells, Source, Wires};
 #[derive(Clone, Debug)]
 pub struct ModelConfig {
     pub linear: LinearConfig,
+    /// Freivalds' argument for the layout's `freivalds` ops (none when it has none).
+    pub freivalds: Option<FreivaldsConfig>,
     pub lanes: Vec<LaneConfig>,
     pub table: TableConfig,
     pub pack: Vec<PackConfig>,
@@ -236,6 +239,8 @@ impl ModelCircuit {
                 }
                 config.linear.init(region, 0);
                 let (mut linear_row, mut lane_pos) = (0usize, 0usize);
+                let mut placement = Placement::new(self.layout.horner_lanes);
+                let mut pending = Vec::new();
                 let mut next_lane = || {
                     let at = (lane_pos % lanes, lane_pos / lanes);
                     lane_pos += 1;
@@ -255,6 +260,21 @@ impl ModelCircuit {
                 }
                 for (op_index, op) in model.ops.iter().enumerate() {
                     match op {
+                        QOp::Linear(l) if self.layout.freivalds.contains(&op_index) => {
+                            let f = config.freivalds.as_ref().ok_or(Error::Synthesis)?;
+                            let (next, p) = f.assign_first(
+                                &config.linear,
+                                region,
+                                &mut wires,
+                                model,
+                                l,
+                                op_index,
+                                linear_row,
+                                &mut placement,
+                            )?;
+                            linear_row = next;
+                            pending.push(p);
+                        }
                         QOp::Linear(l) => {
                             linear_row = config
                                 .linear
@@ -342,6 +362,14 @@ impl ModelCircuit {
                         Some(self.salts.output),
                     )?),
                 }
+                // Every first-phase cell is written: commit them, draw the challenge,
+                // and combine the checked ops' rows under it.
+                if let Some(f) = &config.freivalds {
+                    region.next_phase();
+                    for p in &pending {
+                        f.assign_second(region, p)?;
+                    }
+                }
                 Ok(public)
             },
         )
@@ -366,6 +394,8 @@ impl Circuit<Fr> for ModelCircuit {
         let hashed = layout.visibility.params == ParamsMode::Hashed;
         let linear =
             LinearConfig::configure(meta, layout.x_cols.max(1), layout.acc_cols.max(1), hashed);
+        let freivalds = (layout.horner_lanes > 0)
+            .then(|| FreivaldsConfig::configure(meta, &linear, layout.horner_lanes));
         let lanes = (0..layout.lanes.max(1))
             .map(|_| LaneConfig::configure(meta, &table))
             .collect();
@@ -385,6 +415,7 @@ impl Circuit<Fr> for ModelCircuit {
         meta.enable_constant(constants);
         ModelConfig {
             linear,
+            freivalds,
             lanes,
             table,
             pack,

@@ -5,10 +5,11 @@
 use halo2_proofs::halo2curves::bn256::Fr;
 use halo2_proofs::plonk::{Circuit, ConstraintSystem};
 use serde::{Deserialize, Serialize};
-use zkinfer_qir::QModel;
+use zkinfer_qir::{QModel, QOp};
 
 use crate::cost::{Prediction, Shape, Terms};
-use crate::layout::{Layout, ParamsMode, Visibility, MAX_WEIGHT_BITS};
+use crate::freivalds::{horner_rows, is_eligible, matvec_rows, sequences};
+use crate::layout::{Layout, LinearArgument, ParamsMode, Visibility, MAX_WEIGHT_BITS};
 use crate::model::ModelCircuit;
 use crate::params::{per_element, weight_bits};
 use crate::poseidon::BLOCK_ROWS;
@@ -27,7 +28,18 @@ impl Layout {
             hash_lanes: self.hash_lanes,
             pack_lanes: self.pack_lanes,
             link_lanes: self.link_lanes,
+            horner_lanes: self.horner_lanes,
+            freivalds: self.freivalds.clone(),
         };
+        if let Some(&i) = self
+            .freivalds
+            .iter()
+            .find(|&&i| !matches!(model.ops.get(i), Some(QOp::Linear(l)) if is_eligible(l, model)))
+        {
+            return Err(format!(
+                "op {i} is not a linear layer Freivalds' argument applies to"
+            ));
+        }
         let plan = evaluate(model, self.visibility, c).map_err(|e| e.to_string())?;
         if &plan.layout == self {
             Ok(())
@@ -45,6 +57,9 @@ impl Layout {
 pub struct Plan {
     pub layout: Layout,
     pub linear_rows: usize,
+    /// Rows of the fullest Horner lane (Freivalds' argument; 0 without it).
+    #[serde(default)]
+    pub horner_rows: usize,
     pub elementwise_rows: usize,
     pub table_rows: usize,
     /// Poseidon rows per hash lane (0 when nothing is hashed).
@@ -73,6 +88,7 @@ pub struct Plan {
 impl Plan {
     pub fn rows(&self) -> usize {
         self.linear_rows
+            .max(self.horner_rows)
             .max(self.elementwise_rows)
             .max(self.table_rows)
             .max(self.hash_rows)
@@ -98,8 +114,9 @@ fn shape(layout: &Layout) -> (Shape, usize) {
     (shape, cs.blinding_factors() + 1)
 }
 
-/// A candidate layout: column counts and lanes (its `k` is chosen by [`evaluate`]).
-#[derive(Clone, Copy, Debug)]
+/// A candidate layout: column counts and lanes, and the linear ops Freivalds' argument
+/// checks (its `k` is chosen by [`evaluate`]).
+#[derive(Clone, Debug)]
 pub struct Candidate {
     pub x_cols: usize,
     pub acc_cols: usize,
@@ -107,6 +124,39 @@ pub struct Candidate {
     pub hash_lanes: usize,
     pub pack_lanes: usize,
     pub link_lanes: usize,
+    pub horner_lanes: usize,
+    pub freivalds: Vec<usize>,
+}
+
+/// The linear ops of `model` that `argument` checks by Freivalds' argument with blocks of
+/// `x_cols × acc_cols`: with `auto`, each eligible op whose check lays out fewer cells
+/// than its dot products — `2·R·(M + 1 + N)` Horner cells and one input row's blocks,
+/// against `R` rows of blocks, each block row `D + C` advice and `C·D` weight cells.
+pub fn freivalds_ops(
+    model: &QModel,
+    argument: LinearArgument,
+    x_cols: usize,
+    acc_cols: usize,
+) -> Vec<usize> {
+    let per_block_row = x_cols + acc_cols + x_cols * acc_cols;
+    model
+        .ops
+        .iter()
+        .enumerate()
+        .filter_map(|(i, op)| match op {
+            QOp::Linear(l) if is_eligible(l, model) => {
+                let matvec = matvec_rows(l, x_cols, acc_cols) * per_block_row;
+                let (count, len) = sequences(l, model);
+                let chosen = match argument {
+                    LinearArgument::Dot => false,
+                    LinearArgument::Freivalds => true,
+                    LinearArgument::Auto => 2 * count * len + matvec < len * matvec,
+                };
+                chosen.then_some(i)
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Evaluates one candidate layout.
@@ -123,7 +173,8 @@ pub fn evaluate(
             max: MAX_WEIGHT_BITS,
         });
     }
-    let linear = linear_section_rows(model, c.x_cols, c.acc_cols);
+    let linear = linear_section_rows(model, c.x_cols, c.acc_cols, &c.freivalds);
+    let horner = horner_rows(model, &c.freivalds, c.horner_lanes);
     let elementwise = elementwise_elements(model, &visibility).div_ceil(c.lanes);
     let (hash_blocks, weights) = hash_work(model, &visibility, weight_bits);
     let hash_rows = hash_blocks.div_ceil(c.hash_lanes.max(1)) * BLOCK_ROWS;
@@ -140,6 +191,8 @@ pub fn evaluate(
         weight_bits,
         link_lanes: c.link_lanes,
         link_bits: if c.link_lanes > 0 { model.act_bits } else { 0 },
+        horner_lanes: c.horner_lanes,
+        freivalds: c.freivalds.clone(),
     };
     let table = table_rows(model, &layout);
     let instance = visibility.public_values(
@@ -148,6 +201,7 @@ pub fn evaluate(
     );
     let (mut s, reserved_rows) = shape(&layout);
     let rows = linear
+        .max(horner)
         .max(elementwise)
         .max(table)
         .max(instance)
@@ -163,6 +217,7 @@ pub fn evaluate(
     Ok(Plan {
         layout,
         linear_rows: linear,
+        horner_rows: horner,
         elementwise_rows: elementwise,
         table_rows: table,
         hash_rows,
@@ -179,11 +234,13 @@ pub fn evaluate(
 }
 
 /// The layout of `model` with `visibility` that the cost model predicts proves fastest
-/// within `max_memory_mb` (when given), and the runner-up.
+/// within `max_memory_mb` (when given), and the runner-up; `linear` says which argument
+/// checks the linear layers.
 pub fn plan_layout(
     model: &QModel,
     visibility: Visibility,
     max_memory_mb: Option<f64>,
+    linear: LinearArgument,
 ) -> Result<(Plan, Option<Plan>), CircuitError> {
     model.validate()?;
     let hashes = visibility.hashes_anything();
@@ -201,11 +258,20 @@ pub fn plan_layout(
             if x_cols * acc_cols > 256 {
                 continue;
             }
+            let freivalds = freivalds_ops(model, linear, x_cols, acc_cols);
+            let horner_options: &[usize] = if freivalds.is_empty() {
+                &[0]
+            } else {
+                &[2, 4, 8, 16, 32]
+            };
             for lanes in [1, 2, 4, 8, 16] {
                 for &hash_lanes in hash_options {
-                    for (&pack_lanes, &link_lanes) in pack_options
-                        .iter()
-                        .flat_map(|p| link_options.iter().map(move |l| (p, l)))
+                    for (&pack_lanes, &link_lanes, &horner_lanes) in
+                        pack_options.iter().flat_map(|p| {
+                            link_options
+                                .iter()
+                                .flat_map(move |l| horner_options.iter().map(move |h| (p, l, h)))
+                        })
                     {
                         let c = Candidate {
                             x_cols,
@@ -214,6 +280,8 @@ pub fn plan_layout(
                             hash_lanes,
                             pack_lanes,
                             link_lanes,
+                            horner_lanes,
+                            freivalds: freivalds.clone(),
                         };
                         match evaluate(model, visibility, c) {
                             Ok(p) => plans.push(p),

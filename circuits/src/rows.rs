@@ -5,6 +5,7 @@
 
 use zkinfer_qir::{Add, AddOperand, QModel, QOp, Rescale};
 
+use crate::freivalds::matvec_rows;
 use crate::layout::{InputMode, OutputMode, ParamsMode, Visibility};
 use crate::linear::linear_rows;
 use crate::params::{chunk_slot, per_element, Params};
@@ -53,13 +54,20 @@ pub fn elementwise_elements(model: &QModel, visibility: &Visibility) -> usize {
             .sum::<usize>()
 }
 
-/// Rows of the linear section: every linear op's blocks, and the trailing row the last
-/// block's gate reads.
-pub fn linear_section_rows(model: &QModel, x_cols: usize, acc_cols: usize) -> usize {
+/// Rows of the linear section: every linear op's blocks (one input row's for the ops
+/// `freivalds` checks), and the trailing row the last block's gate reads.
+pub fn linear_section_rows(
+    model: &QModel,
+    x_cols: usize,
+    acc_cols: usize,
+    freivalds: &[usize],
+) -> usize {
     model
         .ops
         .iter()
-        .map(|op| match op {
+        .enumerate()
+        .map(|(i, op)| match op {
+            QOp::Linear(l) if freivalds.contains(&i) => matvec_rows(l, x_cols, acc_cols),
             QOp::Linear(l) => linear_rows(l, model, x_cols, acc_cols),
             _ => 0,
         })

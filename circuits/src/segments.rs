@@ -10,7 +10,7 @@
 
 use zkinfer_qir::{QModel, Segment};
 
-use crate::layout::{InputMode, OutputMode, Visibility};
+use crate::layout::{InputMode, LinearArgument, OutputMode, Visibility};
 use crate::plan::{plan_layout, Plan};
 use crate::CircuitError;
 
@@ -52,6 +52,7 @@ pub fn plan_cuts(
     statement: Visibility,
     cuts: &[usize],
     budget_mb: Option<f64>,
+    linear: LinearArgument,
 ) -> Result<Vec<PlannedSegment>, CircuitError> {
     let segments = model.split(cuts)?;
     let n = segments.len();
@@ -60,7 +61,7 @@ pub fn plan_cuts(
         .enumerate()
         .map(|(i, segment)| {
             let vis = segment_visibility(statement, i, n);
-            plan_one(model, segment, vis, budget_mb)
+            plan_one(model, segment, vis, budget_mb, linear)
         })
         .collect()
 }
@@ -71,10 +72,11 @@ fn plan_range(
     statement: Visibility,
     ops: std::ops::Range<usize>,
     budget_mb: Option<f64>,
+    linear: LinearArgument,
 ) -> Result<PlannedSegment, CircuitError> {
     let vis = ends(statement, ops.start == 0, ops.end == model.ops.len());
     let segment = model.segment(ops)?;
-    plan_one(model, segment, vis, budget_mb)
+    plan_one(model, segment, vis, budget_mb, linear)
 }
 
 fn plan_one(
@@ -82,6 +84,7 @@ fn plan_one(
     segment: Segment,
     vis: Visibility,
     budget_mb: Option<f64>,
+    linear: LinearArgument,
 ) -> Result<PlannedSegment, CircuitError> {
     let whole = segment.ops.start == 0 && segment.ops.end == model.ops.len();
     let sub = if whole {
@@ -89,7 +92,7 @@ fn plan_one(
     } else {
         model.segment_model(&segment)?
     };
-    let plan = match plan_layout(&sub, vis, budget_mb) {
+    let plan = match plan_layout(&sub, vis, budget_mb, linear) {
         Err(CircuitError::OverMemory { budget, least }) if !whole => {
             return Err(CircuitError::SegmentOverMemory {
                 ops: format!("{:?}", segment.ops),
@@ -121,6 +124,7 @@ pub fn plan_segments(
     statement: Visibility,
     budget_mb: f64,
     min_segments: usize,
+    linear: LinearArgument,
 ) -> Result<(QModel, Vec<PlannedSegment>), CircuitError> {
     if statement.is_linked() {
         return Err(CircuitError::Model(zkinfer_qir::QirError::Malformed {
@@ -138,18 +142,19 @@ pub fn plan_segments(
     // (with `min_segments` above 1 the even shares move, so the planner starts over).
     let mut done = Vec::new();
     loop {
-        let (ops, error) = match greedy_cuts(&model, statement, budget_mb, min_segments, &done)? {
-            Ok(cuts) => {
-                let planned = plan_cuts(&model, statement, &cuts, Some(budget_mb))?;
-                return Ok((model, planned));
-            }
-            Err((cuts, stuck_at)) => {
-                if min_segments <= 1 {
-                    done = cuts;
+        let (ops, error) =
+            match greedy_cuts(&model, statement, budget_mb, min_segments, &done, linear)? {
+                Ok(cuts) => {
+                    let planned = plan_cuts(&model, statement, &cuts, Some(budget_mb), linear)?;
+                    return Ok((model, planned));
                 }
-                stuck_at
-            }
-        };
+                Err((cuts, stuck_at)) => {
+                    if min_segments <= 1 {
+                        done = cuts;
+                    }
+                    stuck_at
+                }
+            };
         let least = match &error {
             CircuitError::SegmentOverMemory { least, .. }
             | CircuitError::OverMemory { least, .. } => *least,
@@ -187,6 +192,7 @@ fn greedy_cuts(
     budget_mb: f64,
     min_segments: usize,
     done: &[usize],
+    linear: LinearArgument,
 ) -> Result<Result<Vec<usize>, (Vec<usize>, (std::ops::Range<usize>, CircuitError))>, CircuitError>
 {
     let bounded = model.bounded_cuts();
@@ -208,7 +214,8 @@ fn greedy_cuts(
                 .filter(|&c| c > start && c < to)
                 .collect();
             options.push(to);
-            let attempt = |end: usize| plan_range(model, statement, start..end, Some(budget_mb));
+            let attempt =
+                |end: usize| plan_range(model, statement, start..end, Some(budget_mb), linear);
             let over = |e: &CircuitError| {
                 matches!(
                     e,
@@ -287,20 +294,26 @@ mod tests {
     #[test]
     fn a_model_that_fits_stays_whole() {
         let m = residual_model();
-        let (_, s) = plan_segments(&m, Visibility::default(), 1e9, 1).unwrap();
+        let (_, s) =
+            plan_segments(&m, Visibility::default(), 1e9, 1, LinearArgument::Auto).unwrap();
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].model, m);
         assert_eq!(
             s[0].plan,
-            plan_layout(&m, Visibility::default(), None).unwrap().0
+            plan_layout(&m, Visibility::default(), None, LinearArgument::Auto)
+                .unwrap()
+                .0
         );
     }
 
     #[test]
     fn segments_fit_the_budget_and_link_at_bounded_cuts() {
         let m = residual_model();
-        let whole = plan_layout(&m, Visibility::default(), None).unwrap().0;
-        let (_, forced) = plan_segments(&m, Visibility::default(), 1e9, 3).unwrap();
+        let whole = plan_layout(&m, Visibility::default(), None, LinearArgument::Auto)
+            .unwrap()
+            .0;
+        let (_, forced) =
+            plan_segments(&m, Visibility::default(), 1e9, 3, LinearArgument::Auto).unwrap();
         assert!(forced.len() >= 3, "{} segments", forced.len());
         for (i, s) in forced.iter().enumerate() {
             let vis = s.plan.layout.visibility;
@@ -310,7 +323,7 @@ mod tests {
         }
         // A budget below the whole circuit's prediction cuts it.
         let budget = whole.predicted.peak_mb - 1.0;
-        match plan_segments(&m, Visibility::default(), budget, 1) {
+        match plan_segments(&m, Visibility::default(), budget, 1, LinearArgument::Auto) {
             Ok((_, s)) => {
                 assert!(s.len() > 1);
                 assert!(s.iter().all(|s| s.plan.predicted.peak_mb <= budget));
@@ -319,7 +332,7 @@ mod tests {
         }
         // A budget nothing fits names the smallest prediction.
         assert!(matches!(
-            plan_segments(&m, Visibility::default(), 1.0, 1),
+            plan_segments(&m, Visibility::default(), 1.0, 1, LinearArgument::Auto),
             Err(CircuitError::SegmentOverMemory { .. })
         ));
     }

@@ -45,6 +45,8 @@ fn candidate(cols: (usize, usize, usize), vis: Visibility) -> Candidate {
         hash_lanes: usize::from(vis.hashes_anything()),
         pack_lanes: usize::from(vis.params == ParamsMode::Hashed),
         link_lanes: usize::from(vis.is_linked()),
+        horner_lanes: 0,
+        freivalds: Vec::new(),
     }
 }
 
@@ -467,7 +469,8 @@ fn field_encoding_round_trips() {
 fn planner_finds_a_layout_and_counts_rows() {
     let mut rng = ChaCha8Rng::seed_from_u64(6);
     let (model, _) = linear_model(&mut rng, 1, 100, 10, true);
-    let (best, runner_up) = crate::plan_layout(&model, Visibility::default(), None).unwrap();
+    let (best, runner_up) =
+        crate::plan_layout(&model, Visibility::default(), None, Default::default()).unwrap();
     assert!(best.rows() <= best.usable_rows);
     assert!(runner_up.is_some_and(|r| r.predicted.prove_s >= best.predicted.prove_s));
     // table: 1 + 2^8 rows
@@ -657,8 +660,8 @@ fn cost_model_ranks_layouts_and_respects_a_memory_budget() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let (model, _) = linear_model(&mut rng, 1, 300, 40, true);
     let vis = Visibility::default();
-    let (free, _) = crate::plan_layout(&model, vis, None).unwrap();
-    let least = match crate::plan_layout(&model, vis, Some(1.0)) {
+    let (free, _) = crate::plan_layout(&model, vis, None, Default::default()).unwrap();
+    let least = match crate::plan_layout(&model, vis, Some(1.0), Default::default()) {
         Err(crate::CircuitError::OverMemory { budget, least }) => {
             assert_eq!(budget, 1.0);
             least
@@ -666,7 +669,7 @@ fn cost_model_ranks_layouts_and_respects_a_memory_budget() {
         other => panic!("a 1 MB budget must fail: {other:?}"),
     };
     assert!(least <= free.predicted.peak_mb);
-    let (fit, _) = crate::plan_layout(&model, vis, Some(least)).unwrap();
+    let (fit, _) = crate::plan_layout(&model, vis, Some(least), Default::default()).unwrap();
     assert!(fit.predicted.peak_mb <= least);
     assert!(fit.predicted.prove_s >= free.predicted.prove_s);
 }
@@ -740,7 +743,14 @@ fn segments_link_their_boundaries_by_salted_hashes() {
     let full = model.run(&x).unwrap();
     let cuts = model.bounded_cuts();
     assert!(cuts.contains(&4), "the residual crosses cut 4: {cuts:?}");
-    let segments = plan_cuts(&model, Visibility::default(), &[2, 4], None).unwrap();
+    let segments = plan_cuts(
+        &model,
+        Visibility::default(),
+        &[2, 4],
+        None,
+        Default::default(),
+    )
+    .unwrap();
     assert_eq!(segments.len(), 3);
     assert_eq!(segments[1].segment.outputs.len(), 2, "h and g cross cut 4");
     let salt = |i: u64| fe(1_000_003 * i as i64 + 17);
@@ -819,5 +829,121 @@ fn segments_link_their_boundaries_by_salted_hashes() {
     for i in 0..links.len() - 1 {
         assert_eq!(links[i].1, links[i + 1].0, "cut {i}");
         assert!(links[i].1.is_some());
+    }
+}
+
+/// MockProver with the linear ops checked by `argument` (two Horner lanes where
+/// Freivalds' argument is used), `corrupt` altering the trace and `tamper` one cell.
+fn mock_argument(
+    model: &QModel,
+    input: &[i64],
+    argument: crate::LinearArgument,
+    corrupt: impl FnOnce(&mut Trace),
+    tamper: Option<crate::freivalds::tamper::Tamper>,
+) -> Result<(), String> {
+    let vis = Visibility::default();
+    let mut c = candidate((2, 2, 2), vis);
+    c.freivalds = crate::plan::freivalds_ops(model, argument, c.x_cols, c.acc_cols);
+    c.horner_lanes = if c.freivalds.is_empty() { 0 } else { 2 };
+    let plan = evaluate(model, vis, c).map_err(|e| e.to_string())?;
+    let mut trace = model.run(input).map_err(|e| format!("interpreter: {e}"))?;
+    let instances = ModelCircuit::instances(model, &plan.layout, &trace, &Default::default());
+    corrupt(&mut trace);
+    crate::freivalds::tamper::AT.with(|t| t.set(tamper));
+    let r = run_mock(model, &plan.layout, trace, instances);
+    crate::freivalds::tamper::AT.with(|t| t.set(None));
+    r
+}
+
+/// Adds `2^6` to accumulator `i` of the linear model and 1 to its rescaled output (shift
+/// 6, no activation), so that only the linear layer's check can fail.
+fn off_by_one_accumulator(i: usize) -> impl FnOnce(&mut Trace) {
+    move |t: &mut Trace| {
+        t.values[1][i] += 64;
+        t.values[2][i] += 1;
+    }
+}
+
+#[test]
+fn freivalds_accepts_the_trace_and_rejects_wrong_cells() {
+    use crate::freivalds::tamper::Tamper;
+    use crate::LinearArgument::Freivalds;
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let (model, input) = linear_model(&mut rng, 5, 7, 3, false);
+    let (m, n) = (7, 3);
+    assert_eq!(
+        crate::plan::freivalds_ops(&model, Freivalds, 2, 2),
+        vec![0],
+        "the layer is checked by the argument"
+    );
+    assert_eq!(
+        mock_argument(&model, &input, Freivalds, |_| {}, None),
+        Ok(())
+    );
+    // One accumulator entry off by one (its rescale consistent with it).
+    for i in [0, 7, 14] {
+        let r = mock_argument(&model, &input, Freivalds, off_by_one_accumulator(i), None);
+        assert!(r.is_err(), "accumulator {i} off by one must fail");
+    }
+    // A wrong operand cell (the copy of an input element, sequence 1 + j), and a wrong
+    // copy of an output in its neuron's sequence (1 + m + n).
+    for (seq, i) in [
+        (1, 0),
+        (1 + m - 1, 4),
+        (1 + m, 2),
+        (1 + m + n - 1, 0),
+        (0, 3),
+    ] {
+        let r = mock_argument(
+            &model,
+            &input,
+            Freivalds,
+            |_| {},
+            Some(Tamper::Value { seq, i }),
+        );
+        assert!(
+            r.is_err(),
+            "a wrong first-phase cell ({seq}, {i}) must fail"
+        );
+    }
+    // A wrong challenge-derived cell.
+    for (seq, i) in [(0, 0), (2, 3), (1 + m, 4), (1 + m + n - 1, 2)] {
+        let r = mock_argument(
+            &model,
+            &input,
+            Freivalds,
+            |_| {},
+            Some(Tamper::Combination { seq, i }),
+        );
+        assert!(r.is_err(), "a wrong combination ({seq}, {i}) must fail");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+    /// Both arguments accept and reject the same traces: the interpreter's, and one with
+    /// an accumulator off by one.
+    #[test]
+    fn both_linear_arguments_accept_and_reject_alike(
+        seed in any::<u64>(),
+        rows in 2usize..6,
+        m in 1usize..9,
+        n in 1usize..5,
+        corrupt in proptest::option::of(0usize..100),
+    ) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (model, input) = linear_model(&mut rng, rows, m, n, false);
+        let run = |argument| {
+            let at = corrupt.map(|c| c % (rows * n));
+            mock_argument(&model, &input, argument, |t| {
+                if let Some(i) = at {
+                    off_by_one_accumulator(i)(t)
+                }
+            }, None)
+            .is_ok()
+        };
+        let dot = run(crate::LinearArgument::Dot);
+        prop_assert_eq!(dot, corrupt.is_none());
+        prop_assert_eq!(run(crate::LinearArgument::Freivalds), dot);
     }
 }

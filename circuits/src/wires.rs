@@ -58,6 +58,8 @@ pub struct Wires<'a> {
     cells: Vec<Vec<Option<Cell>>>,
     /// The canonical zero cell, constrained to the constant 0 on first use.
     zero: Option<Cell>,
+    /// The canonical one cell, likewise.
+    one: Option<Cell>,
     params: Option<ParamCells>,
 }
 
@@ -81,6 +83,7 @@ impl<'a> Wires<'a> {
             alias,
             cells,
             zero: None,
+            one: None,
             params: None,
         }
     }
@@ -92,14 +95,12 @@ impl<'a> Wires<'a> {
 
     /// Ties `cell` to the constant 0 (through one canonical zero cell).
     pub fn tie_zero(&mut self, region: &mut Region<'_, Fr>, cell: Cell) -> Result<(), Error> {
-        match self.zero {
-            Some(zero) => region.constrain_equal(cell, zero),
-            None => {
-                region.constrain_constant(cell, Fr::zero())?;
-                self.zero = Some(cell);
-            }
-        }
-        Ok(())
+        tie_constant(region, &mut self.zero, cell, Fr::zero())
+    }
+
+    /// Ties `cell` to the constant 1 (through one canonical one cell).
+    pub fn tie_one(&mut self, region: &mut Region<'_, Fr>, cell: Cell) -> Result<(), Error> {
+        tie_constant(region, &mut self.one, cell, Fr::one())
     }
 
     /// Ties `cell`, which holds parameter `p` of op `op`, to the hashed parameter.
@@ -219,4 +220,22 @@ impl<'a> Wires<'a> {
             Source::Zero => self.zero,
         }
     }
+}
+
+/// Ties `cell` to `constant` through `canonical`, the first cell so tied (only it takes a
+/// row of the constants column).
+fn tie_constant(
+    region: &mut Region<'_, Fr>,
+    canonical: &mut Option<Cell>,
+    cell: Cell,
+    constant: Fr,
+) -> Result<(), Error> {
+    match canonical {
+        Some(c) => region.constrain_equal(cell, *c),
+        None => {
+            region.constrain_constant(cell, constant)?;
+            *canonical = Some(cell);
+        }
+    }
+    Ok(())
 }

@@ -83,6 +83,21 @@ fn print_plan(compiled: &CompiledCircuit, vis: Visibility, runner_up: Option<&Pl
         p.elementwise_rows,
         p.table_rows
     );
+    if !l.freivalds.is_empty() {
+        println!(
+            "  freivalds {} of {} linear layers by a random combination of their rows \
+             (--linear): {} rows x {} Horner lanes",
+            l.freivalds.len(),
+            compiled
+                .model
+                .ops
+                .iter()
+                .filter(|op| matches!(op, zkinfer_qir::QOp::Linear(_)))
+                .count(),
+            p.horner_rows,
+            l.horner_lanes
+        );
+    }
     if p.hash_rows + p.pack_rows > 0 {
         println!(
             "            poseidon {} per lane x {} lane(s), weight packing {} per lane x {}",

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use zkinfer::commands::{Bits, CompileOptions};
 use zkinfer::engines::EngineChoice;
 use zkinfer::{commands, demo, engines, evm, segmented};
-use zkinfer_circuits::{InputMode, OutputMode, ParamsMode, Visibility};
+use zkinfer_circuits::{InputMode, LinearArgument, OutputMode, ParamsMode, Visibility};
 use zkinfer_compiler::Target;
 
 #[derive(Parser)]
@@ -62,6 +62,11 @@ enum Command {
         /// where the model has enough cuts.
         #[arg(long, value_name = "N", default_value_t = 1)]
         segments: usize,
+        /// How linear layers are checked: `dot` (dot products, row by row), `freivalds`
+        /// (one random combination of the rows, wherever a layer is applied to several
+        /// rows) or `auto` (per layer, whichever lays out fewer cells).
+        #[arg(long, default_value = "auto")]
+        linear: LinearArgument,
     },
     /// Print the model commitment of DIR: the verifying key's digest for fixed weights,
     /// `<digest>:<weights hash>` for hashed weights (the weights hash is computed natively
@@ -204,6 +209,7 @@ fn main() -> ExitCode {
             output,
             max_memory,
             segments,
+            linear,
         } => {
             let max_memory = match max_memory {
                 Some(mb) => {
@@ -231,6 +237,7 @@ fn main() -> ExitCode {
                 },
                 max_memory_mb: max_memory,
                 min_segments: segments.max(1),
+                linear,
             };
             commands::compile(&model, &calibration, &out, &options).map(|_| ExitCode::SUCCESS)
         }

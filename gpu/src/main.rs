@@ -22,7 +22,7 @@ use rand::rngs::OsRng;
 use halo2_axiom_gpu::cuda::utils::HALO2_GPU_CTX;
 use openvm_cuda_common::copy::MemCopyH2D;
 use zkinfer_prover::engine::ProofTranscript;
-use zkinfer_prover::{Engine, ProveError};
+use zkinfer_prover::{Columns, Engine, ProveError};
 
 #[derive(Parser)]
 #[command(name = "zkinfer-cuda", version, about = "zkinfer's CUDA prover")]
@@ -100,9 +100,21 @@ impl Engine for CudaEngine {
         &self,
         params: &ParamsKZG<Bn256>,
         pk: &ProvingKey<G1Affine>,
-        advice: Vec<Vec<Fr>>,
+        columns: Columns,
         instances: &[Fr],
     ) -> Result<Vec<u8>, ProveError> {
+        let advice = match columns {
+            Columns::Advice(advice) => advice,
+            // halo2-axiom-gpu proves a circuit of its own `Circuit` trait through its
+            // layouter path, or single-phase advice columns; a second phase drawn after
+            // the first is committed needs the former.
+            Columns::TwoPhase(_) => {
+                return Err(ProveError::Prove(
+                    "the CUDA engine proves single-phase circuits only; this circuit checks                      linear layers by Freivalds' argument (two phases): compile with                      --linear dot to prove it on the GPU, or prove it with --engine cpu"
+                        .into(),
+                ))
+            }
+        };
         // The GPU crate has its own parameter type with the same byte layout.
         let mut bytes = Vec::new();
         params

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use zkinfer_circuits::segments::{plan_segments, PlannedSegment};
-use zkinfer_circuits::{Plan, Visibility};
+use zkinfer_circuits::{LinearArgument, Plan, Visibility};
 use zkinfer_compiler::quantize::Trial;
 use zkinfer_compiler::{
     calibrate, fidelity, import_onnx, parse_input_json, quantize, quantize_for_target,
@@ -63,6 +63,8 @@ pub struct CompileOptions {
     /// Cut into at least this many segments (for parallel provers), where the model has
     /// enough cuts; 1 keeps a model that fits whole.
     pub min_segments: usize,
+    /// Which argument checks the linear layers.
+    pub linear: LinearArgument,
 }
 
 impl Default for CompileOptions {
@@ -72,6 +74,7 @@ impl Default for CompileOptions {
             visibility: Visibility::default(),
             max_memory_mb: None,
             min_segments: 1,
+            linear: LinearArgument::default(),
         }
     }
 }
@@ -153,7 +156,7 @@ pub fn compile(
     let whole = if options.min_segments > 1 {
         None
     } else {
-        match zkinfer_circuits::plan_layout(&model, vis, options.max_memory_mb) {
+        match zkinfer_circuits::plan_layout(&model, vis, options.max_memory_mb, options.linear) {
             Ok(plans) => Some(plans),
             // Too large for one circuit within the budget: cut it.
             Err(zkinfer_circuits::CircuitError::OverMemory { .. }) => None,
@@ -169,6 +172,7 @@ pub fn compile(
                 vis,
                 budget.unwrap_or(f64::INFINITY),
                 options.min_segments,
+                options.linear,
             )?;
             let circuits = planned
                 .iter()

@@ -20,7 +20,7 @@ use zkinfer_verifier::artifact::{
 };
 
 pub use artifact::CompiledCircuit;
-pub use engine::{CpuEngine, Engine};
+pub use engine::{Columns, CpuEngine, Engine};
 pub use keys::{setup, ProverKey};
 pub use srs::{dev_srs, read_ceremony_srs, read_halo2_params, read_srs, srs_points, write_srs};
 
@@ -42,9 +42,9 @@ pub enum ProveError {
 /// The KZG parameters (structured reference string) the prover commits with.
 pub type Params = ParamsKZG<Bn256>;
 
-/// A model's witness in the key's advice columns, with the public values it proves.
+/// A model's witness as the engines take it, with the public values it proves.
 pub struct Witness {
-    pub advice: Vec<Vec<Fr>>,
+    pub columns: Columns,
     pub instances: Vec<Fr>,
     output: Option<OutputValues>,
 }
@@ -69,10 +69,16 @@ pub fn witness(
             .collect(),
     });
     let circuit = ModelCircuit::with_trace(model, info.layout.clone(), trace).salted(salts);
-    let advice = advice_columns(&circuit)
-        .map_err(|e| ProveError::Prove(format!("laying out the witness: {e:?}")))?;
+    let columns = if circuit.layout.horner_lanes > 0 {
+        Columns::TwoPhase(Box::new(circuit))
+    } else {
+        Columns::Advice(
+            advice_columns(&circuit)
+                .map_err(|e| ProveError::Prove(format!("laying out the witness: {e:?}")))?,
+        )
+    };
     Ok(Witness {
-        advice,
+        columns,
         instances,
         output,
     })
@@ -87,11 +93,11 @@ pub fn prove_witness(
 ) -> Result<ProofFile, ProveError> {
     let info = &key.info;
     let Witness {
-        advice,
+        columns,
         instances,
         output,
     } = witness;
-    let proof = engine.create_proof(params, &key.pk, advice, &instances)?;
+    let proof = engine.create_proof(params, &key.pk, columns, &instances)?;
     Ok(ProofFile {
         format: PROOF_FORMAT.into(),
         version: FORMAT_VERSION,

@@ -43,7 +43,9 @@ pub fn info_for(
     model: &zkinfer_qir::QModel,
     vis: zkinfer_circuits::Visibility,
 ) -> zkinfer_verifier::StatementInfo {
-    let (plan, _) = zkinfer_circuits::plan_layout(model, vis, None).expect("plans");
+    let (plan, _) =
+        zkinfer_circuits::plan_layout(model, vis, None, zkinfer_circuits::LinearArgument::Auto)
+            .expect("plans");
     zkinfer_prover::artifact::statement_info(model, &plan.layout)
 }
 
