@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The wasm verifier's tests: builds the package (scripts/build-wasm.sh), proves every
-# shared model with the zkinfer binary given as $1 (default target/debug/zkinfer), and
+# shared model with the zkinfer binary given as $1 (default target/debug/zkinfer), lenet5
+# with each linear argument (dot products, Freivalds' two-phase circuit), and
 # mlp_tiny with every part of the statement hashed, and mlp_tiny set up from a snarkjs
 # powers-of-tau file (scripts/ptau/make-ptau.sh), then
 # runs Node's test runner: the package in Node, and examples/web in headless Chromium
@@ -27,6 +28,15 @@ for model in $(ls $M/*.onnx | xargs -n1 basename | sed 's/\.onnx$//'); do
   "$ZKINFER" compile "$M/$model.onnx" --calibration "$M/$model.input.json" --out "$dir" >/dev/null
   "$ZKINFER" setup "$dir" --dev-srs >/dev/null 2>&1
   "$ZKINFER" prove "$dir" --input "$M/$model.input.json" --proof "$dir/proof.json" --engine cpu >/dev/null 2>&1
+  rm -f "$dir/pk" "$dir/srs"
+done
+for linear in dot freivalds; do
+  echo "== proving lenet5 with --linear $linear"
+  dir=$proofs/lenet5-$linear
+  "$ZKINFER" compile "$M/lenet5.onnx" --calibration "$M/lenet5.input.json" --out "$dir" \
+    --linear $linear >/dev/null
+  "$ZKINFER" setup "$dir" --dev-srs >/dev/null 2>&1
+  "$ZKINFER" prove "$dir" --input "$M/lenet5.input.json" --proof "$dir/proof.json" --engine cpu >/dev/null 2>&1
   rm -f "$dir/pk" "$dir/srs"
 done
 echo "== proving mlp_tiny with hashed weights, input and output"

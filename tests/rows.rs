@@ -1,7 +1,8 @@
 //! Planned rows are synthesized rows: on the shared models, each section of the circuit
 //! (linear, element-wise lanes, Poseidon lanes, weight-packing lanes) is written by
 //! synthesis on exactly as many rows as the planner counted for it, with every
-//! visibility on the models whose ops differ most and the two ends on all of them.
+//! visibility on the models whose ops differ most and the two ends on all of them, with
+//! the linear layers checked by dot products and by Freivalds' argument.
 
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,15 +12,20 @@ use std::sync::Arc;
 use zkinfer_circuits::halo2_proofs::plonk::{Advice, Circuit, Column, ConstraintSystem};
 use zkinfer_circuits::linear::WeightColumn;
 use zkinfer_circuits::witness::advice_rows_used;
-use zkinfer_circuits::{plan_layout, InputMode, ModelCircuit, OutputMode, ParamsMode, Visibility};
+use zkinfer_circuits::{
+    plan_layout, InputMode, LinearArgument, ModelCircuit, OutputMode, ParamsMode, Visibility,
+};
 use zkinfer_tests::compile_shared;
 
-fn check(name: &str, visibilities: &[Visibility]) {
+fn check(name: &str, visibilities: &[Visibility], arguments: &[LinearArgument]) {
     let (model, input) = compile_shared(name);
     let trace = Arc::new(model.run(&input).unwrap());
     let model = Arc::new(model);
-    for &vis in visibilities {
-        let (plan, _) = plan_layout(&model, vis, None, Default::default()).unwrap();
+    for (&vis, argument) in visibilities
+        .iter()
+        .flat_map(|v| arguments.iter().map(move |a| (v, *a)))
+    {
+        let (plan, _) = plan_layout(&model, vis, None, argument).unwrap();
         let circuit = ModelCircuit::with_trace(model.clone(), plan.layout.clone(), trace.clone());
         let used = advice_rows_used(&circuit).unwrap();
         let mut cs = ConstraintSystem::default();
@@ -43,8 +49,14 @@ fn check(name: &str, visibilities: &[Visibility]) {
             .flat_map(|h| h.s.iter().chain(&h.q).copied())
             .collect();
         let pack = config.pack.iter().flat_map(|p| [p.w, p.acc]).collect();
-        let at = format!("{name}, {vis}");
+        let mut horner = Vec::new();
+        if let Some(f) = &config.freivalds {
+            linear.extend(f.x.iter().chain(&f.acc));
+            horner.extend(f.lanes.iter().flat_map(|l| [l.v, l.h]));
+        }
+        let at = format!("{name}, {vis}, {argument}");
         assert_eq!(rows(linear), plan.linear_rows, "{at}: linear section");
+        assert_eq!(rows(horner), plan.horner_rows, "{at}: Horner lanes");
         assert_eq!(
             rows(lanes),
             plan.elementwise_rows,
@@ -67,13 +79,18 @@ fn ends() -> Vec<Visibility> {
 #[test]
 fn planned_rows_are_synthesized_rows_with_every_visibility() {
     for name in ["mlp_tiny", "lenet5", "attn_block"] {
-        check(name, &Visibility::all());
+        check(name, &Visibility::all(), &[LinearArgument::Dot]);
+        check(name, &ends(), &[LinearArgument::Freivalds]);
     }
 }
 
 #[test]
 fn planned_rows_are_synthesized_rows_on_every_shared_model() {
     for name in ["mlp_mnist", "mlp_wide", "cnn_cifar"] {
-        check(name, &ends());
+        check(
+            name,
+            &ends(),
+            &[LinearArgument::Dot, LinearArgument::Freivalds],
+        );
     }
 }

@@ -258,35 +258,42 @@ pub fn plan_layout(
             if x_cols * acc_cols > 256 {
                 continue;
             }
-            let freivalds = freivalds_ops(model, linear, x_cols, acc_cols);
-            let horner_options: &[usize] = if freivalds.is_empty() {
-                &[0]
-            } else {
-                &[2, 4, 8, 16, 32]
-            };
-            for lanes in [1, 2, 4, 8, 16] {
-                for &hash_lanes in hash_options {
-                    for (&pack_lanes, &link_lanes, &horner_lanes) in
-                        pack_options.iter().flat_map(|p| {
-                            link_options
-                                .iter()
-                                .flat_map(move |l| horner_options.iter().map(move |h| (p, l, h)))
-                        })
-                    {
-                        let c = Candidate {
-                            x_cols,
-                            acc_cols,
-                            lanes,
-                            hash_lanes,
-                            pack_lanes,
-                            link_lanes,
-                            horner_lanes,
-                            freivalds: freivalds.clone(),
-                        };
-                        match evaluate(model, visibility, c) {
-                            Ok(p) => plans.push(p),
-                            Err(e @ CircuitError::WeightsTooWide { .. }) => return Err(e),
-                            Err(_) => {}
+            // With `auto`, the layouts without the argument compete too: the cost model
+            // decides whether the cells it saves pay for its columns.
+            let mut sets = vec![freivalds_ops(model, linear, x_cols, acc_cols)];
+            if linear == LinearArgument::Auto && !sets[0].is_empty() {
+                sets.push(Vec::new());
+            }
+            for freivalds in &sets {
+                let horner_options: &[usize] = if freivalds.is_empty() {
+                    &[0]
+                } else {
+                    &[2, 4, 8, 16, 32]
+                };
+                for lanes in [1, 2, 4, 8, 16] {
+                    for &hash_lanes in hash_options {
+                        for (&pack_lanes, &link_lanes, &horner_lanes) in
+                            pack_options.iter().flat_map(|p| {
+                                link_options.iter().flat_map(move |l| {
+                                    horner_options.iter().map(move |h| (p, l, h))
+                                })
+                            })
+                        {
+                            let c = Candidate {
+                                x_cols,
+                                acc_cols,
+                                lanes,
+                                hash_lanes,
+                                pack_lanes,
+                                link_lanes,
+                                horner_lanes,
+                                freivalds: freivalds.clone(),
+                            };
+                            match evaluate(model, visibility, c) {
+                                Ok(p) => plans.push(p),
+                                Err(e @ CircuitError::WeightsTooWide { .. }) => return Err(e),
+                                Err(_) => {}
+                            }
                         }
                     }
                 }

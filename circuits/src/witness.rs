@@ -19,18 +19,21 @@ use halo2_proofs::plonk::{
 use crate::ModelCircuit;
 
 /// The advice columns of `circuit` (which must carry its trace): one vector of `2^k`
-/// values per advice column, the rows halo2 reserves for blinding left zero.
+/// values per advice column, the rows halo2 reserves for blinding left zero. A circuit
+/// with a second phase cannot be written ahead of the proof (its challenge comes from
+/// the transcript): `Error::Synthesis`.
 pub fn advice_columns(circuit: &ModelCircuit) -> Result<Vec<Vec<Fr>>, Error> {
-    write(circuit).map(|w| w.columns)
+    write(circuit, None).map(|w| w.columns)
 }
 
 /// Rows synthesis writes in each advice column of `circuit` (one past the last written
-/// row), for checking a plan against what synthesis lays out.
+/// row), for checking a plan against what synthesis lays out; a second phase is written
+/// with an arbitrary challenge.
 pub fn advice_rows_used(circuit: &ModelCircuit) -> Result<Vec<usize>, Error> {
-    write(circuit).map(|w| w.used)
+    write(circuit, Some(Fr::from(7))).map(|w| w.used)
 }
 
-fn write(circuit: &ModelCircuit) -> Result<AdviceWriter, Error> {
+fn write(circuit: &ModelCircuit, challenge: Option<Fr>) -> Result<AdviceWriter, Error> {
     let mut cs = ConstraintSystem::default();
     let config = ModelCircuit::configure_with_params(&mut cs, circuit.layout.clone());
     let n = 1usize << circuit.layout.k;
@@ -40,6 +43,7 @@ fn write(circuit: &ModelCircuit) -> Result<AdviceWriter, Error> {
         used: vec![0; cs.num_advice_columns()],
         usable,
         k: circuit.layout.k,
+        challenge,
         failure: None,
     };
     SimpleFloorPlanner::synthesize(&mut writer, circuit, config, cs.constants().clone())?;
@@ -56,6 +60,8 @@ struct AdviceWriter {
     used: Vec<usize>,
     usable: usize,
     k: u32,
+    /// What the second phase's challenge reads as (unknown when `None`).
+    challenge: Option<Fr>,
     /// The first assignment that could not be written (assign_advice cannot fail).
     failure: Option<Error>,
 }
@@ -130,7 +136,10 @@ impl Assignment<Fr> for AdviceWriter {
     }
 
     fn get_challenge(&self, _: Challenge) -> Value<Fr> {
-        Value::unknown()
+        match self.challenge {
+            Some(c) => Value::known(c),
+            None => Value::unknown(),
+        }
     }
 
     fn push_namespace<NR, N>(&mut self, _: N)

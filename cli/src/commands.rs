@@ -193,6 +193,13 @@ pub fn setup(dir: &Path, srs: Option<&Path>, dev: bool) -> Result<()> {
     print_srs(&vk);
     println!("  pk        {} bytes", pk_bytes.len());
     println!("  vk        {} bytes", vk_bytes.len());
+    let cs = pk.pk.get_vk().cs();
+    println!(
+        "  columns   {} advice, {} fixed after selector compression, {} in the permutation",
+        cs.num_advice_columns(),
+        cs.num_fixed_columns(),
+        cs.permutation().get_columns().len()
+    );
     println!("  time      srs {}, keygen {}", secs(t_srs), secs(t_keygen));
     Ok(())
 }

@@ -126,6 +126,14 @@ fn run(choice: EngineChoice, dir: &Path, job: &Job<'_>, proof: &Path) -> Result<
             eprintln!("proving on {device}");
             delegate(&exe, dir, job, proof)
         }
+        EngineChoice::Auto if two_phase(dir) => {
+            eprintln!(
+                "note: proving on the CPU: this circuit checks linear layers by Freivalds' \
+                 argument (two phases), which the CUDA engine does not prove (compile with \
+                 --linear dot for the GPU)"
+            );
+            on_cpu(dir, job, proof)
+        }
         EngineChoice::Auto => match find_gpu_build().map(|exe| probe(&exe).map(|d| (exe, d))) {
             Some(Ok((exe, device))) => {
                 eprintln!("proving on {device}");
@@ -141,4 +149,35 @@ fn run(choice: EngineChoice, dir: &Path, job: &Job<'_>, proof: &Path) -> Result<
             }
         },
     }
+}
+
+/// Whether DIR's circuit, or any of its segments', has a second phase (Freivalds'
+/// argument). An unreadable file says no here: proving reports it properly.
+fn two_phase(dir: &Path) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Compiled {
+        plan: Plan,
+    }
+    #[derive(serde::Deserialize)]
+    struct Plan {
+        layout: Layout,
+    }
+    #[derive(serde::Deserialize)]
+    struct Layout {
+        #[serde(default)]
+        horner_lanes: usize,
+    }
+    let uses = |path: PathBuf| {
+        std::fs::File::open(path)
+            .ok()
+            .and_then(|f| serde_json::from_reader::<_, Compiled>(std::io::BufReader::new(f)).ok())
+            .is_some_and(|c| c.plan.layout.horner_lanes > 0)
+    };
+    if uses(dir.join("circuit.json")) {
+        return true;
+    }
+    (0..)
+        .map(|i| dir.join(format!("segment-{i}")))
+        .take_while(|d| d.is_dir())
+        .any(|d| uses(d.join("circuit.json")))
 }

@@ -22,20 +22,27 @@ struct Run {
 /// compile → setup → prove → verify on a shared model; checks the proven output
 /// against tract's float output within the reported fidelity.
 fn pipeline(name: &str) -> Run {
+    pipeline_with(name, &[])
+}
+
+/// [`pipeline`] with more `compile` flags.
+fn pipeline_with(name: &str, flags: &[&str]) -> Run {
     let tmp = tempfile::tempdir().unwrap();
     let models = shared_models();
     let onnx = models.join(format!("{name}.onnx"));
     let input = models.join(format!("{name}.input.json"));
     let dir = tmp.path().join(name);
     let proof = tmp.path().join("proof.json");
-    let compiled = ok(&[
+    let mut args = vec![
         "compile",
         s(&onnx),
         "--calibration",
         s(&input),
         "--out",
         s(&dir),
-    ]);
+    ];
+    args.extend_from_slice(flags);
+    let compiled = ok(&args);
     assert!(
         compiled.contains("k ") && compiled.contains("fidelity"),
         "{compiled}"
@@ -172,6 +179,27 @@ fn mlp_tiny_end_to_end_and_tampering() {
         .unwrap();
     assert_eq!(code(&out), 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("ZKINFER_SOLC"));
+}
+
+/// A circuit with a second phase (Freivalds' argument checks its convolutions): its
+/// proof verifies natively and in the EVM, and tampered copies do not.
+#[test]
+fn freivalds_proofs_verify_natively_and_in_the_evm() {
+    let run = pipeline_with("lenet5", &["--linear", "freivalds"]);
+    let circuit: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.dir.join("circuit.json")).unwrap()).unwrap();
+    let layout = &circuit["plan"]["layout"];
+    assert!(layout["horner_lanes"].as_u64().unwrap() > 0, "{layout}");
+    assert!(
+        !layout["freivalds"].as_array().unwrap().is_empty(),
+        "{layout}"
+    );
+    assert_eq!(tamper(&run, "verify", flip_byte), 1);
+    assert_eq!(tamper(&run, "verify", bump_output), 1);
+    let out = ok(&["verify-evm", s(&run.dir), "--proof", s(&run.proof)]);
+    assert!(out.starts_with("accepted"), "{out}");
+    assert_eq!(tamper(&run, "verify-evm", flip_byte), 1);
+    assert_eq!(tamper(&run, "verify-evm", bump_output), 1);
 }
 
 #[test]
