@@ -28,8 +28,11 @@
 //!
 //! If `Y ≠ X·Wᵀ + b`, some neuron's row differences `D_i` are not all zero and
 //! `Σ_i α^(R−1−i) D_i` is a nonzero polynomial of degree `< R` in `α`, drawn after `X`
-//! and `Y` were committed: the check passes with probability at most `(R − 1)/|F|` for
-//! that neuron, `N·(R − 1)/|F|` for the layer.
+//! and `Y` were committed (KZG binds them): that neuron's check, and so the layer's,
+//! passes with probability at most `(R − 1)/|F|` (every checked layer shares `α`). Under
+//! Fiat–Shamir a prover who tries `Q` transcripts gets `Q·(R − 1)/|F|`, negligible with
+//! `|F| ≈ 2^254` and `R ≤ 2^28`. As with the dot products, equality is in the field; the
+//! rescale after the layer bounds what it reads.
 
 use halo2_proofs::circuit::{Cell, Region, Value};
 use halo2_proofs::halo2curves::bn256::Fr;
@@ -240,6 +243,11 @@ impl FreivaldsConfig {
         block_row: usize,
         placement: &mut Placement,
     ) -> Result<(usize, Pending<'o>), Error> {
+        // The check combines one bias per neuron: a layout read from a file that names
+        // another op must not prove a different layer.
+        if !is_eligible(op, model) {
+            return Err(Error::Synthesis);
+        }
         let (m, n_out, rows) = (op.in_features, op.out_features, op.rows(model));
         let (d_cols, c_cols) = (self.x.len(), self.acc.len());
         let brows = block_rows(m, d_cols);

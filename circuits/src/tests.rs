@@ -841,10 +841,38 @@ fn mock_argument(
     corrupt: impl FnOnce(&mut Trace),
     tamper: Option<crate::freivalds::tamper::Tamper>,
 ) -> Result<(), String> {
-    let vis = Visibility::default();
-    let mut c = candidate((2, 2, 2), vis);
+    let shape = Shape {
+        cols: (2, 2, 2),
+        horner_lanes: 2,
+        vis: Visibility::default(),
+    };
+    mock_shaped(model, input, argument, &shape, corrupt, tamper)
+}
+
+/// Column counts, Horner lanes and visibility for [`mock_shaped`].
+struct Shape {
+    cols: (usize, usize, usize),
+    horner_lanes: usize,
+    vis: Visibility,
+}
+
+/// [`mock_argument`] with other column counts, lanes and visibility.
+fn mock_shaped(
+    model: &QModel,
+    input: &[i64],
+    argument: crate::LinearArgument,
+    shape: &Shape,
+    corrupt: impl FnOnce(&mut Trace),
+    tamper: Option<crate::freivalds::tamper::Tamper>,
+) -> Result<(), String> {
+    let vis = shape.vis;
+    let mut c = candidate(shape.cols, vis);
     c.freivalds = crate::plan::freivalds_ops(model, argument, c.x_cols, c.acc_cols);
-    c.horner_lanes = if c.freivalds.is_empty() { 0 } else { 2 };
+    c.horner_lanes = if c.freivalds.is_empty() {
+        0
+    } else {
+        shape.horner_lanes
+    };
     let plan = evaluate(model, vis, c).map_err(|e| e.to_string())?;
     let mut trace = model.run(input).map_err(|e| format!("interpreter: {e}"))?;
     let instances = ModelCircuit::instances(model, &plan.layout, &trace, &Default::default());
@@ -946,4 +974,125 @@ proptest! {
         prop_assert_eq!(dot, corrupt.is_none());
         prop_assert_eq!(run(crate::LinearArgument::Freivalds), dot);
     }
+}
+
+/// Only the Horner sums and the combined row's blocks are second-phase columns, and the
+/// one challenge comes after the first phase, with fixed or hashed weights.
+#[test]
+fn freivalds_commits_every_operand_before_its_challenge() {
+    use halo2_proofs::plonk::{Circuit, ConstraintSystem};
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let (model, _) = linear_model(&mut rng, 4, 5, 3, false);
+    for params in [ParamsMode::Fixed, ParamsMode::Hashed] {
+        let vis = Visibility {
+            params,
+            ..Visibility::default()
+        };
+        let mut c = candidate((2, 2, 2), vis);
+        c.freivalds = vec![0];
+        c.horner_lanes = 3;
+        let layout = evaluate(&model, vis, c).unwrap().layout;
+        let mut cs = ConstraintSystem::default();
+        let config = ModelCircuit::configure_with_params(&mut cs, layout);
+        let f = config.freivalds.unwrap();
+        assert_eq!(cs.challenge_phase(), vec![0], "{vis}");
+        let mut second: Vec<usize> = f
+            .lanes
+            .iter()
+            .map(|l| l.h.index())
+            .chain(f.x.iter().chain(&f.acc).map(|c| c.index()))
+            .collect();
+        second.sort();
+        let phases = cs.advice_column_phase();
+        let found: Vec<usize> = (0..phases.len()).filter(|&i| phases[i] == 1).collect();
+        assert_eq!(found, second, "{vis}: second-phase columns");
+        assert_eq!(found.len(), 3 + 2 + 2);
+    }
+}
+
+/// A layer whose bias differs by row is not one the argument applies to: the planner
+/// leaves it out, a layout naming it fails its check, and synthesis refuses it.
+#[test]
+fn freivalds_refuses_a_bias_that_differs_by_row() {
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let (mut model, input) = linear_model(&mut rng, 3, 4, 2, false);
+    if let QOp::Linear(l) = &mut model.ops[0] {
+        l.bias = (0..6).map(|i| i * 3 - 7).collect();
+    }
+    let vis = Visibility::default();
+    assert!(crate::plan::freivalds_ops(&model, crate::LinearArgument::Freivalds, 2, 2).is_empty());
+    let mut c = candidate((2, 2, 2), vis);
+    c.freivalds = vec![0];
+    c.horner_lanes = 2;
+    let layout = evaluate(&model, vis, c).unwrap().layout;
+    assert!(layout.check(&model).is_err());
+    let trace = model.run(&input).unwrap();
+    let instances = ModelCircuit::instances(&model, &layout, &trace, &Default::default());
+    let r = run_mock(&model, &layout, trace, instances);
+    assert!(r.is_err(), "{r:?}");
+}
+
+/// Padding (inputs beyond a block's columns, neurons beyond the last block, idle lanes in
+/// a round) and hashed weights: honest traces pass; an accumulator off by one on the
+/// first, a middle and the last row fails, and so does a wrong combination of the ones.
+#[test]
+fn freivalds_with_padding_and_hashed_weights() {
+    use crate::freivalds::tamper::Tamper;
+    use crate::LinearArgument::Freivalds;
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let (rows, m, n) = (5, 6, 3);
+    let (model, input) = linear_model(&mut rng, rows, m, n, false);
+    for params in [ParamsMode::Fixed, ParamsMode::Hashed] {
+        let shape = Shape {
+            cols: (4, 2, 2),
+            horner_lanes: 16,
+            vis: Visibility {
+                params,
+                ..Visibility::default()
+            },
+        };
+        let vis = shape.vis;
+        let run = |corrupt: Option<usize>, tamper| {
+            mock_shaped(
+                &model,
+                &input,
+                Freivalds,
+                &shape,
+                |t| {
+                    if let Some(i) = corrupt {
+                        off_by_one_accumulator(i)(t)
+                    }
+                },
+                tamper,
+            )
+        };
+        assert_eq!(run(None, None), Ok(()), "{vis}");
+        for i in [0, (rows / 2) * n + 1, rows * n - 1] {
+            assert!(run(Some(i), None).is_err(), "{vis}: accumulator {i}");
+        }
+        let ones = Some(Tamper::Combination {
+            seq: 0,
+            i: rows - 1,
+        });
+        assert!(run(None, ones).is_err(), "{vis}: the ones' combination");
+    }
+    // Other weights than the hashed ones: the bias of the model the instances are of
+    // differs from the witness's.
+    let vis = Visibility {
+        params: ParamsMode::Hashed,
+        ..Visibility::default()
+    };
+    let mut c = candidate((4, 2, 2), vis);
+    c.freivalds = vec![0];
+    c.horner_lanes = 16;
+    let layout = evaluate(&model, vis, c).unwrap().layout;
+    let trace = model.run(&input).unwrap();
+    let instances = ModelCircuit::instances(&model, &layout, &trace, &Default::default());
+    let mut other = model.clone();
+    if let QOp::Linear(l) = &mut other.ops[0] {
+        l.bias[1] += 1;
+    }
+    let other_trace = other.run(&input).unwrap();
+    let r = run_mock(&other, &layout, other_trace, instances);
+    assert!(r.is_err(), "another bias under this weights hash: {r:?}");
 }
