@@ -6,8 +6,9 @@
 # For each MODEL (of ../shared/models or ../shared/models/large), compiles with
 # `--linear dot` and `--linear freivalds` (one circuit, --max-memory 100000 so that both
 # stay whole), then sets up, proves and verifies each (/usr/bin/time: wall seconds, peak
-# MB). Models after --compile-only are only compiled: a circuit this machine cannot hold
-# (the dot-product resnet18_c64 or gpt2_block) is reported by its plan. Prints a markdown
+# MB). Models after --compile-only are only compiled (--max-memory 300000, so that they
+# stay one circuit): one this machine cannot hold (the dot-product resnet18_c64 or
+# gpt2_block) is reported by its plan. Prints a markdown
 # table: rows, k, fixed columns (before selector compression) × 2^k as fixed cells, the
 # parameters, predicted and measured prove seconds and peaks. Uses target/release/zkinfer
 # (built when missing).
@@ -18,14 +19,7 @@ Z=$PWD/target/release/zkinfer
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-measure() {
-  /usr/bin/time -v "$@" >"$tmp/last.log" 2>&1 || { cat "$tmp/last.log" >&2; exit 1; }
-  local wall peak
-  wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$tmp/last.log" |
-    awk -F: '{ if (NF == 3) print $1 * 3600 + $2 * 60 + $3; else print $1 * 60 + $2 }')
-  peak=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$tmp/last.log")
-  echo "$wall $((peak / 1000))"
-}
+. scripts/measure.sh
 
 # Rows, k, fixed cells, parameters and the prediction of a compiled circuit.
 plan() {
@@ -53,7 +47,7 @@ for model in "$@"; do
   for linear in dot freivalds; do
     d=$tmp/$model-$linear
     "$Z" compile "$M/$model.onnx" --calibration "$M/$model.input.json" --out "$d" \
-      --linear $linear --max-memory 100000 >/dev/null
+      --linear $linear --max-memory $((only ? 300000 : 100000)) >/dev/null
     read -r rows k fixed params ps pm nf <<<"$(plan "$d")"
     ratio=$(python3 -c "print(f'{$fixed/$params:.1f}')")
     setup="—"; prove="—"; verdict="not run"

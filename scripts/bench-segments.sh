@@ -22,15 +22,7 @@ M=../shared/models/large
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# Seconds and peak MB of a command (/usr/bin/time -v), its output in $tmp/last.log.
-measure() {
-  /usr/bin/time -v "$@" >"$tmp/last.log" 2>&1 || { cat "$tmp/last.log" >&2; exit 1; }
-  local wall peak
-  wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$tmp/last.log" |
-    awk -F: '{ if (NF == 3) print $1 * 3600 + $2 * 60 + $3; else print $1 * 60 + $2 }')
-  peak=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$tmp/last.log")
-  echo "$wall $((peak / 1000))"
-}
+. scripts/measure.sh
 
 echo "== $MODEL: single circuit (--max-memory $WHOLE_BUDGET)"
 "$Z" compile "$M/$MODEL.onnx" --calibration "$M/$MODEL.input.json" --out "$tmp/whole" \

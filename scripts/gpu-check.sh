@@ -6,6 +6,9 @@
 #   model | k | GPU prove s | CPU prove s | CPU/GPU | verified
 # (prove s = witness columns + create_proof, keys already loaded)
 # then where GPU time goes for the largest model proved (halo2-axiom-gpu's sections).
+# Circuits are compiled with --linear dot (single phase, what the CUDA engine proves); a
+# last check shows that a two-phase (Freivalds) circuit is refused on the GPU with a clear
+# message and proven by `--engine auto` on the CPU.
 # Binaries come from $ZKINFER_BIN (default target/release). Exit 1 if any proof fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -38,7 +41,7 @@ for entry in mlp_tiny mlp_mnist mlp_wide mlp_wide:16 lenet5 lenet5:16 cnn_cifar 
   m=$entry; [ "$bits" = 12 ] || m="${src}_b$bits"
   d=$WORK/$m
   [ -f "$MODELS/$src.onnx" ] || continue
-  if ! "$BIN/zkinfer" compile "$MODELS/$src.onnx" --calibration "$MODELS/$src.input.json" --out "$d" --bits "$bits" >"$WORK/$m.compile.log" 2>&1; then
+  if ! "$BIN/zkinfer" compile "$MODELS/$src.onnx" --calibration "$MODELS/$src.input.json" --out "$d" --bits "$bits" --linear dot >"$WORK/$m.compile.log" 2>&1; then
     printf '| %s | – | – | – | – | not compiled: %s |\n' "$m" "$(grep -m1 error "$WORK/$m.compile.log" | cut -c1-90)"
     continue
   fi
@@ -89,6 +92,23 @@ if [ -n "$largest" ]; then
     ms = (unit == "ns") ? x / 1e6 : (unit == "s") ? x * 1e3 : (unit == "ms") ? x : x / 1e3
     sum[phase] += ms; calls[phase]++
   } END { for (p in sum) printf "  %10.2f ms  %4d x  %s\n", sum[p], calls[p], p }' | sort -rn | head -25
+fi
+echo
+echo "two-phase (Freivalds) circuit, cnn_cifar --linear freivalds:"
+d=$WORK/cnn_cifar_freivalds
+"$BIN/zkinfer" compile "$MODELS/cnn_cifar.onnx" --calibration "$MODELS/cnn_cifar.input.json" --out "$d" \
+  --linear freivalds >"$WORK/fv.compile.log" 2>&1 && "$BIN/zkinfer" setup "$d" --dev-srs >/dev/null 2>&1
+if "$BIN/zkinfer" prove "$d" --input "$MODELS/cnn_cifar.input.json" --proof "$d/gpu.json" \
+  --engine cuda >"$WORK/fv.gpu.log" 2>&1; then
+  echo "  --engine cuda proved it (multi-phase works on the GPU: update the engine)"
+else
+  echo "  --engine cuda: $(grep -m1 -o 'single-phase circuits only[^;]*' "$WORK/fv.gpu.log" || tail -1 "$WORK/fv.gpu.log")"
+fi
+if "$BIN/zkinfer" prove "$d" --input "$MODELS/cnn_cifar.input.json" --proof "$d/auto.json" \
+  --engine auto >"$WORK/fv.auto.log" 2>&1 && "$BIN/zkinfer" verify "$d" --proof "$d/auto.json" >/dev/null 2>&1; then
+  echo "  --engine auto: proven on the CPU, verified ($(prove_secs "$WORK/fv.auto.log") s)"
+else
+  echo "  --engine auto: FAIL"; status=1
 fi
 [ -n "${OUT:-}" ] && tar czf "$OUT/gpu-check-logs.tgz" -C "$WORK" $(cd "$WORK" && ls *.log)
 exit $status

@@ -37,14 +37,13 @@
 use halo2_proofs::circuit::{Cell, Region, Value};
 use halo2_proofs::halo2curves::bn256::Fr;
 use halo2_proofs::plonk::{
-    Advice, Challenge, Column, ConstraintSystem, Error, Expression, FirstPhase, SecondPhase,
-    Selector,
+    Advice, Challenge, Column, ConstraintSystem, Error, FirstPhase, SecondPhase, Selector,
 };
 use halo2_proofs::poly::Rotation;
 use zkinfer_qir::{Linear, QModel, QOp, ValueId};
 
 use crate::fe;
-use crate::linear::{block_rows, weight_at, LinearConfig};
+use crate::linear::{block_gate, block_rows, weight_at, LinearConfig};
 use crate::wires::{Source, Wires};
 
 /// Whether the argument applies to `op`: a layer applied to two rows or more whose bias
@@ -193,28 +192,15 @@ impl FreivaldsConfig {
         }
         let q_first = meta.selector();
         let q_step = meta.selector();
-        meta.create_gate("freivalds matvec", |meta| {
-            let first = meta.query_selector(q_first);
-            let step = meta.query_selector(q_step);
-            let xs: Vec<_> = x
-                .iter()
-                .map(|c| meta.query_advice(*c, Rotation::cur()))
-                .collect();
-            let mut constraints = Vec::new();
-            for (c, acc_col) in acc.iter().enumerate() {
-                let cur = meta.query_advice(*acc_col, Rotation::cur());
-                let next = meta.query_advice(*acc_col, Rotation::next());
-                let dot = xs
-                    .iter()
-                    .zip(&linear.w[c])
-                    .map(|(xv, wc)| xv.clone() * wc.query(meta))
-                    .reduce(|a, b| a + b)
-                    .unwrap_or(Expression::Constant(Fr::zero()));
-                constraints.push(first.clone() * (next.clone() - dot.clone()));
-                constraints.push(step.clone() * (next - cur - dot));
-            }
-            constraints
-        });
+        block_gate(
+            meta,
+            "freivalds matvec",
+            &x,
+            &acc,
+            &linear.w,
+            (q_first, q_step),
+            false,
+        );
         FreivaldsConfig {
             alpha,
             lanes,

@@ -150,7 +150,7 @@ impl std::fmt::Display for Visibility {
 
 /// Column counts of a model circuit, and its size `2^k`. This is the circuit's
 /// `Circuit::Params`: key generation and key loading rebuild the constraint system from it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Layout {
     pub k: u32,
     /// Inputs per row of a linear block (`D`).

@@ -35,7 +35,7 @@ pub enum WeightColumn {
 }
 
 impl WeightColumn {
-    pub fn query(&self, meta: &mut VirtualCells<'_, Fr>) -> Expression<Fr> {
+    fn query(&self, meta: &mut VirtualCells<'_, Fr>) -> Expression<Fr> {
         match self {
             WeightColumn::Fixed(c) => meta.query_fixed(*c, Rotation::cur()),
             WeightColumn::Advice(c) => meta.query_advice(*c, Rotation::cur()),
@@ -61,6 +61,45 @@ pub fn block_rows(in_features: usize, x_cols: usize) -> usize {
 /// Rows a linear op takes (excluding the single trailing row of the whole section).
 pub fn linear_rows(op: &Linear, model: &QModel, x_cols: usize, acc_cols: usize) -> usize {
     op.rows(model) * op.out_features.div_ceil(acc_cols) * block_rows(op.in_features, x_cols)
+}
+
+/// The gate of a block of dot products: on its first row `acc_c[next] = Σ_d x_d · w_cd`,
+/// on the others `acc_c[next] = acc_c[cur] + Σ_d x_d · w_cd`; with `leading_one`, `x_0 = 1`
+/// on the first row (the bias's input).
+pub fn block_gate(
+    meta: &mut ConstraintSystem<Fr>,
+    name: &'static str,
+    x: &[Column<Advice>],
+    acc: &[Column<Advice>],
+    w: &[Vec<WeightColumn>],
+    (q_first, q_step): (Selector, Selector),
+    leading_one: bool,
+) {
+    meta.create_gate(name, |meta| {
+        let first = meta.query_selector(q_first);
+        let step = meta.query_selector(q_step);
+        let xs: Vec<_> = x
+            .iter()
+            .map(|c| meta.query_advice(*c, Rotation::cur()))
+            .collect();
+        let mut constraints = Vec::new();
+        if leading_one {
+            constraints.push(first.clone() * (xs[0].clone() - Expression::Constant(Fr::one())));
+        }
+        for (c, acc_col) in acc.iter().enumerate() {
+            let cur = meta.query_advice(*acc_col, Rotation::cur());
+            let next = meta.query_advice(*acc_col, Rotation::next());
+            let dot = xs
+                .iter()
+                .zip(&w[c])
+                .map(|(xv, wc)| xv.clone() * wc.query(meta))
+                .reduce(|a, b| a + b)
+                .unwrap_or(Expression::Constant(Fr::zero()));
+            constraints.push(first.clone() * (next.clone() - dot.clone()));
+            constraints.push(step.clone() * (next - cur - dot));
+        }
+        constraints
+    });
 }
 
 /// The weight block row `t` of neuron `n` faces at input position `d` of a block of
@@ -105,29 +144,7 @@ impl LinearConfig {
         }
         let q_first = meta.selector();
         let q_step = meta.selector();
-        meta.create_gate("linear", |meta| {
-            let first = meta.query_selector(q_first);
-            let step = meta.query_selector(q_step);
-            let xs: Vec<_> = x
-                .iter()
-                .map(|c| meta.query_advice(*c, Rotation::cur()))
-                .collect();
-            let mut constraints =
-                vec![first.clone() * (xs[0].clone() - Expression::Constant(Fr::one()))];
-            for (c, acc_col) in acc.iter().enumerate() {
-                let cur = meta.query_advice(*acc_col, Rotation::cur());
-                let next = meta.query_advice(*acc_col, Rotation::next());
-                let dot = xs
-                    .iter()
-                    .zip(&w[c])
-                    .map(|(xv, wc)| xv.clone() * wc.query(meta))
-                    .reduce(|a, b| a + b)
-                    .unwrap_or(Expression::Constant(Fr::zero()));
-                constraints.push(first.clone() * (next.clone() - dot.clone()));
-                constraints.push(step.clone() * (next - cur - dot));
-            }
-            constraints
-        });
+        block_gate(meta, "linear", &x, &acc, &w, (q_first, q_step), true);
         LinearConfig {
             x,
             acc,

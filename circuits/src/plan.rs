@@ -2,6 +2,9 @@
 //! ([`crate::cost`]) predicts proves fastest. Row counts come from [`crate::rows`], which
 //! synthesis reads too, so a plan is exactly what synthesis lays out.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use halo2_proofs::halo2curves::bn256::Fr;
 use halo2_proofs::plonk::{Circuit, ConstraintSystem};
 use serde::{Deserialize, Serialize};
@@ -99,19 +102,37 @@ impl Plan {
 }
 
 /// The constraint system of a layout, and the rows halo2 reserves for blinding.
+///
+/// The constraint system depends on the column counts and the visibility only (not on
+/// `k`, nor on which ops Freivalds' argument checks), and the segment planner prices the
+/// same candidates for many ranges of ops: configured once per thread and shape.
 fn shape(layout: &Layout) -> (Shape, usize) {
-    let mut cs = ConstraintSystem::<Fr>::default();
-    ModelCircuit::configure_with_params(&mut cs, layout.clone());
-    let shape = Shape {
-        k: layout.k,
-        advice: cs.num_advice_columns(),
-        fixed: cs.num_fixed_columns() + cs.num_selectors(),
-        instance: cs.num_instance_columns(),
-        lookups: cs.lookups().len(),
-        permutation: cs.permutation().get_columns().len(),
-        degree: cs.degree(),
+    thread_local! {
+        static SHAPES: RefCell<HashMap<Layout, (Shape, usize)>> = RefCell::new(HashMap::new());
+    }
+    let key = Layout {
+        k: 0,
+        freivalds: Vec::new(),
+        ..layout.clone()
     };
-    (shape, cs.blinding_factors() + 1)
+    let (mut shape, reserved) = SHAPES.with(|cache| {
+        *cache.borrow_mut().entry(key).or_insert_with_key(|key| {
+            let mut cs = ConstraintSystem::<Fr>::default();
+            ModelCircuit::configure_with_params(&mut cs, key.clone());
+            let shape = Shape {
+                k: 0,
+                advice: cs.num_advice_columns(),
+                fixed: cs.num_fixed_columns() + cs.num_selectors(),
+                instance: cs.num_instance_columns(),
+                lookups: cs.lookups().len(),
+                permutation: cs.permutation().get_columns().len(),
+                degree: cs.degree(),
+            };
+            (shape, cs.blinding_factors() + 1)
+        })
+    });
+    shape.k = layout.k;
+    (shape, reserved)
 }
 
 /// A candidate layout: column counts and lanes, and the linear ops Freivalds' argument
