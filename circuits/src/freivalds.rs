@@ -43,7 +43,7 @@ use halo2_proofs::poly::Rotation;
 use zkinfer_qir::{Linear, QModel, QOp, ValueId};
 
 use crate::fe;
-use crate::linear::{block_gate, block_rows, weight_at, LinearConfig};
+use crate::linear::{block_gate, block_rows, enable_block_row, weight_at, LinearConfig};
 use crate::wires::{Source, Wires};
 
 /// Whether the argument applies to `op`: a layer applied to two rows or more whose bias
@@ -96,8 +96,8 @@ impl Placement {
     }
 }
 
-/// Rows of the fullest Horner lane when the ops `freivalds` (indices into `model.ops`)
-/// are checked by the argument.
+/// Rows the Horner lanes take when the ops `freivalds` (indices into `model.ops`) are
+/// checked by the argument.
 pub fn horner_rows(model: &QModel, freivalds: &[usize], lanes: usize) -> usize {
     let mut placement = Placement::new(lanes);
     for &i in freivalds {
@@ -241,11 +241,7 @@ impl FreivaldsConfig {
         for n0 in (0..n_out).step_by(c_cols) {
             for t in 0..brows {
                 let row = offset + t;
-                if t == 0 {
-                    self.q_first.enable(region, row)?;
-                } else {
-                    self.q_step.enable(region, row)?;
-                }
+                enable_block_row(region, (self.q_first, self.q_step), t, row)?;
                 linear.place_weights(region, wires, op, op_index, 0, n0, t, row)?;
             }
             offset += brows;

@@ -102,6 +102,20 @@ pub fn block_gate(
     });
 }
 
+/// Switches on, at `row`, the gate of a block's row `t`: its first row's or a later one's.
+pub fn enable_block_row(
+    region: &mut Region<'_, Fr>,
+    (q_first, q_step): (Selector, Selector),
+    t: usize,
+    row: usize,
+) -> Result<(), Error> {
+    if t == 0 {
+        q_first.enable(region, row)
+    } else {
+        q_step.enable(region, row)
+    }
+}
+
 /// The weight block row `t` of neuron `n` faces at input position `d` of a block of
 /// `x_cols` inputs (`[1, x_0, …]`: the bias first), with the parameter it is tied to
 /// when the weights are hashed.
@@ -218,11 +232,7 @@ impl LinearConfig {
                 let mut sums: Vec<Option<i128>> = vec![wires.raw(op.input, 0).map(|_| 0); c_cols];
                 for t in 0..brows {
                     let row = offset + t;
-                    if t == 0 {
-                        self.q_first.enable(region, row)?;
-                    } else {
-                        self.q_step.enable(region, row)?;
-                    }
+                    enable_block_row(region, (self.q_first, self.q_step), t, row)?;
                     let mut xrow: Vec<Option<i128>> = Vec::with_capacity(d_cols);
                     for d in 0..d_cols {
                         let j = t * d_cols + d; // position in [1, x_0, ..]

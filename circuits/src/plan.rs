@@ -60,7 +60,7 @@ impl Layout {
 pub struct Plan {
     pub layout: Layout,
     pub linear_rows: usize,
-    /// Rows of the fullest Horner lane (Freivalds' argument; 0 without it).
+    /// Rows the Horner lanes take (Freivalds' argument; 0 without it).
     #[serde(default)]
     pub horner_rows: usize,
     pub elementwise_rows: usize,
