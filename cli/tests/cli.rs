@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{code, ok, s, zkinfer};
+use common::{code, edit_header, ok, s, zkinfer};
 
 use zkinfer_tests::{encode, model, node, shared_models, tract_run, value_info, value_info_any};
 
@@ -200,6 +200,48 @@ fn freivalds_proofs_verify_natively_and_in_the_evm() {
     assert!(out.starts_with("accepted"), "{out}");
     assert_eq!(tamper(&run, "verify-evm", flip_byte), 1);
     assert_eq!(tamper(&run, "verify-evm", bump_output), 1);
+
+    // The key's layout names the checked layers and the Horner lanes: both are in the
+    // model id, so a key that checks fewer layers (or lays them out otherwise) is
+    // another model, and a proof pinned to this one does not verify under it.
+    let id = ok(&["model-id", s(&run.dir)]).trim().to_string();
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(&str, Edit); 2] = [
+        ("freivalds", |h| {
+            let ops = h["layout"]["freivalds"].as_array_mut().unwrap();
+            ops.pop();
+        }),
+        ("horner_lanes", |h| {
+            let lanes = h["layout"]["horner_lanes"].as_u64().unwrap();
+            h["layout"]["horner_lanes"] = (lanes + 1).into();
+        }),
+    ];
+    for (field, edit) in edits {
+        let dir = run.dir.join(format!("edited-{field}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["vk", "circuit.json"] {
+            std::fs::copy(run.dir.join(f), dir.join(f)).unwrap();
+        }
+        edit_header(&dir, edit);
+        let out = zkinfer(&[
+            "verify",
+            s(&dir),
+            "--proof",
+            s(&run.proof),
+            "--model-id",
+            &id,
+        ]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!text.contains("panicked"), "{field}: {text}");
+        assert_ne!(code(&out), 0, "{field} edited, still valid: {text}");
+        if let Ok(other) = std::str::from_utf8(&zkinfer(&["model-id", s(&dir)]).stdout) {
+            assert_ne!(other.trim(), id, "{field} is not bound by the model id");
+        }
+    }
 }
 
 #[test]

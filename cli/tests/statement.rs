@@ -14,7 +14,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::{code, ok, s, stderr, stdout, zkinfer};
+use common::{code, edit_header, ok, s, stderr, stdout, vk_parts, zkinfer};
 use zkinfer_tests::shared_models;
 
 /// Two key directories of one compiled circuit, set up from the development SRS (`dev`)
@@ -100,25 +100,6 @@ fn copy(from: &Path, name: &str) -> PathBuf {
         std::fs::copy(from.join(f), to.join(f)).unwrap();
     }
     to
-}
-
-/// The verifying key's header (JSON) and the offset of its body.
-fn vk_parts(vk: &[u8]) -> (serde_json::Value, usize) {
-    let len = u32::from_le_bytes(vk[12..16].try_into().unwrap()) as usize;
-    (serde_json::from_slice(&vk[16..16 + len]).unwrap(), 16 + len)
-}
-
-/// Rewrites the header of `dir/vk` with `f`.
-fn edit_header(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
-    let vk = std::fs::read(dir.join("vk")).unwrap();
-    let (mut header, body) = vk_parts(&vk);
-    f(&mut header);
-    let header = serde_json::to_vec(&header).unwrap();
-    let mut out = vk[..12].to_vec();
-    out.extend((header.len() as u32).to_le_bytes());
-    out.extend(header);
-    out.extend(&vk[body..]);
-    std::fs::write(dir.join("vk"), out).unwrap();
 }
 
 /// Offset of `g2` in a key file (after k and g; `s·g2` follows it, 128 bytes each).

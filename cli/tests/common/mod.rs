@@ -39,3 +39,22 @@ pub fn stderr(out: &Output) -> String {
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// The verifying key's header (JSON) and the offset of its body.
+pub fn vk_parts(vk: &[u8]) -> (serde_json::Value, usize) {
+    let len = u32::from_le_bytes(vk[12..16].try_into().unwrap()) as usize;
+    (serde_json::from_slice(&vk[16..16 + len]).unwrap(), 16 + len)
+}
+
+/// Rewrites the header of `dir/vk` with `f`.
+pub fn edit_header(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let vk = std::fs::read(dir.join("vk")).unwrap();
+    let (mut header, body) = vk_parts(&vk);
+    f(&mut header);
+    let header = serde_json::to_vec(&header).unwrap();
+    let mut out = vk[..12].to_vec();
+    out.extend((header.len() as u32).to_le_bytes());
+    out.extend(header);
+    out.extend(&vk[body..]);
+    std::fs::write(dir.join("vk"), out).unwrap();
+}
