@@ -7,26 +7,31 @@
 //! the constraints on the extended domain (`2^k` times the next power of two of
 //! `degree − 1`), which needs every column there: advice, fixed (selectors included),
 //! instance, the lookups' five polynomials, the permutation's sigma columns and
-//! products. Prove time is modelled as affine in those two amounts of work, and peak
-//! memory as affine in the columns resident at `2^k` rows (the key's fixed and
-//! permutation polynomials, twice each, the witness columns, the lookup polynomials) and
-//! in one extended-domain column.
+//! products. Prove time is modelled as affine in those two amounts of work, and the
+//! peak memory of `setup` and of `prove` each as affine in the columns resident at `2^k`
+//! rows (the key's fixed and permutation polynomials, twice each, the witness columns,
+//! the lookup polynomials), in one extended-domain column, and in the fixed columns alone
+//! (key generation holds them in a third form, the assembly, while it builds the key:
+//! the setup peak of a circuit with many weight columns).
 //!
 //! The constants are fitted by `scripts/calibrate.sh` (least squares of the relative
-//! error over the shared models at several widths and visibilities) on the 2-core
-//! development machine (AMD EPYC, 24 GiB); a machine with more cores proves faster, so
-//! absolute figures are that machine's, while the planner only needs them to rank
-//! layouts. `scripts/bench.sh` prints each prediction beside the measurement.
+//! error over the shared models at several widths, visibilities and both linear
+//! arguments, and four large models at `k` 15 to 17) on the 2-core development machine
+//! (Intel Xeon, 24 GiB); a machine with more cores proves faster, so absolute figures
+//! are that machine's, while the planner only needs them to rank layouts.
+//! `scripts/bench.sh` prints each prediction beside the measurement.
 
 use serde::{Deserialize, Serialize};
 
 // Fitted by `scripts/calibrate.sh` (the fit and its errors are in docs/BENCHMARKS.md).
-const T0: f64 = 0.1746;
-const T_COMMIT: f64 = 2.775;
-const T_EXTENDED: f64 = 0.3280;
-const M0: f64 = 13.99;
-const M_RESIDENT: f64 = 2.204;
-const M_EXTENDED: f64 = 2.663;
+const T0: f64 = 0.1252;
+const T_COMMIT: f64 = 1.603;
+const T_EXTENDED: f64 = 0.3017;
+/// Memory, `[setup, prove]`: MB, MB per resident MB, per extended-column MB, per fixed MB.
+const M0: [f64; 2] = [13.22, 14.44];
+const M_RESIDENT: [f64; 2] = [1.321, 1.730];
+const M_EXTENDED: [f64; 2] = [11.43, 9.412];
+const M_FIXED: [f64; 2] = [2.999, 1.039];
 
 /// The shape of a layout's constraint system, as the prover sees it.
 #[derive(Clone, Copy, Debug)]
@@ -54,13 +59,23 @@ pub struct Terms {
     pub resident_mb: f64,
     /// MB of one extended-domain column.
     pub extended_mb: f64,
+    /// MB of the fixed columns (selectors included) at `2^k` rows.
+    #[serde(default)]
+    pub fixed_mb: f64,
 }
 
-/// Predicted proving time and peak memory (the larger of `setup` and `prove`).
+/// Predicted proving time and peak memory.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
     pub prove_s: f64,
+    /// The larger of `setup_mb` and `prove_mb`: what a memory budget is held to.
     pub peak_mb: f64,
+    /// Peak of `setup` (key generation) alone.
+    #[serde(default)]
+    pub setup_mb: f64,
+    /// Peak of `prove` alone.
+    #[serde(default)]
+    pub prove_mb: f64,
 }
 
 const FIELD_BYTES: f64 = 32.0;
@@ -97,15 +112,25 @@ impl Shape {
             extended: ext * on_extended / 1e6,
             resident_mb: n * resident * FIELD_BYTES / 1e6,
             extended_mb: ext * FIELD_BYTES / 1e6,
+            fixed_mb: n * f * FIELD_BYTES / 1e6,
         }
     }
 }
 
 impl Terms {
     pub fn predict(&self) -> Prediction {
+        let mb = |i: usize| {
+            M0[i]
+                + M_RESIDENT[i] * self.resident_mb
+                + M_EXTENDED[i] * self.extended_mb
+                + M_FIXED[i] * self.fixed_mb
+        };
+        let (setup_mb, prove_mb) = (mb(0), mb(1));
         Prediction {
             prove_s: T0 + T_COMMIT * self.commit + T_EXTENDED * self.extended,
-            peak_mb: M0 + M_RESIDENT * self.resident_mb + M_EXTENDED * self.extended_mb,
+            peak_mb: setup_mb.max(prove_mb),
+            setup_mb,
+            prove_mb,
         }
     }
 }

@@ -120,8 +120,9 @@ fn print_plan(compiled: &CompiledCircuit, vis: Visibility, runner_up: Option<&Pl
         if l.lanes == 1 { "" } else { "s" }
     );
     println!(
-        "  predicted prove {:.2} s, peak {:.0} MB (cost model, 2-core reference machine)",
-        p.predicted.prove_s, p.predicted.peak_mb
+        "  predicted prove {:.2} s, peak {:.0} MB (setup {:.0}, prove {:.0}; cost model, \
+         2-core reference machine)",
+        p.predicted.prove_s, p.predicted.peak_mb, p.predicted.setup_mb, p.predicted.prove_mb
     );
     if let Some(r) = runner_up {
         println!(
