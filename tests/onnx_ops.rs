@@ -23,11 +23,16 @@ use zkinfer_tests::{
 /// Float reference, quantized fidelity and MockProver on one model; returns the
 /// quantized model.
 fn check(m: &ModelProto, input_shape: &[usize]) -> zkinfer_qir::QModel {
-    let onnx = encode(m);
-    let graph = import_proto(m).expect("imports").graph;
     let n: usize = input_shape.iter().product();
     let samples: Vec<Vec<f32>> = (0..3).map(|s| floats(s, n)).collect();
-    for x in &samples {
+    check_on(m, input_shape, &samples)
+}
+
+/// [`check`] on the given samples.
+fn check_on(m: &ModelProto, input_shape: &[usize], samples: &[Vec<f32>]) -> zkinfer_qir::QModel {
+    let onnx = encode(m);
+    let graph = import_proto(m).expect("imports").graph;
+    for x in samples {
         let ours = &graph.run(x).expect("float run")[&graph.output].data;
         let tract = tract_run(&onnx, input_shape, x);
         assert_eq!(ours.len(), tract.len());
@@ -35,7 +40,7 @@ fn check(m: &ModelProto, input_shape: &[usize]) -> zkinfer_qir::QModel {
             assert!((a - b).abs() < 1e-4, "float interpreter {a} vs tract {b}");
         }
     }
-    let cal = calibrate(&graph, &samples).unwrap();
+    let cal = calibrate(&graph, samples).unwrap();
     let q = quantize(
         &graph,
         &cal,
@@ -45,7 +50,7 @@ fn check(m: &ModelProto, input_shape: &[usize]) -> zkinfer_qir::QModel {
         },
     )
     .unwrap();
-    let fid = fidelity(&graph, &q, &samples).unwrap();
+    let fid = fidelity(&graph, &q, samples).unwrap();
     assert!(
         fid.max_abs_error <= 0.05 * fid.output_max_abs.max(0.1),
         "quantized output too far from float: {fid}"
@@ -202,7 +207,7 @@ fn unsupported_ops_are_all_named_before_any_work() {
     let mut custom = node("Fancy", &["b"], "c", vec![]);
     custom.domain = "com.example".into();
     let nodes = vec![
-        node("Where", &["x", "x", "x"], "a", vec![]),
+        node("Mod", &["x", "x"], "a", vec![]),
         node("Relu", &["a"], "b", vec![]),
         custom,
         node("LSTM", &["c"], "y", vec![]),
@@ -213,10 +218,10 @@ fn unsupported_ops_are_all_named_before_any_work() {
         panic!("expected Unsupported, got {err}");
     };
     let ops: Vec<&str> = nodes.iter().map(|(op, _)| op.as_str()).collect();
-    assert_eq!(ops, ["Where", "com.example::Fancy", "LSTM"]);
+    assert_eq!(ops, ["Mod", "com.example::Fancy", "LSTM"]);
     let msg = err.to_string();
     assert!(
-        msg.contains("LSTM (node `LSTM:y`)") && msg.contains("Supported: Add"),
+        msg.contains("LSTM (node `LSTM:y`)") && msg.contains("Supported: Abs"),
         "{msg}"
     );
 }
@@ -759,6 +764,489 @@ fn products_of_computed_tensors_and_smooth_functions_match_tract() {
     check(&m, &[1, 4, 6]);
 }
 
+/// A model of `x [1, n]` whose output concatenates every branch along axis 1.
+fn branches(
+    n: i64,
+    inits: Vec<tract_onnx::pb::TensorProto>,
+    mut nodes: Vec<tract_onnx::pb::NodeProto>,
+    outputs: &[&str],
+) -> ModelProto {
+    nodes.push(node("Concat", outputs, "y", vec![("axis", Attr::I(1))]));
+    model(nodes, inits, value_info("x", &[1, n]), value_info_any("y"))
+}
+
+#[test]
+fn smooth_tabulated_functions_match_tract() {
+    // Domains kept where each function is defined and not steep: Log of softplus,
+    // Asin/Acos/Atanh of 0.9·softsign, Acosh of cosh + 0.5.
+    let f = |name: &str, v: f32| float_tensor(name, &[], vec![v]);
+    let inits = vec![f("c09", 0.9), f("half", 0.5), f("two", 2.0), f("e15", 1.5)];
+    let attr = |k: &'static str, v: f32| vec![(k, Attr::F(v))];
+    let unary = |op: &str, x: &str, y: &str| node(op, &[x], y, vec![]);
+    let nodes = vec![
+        unary("Abs", "x", "abs"),
+        unary("Softplus", "x", "sp"),
+        unary("Log", "sp", "log"),
+        unary("Softsign", "x", "ss"),
+        node("Mul", &["ss", "c09"], "ss9", vec![]),
+        unary("Asin", "ss9", "asin"),
+        unary("Acos", "ss9", "acos"),
+        unary("Atanh", "ss9", "atanh"),
+        unary("Atan", "x", "atan"),
+        unary("Sin", "x", "sin"),
+        unary("Cos", "x", "cos"),
+        unary("Tan", "x", "tan"),
+        unary("Sinh", "x", "sinh"),
+        unary("Cosh", "x", "cosh"),
+        unary("Asinh", "x", "asinh"),
+        node("Add", &["cosh", "half"], "ch", vec![]),
+        unary("Acosh", "ch", "acosh"),
+        node("Elu", &["x"], "elu", attr("alpha", 0.7)),
+        // Celu at its default alpha: tract 0.23 leaves out the alpha factor of ONNX's
+        // `min(0, alpha · (exp(x / alpha) − 1))` (same thing at alpha 1).
+        unary("Celu", "x", "celu"),
+        unary("Selu", "x", "selu"),
+        node("HardSigmoid", &["x"], "hsig", attr("alpha", 0.3)),
+        node("Mul", &["x", "two"], "x2", vec![]),
+        unary("HardSwish", "x2", "hsw"),
+        node("Pow", &["x", "two"], "sq", vec![]),
+        node("Pow", &["sp", "e15"], "p15", vec![]),
+    ];
+    let outs = [
+        "abs", "log", "ss", "asin", "acos", "atanh", "atan", "sin", "cos", "tan", "sinh", "cosh",
+        "asinh", "acosh", "elu", "celu", "selu", "hsig", "hsw", "sq", "p15",
+    ];
+    check(&branches(8, inits, nodes, &outs), &[1, 8]);
+}
+
+#[test]
+fn step_functions_and_casts_match_tract_exactly() {
+    let samples = grid_samples(8);
+    let inits = vec![float_tensor("three", &[], vec![3.0])];
+    let cast = |x: &str, y: &str, to: i64| node("Cast", &[x], y, vec![("to", Attr::I(to))]);
+    let nodes = vec![
+        node("Mul", &["x", "three"], "x3", vec![]),
+        node("Sign", &["x"], "sign", vec![]),
+        node("Floor", &["x3"], "floor", vec![]),
+        node("Ceil", &["x3"], "ceil", vec![]),
+        node("Round", &["x3"], "round", vec![]),
+        // Float → int64 truncates toward zero; → bool tests ≠ 0; back to float.
+        cast("x3", "i", 7),
+        cast("i", "trunc", 1),
+        node("Relu", &["x"], "r", vec![]),
+        cast("r", "b", 9),
+        cast("b", "nonzero", 1),
+        cast("x", "d", 11),
+        cast("d", "same", 1),
+        node(
+            "ThresholdedRelu",
+            &["x"],
+            "thr",
+            vec![("alpha", Attr::F(0.5))],
+        ),
+    ];
+    let outs = [
+        "sign", "floor", "ceil", "round", "trunc", "nonzero", "same", "thr",
+    ];
+    let m = branches(8, inits, nodes, &outs);
+    let q = check_on(&m, &[1, 8], &samples);
+    // Exact: every step of the quantized model lands where the float one does.
+    let fid = fidelity(&import_proto(&m).unwrap().graph, &q, &samples).unwrap();
+    assert_eq!(fid.max_abs_error, 0.0, "{fid}");
+}
+
+#[test]
+fn slice_and_pad_attributes_of_old_opsets_match_tract() {
+    // Opset 9: Slice takes starts/ends/axes, Pad takes pads (and value) as attributes.
+    let ints = |v: &[i64]| Attr::Ints(v.to_vec());
+    let nodes = vec![
+        node(
+            "Slice",
+            &["x"],
+            "s",
+            vec![
+                ("starts", ints(&[1, 0])),
+                ("ends", ints(&[5, -1])),
+                ("axes", ints(&[2, 3])),
+            ],
+        ),
+        node(
+            "Pad",
+            &["s"],
+            "p",
+            vec![
+                ("pads", ints(&[0, 0, 1, 2, 0, 0, 0, 1])),
+                ("value", Attr::F(0.0)),
+            ],
+        ),
+        node("Conv", &["p", "W"], "y", vec![]),
+    ];
+    let inits = vec![float_tensor("W", &[2, 3, 2, 2], floats(72, 24))];
+    let mut m = model(
+        nodes,
+        inits,
+        value_info("x", &[1, 3, 5, 4]),
+        value_info_any("y"),
+    );
+    m.opset_import[0].version = 9;
+    check(&m, &[1, 3, 5, 4]);
+    // A nonzero pad value is refused by name.
+    let nodes = vec![node(
+        "Pad",
+        &["x"],
+        "y",
+        vec![("pads", ints(&[0, 1, 0, 1])), ("value", Attr::F(2.0))],
+    )];
+    let mut m = model(nodes, vec![], value_info("x", &[1, 3]), value_info_any("y"));
+    m.opset_import[0].version = 9;
+    let e = import_proto(&m).unwrap_err().to_string();
+    assert!(e.contains("only zero padding"), "{e}");
+}
+
+#[test]
+fn a_model_of_shape_ops_only_satisfies_its_circuit() {
+    // The output is input elements as they are: they need cells to be bound to.
+    let inits = vec![
+        int_tensor("shape", vec![1, 2, 6]),
+        int_tensor("starts", vec![1]),
+        int_tensor("ends", vec![5]),
+        int_tensor("axes", vec![2]),
+    ];
+    let nodes = vec![
+        node("Identity", &["x"], "i", vec![]),
+        node("Flatten", &["i"], "f", vec![]),
+        node("Reshape", &["f", "shape"], "r", vec![]),
+        node("Slice", &["r", "starts", "ends", "axes"], "y", vec![]),
+    ];
+    let m = model(
+        nodes,
+        inits,
+        value_info("x", &[1, 3, 4]),
+        value_info_any("y"),
+    );
+    let q = check(&m, &[1, 3, 4]);
+    assert!(zkinfer_circuits::rows::output_shows_input(&q));
+}
+
+#[test]
+fn division_by_a_computed_tensor_matches_tract() {
+    // y = (x·W) / (sigmoid(x·W) + 0.5): the divisor is computed, in [0.5, 1.5].
+    let inits = vec![
+        float_tensor("W", &[6, 5], floats(81, 30)),
+        float_tensor("half", &[], vec![0.5]),
+    ];
+    let nodes = vec![
+        node("MatMul", &["x", "W"], "h", vec![]),
+        node("Sigmoid", &["h"], "s", vec![]),
+        node("Add", &["s", "half"], "d", vec![]),
+        node("Div", &["h", "d"], "y", vec![]),
+    ];
+    let m = model(nodes, inits, value_info("x", &[1, 6]), value_info_any("y"));
+    check(&m, &[1, 6]);
+}
+
+#[test]
+fn a_batch_of_several_samples_matches_tract() {
+    // x [2, 3, 6, 6]: convolution, pooling and a classifier over a batch of two.
+    let inits = vec![
+        float_tensor("W", &[4, 3, 3, 3], floats(91, 108)),
+        float_tensor("B", &[4], floats(92, 4)),
+        float_tensor("Wf", &[4, 5], floats(93, 20)),
+    ];
+    let nodes = vec![
+        node(
+            "Conv",
+            &["x", "W", "B"],
+            "c",
+            vec![("pads", Attr::Ints(vec![1, 1, 1, 1]))],
+        ),
+        node("Relu", &["c"], "r", vec![]),
+        node(
+            "MaxPool",
+            &["r"],
+            "p",
+            vec![
+                ("kernel_shape", Attr::Ints(vec![2, 2])),
+                ("strides", Attr::Ints(vec![2, 2])),
+            ],
+        ),
+        node("GlobalAveragePool", &["p"], "g", vec![]),
+        node("Flatten", &["g"], "f", vec![]),
+        node("MatMul", &["f", "Wf"], "y", vec![]),
+    ];
+    let m = model(
+        nodes,
+        inits,
+        value_info("x", &[2, 3, 6, 6]),
+        value_info_any("y"),
+    );
+    check(&m, &[2, 3, 6, 6]);
+}
+
+#[test]
+fn padded_max_pooling_of_negative_values_ignores_the_padding() {
+    // ONNX pads max pooling with −∞: a window of negative values at the border keeps its
+    // own maximum, not the padding's 0.
+    let nodes = vec![node(
+        "MaxPool",
+        &["x"],
+        "y",
+        vec![
+            ("kernel_shape", Attr::Ints(vec![3, 3])),
+            ("strides", Attr::Ints(vec![2, 2])),
+            ("pads", Attr::Ints(vec![1, 1, 1, 1])),
+        ],
+    )];
+    let m = model(
+        nodes,
+        vec![],
+        value_info("x", &[1, 2, 5, 5]),
+        value_info_any("y"),
+    );
+    let n = 50;
+    let negative: Vec<Vec<f32>> = (0..3)
+        .map(|s| floats(s, n).iter().map(|v| -v.abs() - 0.1).collect())
+        .collect();
+    check_on(&m, &[1, 2, 5, 5], &negative);
+    check(&m, &[1, 2, 5, 5]);
+}
+
+#[test]
+fn one_dimensional_convolution_and_pooling_match_tract() {
+    // x [1, 3, 12] as PyTorch's Conv1d/MaxPool1d/AvgPool1d export it.
+    let ints = |v: &[i64]| Attr::Ints(v.to_vec());
+    let inits = vec![
+        float_tensor("W", &[4, 3, 3], floats(101, 36)),
+        float_tensor("B", &[4], floats(102, 4)),
+        float_tensor("W2", &[4, 2, 2], floats(103, 16)),
+    ];
+    let nodes = vec![
+        node(
+            "Conv",
+            &["x", "W", "B"],
+            "c",
+            vec![("pads", ints(&[1, 1])), ("dilations", ints(&[2]))],
+        ),
+        node(
+            "MaxPool",
+            &["c"],
+            "m",
+            vec![
+                ("kernel_shape", ints(&[3])),
+                ("strides", ints(&[2])),
+                ("pads", ints(&[1, 1])),
+            ],
+        ),
+        node(
+            "Conv",
+            &["m", "W2"],
+            "g",
+            vec![("group", Attr::I(2)), ("strides", ints(&[1]))],
+        ),
+        node(
+            "AveragePool",
+            &["g"],
+            "a",
+            vec![("kernel_shape", ints(&[2])), ("strides", ints(&[1]))],
+        ),
+        node("GlobalAveragePool", &["a"], "y", vec![]),
+    ];
+    let m = model(
+        nodes,
+        inits,
+        value_info("x", &[1, 3, 12]),
+        value_info_any("y"),
+    );
+    check(&m, &[1, 3, 12]);
+}
+
+/// Samples on the grid (4k + 1)/64: exact at the input scale, never 0, and 3x never
+/// within 1/64 of an integer or a half, so rounding cannot flip a step.
+fn grid_samples(n: usize) -> Vec<Vec<f32>> {
+    (0..3)
+        .map(|s| {
+            floats(s, n)
+                .iter()
+                .map(|v| ((v * 16.0).round() * 4.0 + 1.0) / 64.0)
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn comparisons_logic_and_where_match_tract_exactly() {
+    let inits = vec![
+        float_tensor("three", &[], vec![3.0]),
+        float_tensor("c03", &[], vec![0.3]),
+    ];
+    let bin = |op: &str, a: &str, b: &str, y: &str| node(op, &[a, b], y, vec![]);
+    let float = |x: &str, y: &str| node("Cast", &[x], y, vec![("to", Attr::I(1))]);
+    let nodes = vec![
+        bin("Mul", "x", "three", "x3"),
+        node("Neg", &["x"], "negx", vec![]),
+        node("Round", &["x3"], "round", vec![]),
+        node("Floor", &["x3"], "floor", vec![]),
+        bin("Less", "x", "c03", "lt"),
+        bin("Greater", "x", "negx", "gt"),
+        bin("LessOrEqual", "round", "floor", "le"),
+        bin("GreaterOrEqual", "x", "c03", "ge"),
+        bin("Equal", "round", "floor", "eq"),
+        node("Not", &["lt"], "not", vec![]),
+        bin("And", "lt", "gt", "and"),
+        bin("Or", "lt", "gt", "or"),
+        bin("Xor", "eq", "gt", "xor"),
+        node("Where", &["gt", "x", "negx"], "abs", vec![]),
+        float("lt", "f1"),
+        float("gt", "f2"),
+        float("le", "f3"),
+        float("ge", "f4"),
+        float("eq", "f5"),
+        float("not", "f6"),
+        float("and", "f7"),
+        float("or", "f8"),
+        float("xor", "f9"),
+    ];
+    let outs = ["f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9", "abs"];
+    let m = branches(8, inits, nodes, &outs);
+    let samples = grid_samples(8);
+    let q = check_on(&m, &[1, 8], &samples);
+    let fid = fidelity(&import_proto(&m).unwrap().graph, &q, &samples).unwrap();
+    assert_eq!(fid.max_abs_error, 0.0, "{fid}");
+}
+
+/// The last value a lookup produces: a comparison's bit, an argmax's index.
+fn last_lookup(q: &zkinfer_qir::QModel) -> zkinfer_qir::ValueId {
+    q.ops
+        .iter()
+        .rev()
+        .find_map(|op| match op {
+            zkinfer_qir::QOp::Rescale(r) if matches!(r.act, zkinfer_qir::Activation::Table(_)) => {
+                Some(r.output)
+            }
+            _ => None,
+        })
+        .expect("a lookup")
+}
+
+/// Changes element 0 of `id` in the integer interpreter's trace (and of the public output
+/// with it, where the output is the same cells), and asserts that MockProver refuses it.
+fn assert_tampering_refused(
+    q: &zkinfer_qir::QModel,
+    sample: &[f32],
+    id: zkinfer_qir::ValueId,
+    f: impl Fn(i64) -> i64,
+) {
+    let mut trace = q.run(&quantize_input(q, sample)).unwrap();
+    let (plan, _) = plan_layout(q, Default::default(), None, Default::default()).unwrap();
+    let same_cells = trace.get(id) == trace.get(q.output);
+    let v = f(trace.values[id.0][0]);
+    trace.values[id.0][0] = v;
+    if same_cells {
+        trace.values[q.output.0][0] = v;
+    }
+    let instances = ModelCircuit::instances(q, &plan.layout, &trace, &Default::default());
+    let circuit =
+        ModelCircuit::with_trace(Arc::new(q.clone()), plan.layout.clone(), Arc::new(trace));
+    let prover = MockProver::run(plan.layout.k, &circuit, vec![instances]).unwrap();
+    assert!(prover.verify().is_err(), "a tampered value was accepted");
+}
+
+#[test]
+fn a_tampered_comparison_bit_fails_the_circuit() {
+    // Less(x, 0.3): flip one proven bit; the public output (a cast: the same cells) is
+    // changed with it, so that only the comparison itself can refuse it.
+    let inits = vec![float_tensor("c03", &[], vec![0.3])];
+    let nodes = vec![
+        node("Less", &["x", "c03"], "lt", vec![]),
+        node("Cast", &["lt"], "y", vec![("to", Attr::I(1))]),
+    ];
+    let m = model(nodes, inits, value_info("x", &[1, 8]), value_info_any("y"));
+    let samples = grid_samples(8);
+    let q = check_on(&m, &[1, 8], &samples);
+    let bit = last_lookup(&q);
+    let one = 1i64 << q.value(bit).scale;
+    assert_tampering_refused(&q, &samples[0], bit, |v| one - v);
+}
+
+#[test]
+fn argmax_and_argmin_match_tract_exactly_ties_included() {
+    // Grid inputs tie often: the first (ArgMax) and last (ArgMin, select_last_index)
+    // of equal values must be taken, exactly as the float model does.
+    let nodes = vec![
+        node("ArgMax", &["x"], "amax", vec![("axis", Attr::I(2))]),
+        node(
+            "ArgMin",
+            &["x"],
+            "amin",
+            vec![
+                ("axis", Attr::I(1)),
+                ("keepdims", Attr::I(0)),
+                ("select_last_index", Attr::I(1)),
+            ],
+        ),
+        node("Cast", &["amax"], "fmax", vec![("to", Attr::I(1))]),
+        node("Cast", &["amin"], "fmin", vec![("to", Attr::I(1))]),
+        node("Flatten", &["fmax"], "a", vec![]),
+        node("Flatten", &["fmin"], "b", vec![]),
+        node("Concat", &["a", "b"], "y", vec![("axis", Attr::I(1))]),
+    ];
+    let m = model(
+        nodes,
+        vec![],
+        value_info("x", &[1, 2, 8]),
+        value_info_any("y"),
+    );
+    let samples: Vec<Vec<f32>> = grid_samples(16)
+        .into_iter()
+        .map(|s| {
+            s.iter()
+                .map(|v| (v * 4.0).round() / 4.0 + 1.0 / 64.0)
+                .collect()
+        })
+        .collect();
+    let q = check_on(&m, &[1, 2, 8], &samples);
+    let fid = fidelity(&import_proto(&m).unwrap().graph, &q, &samples).unwrap();
+    assert_eq!(fid.max_abs_error, 0.0, "{fid}");
+}
+
+#[test]
+fn a_wrong_argmax_fails_the_circuit() {
+    let inits = vec![float_tensor("W", &[8, 6], floats(111, 48))];
+    let nodes = vec![
+        node("MatMul", &["x", "W"], "h", vec![]),
+        node("ArgMax", &["h"], "i", vec![("axis", Attr::I(1))]),
+        node("Cast", &["i"], "y", vec![("to", Attr::I(1))]),
+    ];
+    let m = model(nodes, inits, value_info("x", &[1, 8]), value_info_any("y"));
+    let samples = grid_samples(8);
+    let q = check_on(&m, &[1, 8], &samples);
+    let index = last_lookup(&q);
+    let one = 1i64 << q.value(index).scale;
+    // Another index (the next one, or the one before the last).
+    assert_tampering_refused(&q, &samples[0], index, |v| {
+        if v < 5 * one {
+            v + one
+        } else {
+            v - one
+        }
+    });
+}
+
+#[test]
+fn pow_needs_a_constant_exponent_and_cast_a_known_type() {
+    let nodes = vec![
+        node("Exp", &["x"], "e", vec![]),
+        node("Pow", &["x", "e"], "y", vec![]),
+    ];
+    let m = model(nodes, vec![], value_info("x", &[1, 4]), value_info_any("y"));
+    let e = import_proto(&m).unwrap_err().to_string();
+    assert!(e.contains("must be a constant scalar"), "{e}");
+    let nodes = vec![node("Cast", &["x"], "y", vec![("to", Attr::I(8))])];
+    let m = model(nodes, vec![], value_info("x", &[1, 4]), value_info_any("y"));
+    let e = import_proto(&m).unwrap_err().to_string();
+    assert!(e.contains("casting to STRING"), "{e}");
+}
+
 #[test]
 fn slice_gather_and_pad_match_tract() {
     // x [1, 3, 5, 4]: slice with negative index and step, gather channels, zero-pad
@@ -800,7 +1288,7 @@ fn target_size_takes_the_narrowest_acceptable_width_and_accuracy_the_best() {
     let dir = shared_models();
     let graph = import_onnx(&dir.join("lenet5.onnx")).unwrap().graph;
     let text = std::fs::read_to_string(dir.join("lenet5.input.json")).unwrap();
-    let data = parse_input_json(&text, graph.input_shape().iter().product()).unwrap();
+    let data = parse_input_json(&text, graph.input_shape()).unwrap();
     let cal = calibrate(&graph, &data.samples).unwrap();
     let (q, f, trials) =
         quantize_for_target(&graph, &cal, &data.samples, 12, Target::Size).unwrap();

@@ -246,7 +246,7 @@ impl ModelCircuit {
                     lane_pos += 1;
                     at
                 };
-                if input_is_range_checked(&vis) {
+                if input_is_range_checked(model, &vis) {
                     for i in 0..model.value(model.input).len() {
                         let (lane, row) = next_lane();
                         config.lanes[lane].assign_input_range(

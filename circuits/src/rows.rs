@@ -3,7 +3,7 @@
 //! synthesis ([`crate::model`]), so a plan is exactly what synthesis lays out (the tests
 //! check planned rows against synthesized rows on every shared model).
 
-use zkinfer_qir::{Add, AddOperand, QModel, QOp, Rescale};
+use zkinfer_qir::{Add, AddOperand, QModel, QOp, Rescale, ValueId};
 
 use crate::freivalds::matvec_rows;
 use crate::layout::{InputMode, OutputMode, ParamsMode, Visibility};
@@ -24,9 +24,36 @@ pub fn add_is_parametric(visibility: &Visibility, a: &Add) -> bool {
 }
 
 /// A private, hashed or linked input is range-checked in the circuit, one lane row an
-/// element.
-pub fn input_is_range_checked(visibility: &Visibility) -> bool {
-    visibility.input != InputMode::Public
+/// element; so is a public one that the output shows as it is (an output element that is
+/// an input element: a model of shape ops only), so that those elements have cells for the
+/// public output to be bound to.
+pub fn input_is_range_checked(model: &QModel, visibility: &Visibility) -> bool {
+    visibility.input != InputMode::Public || output_shows_input(model)
+}
+
+/// Whether the output is (part of) the input, through shape ops only. Decided on values,
+/// not elements: a slice of the input that drops the elements the output shows counts.
+pub fn output_shows_input(model: &QModel) -> bool {
+    let mut sources: Vec<Vec<ValueId>> = vec![Vec::new(); model.values.len()];
+    for op in &model.ops {
+        match op {
+            QOp::Reshape(r) => sources[r.output.0].push(r.input),
+            QOp::Rearrange(r) => sources[r.output.0].push(r.input),
+            QOp::Concat(c) => sources[c.output.0].extend(&c.inputs),
+            _ => {}
+        }
+    }
+    let mut todo = vec![model.output];
+    let mut seen = vec![false; model.values.len()];
+    while let Some(v) = todo.pop() {
+        if v == model.input {
+            return true;
+        }
+        if !std::mem::replace(&mut seen[v.0], true) {
+            todo.extend(&sources[v.0]);
+        }
+    }
+    false
 }
 
 /// Lane rows one element of `op` takes.
@@ -41,7 +68,7 @@ pub fn lane_rows_per_element(model: &QModel, visibility: &Visibility, op: &QOp) 
 
 /// Rows the element-wise lanes need in all (before they are spread over the lanes).
 pub fn elementwise_elements(model: &QModel, visibility: &Visibility) -> usize {
-    let input = if input_is_range_checked(visibility) {
+    let input = if input_is_range_checked(model, visibility) {
         model.value(model.input).len()
     } else {
         0

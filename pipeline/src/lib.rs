@@ -113,8 +113,7 @@ pub fn compile(
 ) -> Result<Compilation, PipelineError> {
     let imported = import_onnx(onnx)?;
     let graph = imported.graph;
-    let expected = graph.input_shape().iter().product();
-    let samples = &parse_input_json(calibration, expected)
+    let samples = &parse_input_json(calibration, graph.input_shape())
         .map_err(PipelineError::InputData)?
         .samples;
     let cal = calibrate(&graph, samples)?;
@@ -207,8 +206,8 @@ pub fn setup(
 
 /// The one input sample of `input` (EZKL's input JSON) for `model`.
 pub fn input_sample(model: &QModel, input: &str) -> Result<Vec<f32>, PipelineError> {
-    let expected = model.value(model.input).len();
-    let mut data = parse_input_json(input, expected).map_err(PipelineError::InputData)?;
+    let mut data = parse_input_json(input, &model.value(model.input).shape)
+        .map_err(PipelineError::InputData)?;
     match data.samples.len() {
         1 => Ok(data.samples.remove(0)),
         n => Err(PipelineError::InputData(

@@ -32,8 +32,8 @@ pub fn compile_shared(name: &str) -> (zkinfer_qir::QModel, Vec<i64>) {
     )
     .expect("compiles");
     let model = compiled.model;
-    let expected = model.value(model.input).len();
-    let data = zkinfer_compiler::parse_input_json(&text, expected).expect("parses");
+    let data =
+        zkinfer_compiler::parse_input_json(&text, &model.value(model.input).shape).expect("parses");
     let input = zkinfer_compiler::quantize_input(&model, &data.samples[0]);
     (model, input)
 }

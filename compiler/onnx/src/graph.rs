@@ -168,6 +168,13 @@ pub enum Op {
     Concat {
         index: Sources,
     },
+    /// The index of the first (`last`: last) largest (`max`, else smallest) element
+    /// along `axis`, as a number.
+    ArgExtreme {
+        axis: usize,
+        max: bool,
+        last: bool,
+    },
     /// Element-wise over inputs broadcast to the output (numpy rules).
     Sum,
     Max,
@@ -197,17 +204,7 @@ impl Op {
             Op::Neg => "Neg",
             Op::Softmax => "Softmax",
             Op::LayerNormalization { .. } => "LayerNormalization",
-            Op::Unary(f) => match f {
-                zkinfer_qir::Func::Exp => "Exp",
-                zkinfer_qir::Func::Erf => "Erf",
-                zkinfer_qir::Func::Sigmoid => "Sigmoid",
-                zkinfer_qir::Func::Tanh => "Tanh",
-                zkinfer_qir::Func::Sqrt => "Sqrt",
-                zkinfer_qir::Func::Rsqrt => "Rsqrt",
-                zkinfer_qir::Func::Reciprocal => "Reciprocal",
-                zkinfer_qir::Func::Clip { .. } => "Clip",
-                zkinfer_qir::Func::LeakyRelu { .. } => "LeakyRelu",
-            },
+            Op::Unary(f) => f.op_type(),
             Op::MatMul => "MatMul",
             Op::Add => "Add",
             Op::Relu => "Relu",
@@ -217,6 +214,8 @@ impl Op {
             Op::Concat { .. } => "Concat",
             Op::Sum => "Sum",
             Op::Max => "Max",
+            Op::ArgExtreme { max: true, .. } => "ArgMax",
+            Op::ArgExtreme { max: false, .. } => "ArgMin",
             Op::Min => "Min",
             Op::Reduce { mean: false, .. } => "ReduceSum",
             Op::Reduce { mean: true, .. } => "ReduceMean",
@@ -297,8 +296,9 @@ impl Graph {
                 } => average_pool(get(0), window, *count_include_pad, &out_shape),
                 Op::GlobalAveragePool => {
                     let x = get(0);
+                    let [_, _, h, w] = nchw(&x.shape);
                     let window = Window {
-                        kernel: [x.shape[2], x.shape[3]],
+                        kernel: [h, w],
                         strides: [1, 1],
                         dilations: [1, 1],
                         pads: [0; 4],
@@ -369,6 +369,27 @@ impl Graph {
                     Tensor::new(out_shape, x.data.iter().map(|v| v.max(0.0)).collect())
                 }
                 Op::Reshape | Op::Identity => Tensor::new(out_shape, get(0).data.clone()),
+                Op::ArgExtreme { axis, max, last } => {
+                    let x = get(0);
+                    let len = x.shape[*axis];
+                    let inner: usize = x.shape[axis + 1..].iter().product();
+                    let outer = x.data.len() / (len * inner).max(1);
+                    let better = |v: f32, best: f32| match (*max, *last) {
+                        (true, false) => v > best,
+                        (true, true) => v >= best,
+                        (false, false) => v < best,
+                        (false, true) => v <= best,
+                    };
+                    let data = (0..outer * inner)
+                        .map(|r| {
+                            let at = |t: usize| x.data[((r / inner) * len + t) * inner + r % inner];
+                            let best =
+                                (1..len).fold(0, |b, t| if better(at(t), at(b)) { t } else { b });
+                            best as f32
+                        })
+                        .collect();
+                    Tensor::new(out_shape, data)
+                }
                 Op::Sum | Op::Max | Op::Min => {
                     let f = match node.op {
                         Op::Sum => |a: f32, b: f32| a + b,
@@ -529,6 +550,17 @@ fn gemm(g: &Gemm, a: &Tensor, b: &Tensor, c: Option<&Tensor>, out: &[usize]) -> 
     Tensor::new(out.to_vec(), data)
 }
 
+/// `[N, C, H, W]` of a 2-D tensor, `[N, C, 1, L]` of a 1-D one (`[N, C, L]`, as 1-D
+/// convolution and pooling take it): one code path for both.
+pub fn nchw(shape: &[usize]) -> [usize; 4] {
+    match *shape {
+        [n, c, h, w] => [n, c, h, w],
+        [n, c, l] => [n, c, 1, l],
+        // The importer admits rank 3 and 4 only.
+        _ => [1, 1, 1, shape.iter().product()],
+    }
+}
+
 fn conv(
     x: &Tensor,
     w: &Tensor,
@@ -537,8 +569,8 @@ fn conv(
     group: usize,
     out: &[usize],
 ) -> Tensor {
-    let (n, cin, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
-    let (cout, oh, ow) = (out[1], out[2], out[3]);
+    let [n, cin, h, wd] = nchw(&x.shape);
+    let [_, cout, oh, ow] = nchw(out);
     let (cin_g, cout_g) = (cin / group, cout / group);
     let (kh, kw) = (win.kernel[0], win.kernel[1]);
     let mut data = vec![0f32; n * cout * oh * ow];
@@ -592,8 +624,9 @@ pub fn batch_norm_affine(
 }
 
 fn max_pool(x: &Tensor, win: &Window, out: &[usize]) -> Tensor {
-    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
-    let taps = win.taps(h, w, out[2], out[3]);
+    let [n, c, h, w] = nchw(&x.shape);
+    let [_, _, oh, ow] = nchw(out);
+    let taps = win.taps(h, w, oh, ow);
     let data = (0..n * c)
         .flat_map(|plane| {
             taps.iter().map(move |t| {
@@ -608,8 +641,8 @@ fn max_pool(x: &Tensor, win: &Window, out: &[usize]) -> Tensor {
 }
 
 fn average_pool(x: &Tensor, win: &Window, count_include_pad: bool, out: &[usize]) -> Tensor {
-    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
-    let (oh, ow) = (out[2], out[3]);
+    let [n, c, h, w] = nchw(&x.shape);
+    let [_, _, oh, ow] = nchw(out);
     let mut data = Vec::with_capacity(n * c * oh * ow);
     for plane in 0..n * c {
         for y in 0..oh {

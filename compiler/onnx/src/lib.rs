@@ -9,7 +9,7 @@
 pub mod graph;
 pub mod import;
 pub mod input;
-mod proto;
+pub mod proto;
 pub mod quantize;
 
 pub use graph::{Graph, Node, Op, Tensor};

@@ -122,6 +122,69 @@ pub enum Func {
     LeakyRelu {
         alpha: Real,
     },
+    Abs,
+    Sign,
+    Floor,
+    Ceil,
+    /// Round half to even, as ONNX's `Round`.
+    Round,
+    /// Rounds toward zero: a cast to an integer type.
+    Trunc,
+    /// `1` where `x ≠ 0`, else `0`: a cast to bool, `Or` and `Xor` of 0/1 values.
+    NonZero,
+    /// `1` where `x = 0`, else `0`: `Equal` of a difference, `Not`.
+    IsZero,
+    /// `1` where `x < 0`, else `0`: `Less` and `Greater` of a difference.
+    Negative,
+    /// `1` where `x ≥ 0`, else `0`: `LessOrEqual` and `GreaterOrEqual` of a difference.
+    NonNegative,
+    /// The index the largest `ArgMax`/`ArgMin` rank `x` stands for: `len − x`, or
+    /// `x − 1` when the last index is selected.
+    ArgIndex {
+        len: u32,
+        last: bool,
+    },
+    Log,
+    Softplus,
+    Softsign,
+    HardSwish,
+    Sin,
+    Cos,
+    Tan,
+    Asin,
+    Acos,
+    Atan,
+    Sinh,
+    Cosh,
+    Asinh,
+    Acosh,
+    Atanh,
+    /// `x^exponent` for a constant exponent.
+    Pow {
+        exponent: Real,
+    },
+    /// `x` for `x ≥ 0`, else `alpha · (e^x − 1)`.
+    Elu {
+        alpha: Real,
+    },
+    /// `max(0, x) + min(0, alpha · (e^(x / alpha) − 1))`.
+    Celu {
+        alpha: Real,
+    },
+    /// `gamma · x` for `x > 0`, else `gamma · alpha · (e^x − 1)`.
+    Selu {
+        alpha: Real,
+        gamma: Real,
+    },
+    /// `max(0, min(1, alpha · x + beta))`.
+    HardSigmoid {
+        alpha: Real,
+        beta: Real,
+    },
+    /// `x` for `x > alpha`, else `0`.
+    ThresholdedRelu {
+        alpha: Real,
+    },
 }
 
 impl Func {
@@ -142,6 +205,154 @@ impl Func {
                     alpha.0 * x
                 }
             }
+            Func::Abs => x.abs(),
+            Func::Sign => {
+                if x > 0.0 {
+                    1.0
+                } else if x < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                }
+            }
+            Func::Floor => x.floor(),
+            Func::Ceil => x.ceil(),
+            Func::Round => x.round_ties_even(),
+            Func::Trunc => x.trunc(),
+            Func::NonZero => f64::from(u8::from(x != 0.0)),
+            Func::IsZero => f64::from(u8::from(x == 0.0)),
+            Func::Negative => f64::from(u8::from(x < 0.0)),
+            Func::NonNegative => f64::from(u8::from(x >= 0.0)),
+            Func::ArgIndex { len, last } => {
+                if last {
+                    x - 1.0
+                } else {
+                    f64::from(len) - x
+                }
+            }
+            Func::Log => x.ln(),
+            // ln(1 + e^x), without overflow for large x.
+            Func::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
+            Func::Softsign => x / (1.0 + x.abs()),
+            Func::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
+            Func::Sin => x.sin(),
+            Func::Cos => x.cos(),
+            Func::Tan => x.tan(),
+            Func::Asin => x.asin(),
+            Func::Acos => x.acos(),
+            Func::Atan => x.atan(),
+            Func::Sinh => x.sinh(),
+            Func::Cosh => x.cosh(),
+            Func::Asinh => x.asinh(),
+            Func::Acosh => x.acosh(),
+            Func::Atanh => x.atanh(),
+            Func::Pow { exponent } => x.powf(exponent.0),
+            Func::Elu { alpha } => {
+                if x >= 0.0 {
+                    x
+                } else {
+                    alpha.0 * x.exp_m1()
+                }
+            }
+            Func::Celu { alpha } => x.max(0.0) + (alpha.0 * (x / alpha.0).exp_m1()).min(0.0),
+            Func::Selu { alpha, gamma } => {
+                if x > 0.0 {
+                    gamma.0 * x
+                } else {
+                    gamma.0 * alpha.0 * x.exp_m1()
+                }
+            }
+            Func::HardSigmoid { alpha, beta } => (alpha.0 * x + beta.0).clamp(0.0, 1.0),
+            Func::ThresholdedRelu { alpha } => {
+                if x > alpha.0 {
+                    x
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+
+    /// The largest magnitude of any output, where it is known whatever the input: the
+    /// output scale must hold it even where calibration never saw it (a step that
+    /// calibration saw only at 0, an index it saw only small).
+    pub fn bound(self) -> Option<f64> {
+        match self {
+            Func::NonZero | Func::IsZero | Func::Negative | Func::NonNegative | Func::Sign => {
+                Some(1.0)
+            }
+            Func::ArgIndex { len, .. } => Some(f64::from(len)),
+            _ => None,
+        }
+    }
+
+    /// Whether every output is `≥ 0` (lets a later op skip a sign check).
+    pub fn nonneg(self) -> bool {
+        match self {
+            Func::Exp
+            | Func::Sigmoid
+            | Func::Sqrt
+            | Func::Abs
+            | Func::NonZero
+            | Func::IsZero
+            | Func::Negative
+            | Func::NonNegative
+            | Func::ArgIndex { .. }
+            | Func::Softplus
+            | Func::Cosh
+            | Func::Acos
+            | Func::HardSigmoid { .. } => true,
+            Func::Clip { min, .. } => min.0 >= 0.0,
+            Func::Pow { exponent } => exponent.0.rem_euclid(2.0) == 0.0,
+            _ => false,
+        }
+    }
+
+    /// The ONNX op type this function is imported from (the steps that comparisons are
+    /// lowered to are named by what they test).
+    pub fn op_type(self) -> &'static str {
+        match self {
+            Func::Exp => "Exp",
+            Func::Erf => "Erf",
+            Func::Sigmoid => "Sigmoid",
+            Func::Tanh => "Tanh",
+            Func::Sqrt => "Sqrt",
+            Func::Rsqrt => "Rsqrt",
+            Func::Reciprocal => "Reciprocal",
+            Func::Clip { .. } => "Clip",
+            Func::LeakyRelu { .. } => "LeakyRelu",
+            Func::Abs => "Abs",
+            Func::Sign => "Sign",
+            Func::Floor => "Floor",
+            Func::Ceil => "Ceil",
+            Func::Round => "Round",
+            Func::Trunc => "Cast",
+            Func::NonZero => "NonZero",
+            Func::IsZero => "IsZero",
+            Func::Negative => "Negative",
+            Func::NonNegative => "NonNegative",
+            Func::ArgIndex { .. } => "ArgIndex",
+            Func::Log => "Log",
+            Func::Softplus => "Softplus",
+            Func::Softsign => "Softsign",
+            Func::HardSwish => "HardSwish",
+            Func::Sin => "Sin",
+            Func::Cos => "Cos",
+            Func::Tan => "Tan",
+            Func::Asin => "Asin",
+            Func::Acos => "Acos",
+            Func::Atan => "Atan",
+            Func::Sinh => "Sinh",
+            Func::Cosh => "Cosh",
+            Func::Asinh => "Asinh",
+            Func::Acosh => "Acosh",
+            Func::Atanh => "Atanh",
+            Func::Pow { .. } => "Pow",
+            Func::Elu { .. } => "Elu",
+            Func::Celu { .. } => "Celu",
+            Func::Selu { .. } => "Selu",
+            Func::HardSigmoid { .. } => "HardSigmoid",
+            Func::ThresholdedRelu { .. } => "ThresholdedRelu",
         }
     }
 }
@@ -714,6 +925,29 @@ impl std::fmt::Display for Fidelity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn functions_follow_the_onnx_spec_where_references_differ() {
+        // Celu keeps alpha outside the exponential (tract 0.23 drops it).
+        let celu = Func::Celu { alpha: Real(2.0) };
+        assert!((celu.eval(-1.0) - 2.0 * ((-0.5f64).exp() - 1.0)).abs() < 1e-12);
+        assert_eq!(celu.eval(1.5), 1.5);
+        // Round is half to even; a cast to an integer type rounds toward zero.
+        assert_eq!(Func::Round.eval(2.5), 2.0);
+        assert_eq!(Func::Round.eval(-1.5), -2.0);
+        assert_eq!(Func::Trunc.eval(-1.7), -1.0);
+        // Softplus does not overflow where e^x would.
+        assert_eq!(Func::Softplus.eval(1000.0), 1000.0);
+        assert!(Func::Softplus.nonneg() && !Func::Log.nonneg());
+        assert!(Func::Pow {
+            exponent: Real(2.0)
+        }
+        .nonneg());
+        assert!(!Func::Pow {
+            exponent: Real(3.0)
+        }
+        .nonneg());
+    }
     use proptest::prelude::*;
 
     fn value(name: &str, shape: Vec<usize>, scale: i32) -> QValue {

@@ -262,16 +262,22 @@ pub(super) fn reshape_target(
 }
 
 /// The window and output size of a 2-D pooling node (AveragePool, MaxPool) on `x`.
-pub(super) fn pool_window(
-    n: &pb::NodeProto,
-    x: &[usize],
-) -> Result<(Window, usize, usize), String> {
-    if x.len() != 4 {
-        return Err(format!("only 2-D pooling (NCHW) is supported; X is {x:?}"));
+pub(super) fn pool_window(n: &pb::NodeProto, x: &[usize]) -> Result<(Window, Vec<usize>), String> {
+    if x.len() != 3 && x.len() != 4 {
+        return Err(format!(
+            "only 1-D (NCL) and 2-D (NCHW) pooling is supported; X is {x:?}"
+        ));
     }
     let k = attr_ints(n, "kernel_shape").ok_or("kernel_shape is required")?;
-    let [kh, kw] = k else {
-        return Err(format!("kernel_shape {k:?} must have 2 entries"));
+    let (kh, kw) = match k {
+        [kh, kw] if x.len() == 4 => (kh, kw),
+        [kw] if x.len() == 3 => (&1, kw),
+        _ => {
+            return Err(format!(
+                "kernel_shape {k:?} must have {} entries",
+                x.len() - 2
+            ))
+        }
     };
     if *kh < 1 || *kw < 1 {
         return Err(format!("kernel_shape {k:?} must be positive"));
@@ -280,19 +286,42 @@ pub(super) fn pool_window(
         return Err("ceil_mode=1 is not supported".into());
     }
     let window = window(n, x, [*kh as usize, *kw as usize])?;
-    let (oh, ow) = window
-        .output(x[2], x[3])
-        .ok_or_else(|| format!("the window does not fit the input {x:?}"))?;
-    Ok((window, oh, ow))
+    let out = window_output(&window, x, x[1])?;
+    Ok((window, out))
 }
 
-/// Window attributes of Conv/AveragePool with the spec's defaults; `auto_pad` becomes pads.
+/// The output shape of a window over `x` (`[N, C, H, W]` or `[N, C, L]`) with
+/// `channels` output channels.
+pub(super) fn window_output(
+    window: &Window,
+    x: &[usize],
+    channels: usize,
+) -> Result<Vec<usize>, String> {
+    let [_, _, h, w] = crate::graph::nchw(x);
+    let (oh, ow) = window
+        .output(h, w)
+        .ok_or_else(|| format!("the window does not fit the input {x:?}"))?;
+    Ok(if x.len() == 3 {
+        vec![x[0], channels, ow]
+    } else {
+        vec![x[0], channels, oh, ow]
+    })
+}
+
+/// Window attributes of Conv/AveragePool/MaxPool with the spec's defaults; `auto_pad`
+/// becomes pads. A 1-D window (`x` is `[N, C, L]`) is the 2-D one of height 1.
 pub(super) fn window(n: &pb::NodeProto, x: &[usize], kernel: [usize; 2]) -> Result<Window, String> {
+    let one_d = x.len() == 3;
+    let x = &crate::graph::nchw(x);
     let pair = |name: &str| -> Result<[usize; 2], String> {
         match attr_ints(n, name) {
             None => Ok([1, 1]),
-            Some([a, b]) if *a >= 1 && *b >= 1 => Ok([*a as usize, *b as usize]),
-            Some(v) => Err(format!("{name} {v:?} must be two positive integers")),
+            Some([a, b]) if !one_d && *a >= 1 && *b >= 1 => Ok([*a as usize, *b as usize]),
+            Some([b]) if one_d && *b >= 1 => Ok([1, *b as usize]),
+            Some(v) => Err(format!(
+                "{name} {v:?} must be {} positive integers",
+                if one_d { "one" } else { "two" }
+            )),
         }
     };
     let strides = pair("strides")?;
@@ -301,10 +330,18 @@ pub(super) fn window(n: &pb::NodeProto, x: &[usize], kernel: [usize; 2]) -> Resu
     let pads = match auto_pad.as_deref().unwrap_or("NOTSET") {
         "NOTSET" | "" => match attr_ints(n, "pads") {
             None => [0; 4],
-            Some(p) if p.len() == 4 && p.iter().all(|&v| v >= 0) => {
+            Some(p) if !one_d && p.len() == 4 && p.iter().all(|&v| v >= 0) => {
                 [p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize]
             }
-            Some(p) => return Err(format!("pads {p:?} must be four non-negative integers")),
+            Some(p) if one_d && p.len() == 2 && p.iter().all(|&v| v >= 0) => {
+                [0, p[0] as usize, 0, p[1] as usize]
+            }
+            Some(p) => {
+                return Err(format!(
+                    "pads {p:?} must be {} non-negative integers",
+                    if one_d { "two" } else { "four" }
+                ))
+            }
         },
         "VALID" => [0; 4],
         mode @ ("SAME_UPPER" | "SAME_LOWER") => {

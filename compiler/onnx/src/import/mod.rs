@@ -231,6 +231,7 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
             shapes: &shapes,
             constants: &constants,
             int_constants: &int_constants,
+            emitted: Default::default(),
         };
         let importer = ops::IMPORTERS
             .iter()
@@ -238,8 +239,28 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
             .map(|(_, f)| f)
             .ok_or_else(|| invalid(format!("`{}` passed the supported-op check", n.op_type)))?;
         let (op, inputs, out_shape) = importer(&cx)?;
+        let emitted = cx.emitted.take();
         for i in &inputs {
-            cx.shape_of(i)?;
+            if !emitted.iter().any(|e| &e.0 == i) {
+                cx.shape_of(i)?;
+            }
+        }
+        if !emitted.is_empty() && inputs.iter().any(|i| int_constants.contains_key(i)) {
+            return Err(invalid(
+                "integer tensors are supported only in shape arithmetic".into(),
+            ));
+        }
+        for (part, op, ins, shape) in emitted {
+            if shapes.contains_key(&part) || constants.contains_key(&part) {
+                return Err(invalid(format!("output `{part}` is defined twice")));
+            }
+            shapes.insert(part.clone(), shape);
+            nodes.push(Node {
+                name: format!("{name}/{}", part.rsplit('/').next().unwrap_or_default()),
+                op,
+                inputs: ins,
+                output: part,
+            });
         }
         // Shape arithmetic on integer constants (Shape → Gather → Unsqueeze → Concat →
         // Reshape, as exporters write `x.view(x.size(0), -1)`) folds to a constant.

@@ -340,20 +340,29 @@ impl Quantizer<'_> {
         out_shape: &[usize],
     ) -> Result<QTensor, CompileError> {
         let xs = self.shape(input);
-        let (n, c, h, w) = (xs[0], xs[1], xs[2], xs[3]);
+        let [n, c, h, w] = crate::graph::nchw(&xs);
+        let [_, _, oh, ow] = crate::graph::nchw(out_shape);
         let x = self.bounded(input, node)?;
-        if !x.nonneg && window.pads.iter().any(|&p| p > 0) {
+        let x = self.halved_unless_nonneg(x, input, &xs);
+        let taps = window.taps(h, w, oh, ow);
+        // ONNX pads max pooling with −∞: a padded tap is no candidate. Each window's taps
+        // inside the input are kept, and the window filled up with its first one (a
+        // repeated candidate leaves the maximum as it is).
+        if taps.iter().any(|p| p.iter().all(Option::is_none)) {
             return Err(CompileError::Quantize {
                 node: node.to_string(),
-                reason: "padded max pooling of a possibly negative input is not supported".into(),
+                reason: "a pooling window lies wholly in the padding".into(),
             });
         }
-        let x = self.halved_unless_nonneg(x, input, &xs);
-        let taps = window.taps(h, w, out_shape[2], out_shape[3]);
         let index: Vec<Vec<Option<usize>>> = (0..n * c)
             .flat_map(|plane| {
-                taps.iter()
-                    .map(move |p| p.iter().map(|t| t.map(|o| plane * h * w + o)).collect())
+                taps.iter().map(move |p| {
+                    let inside: Vec<usize> =
+                        p.iter().flatten().map(|o| plane * h * w + o).collect();
+                    (0..p.len())
+                        .map(|t| Some(*inside.get(t).unwrap_or(&inside[0])))
+                        .collect()
+                })
             })
             .collect();
         let m = self.max_chain(x, out, &index, false);
@@ -367,6 +376,126 @@ impl Quantizer<'_> {
             scale: x.scale,
             at_target: true,
             nonneg: x.nonneg,
+        })
+    }
+
+    /// `ArgMax`/`ArgMin` along `axis`, every step proven. With `m` the max (min) chain's
+    /// result over the candidates `x_t` of a row, `d_t = x_t − m` (`m − x_t`) is never
+    /// positive and is 0 exactly at the extremes; a lookup gives `1` there, scaled by the
+    /// candidate's rank `L − t` (`t + 1` for the last index); the largest rank `M`, by a
+    /// max chain of non-negative values, gives the index `L − M` (`M − 1`) by a lookup.
+    /// The candidates are the values the max chain compares (halved when they may be
+    /// negative, so that differences stay in range): ties are decided at that precision.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn arg_extreme(
+        &mut self,
+        node: &str,
+        input: &str,
+        out: &str,
+        axis: usize,
+        max: bool,
+        last: bool,
+        out_shape: &[usize],
+    ) -> Result<QTensor, CompileError> {
+        let xs = self.shape(input);
+        let len = xs[axis];
+        let inner: usize = xs[axis + 1..].iter().product();
+        let rows = xs.iter().product::<usize>() / len.max(1);
+        let x = self.bounded(input, node)?;
+        let x = self.halved_unless_nonneg(x, input, &xs);
+        let taps: Vec<Vec<Option<usize>>> = (0..rows)
+            .map(|r| {
+                (0..len)
+                    .map(|t| Some(((r / inner) * len + t) * inner + r % inner))
+                    .collect()
+            })
+            .collect();
+        let m = self.max_chain(x, &format!("{out}/extreme"), &taps, !max);
+        let bits = self.cfg.act_bits;
+        let rank_scale = scale_for(len as f64, bits, HEADROOM);
+        let is_zero = self.table(TableSpec {
+            func: Func::IsZero,
+            in_scale: x.scale,
+            out_scale: rank_scale,
+        });
+        let mut ranks = Vec::with_capacity(len);
+        for t in 0..len {
+            let candidate = self.gather(
+                x,
+                &format!("{out}/x{t}"),
+                vec![rows],
+                taps.iter().map(|r| r[t]).collect(),
+            );
+            let (a, b) = if max { (candidate, m) } else { (m, candidate) };
+            let d = self.value(&format!("{out}/d{t}"), vec![rows], x.scale);
+            self.ops.push(QOp::Add(Add {
+                a: a.id,
+                b: AddOperand::Value { id: b.id, mul: -1 },
+                output: d,
+                a_mul: vec![1],
+            }));
+            let hit = self.value(&format!("{out}/hit{t}"), vec![rows], rank_scale);
+            self.ops.push(QOp::Rescale(Rescale {
+                input: d,
+                output: hit,
+                shift: 0,
+                act: Activation::Table(is_zero),
+            }));
+            let rank = if last { t + 1 } else { len - t } as i64;
+            let hit = QTensor {
+                id: hit,
+                scale: rank_scale,
+                at_target: true,
+                nonneg: true,
+            };
+            let r = self.affine(
+                hit,
+                &format!("{out}/rank{t}"),
+                &[rows],
+                vec![rank],
+                vec![0; rows],
+                rank_scale,
+            );
+            ranks.push(r.id);
+        }
+        let joined = self.value(&format!("{out}/ranks"), vec![rows, len], rank_scale);
+        self.ops.push(QOp::Concat(Concat {
+            inputs: ranks,
+            output: joined,
+            index: (0..rows * len).map(|f| Some((f % len, f / len))).collect(),
+        }));
+        let joined = QTensor {
+            id: joined,
+            scale: rank_scale,
+            at_target: true,
+            nonneg: true,
+        };
+        let per_row: Vec<Vec<Option<usize>>> = (0..rows)
+            .map(|r| (0..len).map(|t| Some(r * len + t)).collect())
+            .collect();
+        let top = self.max_chain(joined, &format!("{out}/top"), &per_row, false);
+        let len = u32::try_from(len).map_err(|_| CompileError::Quantize {
+            node: node.to_string(),
+            reason: "the axis is too long".into(),
+        })?;
+        let out_scale = scale_for(f64::from(len), bits, HEADROOM);
+        let index = self.table(TableSpec {
+            func: Func::ArgIndex { len, last },
+            in_scale: rank_scale,
+            out_scale,
+        });
+        let id = self.value(out, out_shape.to_vec(), out_scale);
+        self.ops.push(QOp::Rescale(Rescale {
+            input: top.id,
+            output: id,
+            shift: 0,
+            act: Activation::Table(index),
+        }));
+        Ok(QTensor {
+            id,
+            scale: out_scale,
+            at_target: true,
+            nonneg: true,
         })
     }
 
@@ -393,7 +522,13 @@ impl Quantizer<'_> {
                         .into(),
             });
         }
-        let out_scale = self.target_scale(out);
+        let out_scale = match func.bound() {
+            Some(bound) => {
+                let seen = self.cal.max_abs.get(out).copied().unwrap_or(0.0) as f64;
+                scale_for(seen.max(bound), self.cfg.act_bits, HEADROOM)
+            }
+            None => self.target_scale(out),
+        };
         let t = self.table(TableSpec {
             func,
             in_scale: x.scale - shift,
@@ -410,11 +545,7 @@ impl Quantizer<'_> {
             id,
             scale: out_scale,
             at_target: true,
-            nonneg: match func {
-                Func::Exp | Func::Sigmoid | Func::Sqrt => true,
-                Func::Clip { min, .. } => min.0 >= 0.0,
-                _ => false,
-            },
+            nonneg: func.nonneg(),
         })
     }
 

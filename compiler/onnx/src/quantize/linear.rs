@@ -105,8 +105,8 @@ impl Quantizer<'_> {
         window: &crate::graph::Window,
         out_shape: &[usize],
     ) -> Result<QTensor, CompileError> {
-        let (n, c, h, w) = (xs[0], xs[1], xs[2], xs[3]);
-        let (oh, ow) = (out_shape[2], out_shape[3]);
+        let [n, c, h, w] = crate::graph::nchw(xs);
+        let [_, _, oh, ow] = crate::graph::nchw(out_shape);
         let (kh, kw) = (window.kernel[0], window.kernel[1]);
         let taps = window.taps(h, w, oh, ow);
         let index = (0..n * c)

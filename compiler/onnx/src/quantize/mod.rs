@@ -508,15 +508,10 @@ impl Quantizer<'_> {
                         self.map.insert(out.to_string(), r);
                         return Ok(());
                     }
-                    (None, None) => {
-                        return Err(unsupported(
-                            "dividing by a computed tensor is not supported in this version",
-                        ))
-                    }
-                    (Some(_), None) => {
-                        return Err(unsupported(
-                            "dividing by a computed tensor is not supported in this version",
-                        ))
+                    // The importer lowers a division by a computed tensor to a product
+                    // with its reciprocal.
+                    (None, None) | (Some(_), None) => {
+                        return Err(unsupported("dividing by a computed tensor"))
                     }
                     (Some(_), Some(_)) => {
                         return Err(unsupported("both operands are constants; fold them first"))
@@ -580,9 +575,6 @@ impl Quantizer<'_> {
             Op::Conv { window, group } => {
                 let input = &node.inputs[0];
                 let xs = self.shape(input);
-                if xs[0] != 1 {
-                    return Err(unsupported("batch size above 1"));
-                }
                 let w = self
                     .constant(&node.inputs[1])
                     .cloned()
@@ -596,8 +588,10 @@ impl Quantizer<'_> {
                     ),
                     None => None,
                 };
-                let (cin, h, wd) = (xs[1], xs[2], xs[3]);
-                let (cout, oh, ow) = (out_shape[1], out_shape[2], out_shape[3]);
+                let [batch, cin, h, wd] = crate::graph::nchw(&xs);
+                let [_, cout, oh, ow] = crate::graph::nchw(&out_shape);
+                // Every sample of a batch is more rows of the same linear layers.
+                let positions = batch * oh * ow;
                 let (kh, kw) = (window.kernel[0], window.kernel[1]);
                 let (cin_g, cout_g) = (cin / group, cout / group);
                 let taps = window.taps(h, wd, oh, ow);
@@ -608,18 +602,20 @@ impl Quantizer<'_> {
                 let ws = self.weight_scale(&w.data, out, x.scale);
                 let mut groups = Vec::with_capacity(*group);
                 for g in 0..*group {
-                    // im2col: one row per output position, [cin_g, kh, kw] features (W's layout).
-                    let index = taps
-                        .iter()
-                        .flat_map(|p| {
-                            (g * cin_g..(g + 1) * cin_g)
-                                .flat_map(move |c| p.iter().map(move |t| t.map(|o| c * h * wd + o)))
+                    // im2col: one row per sample and output position, [cin_g, kh, kw]
+                    // features (W's layout).
+                    let index = (0..batch)
+                        .flat_map(|n| taps.iter().map(move |p| (n, p)))
+                        .flat_map(|(n, p)| {
+                            (g * cin_g..(g + 1) * cin_g).flat_map(move |c| {
+                                p.iter().map(move |t| t.map(|o| (n * cin + c) * h * wd + o))
+                            })
                         })
                         .collect();
                     let cols = self.gather(
                         x,
                         &format!("{out}/g{g}/im2col"),
-                        vec![oh * ow, features],
+                        vec![positions, features],
                         index,
                     );
                     let rows = g * cout_g..(g + 1) * cout_g;
@@ -627,7 +623,7 @@ impl Quantizer<'_> {
                         name,
                         cols,
                         &format!("{out}/g{g}"),
-                        vec![oh * ow, cout_g],
+                        vec![positions, cout_g],
                         &w.data[rows.start * features..rows.end * features],
                         features,
                         cout_g,
@@ -636,11 +632,12 @@ impl Quantizer<'_> {
                     )?;
                     groups.push(y);
                 }
-                // [group][position, cout_g] → NCHW
-                let index = (0..cout * oh * ow)
+                // [group][sample · position, cout_g] → NCHW
+                let index = (0..batch * cout * oh * ow)
                     .map(|f| {
+                        let (n, f) = (f / (cout * oh * ow), f % (cout * oh * ow));
                         let (c, p) = (f / (oh * ow), f % (oh * ow));
-                        Some((c / cout_g, p * cout_g + c % cout_g))
+                        Some((c / cout_g, (n * oh * ow + p) * cout_g + c % cout_g))
                     })
                     .collect();
                 let id = self.value(out, out_shape.clone(), groups[0].scale);
@@ -662,6 +659,9 @@ impl Quantizer<'_> {
             )?,
             Op::Sum | Op::Max | Op::Min => {
                 self.nary(name, &node.inputs, &node.op, out, &out_shape)?
+            }
+            Op::ArgExtreme { axis, max, last } => {
+                self.arg_extreme(name, &node.inputs[0], out, *axis, *max, *last, &out_shape)?
             }
             Op::Reduce { index, len, mean } => {
                 let x = self.bounded(&node.inputs[0], name)?;
@@ -698,8 +698,9 @@ impl Quantizer<'_> {
             Op::GlobalAveragePool => {
                 let input = &node.inputs[0];
                 let xs = self.shape(input);
+                let [_, _, h, w] = crate::graph::nchw(&xs);
                 let window = crate::graph::Window {
-                    kernel: [xs[2], xs[3]],
+                    kernel: [h, w],
                     strides: [1, 1],
                     dilations: [1, 1],
                     pads: [0; 4],

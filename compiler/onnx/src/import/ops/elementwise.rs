@@ -18,7 +18,89 @@ pub(super) fn import_arithmetic(cx: &NodeCx<'_>) -> Result<Lowered, CompileError
         "Mul" => Op::Mul,
         _ => Op::Div,
     };
+    let computed = |i: &String| !cx.constants.contains_key(i) && !cx.int_constants.contains_key(i);
+    if op == Op::Div && computed(&ins[1]) {
+        // a / b = a · (1 / b): the reciprocal tabulated over the range calibration sees
+        // for it, then a product of two computed tensors.
+        let recip = cx.emit(
+            "recip",
+            Op::Unary(zkinfer_qir::Func::Reciprocal),
+            vec![ins[1].clone()],
+            b,
+        );
+        return Ok((Op::Mul, vec![ins[0].clone(), recip], s));
+    }
     Ok((op, ins.clone(), s))
+}
+
+/// Comparisons and logic, lowered to arithmetic and a tabulated step, so that every
+/// bit is proven: `Less`, `Greater`, `LessOrEqual`, `GreaterOrEqual` and `Equal` test the
+/// difference of their operands; `Not`, `And`, `Or` and `Xor` take 0/1 values (booleans
+/// are 0 and 1 in the float graph); `Where(c, x, y)` is `y + c · (x − y)`.
+pub(super) fn import_logic(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    use zkinfer_qir::Func;
+    let ins = &cx.ins;
+    let op_type = cx.n.op_type.as_str();
+    if op_type == "Not" {
+        cx.arity(1, 1)?;
+        return Ok((Op::Unary(Func::IsZero), ins.clone(), cx.shape_of(&ins[0])?));
+    }
+    let arity = if op_type == "Where" { 3 } else { 2 };
+    cx.arity(arity, arity)?;
+    let mut s = cx.shape_of(&ins[0])?;
+    for i in &ins[1..] {
+        let t = cx.shape_of(i)?;
+        s = broadcast_shape(&s, &t)
+            .ok_or_else(|| cx.invalid(format!("shapes {s:?} and {t:?} do not broadcast")))?;
+    }
+    let (a, b) = (&ins[0], &ins[1]);
+    let part = |suffix: &str, op: Op, x: &String, y: &String| {
+        cx.emit(suffix, op, vec![x.clone(), y.clone()], s.clone())
+    };
+    let step = |f: Func, input: String| (Op::Unary(f), vec![input], s.clone());
+    Ok(match op_type {
+        "Less" => step(Func::Negative, part("diff", Op::Sub, a, b)),
+        "Greater" => step(Func::Negative, part("diff", Op::Sub, b, a)),
+        "LessOrEqual" => step(Func::NonNegative, part("diff", Op::Sub, b, a)),
+        "GreaterOrEqual" => step(Func::NonNegative, part("diff", Op::Sub, a, b)),
+        "Equal" => step(Func::IsZero, part("diff", Op::Sub, a, b)),
+        "Xor" => step(Func::NonZero, part("diff", Op::Sub, a, b)),
+        "Or" => step(Func::NonZero, part("sum", Op::Add, a, b)),
+        "And" => (Op::Mul, vec![a.clone(), b.clone()], s.clone()),
+        "Where" => {
+            let (x, y) = (&ins[1], &ins[2]);
+            let d = part("diff", Op::Sub, x, y);
+            let p = part("chosen", Op::Mul, a, &d);
+            (Op::Add, vec![y.clone(), p], s.clone())
+        }
+        other => return Err(cx.invalid(format!("`{other}` is not a comparison"))),
+    })
+}
+
+/// `ArgMax`, `ArgMin` (`axis`, `keepdims`, `select_last_index`).
+pub(super) fn import_arg_extreme(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    let n = cx.n;
+    let ins = &cx.ins;
+    cx.arity(1, 1)?;
+    let x = cx.shape_of(&ins[0])?;
+    let axis = attr_i(n, "axis").unwrap_or(0);
+    let axis = normalize_axis(axis, x.len())
+        .ok_or_else(|| cx.invalid(format!("axis {axis} out of range for {x:?}")))?;
+    if x[axis] == 0 || u32::try_from(x[axis]).is_err() {
+        return Err(cx.invalid(format!("axis {axis} of {x:?} is empty or too long")));
+    }
+    let mut out = x.clone();
+    if attr_i(n, "keepdims").unwrap_or(1) != 0 {
+        out[axis] = 1;
+    } else {
+        out.remove(axis);
+    }
+    let op = Op::ArgExtreme {
+        axis,
+        max: n.op_type == "ArgMax",
+        last: attr_i(n, "select_last_index").unwrap_or(0) != 0,
+    };
+    Ok((op, ins.clone(), out))
 }
 
 /// `Neg`.
@@ -28,21 +110,124 @@ pub(super) fn import_neg(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     Ok((Op::Neg, ins.clone(), cx.shape_of(&ins[0])?))
 }
 
-/// `Exp`, `Erf`, `Sigmoid`, `Tanh`, `Sqrt`, `Reciprocal`.
+/// Functions of one value, tabulated: `Exp`, `Erf`, `Sigmoid`, `Tanh`, `Sqrt`,
+/// `Reciprocal`, `Abs`, `Sign`, `Floor`, `Ceil`, `Round`, `Log`, `Softplus`, `Softsign`,
+/// `HardSwish`, the trigonometric and hyperbolic functions, and those with attributes:
+/// `LeakyRelu`, `Elu`, `Celu`, `Selu`, `HardSigmoid`, `ThresholdedRelu`.
 pub(super) fn import_tabulated(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     let n = cx.n;
     let ins = &cx.ins;
     cx.arity(1, 1)?;
-    use zkinfer_qir::Func;
+    use zkinfer_qir::{Func, Real};
+    let a = |name: &str, default: f32| Real(f64::from(attr_f(n, name).unwrap_or(default)));
     let f = match n.op_type.as_str() {
         "Exp" => Func::Exp,
         "Erf" => Func::Erf,
         "Sigmoid" => Func::Sigmoid,
         "Tanh" => Func::Tanh,
         "Sqrt" => Func::Sqrt,
-        _ => Func::Reciprocal,
+        "Reciprocal" => Func::Reciprocal,
+        "Abs" => Func::Abs,
+        "Sign" => Func::Sign,
+        "Floor" => Func::Floor,
+        "Ceil" => Func::Ceil,
+        "Round" => Func::Round,
+        "Log" => Func::Log,
+        "Softplus" => Func::Softplus,
+        "Softsign" => Func::Softsign,
+        "HardSwish" => Func::HardSwish,
+        "Sin" => Func::Sin,
+        "Cos" => Func::Cos,
+        "Tan" => Func::Tan,
+        "Asin" => Func::Asin,
+        "Acos" => Func::Acos,
+        "Atan" => Func::Atan,
+        "Sinh" => Func::Sinh,
+        "Cosh" => Func::Cosh,
+        "Asinh" => Func::Asinh,
+        "Acosh" => Func::Acosh,
+        "Atanh" => Func::Atanh,
+        "LeakyRelu" => Func::LeakyRelu {
+            alpha: a("alpha", 0.01),
+        },
+        "Elu" => Func::Elu {
+            alpha: a("alpha", 1.0),
+        },
+        "Celu" => Func::Celu {
+            alpha: a("alpha", 1.0),
+        },
+        "Selu" => Func::Selu {
+            alpha: a("alpha", 1.673_263_2),
+            gamma: a("gamma", 1.050_701),
+        },
+        "HardSigmoid" => Func::HardSigmoid {
+            alpha: a("alpha", 0.2),
+            beta: a("beta", 0.5),
+        },
+        "ThresholdedRelu" => Func::ThresholdedRelu {
+            alpha: a("alpha", 1.0),
+        },
+        other => return Err(cx.invalid(format!("`{other}` is not a tabulated function"))),
     };
+    if let Func::Celu { alpha } = f {
+        if alpha.0 == 0.0 {
+            return Err(cx.invalid("`alpha` must not be 0".into()));
+        }
+    }
     Ok((Op::Unary(f), ins.clone(), cx.shape_of(&ins[0])?))
+}
+
+/// `Pow` with a constant scalar exponent (tabulated).
+pub(super) fn import_pow(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    let ins = &cx.ins;
+    cx.arity(2, 2)?;
+    let exponent = match (cx.constants.get(&ins[1]), cx.int_constants.get(&ins[1])) {
+        (Some(t), _) if t.data.len() == 1 => f64::from(t.data[0]),
+        (_, Some((_, v))) if v.len() == 1 => v[0] as f64,
+        _ => return Err(cx.invalid(format!(
+            "the exponent `{}` must be a constant scalar (a computed exponent is not supported)",
+            ins[1]
+        ))),
+    };
+    let f = zkinfer_qir::Func::Pow {
+        exponent: zkinfer_qir::Real(exponent),
+    };
+    Ok((Op::Unary(f), vec![ins[0].clone()], cx.shape_of(&ins[0])?))
+}
+
+/// `Cast`: to a float type it is the identity, to an integer type it rounds toward
+/// zero, to bool it tests `≠ 0` (both tabulated).
+pub(super) fn import_cast(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    let ins = &cx.ins;
+    cx.arity(1, 1)?;
+    use tract_onnx::pb::tensor_proto::DataType;
+    let to =
+        attr_i(cx.n, "to").ok_or_else(|| cx.invalid("the `to` attribute is required".into()))?;
+    let shape = cx.shape_of(&ins[0])?;
+    let Ok(to) = DataType::try_from(to as i32) else {
+        return Err(cx.invalid(format!("`to` {to} is not an ONNX data type")));
+    };
+    use DataType::*;
+    let op = match to {
+        Float | Double | Float16 | Bfloat16 => Op::Identity,
+        // Shape arithmetic on integer constants stays integer: it folds.
+        Int8 | Int16 | Int32 | Int64 | Uint8 | Uint16 | Uint32 | Uint64
+            if cx.int_constants.contains_key(&ins[0]) =>
+        {
+            Op::Identity
+        }
+        Int8 | Int16 | Int32 | Int64 | Uint8 | Uint16 | Uint32 | Uint64 => {
+            Op::Unary(zkinfer_qir::Func::Trunc)
+        }
+        Bool => Op::Unary(zkinfer_qir::Func::NonZero),
+        other => {
+            return Err(cx.invalid(format!(
+                "casting to {} is not supported",
+                other.as_str_name()
+            )))
+        }
+    };
+    Ok((op, vec![ins[0].clone()], shape))
 }
 
 /// `Clip`.
@@ -70,18 +255,6 @@ pub(super) fn import_clip(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
         max: zkinfer_qir::Real(max as f64),
     };
     Ok((Op::Unary(f), vec![x.clone()], cx.shape_of(&x)?))
-}
-
-/// `LeakyRelu`.
-pub(super) fn import_leaky_relu(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
-    let n = cx.n;
-    let ins = &cx.ins;
-    cx.arity(1, 1)?;
-    let alpha = attr_f(n, "alpha").unwrap_or(0.01);
-    let f = zkinfer_qir::Func::LeakyRelu {
-        alpha: zkinfer_qir::Real(alpha as f64),
-    };
-    Ok((Op::Unary(f), ins.clone(), cx.shape_of(&ins[0])?))
 }
 
 /// `Sum`, `Max`, `Min`.
@@ -114,12 +287,8 @@ pub(super) fn import_max_pool(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> 
     if attr_i(n, "storage_order").unwrap_or(0) != 0 {
         return Err(cx.invalid("storage_order=1 is not supported".into()));
     }
-    let (window, oh, ow) = pool_window(n, &x).map_err(|e| cx.invalid(e))?;
-    Ok((
-        Op::MaxPool { window },
-        ins.clone(),
-        vec![x[0], x[1], oh, ow],
-    ))
+    let (window, out) = pool_window(n, &x).map_err(|e| cx.invalid(e))?;
+    Ok((Op::MaxPool { window }, ins.clone(), out))
 }
 
 /// `Relu`, `Identity`.

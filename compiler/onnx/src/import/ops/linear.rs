@@ -57,11 +57,13 @@ pub(super) fn import_conv(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
         .ok_or_else(|| cx.invalid("the weights W must be a constant (initializer)".into()))?
         .shape
         .clone();
-    if x.len() != 4 || w.len() != 4 {
+    if !matches!((x.len(), w.len()), (4, 4) | (3, 3)) {
         return Err(cx.invalid(format!(
-            "only 2-D convolution (NCHW) is supported; X is {x:?}, W is {w:?}"
+            "only 1-D (NCL) and 2-D (NCHW) convolution is supported; X is {x:?}, W is {w:?}"
         )));
     }
+    // W [Cout, Cin/group, K] of a 1-D convolution has the layout of [Cout, Cin/group, 1, K].
+    let kernel = [w.get(3).map_or(1, |_| w[2]), *w.last().unwrap_or(&1)];
     let group = attr_i(n, "group").unwrap_or(1);
     if group < 1 || x[1] % group as usize != 0 || w[0] % group as usize != 0 {
         return Err(cx.invalid(format!(
@@ -78,7 +80,7 @@ pub(super) fn import_conv(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
         )));
     }
     if let Some(k) = attr_ints(n, "kernel_shape") {
-        if k != [w[2] as i64, w[3] as i64] {
+        if k.iter().map(|&v| v as usize).ne(w[2..].iter().copied()) {
             return Err(cx.invalid(format!("kernel_shape {k:?} differs from W's {:?}", &w[2..])));
         }
     }
@@ -88,15 +90,9 @@ pub(super) fn import_conv(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
             return Err(cx.invalid(format!("B must be a constant of shape [{}]", w[0])));
         }
     }
-    let window = window(n, &x, [w[2], w[3]]).map_err(|e| cx.invalid(e))?;
-    let (oh, ow) = window
-        .output(x[2], x[3])
-        .ok_or_else(|| cx.invalid(format!("the kernel does not fit the input {x:?}")))?;
-    Ok((
-        Op::Conv { window, group },
-        ins.clone(),
-        vec![x[0], w[0], oh, ow],
-    ))
+    let window = window(n, &x, kernel).map_err(|e| cx.invalid(e))?;
+    let out = window_output(&window, &x, w[0]).map_err(|e| cx.invalid(e))?;
+    Ok((Op::Conv { window, group }, ins.clone(), out))
 }
 
 /// `AveragePool`.
@@ -105,7 +101,7 @@ pub(super) fn import_average_pool(cx: &NodeCx<'_>) -> Result<Lowered, CompileErr
     let ins = &cx.ins;
     cx.arity(1, 1)?;
     let x = cx.shape_of(&ins[0])?;
-    let (window, oh, ow) = pool_window(n, &x).map_err(|e| cx.invalid(e))?;
+    let (window, out) = pool_window(n, &x).map_err(|e| cx.invalid(e))?;
     let count_include_pad = attr_i(n, "count_include_pad").unwrap_or(0) != 0;
     Ok((
         Op::AveragePool {
@@ -113,7 +109,7 @@ pub(super) fn import_average_pool(cx: &NodeCx<'_>) -> Result<Lowered, CompileErr
             count_include_pad,
         },
         ins.clone(),
-        vec![x[0], x[1], oh, ow],
+        out,
     ))
 }
 
@@ -122,10 +118,12 @@ pub(super) fn import_global_average_pool(cx: &NodeCx<'_>) -> Result<Lowered, Com
     let ins = &cx.ins;
     cx.arity(1, 1)?;
     let x = cx.shape_of(&ins[0])?;
-    if x.len() != 4 {
-        return Err(cx.invalid(format!("only NCHW input is supported; X is {x:?}")));
-    }
-    Ok((Op::GlobalAveragePool, ins.clone(), vec![x[0], x[1], 1, 1]))
+    let out = match x.len() {
+        3 => vec![x[0], x[1], 1],
+        4 => vec![x[0], x[1], 1, 1],
+        _ => return Err(cx.invalid(format!("only NCL and NCHW input is supported; X is {x:?}"))),
+    };
+    Ok((Op::GlobalAveragePool, ins.clone(), out))
 }
 
 /// `MatMul`.

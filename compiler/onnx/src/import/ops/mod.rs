@@ -1,6 +1,7 @@
 //! One importer per ONNX op type, by family; [`IMPORTERS`] is the table the importer
 //! dispatches on and the supported-op list is derived from.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use tract_onnx::pb;
@@ -40,8 +41,47 @@ pub(super) const IMPORTERS: &[(&str, Importer)] = &[
     ("Tanh", elementwise::import_tabulated),
     ("Sqrt", elementwise::import_tabulated),
     ("Reciprocal", elementwise::import_tabulated),
+    ("Abs", elementwise::import_tabulated),
+    ("Sign", elementwise::import_tabulated),
+    ("Floor", elementwise::import_tabulated),
+    ("Ceil", elementwise::import_tabulated),
+    ("Round", elementwise::import_tabulated),
+    ("Log", elementwise::import_tabulated),
+    ("Softplus", elementwise::import_tabulated),
+    ("Softsign", elementwise::import_tabulated),
+    ("HardSwish", elementwise::import_tabulated),
+    ("Sin", elementwise::import_tabulated),
+    ("Cos", elementwise::import_tabulated),
+    ("Tan", elementwise::import_tabulated),
+    ("Asin", elementwise::import_tabulated),
+    ("Acos", elementwise::import_tabulated),
+    ("Atan", elementwise::import_tabulated),
+    ("Sinh", elementwise::import_tabulated),
+    ("Cosh", elementwise::import_tabulated),
+    ("Asinh", elementwise::import_tabulated),
+    ("Acosh", elementwise::import_tabulated),
+    ("Atanh", elementwise::import_tabulated),
+    ("LeakyRelu", elementwise::import_tabulated),
+    ("Elu", elementwise::import_tabulated),
+    ("Celu", elementwise::import_tabulated),
+    ("Selu", elementwise::import_tabulated),
+    ("HardSigmoid", elementwise::import_tabulated),
+    ("ThresholdedRelu", elementwise::import_tabulated),
+    ("Pow", elementwise::import_pow),
+    ("Cast", elementwise::import_cast),
     ("Clip", elementwise::import_clip),
-    ("LeakyRelu", elementwise::import_leaky_relu),
+    ("Less", elementwise::import_logic),
+    ("Greater", elementwise::import_logic),
+    ("LessOrEqual", elementwise::import_logic),
+    ("GreaterOrEqual", elementwise::import_logic),
+    ("Equal", elementwise::import_logic),
+    ("Not", elementwise::import_logic),
+    ("And", elementwise::import_logic),
+    ("Or", elementwise::import_logic),
+    ("Xor", elementwise::import_logic),
+    ("Where", elementwise::import_logic),
+    ("ArgMax", elementwise::import_arg_extreme),
+    ("ArgMin", elementwise::import_arg_extreme),
     ("Sum", elementwise::import_variadic),
     ("Max", elementwise::import_variadic),
     ("Min", elementwise::import_variadic),
@@ -72,7 +112,12 @@ pub(super) struct NodeCx<'a> {
     pub shapes: &'a BTreeMap<String, Vec<usize>>,
     pub constants: &'a BTreeMap<String, Tensor>,
     pub int_constants: &'a BTreeMap<String, (Vec<usize>, Vec<i64>)>,
+    /// Nodes of the graph this node is lowered to before its own (see [`NodeCx::emit`]).
+    pub emitted: RefCell<Vec<Emitted>>,
 }
+
+/// A node an importer lowers part of its node to: output name, op, inputs, shape.
+pub(super) type Emitted = (String, Op, Vec<String>, Vec<usize>);
 
 impl NodeCx<'_> {
     pub fn invalid(&self, reason: String) -> CompileError {
@@ -90,6 +135,21 @@ impl NodeCx<'_> {
             .or_else(|| self.int_constants.get(s).map(|(shape, _)| shape))
             .cloned()
             .ok_or_else(|| self.invalid(format!("input `{s}` is not defined before this node")))
+    }
+
+    /// Lowers part of this node to a node of its own, named `<output>/<suffix>`, placed
+    /// before it; returns that name. The part is then a tensor of the float graph like
+    /// any other: the float interpreter computes it and calibration sees its range (a
+    /// comparison's difference, a divisor's reciprocal).
+    pub fn emit(&self, suffix: &str, op: Op, inputs: Vec<String>, shape: Vec<usize>) -> String {
+        let name = format!(
+            "{}/{suffix}",
+            self.n.output.first().map_or("", String::as_str)
+        );
+        self.emitted
+            .borrow_mut()
+            .push((name.clone(), op, inputs, shape));
+        name
     }
 
     pub fn arity(&self, lo: usize, hi: usize) -> Result<(), CompileError> {

@@ -118,11 +118,31 @@ pub(super) fn import_element_map(cx: &NodeCx<'_>) -> Result<Lowered, CompileErro
     };
     let (index, out) = match n.op_type.as_str() {
         "Slice" => {
-            cx.arity(3, 5)?;
-            let starts = ints(1)?.unwrap_or_default();
-            let ends = ints(2)?.unwrap_or_default();
-            let axes = ints(3)?.unwrap_or_else(|| (0..starts.len() as i64).collect());
-            let steps = ints(4)?.unwrap_or_else(|| vec![1; starts.len()]);
+            // Before opset 10, starts, ends and axes are attributes.
+            let (starts, ends, axes, steps) = if cx.opset < 10 {
+                cx.arity(1, 1)?;
+                let required = |name: &str| {
+                    attr_ints(n, name).map(<[i64]>::to_vec).ok_or_else(|| {
+                        cx.invalid(format!("the `{name}` attribute is required (opset < 10)"))
+                    })
+                };
+                (
+                    required("starts")?,
+                    required("ends")?,
+                    attr_ints(n, "axes").map(<[i64]>::to_vec),
+                    None,
+                )
+            } else {
+                cx.arity(3, 5)?;
+                (
+                    ints(1)?.unwrap_or_default(),
+                    ints(2)?.unwrap_or_default(),
+                    ints(3)?,
+                    ints(4)?,
+                )
+            };
+            let axes = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
+            let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
             slice_index(&x, &starts, &ends, &axes, &steps).map_err(|e| cx.invalid(e))?
         }
         "Gather" => {
@@ -138,7 +158,6 @@ pub(super) fn import_element_map(cx: &NodeCx<'_>) -> Result<Lowered, CompileErro
             gather_index(&x, axis, &ishape, &idx).map_err(|e| cx.invalid(e))?
         }
         _ => {
-            cx.arity(2, 3)?;
             let mode = attr(n, "mode").map(|a| String::from_utf8_lossy(&a.s).into_owned());
             if mode.as_deref().is_some_and(|m| m != "constant") {
                 return Err(cx.invalid(format!(
@@ -146,21 +165,60 @@ pub(super) fn import_element_map(cx: &NodeCx<'_>) -> Result<Lowered, CompileErro
                     mode.unwrap_or_default()
                 )));
             }
-            if let Some(c) = ins.get(2) {
-                let zero = constants
-                    .get(c)
-                    .is_some_and(|t| t.data.iter().all(|&v| v == 0.0));
-                if !zero {
-                    return Err(
-                        cx.invalid("only zero padding is supported (constant_value = 0)".into())
-                    );
+            let pads = if cx.opset < 11 {
+                // Before opset 11, pads and the value are attributes (`paddings` in opset 1).
+                cx.arity(1, 1)?;
+                if attr(n, "value").is_some_and(|a| a.f != 0.0) {
+                    return Err(cx.invalid("only zero padding is supported (value = 0)".into()));
                 }
-            }
-            let pads = ints(1)?.unwrap_or_default();
+                attr_ints(n, "pads")
+                    .or_else(|| attr_ints(n, "paddings"))
+                    .map(<[i64]>::to_vec)
+                    .ok_or_else(|| {
+                        cx.invalid("the `pads` attribute is required (opset < 11)".into())
+                    })?
+            } else {
+                cx.arity(2, 4)?;
+                if let Some(c) = ins.get(2) {
+                    let zero = constants
+                        .get(c)
+                        .is_some_and(|t| t.data.iter().all(|&v| v == 0.0));
+                    if !zero {
+                        return Err(cx.invalid(
+                            "only zero padding is supported (constant_value = 0)".into(),
+                        ));
+                    }
+                }
+                let pads = ints(1)?.unwrap_or_default();
+                match ints(3)? {
+                    // Opset 18: pads for the listed axes only.
+                    Some(axes) => {
+                        pads_for_axes(&pads, &axes, x.len()).map_err(|e| cx.invalid(e))?
+                    }
+                    None => pads,
+                }
+            };
             pad_index(&x, &pads).map_err(|e| cx.invalid(e))?
         }
     };
     Ok((Op::Select { index }, vec![ins[0].clone()], out))
+}
+
+/// Expands opset 18's `Pad` pads for some `axes` (begins then ends) to every axis.
+fn pads_for_axes(pads: &[i64], axes: &[i64], rank: usize) -> Result<Vec<i64>, String> {
+    if pads.len() != 2 * axes.len() {
+        return Err(format!(
+            "pads {pads:?} must hold two values per axis of {axes:?}"
+        ));
+    }
+    let mut full = vec![0; 2 * rank];
+    for (i, &a) in axes.iter().enumerate() {
+        let a = normalize_axis(a, rank)
+            .ok_or_else(|| format!("axis {a} out of range for rank {rank}"))?;
+        full[a] = pads[i];
+        full[rank + a] = pads[axes.len() + i];
+    }
+    Ok(full)
 }
 
 /// `Concat`.

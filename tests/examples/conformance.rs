@@ -1,0 +1,154 @@
+//! Runs the `onnx` package's backend node tests (`onnx/backend/test/data/node/*`: a
+//! model, its inputs and expected outputs) for every supported operator:
+//!
+//!   cargo run --release -p zkinfer-tests --example conformance -- NODE_DIR [FILTER]
+//!
+//! (`scripts/conformance.sh` installs the package and passes its directory.) A test
+//! counts when every op of its graph is supported; it passes when the float interpreter
+//! gives the expected outputs (|Δ| ≤ 1e-4 + 1e-3·|expected|) and the quantized model's
+//! circuit is satisfied by the integer interpreter's trace (MockProver). Prints one line
+//! per test (the reason of each failure), a count per operator, and pass / total.
+
+// A tool: a panic is a bug report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use prost::Message;
+use tract_onnx::pb;
+use tract_onnx::prelude::Framework;
+use zkinfer_circuits::halo2_proofs::dev::MockProver;
+use zkinfer_circuits::{plan_layout, ModelCircuit};
+use zkinfer_compiler::import::import_proto;
+use zkinfer_compiler::proto::{decode_tensor, Decoded};
+use zkinfer_compiler::{calibrate, quantize, quantize_input, supported_ops, QuantConfig};
+
+fn tensor(path: &Path) -> Result<(Vec<usize>, Vec<f32>), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let t = pb::TensorProto::decode(&bytes[..]).map_err(|e| format!("{}: {e}", path.display()))?;
+    match decode_tensor(&t) {
+        Ok(Decoded::Float(t)) => Ok((t.shape, t.data)),
+        Ok(Decoded::Int(shape, v)) => Ok((shape, v.iter().map(|&x| x as f32).collect())),
+        Err(e) => Err(format!("tensor `{}`: {e}", t.name)),
+    }
+}
+
+fn files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.retain(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(prefix) && n.ends_with(".pb"))
+    });
+    v.sort();
+    v
+}
+
+/// Runs one node test: `Ok(())` when it passes, else the reason.
+fn run(dir: &Path, model: &pb::ModelProto) -> Result<(), String> {
+    let data = dir.join("test_data_set_0");
+    let inputs = files(&data, "input_");
+    let outputs = files(&data, "output_");
+    let graph = model.graph.as_ref().ok_or("no graph")?;
+    if inputs.len() != 1 {
+        return Err(format!("{} inputs (one is supported)", inputs.len()));
+    }
+    if outputs.len() != 1 || graph.output.len() != 1 {
+        return Err(format!("{} outputs (one is supported)", outputs.len()));
+    }
+    let g = import_proto(model)
+        .map_err(|e| format!("import: {e}"))?
+        .graph;
+    let (_, x) = tensor(&inputs[0])?;
+    let (shape, expected) = tensor(&outputs[0])?;
+    let ours = g.run(&x).map_err(|e| format!("float run: {e}"))?;
+    let y = &ours[&g.output];
+    if y.shape.iter().product::<usize>() != shape.iter().product::<usize>() {
+        return Err(format!("output shape {:?}, expected {shape:?}", y.shape));
+    }
+    for (i, (a, b)) in y.data.iter().zip(&expected).enumerate() {
+        let ok = (a - b).abs() <= 1e-4 + 1e-3 * b.abs() || (a.is_nan() && b.is_nan());
+        if !ok {
+            return Err(format!("float output [{i}] is {a}, expected {b}"));
+        }
+    }
+    let samples = vec![x];
+    let cal = calibrate(&g, &samples).map_err(|e| format!("calibrate: {e}"))?;
+    let q = quantize(&g, &cal, QuantConfig::default()).map_err(|e| format!("quantize: {e}"))?;
+    let trace = q
+        .run(&quantize_input(&q, &samples[0]))
+        .map_err(|e| format!("integer run: {e}"))?;
+    let (plan, _) = plan_layout(&q, Default::default(), None, Default::default())
+        .map_err(|e| format!("layout: {e}"))?;
+    let instances = ModelCircuit::instances(&q, &plan.layout, &trace, &Default::default());
+    let circuit =
+        ModelCircuit::with_trace(Arc::new(q.clone()), plan.layout.clone(), Arc::new(trace));
+    let prover = MockProver::run(plan.layout.k, &circuit, vec![instances])
+        .map_err(|e| format!("circuit: {e}"))?;
+    prover
+        .verify()
+        .map_err(|e| format!("circuit not satisfied: {} failures", e.len()))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(root) = args.first() else {
+        eprintln!("usage: conformance NODE_DIR [FILTER]");
+        std::process::exit(2);
+    };
+    let filter = args.get(1).cloned().unwrap_or_default();
+    let supported = supported_ops();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
+        .unwrap_or_else(|e| {
+            eprintln!("error: {root}: {e}");
+            std::process::exit(2)
+        })
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.join("model.onnx").exists())
+        .filter(|p| p.to_string_lossy().contains(&filter))
+        .collect();
+    dirs.sort();
+    let mut per_op: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let (mut passed, mut total) = (0, 0);
+    for dir in &dirs {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let Ok(model) = tract_onnx::onnx().proto_model_for_path(dir.join("model.onnx")) else {
+            continue;
+        };
+        let ops: Vec<String> = model
+            .graph
+            .iter()
+            .flat_map(|g| &g.node)
+            .map(|n| n.op_type.clone())
+            .collect();
+        let Some(op) = ops.last().cloned() else {
+            continue;
+        };
+        if ops.iter().any(|o| !supported.contains(&o.as_str())) {
+            continue;
+        }
+        total += 1;
+        let result = std::panic::catch_unwind(|| run(dir, &model))
+            .unwrap_or_else(|_| Err("panicked".into()));
+        let entry = per_op.entry(op).or_default();
+        entry.1 += 1;
+        match result {
+            Ok(()) => {
+                passed += 1;
+                entry.0 += 1;
+                println!("pass  {name}");
+            }
+            Err(reason) => println!("FAIL  {name}: {reason}"),
+        }
+    }
+    println!("\n| operator | pass / tests |\n|---|---:|");
+    for (op, (p, t)) in &per_op {
+        println!("| {op} | {p} / {t} |");
+    }
+    println!("\nnode tests of supported operators: {passed} / {total} pass");
+}
