@@ -1233,6 +1233,51 @@ fn a_wrong_argmax_fails_the_circuit() {
 }
 
 #[test]
+fn softmax_over_any_axis_matches_tract() {
+    // Opset 13: over axis 1 of [1, 4, 3]; opset 11: flattened from axis 1 of [1, 2, 3, 2].
+    let nodes = vec![node("Softmax", &["x"], "y", vec![("axis", Attr::I(1))])];
+    let m = model(
+        nodes.clone(),
+        vec![],
+        value_info("x", &[1, 4, 3]),
+        value_info_any("y"),
+    );
+    check(&m, &[1, 4, 3]);
+    let mut m = model(
+        nodes,
+        vec![],
+        value_info("x", &[1, 2, 3, 2]),
+        value_info_any("y"),
+    );
+    m.opset_import[0].version = 11;
+    check(&m, &[1, 2, 3, 2]);
+}
+
+#[test]
+fn max_pooling_with_ceil_mode_matches_tract() {
+    // 5 × 6 input, kernel 2, stride 2: ceil mode gives 3 × 3 windows, the last ones
+    // running past the end.
+    let nodes = vec![node(
+        "MaxPool",
+        &["x"],
+        "y",
+        vec![
+            ("kernel_shape", Attr::Ints(vec![2, 2])),
+            ("strides", Attr::Ints(vec![2, 2])),
+            ("ceil_mode", Attr::I(1)),
+        ],
+    )];
+    let m = model(
+        nodes,
+        vec![],
+        value_info("x", &[1, 2, 5, 6]),
+        value_info_any("y"),
+    );
+    let q = check(&m, &[1, 2, 5, 6]);
+    assert_eq!(q.value(q.output).shape, [1, 2, 3, 3]);
+}
+
+#[test]
 fn pow_needs_a_constant_exponent_and_cast_a_known_type() {
     let nodes = vec![
         node("Exp", &["x"], "e", vec![]),

@@ -282,10 +282,34 @@ pub(super) fn pool_window(n: &pb::NodeProto, x: &[usize]) -> Result<(Window, Vec
     if *kh < 1 || *kw < 1 {
         return Err(format!("kernel_shape {k:?} must be positive"));
     }
+    let mut window = window(n, x, [*kh as usize, *kw as usize])?;
     if attr_i(n, "ceil_mode").unwrap_or(0) != 0 {
-        return Err("ceil_mode=1 is not supported".into());
+        // Output sizes rounded up: the last window may run past the end. For a max that
+        // is more padding at the end (padding is never a candidate); for an average the
+        // divisor would vary per window.
+        if n.op_type != "MaxPool" {
+            return Err("ceil_mode=1 is supported for MaxPool only".into());
+        }
+        let [_, _, h, w] = crate::graph::nchw(x);
+        for (axis, len) in [h, w].into_iter().enumerate() {
+            let (k, s, d) = (
+                window.kernel[axis],
+                window.strides[axis],
+                window.dilations[axis],
+            );
+            let (begin, end) = (window.pads[axis], window.pads[axis + 2]);
+            let span = d * (k - 1) + 1;
+            let Some(room) = (len + begin + end).checked_sub(span) else {
+                continue;
+            };
+            let mut out = room.div_ceil(s) + 1;
+            // The last window must start inside the input or its leading padding.
+            if (out - 1) * s >= len + begin {
+                out -= 1;
+            }
+            window.pads[axis + 2] += ((out - 1) * s + span).saturating_sub(len + begin + end);
+        }
     }
-    let window = window(n, x, [*kh as usize, *kw as usize])?;
     let out = window_output(&window, x, x[1])?;
     Ok((window, out))
 }

@@ -294,6 +294,13 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
             output: out.clone(),
         });
     }
+    if int_constants.contains_key(&output.name) {
+        return Err(parse_err(format!(
+            "graph output `{}` is an integer constant (shape arithmetic): it does not depend \
+             on the input, so there is nothing to prove",
+            output.name
+        )));
+    }
     if !shapes.contains_key(&output.name) {
         return Err(parse_err(format!(
             "graph output `{}` is never computed",

@@ -184,10 +184,12 @@ pub(super) fn import_pow(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     let exponent = match (cx.constants.get(&ins[1]), cx.int_constants.get(&ins[1])) {
         (Some(t), _) if t.data.len() == 1 => f64::from(t.data[0]),
         (_, Some((_, v))) if v.len() == 1 => v[0] as f64,
-        _ => return Err(cx.invalid(format!(
+        _ => {
+            return Err(cx.invalid(format!(
             "the exponent `{}` must be a constant scalar (a computed exponent is not supported)",
             ins[1]
-        ))),
+        )))
+        }
     };
     let f = zkinfer_qir::Func::Pow {
         exponent: zkinfer_qir::Real(exponent),

@@ -14,14 +14,36 @@ pub(super) fn import_softmax(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     let default = if opset >= 13 { -1 } else { 1 };
     let axis = normalize_axis(attr_i(n, "axis").unwrap_or(default), x.len())
         .ok_or_else(|| cx.invalid(format!("axis out of range for {x:?}")))?;
-    // Before opset 13 the axis flattens everything after it: the same as the
-    // last axis exactly when it is the last axis.
-    if axis + 1 != x.len() && x[axis + 1..].iter().any(|&d| d != 1) {
-        return Err(cx.invalid(format!(
-            "only softmax over the last axis is supported (axis {axis} of {x:?})"
-        )));
+    if axis + 1 == x.len() || x[axis + 1..].iter().all(|&d| d == 1) {
+        return Ok((Op::Softmax, ins.clone(), x));
     }
-    Ok((Op::Softmax, ins.clone(), x))
+    if opset < 13 {
+        // Before opset 13 the input is flattened to 2-D at the axis: a softmax over the
+        // last axis of `[outer, inner]`, reshaped back (reshapes cost no rows).
+        let flat = vec![
+            x[..axis].iter().product::<usize>(),
+            x[axis..].iter().product::<usize>(),
+        ];
+        let two_d = cx.emit("2d", Op::Reshape, vec![ins[0].clone()], flat.clone());
+        let y = cx.emit("softmax", Op::Softmax, vec![two_d], flat);
+        return Ok((Op::Reshape, vec![y], x));
+    }
+    // Another axis: moved last, and back (transposes cost no rows).
+    let mut perm: Vec<usize> = (0..x.len()).filter(|&d| d != axis).collect();
+    perm.push(axis);
+    let moved: Vec<usize> = perm.iter().map(|&d| x[d]).collect();
+    let mut back = vec![0; perm.len()];
+    for (i, &d) in perm.iter().enumerate() {
+        back[d] = i;
+    }
+    let t = cx.emit(
+        "moved",
+        Op::Transpose { perm },
+        vec![ins[0].clone()],
+        moved.clone(),
+    );
+    let y = cx.emit("softmax", Op::Softmax, vec![t], moved);
+    Ok((Op::Transpose { perm: back }, vec![y], x))
 }
 
 /// `LayerNormalization`.
