@@ -16,8 +16,8 @@ use zkinfer_compiler::{
     calibrate, fidelity, import_onnx, quantize, quantize_input, CompileError, QuantConfig,
 };
 use zkinfer_tests::{
-    encode, float_tensor, floats, int_tensor, model, node, shared_models, tract_run, value_info,
-    value_info_any, Attr,
+    encode, float_tensor, floats, int_tensor, model, node, shared_models, tract_run,
+    tract_run_many, value_info, value_info_any, Attr,
 };
 
 /// Float reference, quantized fidelity and MockProver on one model; returns the
@@ -25,16 +25,25 @@ use zkinfer_tests::{
 fn check(m: &ModelProto, input_shape: &[usize]) -> zkinfer_qir::QModel {
     let n: usize = input_shape.iter().product();
     let samples: Vec<Vec<f32>> = (0..3).map(|s| floats(s, n)).collect();
-    check_on(m, input_shape, &samples)
+    check_on(m, &samples)
 }
 
-/// [`check`] on the given samples.
-fn check_on(m: &ModelProto, input_shape: &[usize], samples: &[Vec<f32>]) -> zkinfer_qir::QModel {
+/// [`check`] on the given samples (packed: several inputs one after the other).
+fn check_on(m: &ModelProto, samples: &[Vec<f32>]) -> zkinfer_qir::QModel {
     let onnx = encode(m);
     let graph = import_proto(m).expect("imports").graph;
     for x in samples {
         let ours = &graph.run(x).expect("float run")[&graph.output].data;
-        let tract = tract_run(&onnx, input_shape, x);
+        let mut at = 0;
+        let feeds: Vec<(&[usize], &[f32])> = graph
+            .inputs
+            .iter()
+            .map(|p| {
+                at += p.len();
+                (p.shape.as_slice(), &x[at - p.len()..at])
+            })
+            .collect();
+        let tract = tract_run_many(&onnx, &feeds).concat();
         assert_eq!(ours.len(), tract.len());
         for (a, b) in ours.iter().zip(&tract) {
             assert!((a - b).abs() < 1e-4, "float interpreter {a} vs tract {b}");
@@ -849,7 +858,7 @@ fn step_functions_and_casts_match_tract_exactly() {
         "sign", "floor", "ceil", "round", "trunc", "nonzero", "same", "thr",
     ];
     let m = branches(8, inits, nodes, &outs);
-    let q = check_on(&m, &[1, 8], &samples);
+    let q = check_on(&m, &samples);
     // Exact: every step of the quantized model lands where the float one does.
     let fid = fidelity(&import_proto(&m).unwrap().graph, &q, &samples).unwrap();
     assert_eq!(fid.max_abs_error, 0.0, "{fid}");
@@ -1007,7 +1016,7 @@ fn padded_max_pooling_of_negative_values_ignores_the_padding() {
     let negative: Vec<Vec<f32>> = (0..3)
         .map(|s| floats(s, n).iter().map(|v| -v.abs() - 0.1).collect())
         .collect();
-    check_on(&m, &[1, 2, 5, 5], &negative);
+    check_on(&m, &negative);
     check(&m, &[1, 2, 5, 5]);
 }
 
@@ -1109,7 +1118,7 @@ fn comparisons_logic_and_where_match_tract_exactly() {
     let outs = ["f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9", "abs"];
     let m = branches(8, inits, nodes, &outs);
     let samples = grid_samples(8);
-    let q = check_on(&m, &[1, 8], &samples);
+    let q = check_on(&m, &samples);
     let fid = fidelity(&import_proto(&m).unwrap().graph, &q, &samples).unwrap();
     assert_eq!(fid.max_abs_error, 0.0, "{fid}");
 }
@@ -1162,7 +1171,7 @@ fn a_tampered_comparison_bit_fails_the_circuit() {
     ];
     let m = model(nodes, inits, value_info("x", &[1, 8]), value_info_any("y"));
     let samples = grid_samples(8);
-    let q = check_on(&m, &[1, 8], &samples);
+    let q = check_on(&m, &samples);
     let bit = last_lookup(&q);
     let one = 1i64 << q.value(bit).scale;
     assert_tampering_refused(&q, &samples[0], bit, |v| one - v);
@@ -1204,7 +1213,7 @@ fn argmax_and_argmin_match_tract_exactly_ties_included() {
                 .collect()
         })
         .collect();
-    let q = check_on(&m, &[1, 2, 8], &samples);
+    let q = check_on(&m, &samples);
     let fid = fidelity(&import_proto(&m).unwrap().graph, &q, &samples).unwrap();
     assert_eq!(fid.max_abs_error, 0.0, "{fid}");
 }
@@ -1219,7 +1228,7 @@ fn a_wrong_argmax_fails_the_circuit() {
     ];
     let m = model(nodes, inits, value_info("x", &[1, 8]), value_info_any("y"));
     let samples = grid_samples(8);
-    let q = check_on(&m, &[1, 8], &samples);
+    let q = check_on(&m, &samples);
     let index = last_lookup(&q);
     let one = 1i64 << q.value(index).scale;
     // Another index (the next one, or the one before the last).
@@ -1278,6 +1287,123 @@ fn max_pooling_with_ceil_mode_matches_tract() {
 }
 
 #[test]
+fn several_inputs_and_outputs_are_packed_in_order() {
+    // Inputs x [1, 4] and y [1, 3]; outputs a = x·W + y and b = relu(y), packed.
+    let inits = vec![float_tensor("W", &[4, 3], floats(121, 12))];
+    let nodes = vec![
+        node("MatMul", &["x", "W"], "h", vec![]),
+        node("Add", &["h", "y"], "a", vec![]),
+        node("Relu", &["y"], "b", vec![]),
+    ];
+    let mut m = model(nodes, inits, value_info("x", &[1, 4]), value_info_any("a"));
+    let g = m.graph.as_mut().unwrap();
+    g.input.push(value_info("y", &[1, 3]));
+    g.output.push(value_info_any("b"));
+    let imported = import_proto(&m).unwrap();
+    let names =
+        |parts: &[zkinfer_qir::Part]| parts.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&imported.graph.inputs), ["x", "y"]);
+    assert_eq!(names(&imported.graph.outputs), ["a", "b"]);
+    assert!(
+        imported.notes.iter().any(|n| n.contains("packed")),
+        "{:?}",
+        imported.notes
+    );
+    let q = check(&m, &[7]);
+    assert_eq!(q.value(q.input).shape, [7]);
+    assert_eq!(q.value(q.output).shape, [6]);
+    // An EZKL input file gives one array per input.
+    let text = r#"{"input_data": [[0.1, 0.2, 0.3, 0.4], [0.5, -0.6, 0.7]]}"#;
+    let shapes: Vec<Vec<usize>> = imported
+        .graph
+        .inputs
+        .iter()
+        .map(|p| p.shape.clone())
+        .collect();
+    let d = zkinfer_compiler::parse_input_json(text, &shapes).unwrap();
+    assert_eq!(d.samples[0].len(), 7);
+}
+
+#[test]
+fn integer_and_boolean_inputs_are_numbers() {
+    // ids: int64 [1, 3], keep: bool [1, 3], x: float [1, 3];
+    // y = Where(keep, x · ids, 0.5), proven; ids that a 2^0 scale cannot hold are refused.
+    let typed = |name: &str, elem: i32| {
+        let mut v = value_info(name, &[1, 3]);
+        if let Some(tract_onnx::pb::type_proto::Value::TensorType(t)) =
+            v.r#type.as_mut().and_then(|t| t.value.as_mut())
+        {
+            t.elem_type = elem;
+        }
+        v
+    };
+    let inits = vec![float_tensor("half", &[], vec![0.5])];
+    let nodes = vec![
+        node("Cast", &["ids"], "f", vec![("to", Attr::I(1))]),
+        node("Mul", &["x", "f"], "p", vec![]),
+        node("Where", &["keep", "p", "half"], "y", vec![]),
+    ];
+    let mut m = model(nodes, inits, typed("ids", 7), value_info_any("y"));
+    let g = m.graph.as_mut().unwrap();
+    g.input.push(typed("keep", 9));
+    g.input.push(value_info("x", &[1, 3]));
+    let graph = import_proto(&m).unwrap().graph;
+    assert!(graph.inputs[0].integer && graph.inputs[1].integer && !graph.inputs[2].integer);
+    // Packed: ids, keep, x.
+    let samples: Vec<Vec<f32>> = (0..3)
+        .map(|s| {
+            let x = floats(s, 3);
+            let mut v = vec![s as f32, 2.0, -3.0, 1.0, 0.0, 1.0];
+            v.extend(x);
+            v
+        })
+        .collect();
+    for v in &samples {
+        let y = &graph.run(v).unwrap()[&graph.output].data;
+        let expected: Vec<f32> = (0..3)
+            .map(|i| {
+                if v[3 + i] != 0.0 {
+                    v[6 + i] * v[i]
+                } else {
+                    0.5
+                }
+            })
+            .collect();
+        assert_eq!(y, &expected);
+    }
+    let cal = calibrate(&graph, &samples).unwrap();
+    let q = quantize(&graph, &cal, QuantConfig::default()).unwrap();
+    let trace = q.run(&quantize_input(&q, &samples[1])).unwrap();
+    let (plan, _) = plan_layout(&q, Default::default(), None, Default::default()).unwrap();
+    let instances = ModelCircuit::instances(&q, &plan.layout, &trace, &Default::default());
+    let circuit =
+        ModelCircuit::with_trace(Arc::new(q.clone()), plan.layout.clone(), Arc::new(trace));
+    let prover = MockProver::run(plan.layout.k, &circuit, vec![instances]).unwrap();
+    assert_eq!(prover.verify(), Ok(()));
+}
+
+#[test]
+fn integer_division_truncates_and_integer_constants_are_numbers() {
+    // a: int64 [1, 4]; y = a / 3 + 1 on integers (ONNX's Div truncates toward zero).
+    let mut a = value_info("a", &[1, 4]);
+    if let Some(tract_onnx::pb::type_proto::Value::TensorType(t)) =
+        a.r#type.as_mut().and_then(|t| t.value.as_mut())
+    {
+        t.elem_type = 7;
+    }
+    let inits = vec![int_tensor("three", vec![3]), int_tensor("one", vec![1])];
+    let nodes = vec![
+        node("Div", &["a", "three"], "q", vec![]),
+        node("Add", &["q", "one"], "r", vec![]),
+        node("Cast", &["r"], "y", vec![("to", Attr::I(1))]),
+    ];
+    let m = model(nodes, inits, a, value_info_any("y"));
+    let graph = import_proto(&m).unwrap().graph;
+    let y = &graph.run(&[7.0, -7.0, 2.0, 10.0]).unwrap()[&graph.output].data;
+    assert_eq!(y, &[3.0, -1.0, 1.0, 4.0]);
+}
+
+#[test]
 fn pow_needs_a_constant_exponent_and_cast_a_known_type() {
     let nodes = vec![
         node("Exp", &["x"], "e", vec![]),
@@ -1333,7 +1459,7 @@ fn target_size_takes_the_narrowest_acceptable_width_and_accuracy_the_best() {
     let dir = shared_models();
     let graph = import_onnx(&dir.join("lenet5.onnx")).unwrap().graph;
     let text = std::fs::read_to_string(dir.join("lenet5.input.json")).unwrap();
-    let data = parse_input_json(&text, graph.input_shape()).unwrap();
+    let data = parse_input_json(&text, &[graph.input_shape().to_vec()]).unwrap();
     let cal = calibrate(&graph, &data.samples).unwrap();
     let (q, f, trials) =
         quantize_for_target(&graph, &cal, &data.samples, 12, Target::Size).unwrap();

@@ -38,7 +38,7 @@ fn main() -> Result<()> {
     let params = read_srs(&read(&paths.srs, "SRS")?)?;
     let model = Arc::new(compiled.model);
     let text = std::fs::read_to_string(&input).with_context(|| input.display().to_string())?;
-    let data = parse_input_json(&text, &model.value(model.input).shape)?;
+    let data = parse_input_json(&text, &[model.value(model.input).shape.clone()])?;
     let trace = Arc::new(model.run(&quantize_input(&model, &data.samples[0]))?);
     let vk = zkinfer::files::load_vk(&dir)?;
 

@@ -246,9 +246,9 @@ pub fn prove(engine: &dyn Engine, dir: &Path, input: &Path, proof_path: &Path) -
     if srs_points(&params).is_insecure_dev_srs() {
         eprintln!("warning: these keys use the insecure development SRS");
     }
-    let model = Arc::new(compiled.model);
     let sample =
-        zkinfer_pipeline::input_sample(&model, &read_text(input)?).map_err(in_file(input))?;
+        zkinfer_pipeline::input_sample(&compiled, &read_text(input)?).map_err(in_file(input))?;
+    let model = Arc::new(compiled.model);
     let t = Instant::now();
     let trace = zkinfer_pipeline::trace(&model, &sample)
         .with_context(|| format!("computing the witness for {}", input.display()))?;

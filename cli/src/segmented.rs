@@ -176,7 +176,7 @@ fn compute_witness(dir: &Path, input: &Path) -> Result<(Manifest, WitnessFile)> 
     let circuits = (0..manifest.segments.len())
         .map(|i| load_circuit(&seg(dir, i)))
         .collect::<Result<Vec<CompiledCircuit>>>()?;
-    let sample = zkinfer_pipeline::input_sample(&circuits[0].model, &read_text(input)?)
+    let sample = zkinfer_pipeline::input_sample(&circuits[0], &read_text(input)?)
         .map_err(|e| anyhow::Error::new(e).context(input.display().to_string()))?;
     let w = zkinfer_pipeline::segments::witness(&circuits, &sample)
         .with_context(|| format!("computing the witness for {}", input.display()))?;

@@ -113,7 +113,8 @@ pub fn compile(
 ) -> Result<Compilation, PipelineError> {
     let imported = import_onnx(onnx)?;
     let graph = imported.graph;
-    let samples = &parse_input_json(calibration, graph.input_shape())
+    let parts: Vec<Vec<usize>> = graph.inputs.iter().map(|p| p.shape.clone()).collect();
+    let samples = &parse_input_json(calibration, &parts)
         .map_err(PipelineError::InputData)?
         .samples;
     let cal = calibrate(&graph, samples)?;
@@ -132,6 +133,26 @@ pub fn compile(
             quantize_for_target(&graph, &cal, samples, weight_bits, target)?
         }
     };
+    // Integer and boolean inputs are numbers: exact only at a scale of 2^0 or finer.
+    let input_scale = model.value(model.input).scale;
+    let integer: Vec<&str> = graph
+        .inputs
+        .iter()
+        .filter(|p| p.integer)
+        .map(|p| p.name.as_str())
+        .collect();
+    if !integer.is_empty() && input_scale < 0 {
+        return Err(PipelineError::InputData(
+            zkinfer_compiler::CompileError::InputData {
+                reason: format!(
+                    "the integer inputs {integer:?} would be quantized at 2^{input_scale} and \
+                     lose their low bits (the calibrated input range is too wide for {} bits); \
+                     use more --bits",
+                    model.act_bits
+                ),
+            },
+        ));
+    }
     let circuit = |model: QModel, plan: Plan| CompiledCircuit {
         format: CIRCUIT_FORMAT.into(),
         version: FORMAT_VERSION,
@@ -139,6 +160,7 @@ pub fn compile(
         model,
         plan,
         fidelity: fid.clone(),
+        inputs: graph.inputs.clone(),
     };
     let vis = options.visibility;
     if vis.is_linked() {
@@ -204,10 +226,11 @@ pub fn setup(
     )?)
 }
 
-/// The one input sample of `input` (EZKL's input JSON) for `model`.
-pub fn input_sample(model: &QModel, input: &str) -> Result<Vec<f32>, PipelineError> {
-    let mut data = parse_input_json(input, &model.value(model.input).shape)
-        .map_err(PipelineError::InputData)?;
+/// The one input sample of `input` (EZKL's input JSON) for `circuit` (the whole
+/// model's, or its first segment's), packed as the model's input.
+pub fn input_sample(circuit: &CompiledCircuit, input: &str) -> Result<Vec<f32>, PipelineError> {
+    let mut data =
+        parse_input_json(input, &circuit.input_shapes()).map_err(PipelineError::InputData)?;
     match data.samples.len() {
         1 => Ok(data.samples.remove(0)),
         n => Err(PipelineError::InputData(

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use zkinfer_circuits::params::Params;
 use zkinfer_circuits::{Layout, ParamsMode, Plan};
-use zkinfer_qir::{Fidelity, QModel};
+use zkinfer_qir::{Fidelity, Part, QModel};
 use zkinfer_verifier::artifact::{check_json_format, fr_to_hex, StatementInfo};
 use zkinfer_verifier::VerifyError;
 
@@ -19,6 +19,10 @@ pub struct CompiledCircuit {
     pub model: QModel,
     pub plan: Plan,
     pub fidelity: Fidelity,
+    /// The ONNX graph's inputs, in the order the model's input packs them (one, or
+    /// several): how an input file is read. The same in every segment's file.
+    #[serde(default)]
+    pub inputs: Vec<Part>,
 }
 
 /// What a verifier must know about `model` laid out as `layout` (with hashed weights,
@@ -40,6 +44,16 @@ pub fn statement_info(model: &QModel, layout: &Layout) -> StatementInfo {
 }
 
 impl CompiledCircuit {
+    /// The shapes of the inputs an input file gives: the graph's, or (a file without
+    /// them) the model input's.
+    pub fn input_shapes(&self) -> Vec<Vec<usize>> {
+        if self.inputs.is_empty() {
+            vec![self.model.value(self.model.input).shape.clone()]
+        } else {
+            self.inputs.iter().map(|p| p.shape.clone()).collect()
+        }
+    }
+
     pub fn info(&self) -> StatementInfo {
         statement_info(&self.model, &self.plan.layout)
     }

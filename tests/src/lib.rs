@@ -32,8 +32,8 @@ pub fn compile_shared(name: &str) -> (zkinfer_qir::QModel, Vec<i64>) {
     )
     .expect("compiles");
     let model = compiled.model;
-    let data =
-        zkinfer_compiler::parse_input_json(&text, &model.value(model.input).shape).expect("parses");
+    let data = zkinfer_compiler::parse_input_json(&text, &[model.value(model.input).shape.clone()])
+        .expect("parses");
     let input = zkinfer_compiler::quantize_input(&model, &data.samples[0]);
     (model, input)
 }
@@ -259,6 +259,30 @@ pub fn tract_run(onnx: &[u8], shape: &[usize], input: &[f32]) -> Vec<f32> {
         .expect("tract runs the model");
     let view = out[0].to_plain_array_view::<f32>().expect("f32 output");
     view.iter().copied().collect()
+}
+
+/// tract's outputs (each flattened, as f32) for several inputs.
+pub fn tract_run_many(onnx: &[u8], inputs: &[(&[usize], &[f32])]) -> Vec<Vec<f32>> {
+    let model = tract_onnx::onnx()
+        .model_for_read(&mut &onnx[..])
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .expect("tract loads the model");
+    let tensors = inputs
+        .iter()
+        .map(|(shape, data)| {
+            let x = tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), data.to_vec())
+                .expect("shape");
+            Tensor::from(x).into()
+        })
+        .collect();
+    let out = model.run(tensors).expect("tract runs the model");
+    out.iter()
+        .map(|t| {
+            let view = t.to_plain_array_view::<f32>().expect("f32 output");
+            view.iter().copied().collect()
+        })
+        .collect()
 }
 
 /// Deterministic pseudo-random floats in [-1, 1).

@@ -238,8 +238,14 @@ pub struct Node {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Graph {
     pub name: String,
+    /// The one input tensor; with several graph inputs, their packing (see `inputs`).
     pub input: String,
+    /// The one output tensor; with several graph outputs, their packing.
     pub output: String,
+    /// The graph's inputs in order: one, or the parts `input` packs.
+    pub inputs: Vec<zkinfer_qir::Part>,
+    /// The graph's outputs in order: one, or the parts `output` packs.
+    pub outputs: Vec<zkinfer_qir::Part>,
     pub nodes: Vec<Node>,
     pub constants: BTreeMap<String, Tensor>,
     /// The shape of every tensor: input, constants, node outputs.

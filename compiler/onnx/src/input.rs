@@ -29,51 +29,85 @@ fn squeezed(shape: &[usize]) -> Vec<usize> {
     shape.iter().copied().filter(|&d| d != 1).collect()
 }
 
-/// Parses the JSON text for a model whose input has `shape`.
+/// Parses the JSON text for a model whose inputs have the shapes `parts` (in order).
 ///
-/// A batch may be given either as several arrays or as one array holding
-/// `n · expected` values.
-pub fn parse_input_json(text: &str, shape: &[usize]) -> Result<InputData, CompileError> {
+/// With one input, a batch may be given either as several arrays or as one array holding
+/// `n · expected` values. With several, as EZKL writes them: one array per input, a
+/// sample's arrays one after the other (several samples: `n · inputs` arrays); a sample
+/// is their concatenation, the model's packed input.
+pub fn parse_input_json(text: &str, parts: &[Vec<usize>]) -> Result<InputData, CompileError> {
     let err = |reason: String| CompileError::InputData { reason };
-    let expected: usize = shape.iter().product();
     let raw: Raw = serde_json::from_str(text).map_err(|e| {
         err(format!(
             "expected {{\"input_data\": [[numbers...]]}} (EZKL's format): {e}"
         ))
     })?;
     if let Some(shapes) = &raw.input_shapes {
-        if shapes.len() != 1 {
+        if shapes.len() != parts.len() {
             return Err(err(format!(
-                "`input_shapes` names {} inputs; the model has 1, of shape {shape:?}",
-                shapes.len()
+                "`input_shapes` names {} inputs; the model has {}, of shapes {parts:?}",
+                shapes.len(),
+                parts.len()
             )));
         }
-        if squeezed(&shapes[0]) != squeezed(shape) {
-            return Err(err(format!(
-                "`input_shapes[0]` is {:?}; the model input is {shape:?}",
-                shapes[0]
-            )));
+        for (i, (given, shape)) in shapes.iter().zip(parts).enumerate() {
+            if squeezed(given) != squeezed(shape) {
+                return Err(err(format!(
+                    "`input_shapes[{i}]` is {given:?}; the model input is {shape:?}"
+                )));
+            }
         }
     }
     if raw.input_data.is_empty() {
         return Err(err("`input_data` holds no sample".into()));
     }
+    let finite = |i: usize, s: &[f64]| match s.iter().position(|v| !v.is_finite()) {
+        Some(j) => Err(err(format!(
+            "`input_data[{i}]` value {j} is not a finite number"
+        ))),
+        None => Ok(()),
+    };
     let mut samples = Vec::new();
-    for (i, s) in raw.input_data.iter().enumerate() {
-        if expected == 0 || s.is_empty() || !s.len().is_multiple_of(expected) {
-            return Err(err(format!(
-                "`input_data[{i}]` has {} values; the model input takes {expected} per sample",
-                s.len()
-            )));
-        }
-        for chunk in s.chunks(expected) {
-            if let Some(j) = chunk.iter().position(|v| !v.is_finite()) {
+    if let [shape] = parts {
+        let expected: usize = shape.iter().product();
+        for (i, s) in raw.input_data.iter().enumerate() {
+            if expected == 0 || s.is_empty() || !s.len().is_multiple_of(expected) {
                 return Err(err(format!(
-                    "`input_data[{i}]` value {j} is not a finite number"
+                    "`input_data[{i}]` has {} values; the model input takes {expected} per sample",
+                    s.len()
                 )));
             }
-            samples.push(chunk.iter().map(|&v| v as f32).collect());
+            finite(i, s)?;
+            samples.extend(
+                s.chunks(expected)
+                    .map(|c| c.iter().map(|&v| v as f32).collect()),
+            );
         }
+        return Ok(InputData { samples });
+    }
+    if !raw.input_data.len().is_multiple_of(parts.len()) {
+        return Err(err(format!(
+            "`input_data` holds {} arrays; the model has {} inputs, one array each per sample",
+            raw.input_data.len(),
+            parts.len()
+        )));
+    }
+    for (n, group) in raw.input_data.chunks(parts.len()).enumerate() {
+        let mut sample = Vec::new();
+        for (j, (s, shape)) in group.iter().zip(parts).enumerate() {
+            let i = n * parts.len() + j;
+            let expected: usize = shape.iter().product();
+            if s.len() != expected {
+                return Err(err(format!(
+                    "`input_data[{i}]` has {} values; input {j} of the model ({shape:?}) takes \
+                     {expected}",
+                    s.len()
+                )));
+            }
+            finite(i, s)?;
+            sample.extend(s.iter().map(|&v| v as f32));
+        }
+        samples.push(sample);
     }
     Ok(InputData { samples })
 }
@@ -84,9 +118,9 @@ mod tests {
 
     #[test]
     fn reads_ezkl_format_and_batches() {
-        let d = parse_input_json(r#"{"input_data": [[1, 2, 3, 4]]}"#, &[2]).unwrap();
+        let d = parse_input_json(r#"{"input_data": [[1, 2, 3, 4]]}"#, &[vec![2]]).unwrap();
         assert_eq!(d.samples, vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
-        let d = parse_input_json(r#"{"input_data": [[1, 2], [3, 4]]}"#, &[2]).unwrap();
+        let d = parse_input_json(r#"{"input_data": [[1, 2], [3, 4]]}"#, &[vec![2]]).unwrap();
         assert_eq!(d.samples.len(), 2);
     }
 
@@ -94,22 +128,41 @@ mod tests {
     fn reads_the_files_ezkl_writes() {
         let text = r#"{"input_shapes": [[3, 2]], "input_data": [[1, 2, 3, 4, 5, 6]],
                        "output_data": [[0.5, 0.25]]}"#;
-        let d = parse_input_json(text, &[1, 3, 2]).unwrap();
+        let d = parse_input_json(text, &[vec![1, 3, 2]]).unwrap();
         assert_eq!(d.samples, vec![vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]]);
         // The shape is checked against the model's, not only the number of values.
-        let e = parse_input_json(text, &[1, 2, 3]).unwrap_err();
+        let e = parse_input_json(text, &[vec![1, 2, 3]]).unwrap_err();
         assert!(e.to_string().contains("`input_shapes[0]` is [3, 2]"), "{e}");
         let two = r#"{"input_shapes": [[3, 2], [1]], "input_data": [[1, 2, 3, 4, 5, 6]]}"#;
-        let e = parse_input_json(two, &[3, 2]).unwrap_err();
+        let e = parse_input_json(two, &[vec![3, 2]]).unwrap_err();
         assert!(e.to_string().contains("names 2 inputs"), "{e}");
     }
 
     #[test]
+    fn several_inputs_are_one_array_each_and_packed() {
+        let parts = [vec![1, 2], vec![3]];
+        let text = r#"{"input_shapes": [[1, 2], [3]], "input_data": [[1, 2], [3, 4, 5]]}"#;
+        let d = parse_input_json(text, &parts).unwrap();
+        assert_eq!(d.samples, vec![vec![1.0, 2.0, 3.0, 4.0, 5.0]]);
+        // Two samples: four arrays.
+        let text = r#"{"input_data": [[1, 2], [3, 4, 5], [6, 7], [8, 9, 10]]}"#;
+        assert_eq!(parse_input_json(text, &parts).unwrap().samples.len(), 2);
+        // An array of the wrong length is named with the input it belongs to.
+        let e = parse_input_json(r#"{"input_data": [[1, 2], [3, 4]]}"#, &parts).unwrap_err();
+        assert!(
+            e.to_string().contains("input 1 of the model ([3]) takes 3"),
+            "{e}"
+        );
+        let e = parse_input_json(r#"{"input_data": [[1, 2]]}"#, &parts).unwrap_err();
+        assert!(e.to_string().contains("one array each"), "{e}");
+    }
+
+    #[test]
     fn rejects_wrong_lengths_and_shapes() {
-        let e = parse_input_json(r#"{"input_data": [[1, 2, 3]]}"#, &[2]).unwrap_err();
+        let e = parse_input_json(r#"{"input_data": [[1, 2, 3]]}"#, &[vec![2]]).unwrap_err();
         assert!(e.to_string().contains("3 values"), "{e}");
-        assert!(parse_input_json(r#"{"input": [[1]]}"#, &[1]).is_err());
-        assert!(parse_input_json(r#"{"input_data": []}"#, &[1]).is_err());
-        assert!(parse_input_json("not json", &[1]).is_err());
+        assert!(parse_input_json(r#"{"input": [[1]]}"#, &[vec![1]]).is_err());
+        assert!(parse_input_json(r#"{"input_data": []}"#, &[vec![1]]).is_err());
+        assert!(parse_input_json("not json", &[vec![1]]).is_err());
     }
 }

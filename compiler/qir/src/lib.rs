@@ -103,6 +103,28 @@ impl PartialEq for Real {
 
 impl Eq for Real {}
 
+/// One tensor of a model with several inputs (or outputs), which are packed, in order,
+/// into the one input (output) vector the circuit proves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Part {
+    pub name: String,
+    pub shape: Vec<usize>,
+    /// An integer or boolean ONNX input (read as numbers: exact while the input's scale
+    /// is at least 2^0).
+    #[serde(default)]
+    pub integer: bool,
+}
+
+impl Part {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// A function tabulated over the bounded input range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Func {

@@ -31,10 +31,12 @@ pub(super) fn attr_ints<'a>(n: &'a pb::NodeProto, name: &str) -> Option<&'a [i64
     attr(n, name).map(|a| a.ints.as_slice())
 }
 
+/// The shape of a graph input, and whether it holds integers (or booleans): those are
+/// read as numbers.
 pub(super) fn value_info_shape(
     v: &pb::ValueInfoProto,
     notes: &mut Vec<String>,
-) -> Result<Vec<usize>, CompileError> {
+) -> Result<(Vec<usize>, bool), CompileError> {
     let err = |reason: String| CompileError::Parse {
         path: String::new(),
         reason: format!("input `{}`: {reason}", v.name),
@@ -44,9 +46,27 @@ pub(super) fn value_info_shape(
     else {
         return Err(err("not a tensor".into()));
     };
-    if t.elem_type != pb::tensor_proto::DataType::Float as i32 {
-        return Err(err(format!("element type {} is not float32", t.elem_type)));
-    }
+    use pb::tensor_proto::DataType as D;
+    let integer = match D::try_from(t.elem_type) {
+        Ok(D::Float | D::Double | D::Float16 | D::Bfloat16) => false,
+        Ok(
+            D::Int8
+            | D::Int16
+            | D::Int32
+            | D::Int64
+            | D::Uint8
+            | D::Uint16
+            | D::Uint32
+            | D::Uint64
+            | D::Bool,
+        ) => true,
+        _ => {
+            return Err(err(format!(
+                "element type {} is not a number type (float, integer or bool)",
+                t.elem_type
+            )))
+        }
+    };
     let dims = &t.shape.as_ref().ok_or_else(|| err("no shape".into()))?.dim;
     let mut shape = Vec::with_capacity(dims.len());
     for (axis, d) in dims.iter().enumerate() {
@@ -62,5 +82,5 @@ pub(super) fn value_info_shape(
             _ => return Err(err(format!("dimension {axis} is not a positive constant"))),
         }
     }
-    Ok(shape)
+    Ok((shape, integer))
 }

@@ -14,6 +14,7 @@ use tract_onnx::prelude::Framework;
 use crate::graph::{broadcast_shape, matmul_dims, Gemm, Graph, Node, Op, Tensor, Window};
 use crate::proto::{decode_tensor, Decoded};
 use crate::CompileError;
+use zkinfer_qir::Part;
 
 mod attrs;
 mod fold;
@@ -23,6 +24,65 @@ mod ops;
 use attrs::*;
 use fold::*;
 use index::*;
+
+/// Whether the output of `n` (read from `inputs`) holds integers, as ONNX types it:
+/// comparisons, logic and arg-extremes always; integer casts; ops closed over the
+/// integers when every input holds integers.
+fn holds_integers(
+    n: &pb::NodeProto,
+    integers: &BTreeSet<String>,
+    int_constants: &BTreeMap<String, (Vec<usize>, Vec<i64>)>,
+) -> bool {
+    let data = |i: &String| integers.contains(i) || int_constants.contains_key(i);
+    let present: Vec<&String> = n.input.iter().filter(|i| !i.is_empty()).collect();
+    match n.op_type.as_str() {
+        "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" | "Equal" | "Not" | "And" | "Or"
+        | "Xor" | "ArgMax" | "ArgMin" => true,
+        "Cast" => {
+            use pb::tensor_proto::DataType as D;
+            !matches!(
+                D::try_from(attr_i(n, "to").unwrap_or(0) as i32),
+                Ok(D::Float | D::Double | D::Float16 | D::Bfloat16)
+            )
+        }
+        // The data input decides; the others are indices, shapes or axes.
+        "Identity" | "Neg" | "Abs" | "Sign" | "Relu" | "Reshape" | "Flatten" | "Squeeze"
+        | "Unsqueeze" | "Transpose" | "Slice" | "Gather" | "Pad" | "ReduceSum" => {
+            present.first().is_some_and(|i| data(i))
+        }
+        "Where" => present.len() == 3 && data(present[1]) && data(present[2]),
+        "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min" | "Sum" | "Concat" => {
+            present.iter().all(|i| data(i))
+        }
+        _ => false,
+    }
+}
+
+/// Ops whose operands are all numbers (no indices, shapes or axes).
+const NUMERIC_OPS: &[&str] = &[
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Max",
+    "Min",
+    "Sum",
+    "Concat",
+    "Where",
+    "Less",
+    "Greater",
+    "LessOrEqual",
+    "GreaterOrEqual",
+    "Equal",
+    "And",
+    "Or",
+    "Xor",
+];
+
+/// The tensor several graph inputs are packed into, in order.
+pub const PACKED_INPUTS: &str = "zkinfer:inputs";
+/// The tensor several graph outputs are packed into, in order.
+pub const PACKED_OUTPUTS: &str = "zkinfer:outputs";
 
 /// Op types folded to constants before dispatch (every shape is static here).
 const FOLDED_OPS: &[&str] = &["Constant", "ConstantOfShape", "Shape"];
@@ -120,31 +180,75 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
         .iter()
         .filter(|i| !constants.contains_key(&i.name) && !int_constants.contains_key(&i.name))
         .collect();
-    let [input] = inputs.as_slice() else {
+    if inputs.is_empty() || g.output.is_empty() {
         return Err(parse_err(format!(
-            "zkinfer proves models with exactly one input tensor; this graph has {}: {}",
+            "the graph has {} inputs and {} outputs besides its initializers; it needs at \
+             least one of each",
             inputs.len(),
-            inputs
-                .iter()
-                .map(|i| i.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    };
-    let [output] = g.output.as_slice() else {
-        return Err(parse_err(format!(
-            "zkinfer proves models with exactly one output tensor; this graph has {}",
             g.output.len()
         )));
+    }
+    let parts = inputs
+        .iter()
+        .map(|i| {
+            let (shape, integer) = value_info_shape(i, &mut notes)?;
+            Ok(Part {
+                name: i.name.clone(),
+                shape,
+                integer,
+            })
+        })
+        .collect::<Result<Vec<_>, CompileError>>()?;
+    let taken = |name: &str| {
+        g.node.iter().any(|n| n.output.iter().any(|o| o == name))
+            || g.input.iter().any(|i| i.name == name)
     };
-    let input_shape = value_info_shape(input, &mut notes)?;
-
     let mut shapes: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    shapes.insert(input.name.clone(), input_shape);
     for (name, t) in &constants {
         shapes.insert(name.clone(), t.shape.clone());
     }
     let mut nodes = Vec::new();
+    let mut integers: BTreeSet<String> = parts
+        .iter()
+        .filter(|p| p.integer)
+        .map(|p| p.name.clone())
+        .collect();
+    // Several inputs are packed, in order, into one vector; each is a slice of it (no rows).
+    let input = if let [one] = parts.as_slice() {
+        shapes.insert(one.name.clone(), one.shape.clone());
+        one.name.clone()
+    } else {
+        let packed = PACKED_INPUTS.to_string();
+        if taken(&packed) {
+            return Err(parse_err(format!(
+                "a tensor is named `{packed}`, the name zkinfer packs several inputs under"
+            )));
+        }
+        let mut offset = 0;
+        for p in &parts {
+            nodes.push(Node {
+                name: format!("{packed}/{}", p.name),
+                op: Op::Select {
+                    index: (offset..offset + p.len()).map(Some).collect(),
+                },
+                inputs: vec![packed.clone()],
+                output: p.name.clone(),
+            });
+            shapes.insert(p.name.clone(), p.shape.clone());
+            offset += p.len();
+        }
+        shapes.insert(packed.clone(), vec![offset]);
+        notes.push(format!(
+            "the {} inputs ({}) are packed in this order into one input of {offset} values",
+            parts.len(),
+            parts
+                .iter()
+                .map(|p| format!("`{}` {:?}", p.name, p.shape))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        packed
+    };
     for (i, n) in g.node.iter().enumerate() {
         let name = node_name(n, i);
         let invalid = |reason: String| CompileError::InvalidNode {
@@ -222,7 +326,22 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
             continue;
         }
         // Inputs that are present (ONNX marks an omitted optional input with "").
-        let ins: Vec<String> = n.input.iter().filter(|s| !s.is_empty()).cloned().collect();
+        let mut ins: Vec<String> = n.input.iter().filter(|s| !s.is_empty()).cloned().collect();
+        // An integer constant operand of arithmetic on integer computed tensors is a
+        // number like them (not shape arithmetic).
+        if NUMERIC_OPS.contains(&n.op_type.as_str()) && ins.iter().any(|i| integers.contains(i)) {
+            for i in ins.iter_mut().filter(|i| int_constants.contains_key(*i)) {
+                let (shape, v) = &int_constants[i];
+                let name = format!("{i}:as-number");
+                shapes.insert(name.clone(), shape.clone());
+                constants.insert(
+                    name.clone(),
+                    Tensor::new(shape.clone(), v.iter().map(|&x| x as f32).collect()),
+                );
+                integers.insert(name.clone());
+                *i = name;
+            }
+        }
         let cx = ops::NodeCx {
             n,
             name: &name,
@@ -231,6 +350,7 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
             shapes: &shapes,
             constants: &constants,
             int_constants: &int_constants,
+            integers: &integers,
             emitted: Default::default(),
         };
         let importer = ops::IMPORTERS
@@ -286,6 +406,9 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
         if shapes.contains_key(out) || constants.contains_key(out) {
             return Err(invalid(format!("output `{out}` is defined twice")));
         }
+        if holds_integers(n, &integers, &int_constants) {
+            integers.insert(out.clone());
+        }
         shapes.insert(out.clone(), out_shape);
         nodes.push(Node {
             name,
@@ -294,32 +417,67 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
             output: out.clone(),
         });
     }
-    if int_constants.contains_key(&output.name) {
-        return Err(parse_err(format!(
-            "graph output `{}` is an integer constant (shape arithmetic): it does not depend \
-             on the input, so there is nothing to prove",
-            output.name
-        )));
+    let mut outputs = Vec::new();
+    for o in &g.output {
+        if int_constants.contains_key(&o.name) {
+            return Err(parse_err(format!(
+                "graph output `{}` is an integer constant (shape arithmetic): it does not \
+                 depend on the input, so there is nothing to prove",
+                o.name
+            )));
+        }
+        if constants.contains_key(&o.name) {
+            return Err(parse_err(format!(
+                "graph output `{}` is a constant",
+                o.name
+            )));
+        }
+        let Some(shape) = shapes.get(&o.name) else {
+            return Err(parse_err(format!(
+                "graph output `{}` is never computed",
+                o.name
+            )));
+        };
+        outputs.push(Part {
+            name: o.name.clone(),
+            shape: shape.clone(),
+            integer: false,
+        });
     }
-    if !shapes.contains_key(&output.name) {
-        return Err(parse_err(format!(
-            "graph output `{}` is never computed",
-            output.name
-        )));
-    }
-    if constants.contains_key(&output.name) {
-        return Err(parse_err(format!(
-            "graph output `{}` is a constant",
-            output.name
-        )));
-    }
-    fold_batch_norms(
-        &mut nodes,
-        &mut constants,
-        &mut shapes,
-        &output.name,
-        &mut notes,
-    );
+    // Several outputs are packed, in order, into one vector (no rows).
+    let output = if let [one] = outputs.as_slice() {
+        one.name.clone()
+    } else {
+        let packed = PACKED_OUTPUTS.to_string();
+        if taken(&packed) {
+            return Err(parse_err(format!(
+                "a tensor is named `{packed}`, the name zkinfer packs several outputs under"
+            )));
+        }
+        let index = outputs
+            .iter()
+            .enumerate()
+            .flat_map(|(k, p)| (0..p.len()).map(move |j| Some((k, j))))
+            .collect::<Vec<_>>();
+        shapes.insert(packed.clone(), vec![index.len()]);
+        nodes.push(Node {
+            name: packed.clone(),
+            op: Op::Concat { index },
+            inputs: outputs.iter().map(|p| p.name.clone()).collect(),
+            output: packed.clone(),
+        });
+        notes.push(format!(
+            "the {} outputs ({}) are packed in this order into one output",
+            outputs.len(),
+            outputs
+                .iter()
+                .map(|p| format!("`{}` {:?}", p.name, p.shape))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        packed
+    };
+    fold_batch_norms(&mut nodes, &mut constants, &mut shapes, &output, &mut notes);
     // Constants no node reads are dropped so the compiled artifact stays small.
     let used: BTreeSet<&String> = nodes.iter().flat_map(|n| n.inputs.iter()).collect();
     constants.retain(|k, _| used.contains(k));
@@ -331,8 +489,10 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
             } else {
                 g.name.clone()
             },
-            input: input.name.clone(),
-            output: output.name.clone(),
+            input,
+            output,
+            inputs: parts,
+            outputs,
             nodes,
             constants,
             shapes,

@@ -19,6 +19,21 @@ pub(super) fn import_arithmetic(cx: &NodeCx<'_>) -> Result<Lowered, CompileError
         _ => Op::Div,
     };
     let computed = |i: &String| !cx.constants.contains_key(i) && !cx.int_constants.contains_key(i);
+    if op == Op::Div && cx.is_integer(&ins[0]) && cx.is_integer(&ins[1]) {
+        // Integer division truncates toward zero (ONNX's `Div` on integer types).
+        let q = if computed(&ins[1]) {
+            let recip = cx.emit(
+                "recip",
+                Op::Unary(zkinfer_qir::Func::Reciprocal),
+                vec![ins[1].clone()],
+                b,
+            );
+            cx.emit("real", Op::Mul, vec![ins[0].clone(), recip], s.clone())
+        } else {
+            cx.emit("real", Op::Div, ins.clone(), s.clone())
+        };
+        return Ok((Op::Unary(zkinfer_qir::Func::Trunc), vec![q], s));
+    }
     if op == Op::Div && computed(&ins[1]) {
         // a / b = a · (1 / b): the reciprocal tabulated over the range calibration sees
         // for it, then a product of two computed tensors.
@@ -211,7 +226,7 @@ pub(super) fn import_cast(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     };
     use DataType::*;
     let op = match to {
-        Float | Double | Float16 | Bfloat16 => Op::Identity,
+        Float | Double => Op::Identity,
         // Shape arithmetic on integer constants stays integer: it folds.
         Int8 | Int16 | Int32 | Int64 | Uint8 | Uint16 | Uint32 | Uint64
             if cx.int_constants.contains_key(&ins[0]) =>

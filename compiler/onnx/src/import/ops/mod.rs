@@ -112,6 +112,9 @@ pub(super) struct NodeCx<'a> {
     pub shapes: &'a BTreeMap<String, Vec<usize>>,
     pub constants: &'a BTreeMap<String, Tensor>,
     pub int_constants: &'a BTreeMap<String, (Vec<usize>, Vec<i64>)>,
+    /// Computed tensors that hold integers (from integer or boolean graph inputs, casts,
+    /// comparisons): a division of two of them truncates, as ONNX's integer `Div` does.
+    pub integers: &'a std::collections::BTreeSet<String>,
     /// Nodes of the graph this node is lowered to before its own (see [`NodeCx::emit`]).
     pub emitted: RefCell<Vec<Emitted>>,
 }
@@ -150,6 +153,11 @@ impl NodeCx<'_> {
             .borrow_mut()
             .push((name.clone(), op, inputs, shape));
         name
+    }
+
+    /// Whether `s` holds integers: an integer constant or an integer computed tensor.
+    pub fn is_integer(&self, s: &str) -> bool {
+        self.integers.contains(s) || self.int_constants.contains_key(s)
     }
 
     pub fn arity(&self, lo: usize, hi: usize) -> Result<(), CompileError> {
