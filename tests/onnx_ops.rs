@@ -1324,19 +1324,22 @@ fn several_inputs_and_outputs_are_packed_in_order() {
     assert_eq!(d.samples[0].len(), 7);
 }
 
+/// A graph input of ONNX element type `elem` (7 int64, 9 bool).
+fn typed_value_info(name: &str, dims: &[i64], elem: i32) -> tract_onnx::pb::ValueInfoProto {
+    let mut v = value_info(name, dims);
+    if let Some(tract_onnx::pb::type_proto::Value::TensorType(t)) =
+        v.r#type.as_mut().and_then(|t| t.value.as_mut())
+    {
+        t.elem_type = elem;
+    }
+    v
+}
+
 #[test]
 fn integer_and_boolean_inputs_are_numbers() {
     // ids: int64 [1, 3], keep: bool [1, 3], x: float [1, 3];
     // y = Where(keep, x · ids, 0.5), proven; ids that a 2^0 scale cannot hold are refused.
-    let typed = |name: &str, elem: i32| {
-        let mut v = value_info(name, &[1, 3]);
-        if let Some(tract_onnx::pb::type_proto::Value::TensorType(t)) =
-            v.r#type.as_mut().and_then(|t| t.value.as_mut())
-        {
-            t.elem_type = elem;
-        }
-        v
-    };
+    let typed = |name: &str, elem: i32| typed_value_info(name, &[1, 3], elem);
     let inits = vec![float_tensor("half", &[], vec![0.5])];
     let nodes = vec![
         node("Cast", &["ids"], "f", vec![("to", Attr::I(1))]),
@@ -1385,12 +1388,7 @@ fn integer_and_boolean_inputs_are_numbers() {
 #[test]
 fn integer_division_truncates_and_integer_constants_are_numbers() {
     // a: int64 [1, 4]; y = a / 3 + 1 on integers (ONNX's Div truncates toward zero).
-    let mut a = value_info("a", &[1, 4]);
-    if let Some(tract_onnx::pb::type_proto::Value::TensorType(t)) =
-        a.r#type.as_mut().and_then(|t| t.value.as_mut())
-    {
-        t.elem_type = 7;
-    }
+    let a = typed_value_info("a", &[1, 4], 7);
     let inits = vec![int_tensor("three", vec![3]), int_tensor("one", vec![1])];
     let nodes = vec![
         node("Div", &["a", "three"], "q", vec![]),

@@ -371,7 +371,7 @@ fn errors_exit_2_with_a_clear_message() {
     // A model with operators zkinfer does not prove: all are named, with their nodes.
     let unsupported = tmp.path().join("unsupported.onnx");
     let nodes = vec![
-        node("Where", &["x", "x", "x"], "a", vec![]),
+        node("Mod", &["x", "x"], "a", vec![]),
         node("LSTM", &["a"], "y", vec![]),
     ];
     let m = model(
@@ -386,7 +386,7 @@ fn errors_exit_2_with_a_clear_message() {
     assert_eq!(code(&out), 2);
     assert!(
         err.contains("unsupported ONNX operators")
-            && err.contains("Where (node `Where:a`)")
+            && err.contains("Mod (node `Mod:a`)")
             && err.contains("LSTM"),
         "{err}"
     );

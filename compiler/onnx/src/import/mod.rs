@@ -58,6 +58,15 @@ fn holds_integers(
     }
 }
 
+/// "`x` [1, 4], `y` [1, 3]".
+fn describe(parts: &[Part]) -> String {
+    parts
+        .iter()
+        .map(|p| format!("`{}` {:?}", p.name, p.shape))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Ops whose operands are all numbers (no indices, shapes or axes).
 const NUMERIC_OPS: &[&str] = &[
     "Add",
@@ -241,11 +250,7 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
         notes.push(format!(
             "the {} inputs ({}) are packed in this order into one input of {offset} values",
             parts.len(),
-            parts
-                .iter()
-                .map(|p| format!("`{}` {:?}", p.name, p.shape))
-                .collect::<Vec<_>>()
-                .join(", ")
+            describe(&parts)
         ));
         packed
     };
@@ -469,11 +474,7 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
         notes.push(format!(
             "the {} outputs ({}) are packed in this order into one output",
             outputs.len(),
-            outputs
-                .iter()
-                .map(|p| format!("`{}` {:?}", p.name, p.shape))
-                .collect::<Vec<_>>()
-                .join(", ")
+            describe(&outputs)
         ));
         packed
     };
