@@ -1402,6 +1402,62 @@ fn integer_division_truncates_and_integer_constants_are_numbers() {
 }
 
 #[test]
+fn gemm_of_computed_operands_and_a_computed_c_matches_tract() {
+    // Y = A · Bᵀ + C with A [2, 5], B [3, 5] and C [2, 3] all graph inputs;
+    // Z = Gemm(A, W) + C with a constant W and a computed C (U: times beta);
+    // V = 0.5 · B · Aᵀ - 2 · K with two computed operands and a constant C.
+    let inits = vec![
+        float_tensor("W", &[5, 3], floats(131, 15)),
+        float_tensor("K", &[1, 2], floats(132, 2)),
+    ];
+    let nodes = vec![
+        node("Gemm", &["A", "B", "C"], "Y", vec![("transB", Attr::I(1))]),
+        node("Gemm", &["A", "W", "C"], "Z", vec![]),
+        node(
+            "Gemm",
+            &["B", "A", "K"],
+            "V",
+            vec![
+                ("transB", Attr::I(1)),
+                ("alpha", Attr::F(0.5)),
+                ("beta", Attr::F(-2.0)),
+            ],
+        ),
+        node("Gemm", &["A", "W", "C"], "U", vec![("beta", Attr::F(0.25))]),
+    ];
+    let mut m = model(nodes, inits, value_info("A", &[2, 5]), value_info_any("Y"));
+    let g = m.graph.as_mut().unwrap();
+    g.input.push(value_info("B", &[3, 5]));
+    g.input.push(value_info("C", &[2, 3]));
+    for out in ["Z", "V", "U"] {
+        g.output.push(value_info_any(out));
+    }
+    check(&m, &[31]);
+}
+
+#[test]
+fn padded_average_pooling_without_the_padding_in_the_count_matches_tract() {
+    // count_include_pad = 0 (the default): border windows divide by the taps inside.
+    let nodes = vec![node(
+        "AveragePool",
+        &["x"],
+        "y",
+        vec![
+            ("kernel_shape", Attr::Ints(vec![3, 3])),
+            ("strides", Attr::Ints(vec![2, 2])),
+            ("pads", Attr::Ints(vec![1, 1, 1, 1])),
+        ],
+    )];
+    let m = model(
+        nodes,
+        vec![],
+        value_info("x", &[1, 2, 5, 5]),
+        value_info_any("y"),
+    );
+    check(&m, &[1, 2, 5, 5]);
+}
+
+#[test]
 fn pow_needs_a_constant_exponent_and_cast_a_known_type() {
     let nodes = vec![
         node("Exp", &["x"], "e", vec![]),

@@ -110,6 +110,12 @@ fn run(dir: &Path, model: &pb::ModelProto) -> Result<(), String> {
             return Err(format!("float output [{i}] is {a}, expected {b}"));
         }
     }
+    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        return Err(format!(
+            "input value [{i}] is {}: a circuit proves finite numbers only",
+            x[i]
+        ));
+    }
     let samples = vec![x];
     let cal = calibrate(&g, &samples).map_err(|e| format!("calibrate: {e}"))?;
     let q = quantize(&g, &cal, QuantConfig::default()).map_err(|e| format!("quantize: {e}"))?;

@@ -357,6 +357,7 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
             int_constants: &int_constants,
             integers: &integers,
             emitted: Default::default(),
+            emitted_constants: Default::default(),
         };
         let importer = ops::IMPORTERS
             .iter()
@@ -365,10 +366,18 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
             .ok_or_else(|| invalid(format!("`{}` passed the supported-op check", n.op_type)))?;
         let (op, inputs, out_shape) = importer(&cx)?;
         let emitted = cx.emitted.take();
+        let emitted_constants = cx.emitted_constants.take();
         for i in &inputs {
-            if !emitted.iter().any(|e| &e.0 == i) {
+            if !emitted.iter().any(|e| &e.0 == i) && !emitted_constants.iter().any(|e| &e.0 == i) {
                 cx.shape_of(i)?;
             }
+        }
+        for (name, t) in emitted_constants {
+            if shapes.contains_key(&name) || constants.contains_key(&name) {
+                return Err(invalid(format!("output `{name}` is defined twice")));
+            }
+            shapes.insert(name.clone(), t.shape.clone());
+            constants.insert(name, t);
         }
         if !emitted.is_empty() && inputs.iter().any(|i| int_constants.contains_key(i)) {
             return Err(invalid(

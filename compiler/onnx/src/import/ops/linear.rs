@@ -42,7 +42,54 @@ pub(super) fn import_gemm(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
             )));
         }
     }
-    Ok((Op::Gemm(gemm), ins.clone(), vec![m, nn]))
+    let computed = |s: &String| !cx.constants.contains_key(s) && !cx.int_constants.contains_key(s);
+    let both = computed(&ins[0]) && computed(&ins[1]);
+    if !both && !ins.get(2).is_some_and(computed) {
+        return Ok((Op::Gemm(gemm), ins.clone(), vec![m, nn]));
+    }
+    // Two computed operands, or a computed C: lowered to a product (a MatMul of the
+    // operands, transposed as asked, times alpha; or the Gemm without C) and an
+    // addition of beta · C.
+    let scaled = |x: String, by: f32, tag: &str, shape: Vec<usize>| {
+        if by == 1.0 {
+            return x;
+        }
+        if let Some(t) = cx.constants.get(&x) {
+            let data = t.data.iter().map(|v| v * by).collect();
+            return cx.emit_constant(tag, Tensor::new(t.shape.clone(), data));
+        }
+        let k = cx.emit_constant(&format!("{tag}_factor"), Tensor::new(vec![], vec![by]));
+        cx.emit(tag, Op::Mul, vec![x, k], shape)
+    };
+    let transposed = |x: &String, shape: &[usize], yes: bool, tag: &str| {
+        if yes {
+            let t = vec![shape[1], shape[0]];
+            cx.emit(tag, Op::Transpose { perm: vec![1, 0] }, vec![x.clone()], t)
+        } else {
+            x.clone()
+        }
+    };
+    let (op, operands) = if both {
+        let a2 = transposed(&ins[0], &a, gemm.trans_a, "a_t");
+        let b2 = transposed(&ins[1], &b, gemm.trans_b, "b_t");
+        if gemm.alpha != 1.0 {
+            let ab = cx.emit("matmul", Op::MatMul, vec![a2, b2], vec![m, nn]);
+            let k = cx.emit_constant("alpha", Tensor::new(vec![], vec![gemm.alpha]));
+            (Op::Mul, vec![ab, k])
+        } else {
+            (Op::MatMul, vec![a2, b2])
+        }
+    } else {
+        (Op::Gemm(gemm.clone()), ins[..2].to_vec())
+    };
+    match ins.get(2) {
+        None => Ok((op, operands, vec![m, nn])),
+        Some(c) => {
+            let ab = cx.emit("ab", op, operands, vec![m, nn]);
+            let c = scaled(c.clone(), gemm.beta, "beta_c", cx.shape_of(c)?);
+            Ok((Op::Add, vec![ab, c], vec![m, nn]))
+        }
+    }
 }
 
 /// `Conv`.
@@ -103,14 +150,42 @@ pub(super) fn import_average_pool(cx: &NodeCx<'_>) -> Result<Lowered, CompileErr
     let x = cx.shape_of(&ins[0])?;
     let (window, out) = pool_window(n, &x).map_err(|e| cx.invalid(e))?;
     let count_include_pad = attr_i(n, "count_include_pad").unwrap_or(0) != 0;
-    Ok((
+    if count_include_pad || window.pads.iter().all(|&p| p == 0) {
+        return Ok((
+            Op::AveragePool {
+                window,
+                count_include_pad,
+            },
+            ins.clone(),
+            out,
+        ));
+    }
+    // Padding not counted: the mean over the whole window (padding as 0), times
+    // window size / taps inside the input, a constant per output position.
+    let [_, _, h, w] = crate::graph::nchw(&x);
+    let [_, _, oh, ow] = crate::graph::nchw(&out);
+    let size = (window.kernel[0] * window.kernel[1]) as f32;
+    let factors: Vec<f32> = window
+        .taps(h, w, oh, ow)
+        .iter()
+        .map(|p| size / p.iter().flatten().count().max(1) as f32)
+        .collect();
+    let mut fshape = vec![1; out.len()];
+    fshape[out.len() - 1] = ow;
+    if out.len() == 4 {
+        fshape[2] = oh;
+    }
+    let whole = cx.emit(
+        "whole",
         Op::AveragePool {
             window,
-            count_include_pad,
+            count_include_pad: true,
         },
         ins.clone(),
-        out,
-    ))
+        out.clone(),
+    );
+    let f = cx.emit_constant("inside", Tensor::new(fshape, factors));
+    Ok((Op::Mul, vec![whole, f], out))
 }
 
 /// `GlobalAveragePool`.

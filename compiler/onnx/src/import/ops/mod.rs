@@ -117,6 +117,8 @@ pub(super) struct NodeCx<'a> {
     pub integers: &'a std::collections::BTreeSet<String>,
     /// Nodes of the graph this node is lowered to before its own (see [`NodeCx::emit`]).
     pub emitted: RefCell<Vec<Emitted>>,
+    /// Constants those nodes read (see [`NodeCx::emit_constant`]).
+    pub emitted_constants: RefCell<Vec<(String, Tensor)>>,
 }
 
 /// A node an importer lowers part of its node to: output name, op, inputs, shape.
@@ -158,6 +160,16 @@ impl NodeCx<'_> {
     /// Whether `s` holds integers: an integer constant or an integer computed tensor.
     pub fn is_integer(&self, s: &str) -> bool {
         self.integers.contains(s) || self.int_constants.contains_key(s)
+    }
+
+    /// A constant that an emitted node or this node reads, named `<output>/<suffix>`.
+    pub fn emit_constant(&self, suffix: &str, t: Tensor) -> String {
+        let name = format!(
+            "{}/{suffix}",
+            self.n.output.first().map_or("", String::as_str)
+        );
+        self.emitted_constants.borrow_mut().push((name.clone(), t));
+        name
     }
 
     pub fn arity(&self, lo: usize, hi: usize) -> Result<(), CompileError> {
