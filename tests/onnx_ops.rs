@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use tract_onnx::pb::ModelProto;
+use tract_onnx::pb::{ModelProto, NodeProto};
 use tract_onnx::prelude::Framework;
 use zkinfer_circuits::halo2_proofs::dev::MockProver;
 use zkinfer_circuits::{plan_layout, ModelCircuit};
@@ -46,12 +46,24 @@ fn check_on(m: &ModelProto, samples: &[Vec<f32>]) -> zkinfer_qir::QModel {
         let tract = tract_run_many(&onnx, &feeds).concat();
         assert_eq!(ours.len(), tract.len());
         for (a, b) in ours.iter().zip(&tract) {
-            assert!((a - b).abs() < 1e-4, "float interpreter {a} vs tract {b}");
+            assert!(
+                (a - b).abs() < 1e-4,
+                "float interpreter {a} vs tract {b}: {ours:?} vs {tract:?}"
+            );
         }
     }
-    let cal = calibrate(&graph, samples).unwrap();
+    prove_matches(&graph, samples)
+}
+
+/// Quantizes `graph` on `samples`, asserts the quantized output near the float one and
+/// the circuit satisfied by the integer interpreter's trace of the first sample.
+fn prove_matches(
+    graph: &zkinfer_compiler::graph::Graph,
+    samples: &[Vec<f32>],
+) -> zkinfer_qir::QModel {
+    let cal = calibrate(graph, samples).unwrap();
     let q = quantize(
-        &graph,
+        graph,
         &cal,
         QuantConfig {
             act_bits: 10,
@@ -59,7 +71,7 @@ fn check_on(m: &ModelProto, samples: &[Vec<f32>]) -> zkinfer_qir::QModel {
         },
     )
     .unwrap();
-    let fid = fidelity(&graph, &q, samples).unwrap();
+    let fid = fidelity(graph, &q, samples).unwrap();
     assert!(
         fid.max_abs_error <= 0.05 * fid.output_max_abs.max(0.1),
         "quantized output too far from float: {fid}"
@@ -1532,4 +1544,416 @@ fn target_size_takes_the_narrowest_acceptable_width_and_accuracy_the_best() {
         qa.act_bits >= q.act_bits && fa.max_abs_error <= f.max_abs_error,
         "{fa} vs {f}"
     );
+}
+
+/// A node of the `ai.onnx.ml` domain with the given outputs.
+fn ml_node(op: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<(&str, Attr)>) -> NodeProto {
+    let mut n = node(op, inputs, outputs[0], attrs);
+    n.domain = "ai.onnx.ml".into();
+    n.output = outputs.iter().map(|o| o.to_string()).collect();
+    n
+}
+
+/// `m` importing the `ai.onnx.ml` opset too.
+fn with_ml_opset(mut m: ModelProto) -> ModelProto {
+    m.opset_import.push(tract_onnx::pb::OperatorSetIdProto {
+        domain: "ai.onnx.ml".into(),
+        version: 1,
+    });
+    m
+}
+
+/// Two trees over 4 features: tree 0 `f0 ≤ 0.1 ? (f2 < -0.2 ? leaf : leaf) : leaf`,
+/// tree 1 `f1 > 0.25 ? leaf : (f3 ≥ 0.5 ? leaf : leaf)`; leaves (tree, node) in the order
+/// (0, 2), (0, 3), (0, 4), (1, 1), (1, 3), (1, 4).
+fn two_trees() -> Vec<(&'static str, Attr)> {
+    vec![
+        (
+            "nodes_treeids",
+            Attr::Ints(vec![0, 0, 0, 0, 0, 1, 1, 1, 1, 1]),
+        ),
+        (
+            "nodes_nodeids",
+            Attr::Ints(vec![0, 1, 2, 3, 4, 0, 1, 2, 3, 4]),
+        ),
+        (
+            "nodes_featureids",
+            Attr::Ints(vec![0, 2, 0, 0, 0, 1, 0, 3, 0, 0]),
+        ),
+        (
+            "nodes_modes",
+            Attr::Strings(vec![
+                "BRANCH_LEQ",
+                "BRANCH_LT",
+                "LEAF",
+                "LEAF",
+                "LEAF",
+                "BRANCH_GT",
+                "LEAF",
+                "BRANCH_GTE",
+                "LEAF",
+                "LEAF",
+            ]),
+        ),
+        (
+            "nodes_values",
+            Attr::Floats(vec![0.1, -0.2, 0.0, 0.0, 0.0, 0.25, 0.0, 0.5, 0.0, 0.0]),
+        ),
+        (
+            "nodes_truenodeids",
+            Attr::Ints(vec![1, 3, 0, 0, 0, 1, 0, 3, 0, 0]),
+        ),
+        (
+            "nodes_falsenodeids",
+            Attr::Ints(vec![2, 4, 0, 0, 0, 2, 0, 4, 0, 0]),
+        ),
+    ]
+}
+
+const LEAVES: [(i64, i64); 6] = [(0, 2), (0, 3), (0, 4), (1, 1), (1, 3), (1, 4)];
+
+/// The leaf each tree of [`two_trees`] reaches for `x`, as an index into [`LEAVES`].
+fn reached_leaves(x: &[f32]) -> [usize; 2] {
+    let t0 = if x[0] > 0.1 {
+        0
+    } else if x[2] < -0.2 {
+        1
+    } else {
+        2
+    };
+    let t1 = if x[1] > 0.25 {
+        3
+    } else if x[3] >= 0.5 {
+        4
+    } else {
+        5
+    };
+    [t0, t1]
+}
+
+#[test]
+fn tree_ensemble_classifier_matches_a_walk_of_its_trees() {
+    // Three classes labelled 3, 5, 7; every leaf weighs every class; softmax scores;
+    // a batch of two samples. Outputs: label and probabilities. (tract 0.23.9 sums
+    // leaves off the path on some of these inputs: the reference walks the trees.)
+    let weights = floats(41, 18);
+    let mut attrs = two_trees();
+    attrs.extend([
+        ("classlabels_int64s", Attr::Ints(vec![3, 5, 7])),
+        (
+            "class_treeids",
+            Attr::Ints(LEAVES.iter().flat_map(|l| [l.0; 3]).collect()),
+        ),
+        (
+            "class_nodeids",
+            Attr::Ints(LEAVES.iter().flat_map(|l| [l.1; 3]).collect()),
+        ),
+        ("class_ids", Attr::Ints((0..18).map(|i| i % 3).collect())),
+        ("class_weights", Attr::Floats(weights.clone())),
+        ("base_values", Attr::Floats(vec![0.1, -0.1, 0.05])),
+        ("post_transform", Attr::S("SOFTMAX".into())),
+    ]);
+    let nodes = vec![
+        ml_node(
+            "TreeEnsembleClassifier",
+            &["x"],
+            &["label", "probabilities"],
+            attrs,
+        ),
+        node("Cast", &["label"], "y", vec![("to", Attr::I(1))]),
+    ];
+    let mut m = model(nodes, vec![], value_info("x", &[2, 4]), value_info_any("y"));
+    m.graph
+        .as_mut()
+        .unwrap()
+        .output
+        .push(value_info_any("probabilities"));
+    let graph = import_proto(&with_ml_opset(m)).expect("imports").graph;
+    let samples: Vec<Vec<f32>> = (0..6).map(|s| floats(50 + s, 8)).collect();
+    for x in &samples {
+        let ours = &graph.run(x).expect("float run")[&graph.output].data;
+        let (mut labels, mut probabilities) = (Vec::new(), Vec::new());
+        for row in x.chunks(4) {
+            let [a, b] = reached_leaves(row);
+            let raw: Vec<f32> = (0..3)
+                .map(|c| [0.1, -0.1, 0.05][c] + weights[3 * a + c] + weights[3 * b + c])
+                .collect();
+            let best = (0..3).fold(0, |m, c| if raw[c] > raw[m] { c } else { m });
+            labels.push([3.0, 5.0, 7.0][best]);
+            let z: f32 = raw.iter().map(|v| v.exp()).sum();
+            probabilities.extend(raw.iter().map(|v| v.exp() / z));
+        }
+        let want: Vec<f32> = labels.into_iter().chain(probabilities).collect();
+        for (a, b) in ours.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-5, "{ours:?} vs the walk {want:?}");
+        }
+    }
+    prove_matches(&graph, &samples);
+}
+
+/// A regressor over [`two_trees`] with two targets, averaged, and its reference.
+fn tree_regressor() -> (ModelProto, impl Fn(&[f32]) -> Vec<f32>) {
+    let w = floats(43, 12);
+    let mut attrs = two_trees();
+    attrs.extend([
+        ("n_targets", Attr::I(2)),
+        (
+            "target_treeids",
+            Attr::Ints(LEAVES.iter().flat_map(|l| [l.0; 2]).collect()),
+        ),
+        (
+            "target_nodeids",
+            Attr::Ints(LEAVES.iter().flat_map(|l| [l.1; 2]).collect()),
+        ),
+        ("target_ids", Attr::Ints((0..12).map(|i| i % 2).collect())),
+        ("target_weights", Attr::Floats(w.clone())),
+        ("base_values", Attr::Floats(vec![0.5, -0.25])),
+        ("aggregate_function", Attr::S("AVERAGE".into())),
+    ]);
+    let nodes = vec![ml_node("TreeEnsembleRegressor", &["x"], &["y"], attrs)];
+    let m = model(nodes, vec![], value_info("x", &[1, 4]), value_info_any("y"));
+    let reference = move |x: &[f32]| {
+        let [a, b] = reached_leaves(x);
+        vec![
+            0.5 + (w[2 * a] + w[2 * b]) / 2.0,
+            -0.25 + (w[2 * a + 1] + w[2 * b + 1]) / 2.0,
+        ]
+    };
+    (with_ml_opset(m), reference)
+}
+
+#[test]
+fn tree_ensemble_regressor_averages_the_trees_it_reaches() {
+    // tract has no TreeEnsembleRegressor: the reference walks the trees.
+    let (m, reference) = tree_regressor();
+    let graph = import_proto(&m).expect("imports").graph;
+    let samples: Vec<Vec<f32>> = (0..8).map(|s| floats(60 + s, 4)).collect();
+    for x in &samples {
+        let ours = &graph.run(x).expect("float run")[&graph.output].data;
+        let want = reference(x);
+        for (a, b) in ours.iter().zip(&want) {
+            assert!(
+                (a - b).abs() < 1e-5,
+                "float interpreter {a} vs reference {b}"
+            );
+        }
+    }
+    prove_matches(&graph, &samples);
+}
+
+#[test]
+fn a_tampered_tree_comparison_or_reached_leaf_fails_the_circuit() {
+    let (m, _) = tree_regressor();
+    let graph = import_proto(&m).expect("imports").graph;
+    let samples: Vec<Vec<f32>> = (0..8).map(|s| floats(60 + s, 4)).collect();
+    let q = prove_matches(&graph, &samples);
+    let lookups: Vec<zkinfer_qir::ValueId> = q
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            zkinfer_qir::QOp::Rescale(r) if matches!(r.act, zkinfer_qir::Activation::Table(_)) => {
+                Some(r.output)
+            }
+            _ => None,
+        })
+        .collect();
+    // The first lookup is a comparison bit, the last the reached-path indicators.
+    assert!(lookups.len() >= 2, "{lookups:?}");
+    for id in [lookups[0], lookups[lookups.len() - 1]] {
+        let one = 1i64 << q.value(id).scale;
+        assert_tampering_refused(&q, &samples[0], id, |v| one - v);
+    }
+}
+
+#[test]
+fn linear_classifier_normalizer_and_regressor_match_tract() {
+    // A LogisticRegression as skl2onnx exports it (LinearClassifier with LOGISTIC, then
+    // an L1 Normalizer), and a LinearRegressor with two targets, on one input.
+    let nodes = vec![
+        ml_node(
+            "LinearClassifier",
+            &["x"],
+            &["label", "scores"],
+            vec![
+                ("classlabels_ints", Attr::Ints(vec![0, 1, 2])),
+                ("coefficients", Attr::Floats(floats(71, 15))),
+                ("intercepts", Attr::Floats(vec![0.2, -0.1, 0.0])),
+                ("post_transform", Attr::S("LOGISTIC".into())),
+            ],
+        ),
+        ml_node(
+            "Normalizer",
+            &["scores"],
+            &["probabilities"],
+            vec![("norm", Attr::S("L1".into()))],
+        ),
+        ml_node(
+            "LinearRegressor",
+            &["x"],
+            &["r"],
+            vec![
+                ("targets", Attr::I(2)),
+                ("coefficients", Attr::Floats(floats(72, 10))),
+                ("intercepts", Attr::Floats(vec![0.3, -0.4])),
+            ],
+        ),
+        node("Cast", &["label"], "y", vec![("to", Attr::I(1))]),
+    ];
+    let mut m = model(nodes, vec![], value_info("x", &[2, 5]), value_info_any("y"));
+    let g = m.graph.as_mut().unwrap();
+    g.output.push(value_info_any("probabilities"));
+    g.output.push(value_info_any("r"));
+    let samples: Vec<Vec<f32>> = (0..4).map(|s| floats(80 + s, 10)).collect();
+    check_on(&with_ml_opset(m), &samples);
+}
+
+#[test]
+fn array_feature_extractor_matches_tract() {
+    // Constant indices into a computed tensor; computed indices (an argmax) into
+    // constant class labels, as skl2onnx maps a classifier's argmax to its label.
+    let inits = vec![
+        int_tensor("classes", vec![10, 20, 30, 40, 50, 60]),
+        int_tensor("picks", vec![4, 0, 2]),
+    ];
+    let nodes = vec![
+        node("ArgMax", &["x"], "i", vec![("axis", Attr::I(1))]),
+        ml_node("ArrayFeatureExtractor", &["classes", "i"], &["c"], vec![]),
+        node("Cast", &["c"], "y", vec![("to", Attr::I(1))]),
+        ml_node("ArrayFeatureExtractor", &["x", "picks"], &["z"], vec![]),
+    ];
+    let mut m = model(nodes, inits, value_info("x", &[1, 6]), value_info_any("y"));
+    m.graph.as_mut().unwrap().output.push(value_info_any("z"));
+    let samples: Vec<Vec<f32>> = (0..4).map(|s| floats(90 + s, 6)).collect();
+    check_on(&with_ml_opset(m), &samples);
+}
+
+#[test]
+fn ml_ops_refuse_what_they_cannot_prove_by_name() {
+    let cases: Vec<(NodeProto, &str)> = vec![
+        (
+            ml_node(
+                "LinearClassifier",
+                &["x"],
+                &["label", "scores"],
+                vec![
+                    ("classlabels_strings", Attr::Strings(vec!["a", "b"])),
+                    ("coefficients", Attr::Floats(floats(1, 8))),
+                ],
+            ),
+            "string class labels",
+        ),
+        (
+            ml_node(
+                "LinearClassifier",
+                &["x"],
+                &["label", "scores"],
+                vec![
+                    ("classlabels_ints", Attr::Ints(vec![0, 1])),
+                    ("coefficients", Attr::Floats(floats(1, 4))),
+                ],
+            ),
+            "binary layout",
+        ),
+        (
+            ml_node(
+                "Normalizer",
+                &["x"],
+                &["y"],
+                vec![("norm", Attr::S("MAX".into()))],
+            ),
+            "norm MAX",
+        ),
+    ];
+    for (n, want) in cases {
+        let m = with_ml_opset(model(
+            vec![n],
+            vec![],
+            value_info("x", &[1, 4]),
+            value_info_any("y"),
+        ));
+        let err = import_proto(&m).expect_err("refused").to_string();
+        assert!(err.contains(want), "{err}");
+    }
+    // A tree whose branch leads nowhere (so that node 3 hangs loose).
+    let mut attrs = two_trees();
+    attrs[5] = (
+        "nodes_truenodeids",
+        Attr::Ints(vec![1, 9, 0, 0, 0, 1, 0, 3, 0, 0]),
+    );
+    attrs.extend([
+        ("n_targets", Attr::I(1)),
+        ("target_treeids", Attr::Ints(vec![0])),
+        ("target_nodeids", Attr::Ints(vec![2])),
+        ("target_ids", Attr::Ints(vec![0])),
+        ("target_weights", Attr::Floats(vec![1.0])),
+    ]);
+    let n = ml_node("TreeEnsembleRegressor", &["x"], &["y"], attrs);
+    let m = with_ml_opset(model(
+        vec![n],
+        vec![],
+        value_info("x", &[1, 4]),
+        value_info_any("y"),
+    ));
+    let err = import_proto(&m).expect_err("refused").to_string();
+    assert!(err.contains("tree 0 has 2 roots"), "{err}");
+    // An ML op type in the default domain is not an ML op.
+    let mut n = ml_node("Normalizer", &["x"], &["y"], vec![]);
+    n.domain = String::new();
+    let m = model(
+        vec![n],
+        vec![],
+        value_info("x", &[1, 4]),
+        value_info_any("y"),
+    );
+    assert!(matches!(
+        import_proto(&m),
+        Err(CompileError::Unsupported { .. })
+    ));
+}
+
+#[test]
+fn the_scikit_learn_digits_classifier_proves_the_float_label_on_all_450_test_images() {
+    // skl2onnx's MLPClassifier (Cast, MatMul, Softmax, ArgMax, ArrayFeatureExtractor,
+    // two outputs), compiled with the default settings on its calibration file; every
+    // test image through the integer interpreter the circuit is tested against.
+    let real = shared_models().join("real");
+    let calibration = std::fs::read_to_string(real.join("digits_mlp.calibration.json")).unwrap();
+    let c = zkinfer_pipeline::compile(
+        &real.join("digits_mlp.onnx"),
+        &calibration,
+        &Default::default(),
+    )
+    .expect("compiles");
+    let graph = import_onnx(&real.join("digits_mlp.onnx")).unwrap().graph;
+    let test = std::fs::read_to_string(real.join("digits_test.json")).unwrap();
+    let test: serde_json::Value = serde_json::from_str(&test).unwrap();
+    let numbers = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    let samples: Vec<Vec<f32>> = test["input_data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| numbers(s).into_iter().map(|x| x as f32).collect())
+        .collect();
+    let labels = numbers(&test["labels"]);
+    assert_eq!((samples.len(), labels.len()), (450, 450));
+    let (mut float_right, mut proven_right) = (0, 0);
+    for (x, &label) in samples.iter().zip(&labels) {
+        let float = graph.run(x).unwrap()[&graph.output].data.clone();
+        let ours = zkinfer_compiler::run_quantized(&c.model, x).unwrap();
+        // Packed outputs: the label, then the 10 probabilities.
+        assert_eq!(ours.len(), 11);
+        assert_eq!(
+            ours[0], float[0] as f64,
+            "proven label differs from the float model's"
+        );
+        float_right += usize::from(float[0] as f64 == label);
+        proven_right += usize::from(ours[0] == label);
+    }
+    assert_eq!((float_right, proven_right), (438, 438));
 }

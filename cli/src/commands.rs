@@ -11,7 +11,7 @@ use zkinfer_pipeline::{Compilation, PipelineError};
 use zkinfer_prover::{
     dev_srs, read_ceremony_srs, read_srs, srs_points, write_srs, CompiledCircuit, Engine, ProverKey,
 };
-use zkinfer_qir::dequantize;
+use zkinfer_qir::{dequantize, Part};
 use zkinfer_verifier::{Public, Verdict, VerifierKey};
 
 pub use zkinfer_pipeline::{Bits, CompileOptions};
@@ -205,16 +205,32 @@ pub fn setup(dir: &Path, srs: Option<&Path>, dev: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn print_output(values: &[f64], shape: &[usize]) {
-    let shown: Vec<String> = values.iter().take(32).map(|v| format!("{v:.4}")).collect();
-    let more = if values.len() > 32 {
-        format!(", … ({} values)", values.len())
-    } else {
-        String::new()
+/// Prints the output; several graph outputs (`parts`, packed in order) one by one.
+pub fn print_output(values: &[f64], shape: &[usize], parts: &[Part]) {
+    let show = |values: &[f64], shape: &[usize], label: &str| {
+        let shown: Vec<String> = values.iter().take(32).map(|v| format!("{v:.4}")).collect();
+        let more = if values.len() > 32 {
+            format!(", … ({} values)", values.len())
+        } else {
+            String::new()
+        };
+        println!("  {label:<9} {:?} [{}{}]", shape, shown.join(", "), more);
+        if shape.iter().filter(|&&d| d > 1).count() == 1 {
+            println!("  {:<9} {}", "argmax", argmax(values));
+        }
     };
-    println!("  output    {:?} [{}{}]", shape, shown.join(", "), more);
-    if shape.iter().filter(|&&d| d > 1).count() == 1 {
-        println!("  argmax    {}", argmax(values));
+    let packed: usize = parts.iter().map(Part::len).sum();
+    if parts.len() < 2 || packed != values.len() {
+        return show(values, shape, "output");
+    }
+    let mut at = 0;
+    for p in parts {
+        show(
+            &values[at..at + p.len()],
+            &p.shape,
+            &format!("`{}`", p.name),
+        );
+        at += p.len();
     }
 }
 
@@ -248,6 +264,7 @@ pub fn prove(engine: &dyn Engine, dir: &Path, input: &Path, proof_path: &Path) -
     }
     let sample =
         zkinfer_pipeline::input_sample(&compiled, &read_text(input)?).map_err(in_file(input))?;
+    let parts = compiled.outputs.clone();
     let model = Arc::new(compiled.model);
     let t = Instant::now();
     let trace = zkinfer_pipeline::trace(&model, &sample)
@@ -271,7 +288,7 @@ pub fn prove(engine: &dyn Engine, dir: &Path, input: &Path, proof_path: &Path) -
         .iter()
         .map(|&v| dequantize(v, pk.info.output_scale))
         .collect::<Vec<_>>();
-    print_output(&output, &pk.info.output_shape);
+    print_output(&output, &pk.info.output_shape, &parts);
     if proof.output.is_none() {
         println!("            (the proof states only its hash)");
     }
@@ -338,7 +355,7 @@ pub const DEV_SRS_WARNING: &str = "warning: this key was made with the insecure 
      under it; this verdict proves nothing";
 
 /// Prints what a valid proof makes public.
-pub fn print_public(public: &Public, shape: &[usize]) {
+pub fn print_public(public: &Public, shape: &[usize], parts: &[Part]) {
     if let Some(h) = &public.params_hash {
         println!("  weights   hash {h}");
     }
@@ -348,7 +365,7 @@ pub fn print_public(public: &Public, shape: &[usize]) {
         (None, None) => println!("  input     private"),
     }
     match (&public.output, &public.output_hash) {
-        (Some(v), _) => print_output(v, shape),
+        (Some(v), _) => print_output(v, shape, parts),
         (None, Some(h)) => println!("  output    hash {h}"),
         (None, None) => {}
     }
@@ -370,7 +387,8 @@ pub fn verify(dir: &Path, proof_path: &Path, expected_id: Option<&str>) -> Resul
     match verdict {
         Verdict::Valid { public } => {
             println!("valid: `{}` (model id {})", key.info.model, key.model_id());
-            print_public(&public, &key.info.output_shape);
+            let parts = load_circuit(dir).map(|c| c.outputs).unwrap_or_default();
+            print_public(&public, &key.info.output_shape, &parts);
             print_srs(&key);
             println!("  time      verify {}", secs(elapsed));
             Ok(true)

@@ -379,7 +379,12 @@ pub fn prove(
         proof.display()
     );
     match bundle.proofs.last().and_then(|p| p.output.as_ref()) {
-        Some(out) => print_output(&out.values, &out.shape),
+        Some(out) => {
+            let parts = load_circuit(&seg(dir, n - 1))
+                .map(|c| c.outputs)
+                .unwrap_or_default();
+            print_output(&out.values, &out.shape, &parts)
+        }
         None => println!("  output    (the bundle states only its hash)"),
     }
     println!(
@@ -476,7 +481,10 @@ pub fn verify(dir: &Path, proof_path: &Path, expected_id: Option<&str>) -> Resul
                 keys.len()
             );
             let last = &keys[keys.len() - 1];
-            print_public(&public, &last.info.output_shape);
+            let parts = load_circuit(&seg(dir, keys.len() - 1))
+                .map(|c| c.outputs)
+                .unwrap_or_default();
+            print_public(&public, &last.info.output_shape, &parts);
             print_srs(last);
             println!("  time      verify {}", secs(elapsed));
             Ok(true)

@@ -161,6 +161,7 @@ pub fn compile(
         plan,
         fidelity: fid.clone(),
         inputs: graph.inputs.clone(),
+        outputs: graph.outputs.clone(),
     };
     let vis = options.visibility;
     if vis.is_linked() {

@@ -23,6 +23,11 @@ pub struct CompiledCircuit {
     /// several): how an input file is read. The same in every segment's file.
     #[serde(default)]
     pub inputs: Vec<Part>,
+    /// The ONNX graph's outputs, in the order the model's output packs them: how the
+    /// output is shown (a label, then probabilities). Display only: the statement binds
+    /// the packed output.
+    #[serde(default)]
+    pub outputs: Vec<Part>,
 }
 
 /// What a verifier must know about `model` laid out as `layout` (with hashed weights,

@@ -171,7 +171,9 @@ pub enum Attr {
     F(f32),
     I(i64),
     Ints(Vec<i64>),
+    Floats(Vec<f32>),
     S(String),
+    Strings(Vec<&'static str>),
     T(Box<TensorProto>),
 }
 
@@ -196,9 +198,17 @@ pub fn node(op: &str, inputs: &[&str], output: &str, attrs: Vec<(&str, Attr)>) -
                     p.r#type = AttributeType::Ints as i32;
                     p.ints = v;
                 }
+                Attr::Floats(v) => {
+                    p.r#type = AttributeType::Floats as i32;
+                    p.floats = v;
+                }
                 Attr::S(v) => {
                     p.r#type = AttributeType::String as i32;
                     p.s = v.into_bytes();
+                }
+                Attr::Strings(v) => {
+                    p.r#type = AttributeType::Strings as i32;
+                    p.strings = v.iter().map(|s| s.as_bytes().to_vec()).collect();
                 }
                 Attr::T(t) => {
                     p.r#type = AttributeType::Tensor as i32;
@@ -279,6 +289,7 @@ pub fn tract_run_many(onnx: &[u8], inputs: &[(&[usize], &[f32])]) -> Vec<Vec<f32
     let out = model.run(tensors).expect("tract runs the model");
     out.iter()
         .map(|t| {
+            let t = t.cast_to::<f32>().expect("a number output");
             let view = t.to_plain_array_view::<f32>().expect("f32 output");
             view.iter().copied().collect()
         })

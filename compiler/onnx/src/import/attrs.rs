@@ -79,6 +79,14 @@ pub(super) fn value_info_shape(
                 ));
                 shape.push(1);
             }
+            // An unnamed dimension (skl2onnx writes its batch axis so).
+            None if axis == 0 && dims.len() > 1 => {
+                notes.push(format!(
+                    "input `{}`: unnamed batch dimension fixed to 1",
+                    v.name
+                ));
+                shape.push(1);
+            }
             _ => return Err(err(format!("dimension {axis} is not a positive constant"))),
         }
     }

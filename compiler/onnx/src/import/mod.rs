@@ -36,8 +36,19 @@ fn holds_integers(
     let data = |i: &String| integers.contains(i) || int_constants.contains_key(i);
     let present: Vec<&String> = n.input.iter().filter(|i| !i.is_empty()).collect();
     match n.op_type.as_str() {
-        "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" | "Equal" | "Not" | "And" | "Or"
-        | "Xor" | "ArgMax" | "ArgMin" => true,
+        "Less"
+        | "Greater"
+        | "LessOrEqual"
+        | "GreaterOrEqual"
+        | "Equal"
+        | "Not"
+        | "And"
+        | "Or"
+        | "Xor"
+        | "ArgMax"
+        | "ArgMin"
+        | "LinearClassifier"
+        | "TreeEnsembleClassifier" => true,
         "Cast" => {
             use pb::tensor_proto::DataType as D;
             !matches!(
@@ -46,10 +57,21 @@ fn holds_integers(
             )
         }
         // The data input decides; the others are indices, shapes or axes.
-        "Identity" | "Neg" | "Abs" | "Sign" | "Relu" | "Reshape" | "Flatten" | "Squeeze"
-        | "Unsqueeze" | "Transpose" | "Slice" | "Gather" | "Pad" | "ReduceSum" => {
-            present.first().is_some_and(|i| data(i))
-        }
+        "Identity"
+        | "Neg"
+        | "Abs"
+        | "Sign"
+        | "Relu"
+        | "Reshape"
+        | "Flatten"
+        | "Squeeze"
+        | "Unsqueeze"
+        | "Transpose"
+        | "Slice"
+        | "Gather"
+        | "Pad"
+        | "ReduceSum"
+        | "ArrayFeatureExtractor" => present.first().is_some_and(|i| data(i)),
         "Where" => present.len() == 3 && data(present[1]) && data(present[2]),
         "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min" | "Sum" | "Concat" => {
             present.iter().all(|i| data(i))
@@ -154,8 +176,13 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
         .iter()
         .enumerate()
         .filter(|(_, n)| {
-            !(n.domain.is_empty() || n.domain == "ai.onnx")
-                || !supported_ops().contains(&n.op_type.as_str())
+            let ml = ops::ML_OPS.contains(&n.op_type.as_str());
+            let domain = if ml {
+                n.domain == "ai.onnx.ml"
+            } else {
+                n.domain.is_empty() || n.domain == "ai.onnx"
+            };
+            !domain || !supported_ops().contains(&n.op_type.as_str())
         })
         .map(|(i, n)| {
             let op = if n.domain.is_empty() {
@@ -261,11 +288,15 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
             op: n.op_type.clone(),
             reason,
         };
-        let [out] = n.output.as_slice() else {
-            return Err(invalid(format!(
-                "expected one output, found {}",
-                n.output.len()
-            )));
+        let out = match n.output.as_slice() {
+            [out] => out,
+            [out, ..] if ops::MULTI_OUTPUT_OPS.contains(&n.op_type.as_str()) => out,
+            _ => {
+                return Err(invalid(format!(
+                    "expected one output, found {}",
+                    n.output.len()
+                )))
+            }
         };
         if n.op_type == "Constant" {
             let attr = n

@@ -43,8 +43,22 @@ pub fn fidelity(
 ) -> Result<Fidelity, CompileError> {
     let (mut max_err, mut sum_err, mut count, mut out_max) = (0f64, 0f64, 0usize, 0f64);
     let mut agree = 0;
-    let out_shape = graph.output_shape();
-    let is_class_vector = out_shape.iter().filter(|&&d| d > 1).count() == 1;
+    // The class vectors among the outputs (several are packed one after the other):
+    // the argmax agrees when it does in each.
+    let class_vector = |shape: &[usize]| shape.iter().filter(|&&d| d > 1).count() == 1;
+    let mut classes = Vec::new();
+    if graph.outputs.len() > 1 {
+        let mut at = 0;
+        for p in &graph.outputs {
+            if class_vector(&p.shape) {
+                classes.push(at..at + p.len());
+            }
+            at += p.len();
+        }
+    } else if class_vector(graph.output_shape()) {
+        classes.push(0..graph.output_shape().iter().product());
+    }
+    let is_class_vector = !classes.is_empty();
     for s in samples {
         let float = graph.run(s)?;
         let fo: Vec<f64> = float[&graph.output]
@@ -60,7 +74,10 @@ pub fn fidelity(
             count += 1;
             out_max = out_max.max(a.abs());
         }
-        if argmax(&fo) == argmax(&qo) {
+        if classes
+            .iter()
+            .all(|r| argmax(&fo[r.clone()]) == argmax(&qo[r.clone()]))
+        {
             agree += 1;
         }
     }

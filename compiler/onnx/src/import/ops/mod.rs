@@ -11,6 +11,7 @@ use crate::CompileError;
 
 mod elementwise;
 mod linear;
+mod ml;
 mod normalize;
 mod shape;
 
@@ -100,7 +101,18 @@ pub(super) const IMPORTERS: &[(&str, Importer)] = &[
     ("Pad", shape::import_element_map),
     ("Concat", shape::import_concat),
     ("Transpose", shape::import_transpose),
+    ("ArrayFeatureExtractor", ml::import_array_feature_extractor),
+    ("LinearClassifier", ml::import_linear_classifier),
+    ("LinearRegressor", ml::import_linear_regressor),
+    ("Normalizer", ml::import_normalizer),
+    ("TreeEnsembleClassifier", ml::import_tree_ensemble),
+    ("TreeEnsembleRegressor", ml::import_tree_ensemble),
 ];
+
+pub(super) use ml::ML_OPS;
+
+/// Op types whose nodes have more than one output (the importer emits the others).
+pub(super) const MULTI_OUTPUT_OPS: &[&str] = &["LinearClassifier", "TreeEnsembleClassifier"];
 
 /// What an importer reads: the node, its present inputs, and what is known so far.
 pub(super) struct NodeCx<'a> {
@@ -155,6 +167,13 @@ impl NodeCx<'_> {
             .borrow_mut()
             .push((name.clone(), op, inputs, shape));
         name
+    }
+
+    /// Emits the node that computes this node's output `name` other than its first.
+    pub fn emit_output(&self, name: &str, op: Op, inputs: Vec<String>, shape: Vec<usize>) {
+        self.emitted
+            .borrow_mut()
+            .push((name.to_string(), op, inputs, shape));
     }
 
     /// Whether `s` holds integers: an integer constant or an integer computed tensor.
