@@ -1957,3 +1957,157 @@ fn the_scikit_learn_digits_classifier_proves_the_float_label_on_all_450_test_ima
     }
     assert_eq!((float_right, proven_right), (438, 438));
 }
+
+/// An int64 constant of the given shape.
+fn int_tensor_shaped(name: &str, dims: &[i64], data: Vec<i64>) -> tract_onnx::pb::TensorProto {
+    let mut t = int_tensor(name, data);
+    t.dims = dims.to_vec();
+    t
+}
+
+#[test]
+fn array_ops_with_constant_indices_match_tract() {
+    // x [2, 3, 4] → Expand to [2, 2, 3, 4] → Tile ×[1, 1, 1, 2] → Trilu (upper, k 1)
+    // → GatherElements along axis 3 → GatherND (batch_dims 1) → Split in two, summed.
+    let inits = vec![
+        int_tensor("shape", vec![2, 1, 1, 1]),
+        int_tensor("reps", vec![1, 1, 1, 2]),
+        int_tensor_shaped("k", &[], vec![1]),
+        int_tensor("ax2", vec![2]),
+        int_tensor_shaped(
+            "ge",
+            &[2, 2, 3, 3],
+            (0..36).map(|i| (i * 5 % 8) - 4).collect(),
+        ),
+        int_tensor_shaped("nd", &[2, 2, 2], vec![0, 1, 1, 2, 1, 0, 0, 2]),
+        int_tensor("parts", vec![1, 2]),
+    ];
+    let nodes = vec![
+        node("Expand", &["x", "shape"], "e", vec![]),
+        node("Tile", &["e", "reps"], "t", vec![]),
+        node("Trilu", &["t", "k"], "u", vec![]),
+        node(
+            "GatherElements",
+            &["u", "ge"],
+            "g",
+            vec![("axis", Attr::I(3))],
+        ),
+        node(
+            "GatherND",
+            &["g", "nd"],
+            "n",
+            vec![("batch_dims", Attr::I(1))],
+        ),
+    ];
+    let mut split = node("Split", &["n", "parts"], "a", vec![("axis", Attr::I(2))]);
+    split.output.push("b".into());
+    let tail = vec![
+        split,
+        node("ReduceSum", &["b", "ax2"], "bs", vec![]),
+        node("Add", &["a", "bs"], "y", vec![]),
+    ];
+    let m = model(
+        nodes.into_iter().chain(tail).collect(),
+        inits,
+        value_info("x", &[2, 3, 4]),
+        value_info_any("y"),
+    );
+    check(&m, &[2, 3, 4]);
+    // Split into equal parts without sizes (the opset-18 `num_outputs` form counts outputs).
+    let mut split = node("Split", &["x"], "p", vec![("axis", Attr::I(1))]);
+    split.output.extend(["q".to_string(), "r".to_string()]);
+    let nodes = vec![
+        split,
+        node("Mul", &["p", "q"], "pq", vec![]),
+        node("Sub", &["pq", "r"], "y", vec![]),
+    ];
+    let m = model(
+        nodes,
+        vec![],
+        value_info("x", &[2, 3, 4]),
+        value_info_any("y"),
+    );
+    check(&m, &[2, 3, 4]);
+}
+
+#[test]
+fn reductions_prelu_and_instance_normalization_match_tract() {
+    let inits = vec![
+        float_tensor("slope", &[3, 1, 1], vec![0.1, -0.2, 0.5]),
+        float_tensor("scale", &[3], vec![1.5, 0.5, -1.0]),
+        float_tensor("bias", &[3], vec![0.1, 0.0, -0.3]),
+    ];
+    let axes = |a: Vec<i64>| vec![("axes", Attr::Ints(a))];
+    let nodes = vec![
+        node("PRelu", &["x", "slope"], "p", vec![]),
+        node(
+            "InstanceNormalization",
+            &["p", "scale", "bias"],
+            "i",
+            vec![],
+        ),
+        node("ReduceMax", &["i"], "mx", axes(vec![2])),
+        node("ReduceMin", &["p"], "mn", axes(vec![2])),
+        node("ReduceL1", &["x"], "l1", axes(vec![2])),
+        node("ReduceL2", &["x"], "l2", axes(vec![2])),
+        node("ReduceSumSquare", &["x"], "ss", axes(vec![2])),
+        node("ReduceLogSumExp", &["x"], "lse", axes(vec![2])),
+        node("Sum", &["mx", "mn", "l1", "l2", "ss", "lse"], "y", vec![]),
+    ];
+    let m = model(
+        nodes,
+        inits,
+        value_info("x", &[1, 3, 2, 4]),
+        value_info_any("y"),
+    );
+    check(&m, &[1, 3, 2, 4]);
+    // ReduceMax over every axis, keepdims 0: one proven maximum of all elements.
+    let nodes = vec![node(
+        "ReduceMax",
+        &["x"],
+        "y",
+        vec![("keepdims", Attr::I(0))],
+    )];
+    let m = model(nodes, vec![], value_info("x", &[2, 5]), value_info_any("y"));
+    check(&m, &[2, 5]);
+}
+
+#[test]
+fn one_hot_and_embedding_gather_of_computed_indices_match_tract() {
+    // ids = ArgMax(x) (computed integers) select rows of a constant table, also counted
+    // from the end (ids − 5); OneHot(ids) with values [−1, 2] along axis 1.
+    let table: Vec<f32> = floats(9, 15);
+    let inits = vec![
+        float_tensor("table", &[5, 3], table),
+        int_tensor("five", vec![5]),
+        int_tensor("depth", vec![5]),
+        float_tensor("values", &[2], vec![-1.0, 2.0]),
+    ];
+    let nodes = vec![
+        node(
+            "ArgMax",
+            &["x"],
+            "ids",
+            vec![("axis", Attr::I(2)), ("keepdims", Attr::I(0))],
+        ),
+        node("Gather", &["table", "ids"], "rows", vec![]),
+        node("Sub", &["ids", "five"], "back", vec![]),
+        node("Gather", &["table", "back"], "rows_back", vec![]),
+        node("Add", &["rows", "rows_back"], "emb", vec![]),
+        node(
+            "OneHot",
+            &["ids", "depth", "values"],
+            "hot",
+            vec![("axis", Attr::I(1))],
+        ),
+        node("ReduceSum", &["hot"], "h", vec![]),
+        node("Add", &["emb", "h"], "y", vec![]),
+    ];
+    let m = model(
+        nodes,
+        inits,
+        value_info("x", &[1, 4, 5]),
+        value_info_any("y"),
+    );
+    check_on(&m, &grid_samples(20));
+}

@@ -71,7 +71,16 @@ fn holds_integers(
         | "Gather"
         | "Pad"
         | "ReduceSum"
+        | "ReduceMax"
+        | "ReduceMin"
+        | "Expand"
+        | "Tile"
+        | "Trilu"
+        | "GatherElements"
+        | "GatherND"
+        | "Split"
         | "ArrayFeatureExtractor" => present.first().is_some_and(|i| data(i)),
+        "OneHot" => present.get(2).is_some_and(|i| data(i)),
         "Where" => present.len() == 3 && data(present[1]) && data(present[2]),
         "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min" | "Sum" | "Concat" => {
             present.iter().all(|i| data(i))

@@ -320,3 +320,18 @@ pub(super) fn import_relu_identity(cx: &NodeCx<'_>) -> Result<Lowered, CompileEr
     };
     Ok((op, ins.clone(), cx.shape_of(&ins[0])?))
 }
+
+/// `PRelu(x, slope)` = `Relu(x) − slope · Relu(−x)` (slope broadcast to x).
+pub(super) fn import_prelu(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    cx.arity(2, 2)?;
+    let (x, slope) = (&cx.ins[0], &cx.ins[1]);
+    let (xs, ss) = (cx.shape_of(x)?, cx.shape_of(slope)?);
+    let out = broadcast_shape(&xs, &ss)
+        .filter(|o| *o == xs)
+        .ok_or_else(|| cx.invalid(format!("slope {ss:?} does not broadcast to x {xs:?}")))?;
+    let pos = cx.emit("positive", Op::Relu, vec![x.clone()], out.clone());
+    let neg_x = cx.emit("neg", Op::Neg, vec![x.clone()], out.clone());
+    let neg = cx.emit("negative", Op::Relu, vec![neg_x], out.clone());
+    let sloped = cx.emit("sloped", Op::Mul, vec![neg, slope.clone()], out.clone());
+    Ok((Op::Sub, vec![pos, sloped], out))
+}

@@ -9,6 +9,7 @@ use tract_onnx::pb;
 use crate::graph::{Op, Tensor};
 use crate::CompileError;
 
+mod array;
 mod elementwise;
 mod linear;
 mod ml;
@@ -101,6 +102,24 @@ pub(super) const IMPORTERS: &[(&str, Importer)] = &[
     ("Pad", shape::import_element_map),
     ("Concat", shape::import_concat),
     ("Transpose", shape::import_transpose),
+    ("Expand", array::import_expand),
+    ("Tile", array::import_tile),
+    ("Trilu", array::import_trilu),
+    ("GatherElements", array::import_gather_elements),
+    ("GatherND", array::import_gather_nd),
+    ("Split", array::import_split),
+    ("OneHot", array::import_one_hot),
+    ("ReduceMax", normalize::import_reduce),
+    ("ReduceMin", normalize::import_reduce),
+    ("ReduceL1", normalize::import_reduce),
+    ("ReduceL2", normalize::import_reduce),
+    ("ReduceSumSquare", normalize::import_reduce),
+    ("ReduceLogSumExp", normalize::import_reduce),
+    ("PRelu", elementwise::import_prelu),
+    (
+        "InstanceNormalization",
+        normalize::import_instance_normalization,
+    ),
     ("ArrayFeatureExtractor", ml::import_array_feature_extractor),
     ("LinearClassifier", ml::import_linear_classifier),
     ("LinearRegressor", ml::import_linear_regressor),
@@ -112,7 +131,8 @@ pub(super) const IMPORTERS: &[(&str, Importer)] = &[
 pub(super) use ml::ML_OPS;
 
 /// Op types whose nodes have more than one output (the importer emits the others).
-pub(super) const MULTI_OUTPUT_OPS: &[&str] = &["LinearClassifier", "TreeEnsembleClassifier"];
+pub(super) const MULTI_OUTPUT_OPS: &[&str] =
+    &["LinearClassifier", "TreeEnsembleClassifier", "Split"];
 
 /// What an importer reads: the node, its present inputs, and what is known so far.
 pub(super) struct NodeCx<'a> {

@@ -1,5 +1,5 @@
 //! Normalisations and reductions: Softmax, LayerNormalization, BatchNormalization,
-//! ReduceSum/ReduceMean.
+//! InstanceNormalization, the Reduce family.
 
 use super::super::*;
 use super::{Lowered, NodeCx};
@@ -73,16 +73,19 @@ pub(super) fn import_layer_normalization(cx: &NodeCx<'_>) -> Result<Lowered, Com
     Ok((Op::LayerNormalization { epsilon }, ins.clone(), x))
 }
 
-/// `ReduceSum`, `ReduceMean`.
+/// `ReduceSum`, `ReduceMean`, `ReduceSumSquare`, `ReduceL1`, `ReduceL2`,
+/// `ReduceLogSumExp` (an element-wise map, a sum, a tabulated function), `ReduceMax`,
+/// `ReduceMin` (the reduced positions side by side, then proven maxima or minima).
 pub(super) fn import_reduce(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    use zkinfer_qir::Func;
     let n = cx.n;
     let ins = &cx.ins;
-    let int_constants = cx.int_constants;
+    cx.arity(1, 2)?;
     let x = cx.shape_of(&ins[0])?;
     // Opset 18+ (ReduceSum: 13+) take the axes as an optional constant input.
     let axes: Option<Vec<i64>> = match ins.get(1) {
         Some(a) => Some(
-            int_constants
+            cx.int_constants
                 .get(a)
                 .map(|(_, v)| v.clone())
                 .ok_or_else(|| cx.invalid(format!("axes `{a}` must be a constant")))?,
@@ -91,7 +94,7 @@ pub(super) fn import_reduce(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     };
     let keepdims = attr_i(n, "keepdims").unwrap_or(1) != 0;
     let noop = attr_i(n, "noop_with_empty_axes").unwrap_or(0) != 0;
-    let axes: Vec<usize> = match axes {
+    let mut axes: Vec<usize> = match axes {
         Some(a) if !a.is_empty() => a
             .iter()
             .map(|&v| normalize_axis(v, x.len()))
@@ -100,12 +103,101 @@ pub(super) fn import_reduce(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
         _ if noop => vec![],
         _ => (0..x.len()).collect(),
     };
-    let mut axes = axes;
     axes.sort_unstable();
     axes.dedup();
     let (index, len, out) = reduce_index(&x, &axes, keepdims);
-    let mean = n.op_type == "ReduceMean";
-    Ok((Op::Reduce { index, len, mean }, vec![ins[0].clone()], out))
+    if len == 0 {
+        return Err(cx.invalid(format!("the reduced axes {axes:?} of {x:?} are empty")));
+    }
+    let data = ins[0].clone();
+    let op_type = n.op_type.as_str();
+    if matches!(op_type, "ReduceMax" | "ReduceMin") {
+        if len == 1 {
+            return Ok((
+                Op::Select {
+                    index: index.into_iter().map(Some).collect(),
+                },
+                vec![data],
+                out,
+            ));
+        }
+        let lanes: Vec<String> = (0..len)
+            .map(|j| {
+                let pick = index
+                    .iter()
+                    .skip(j)
+                    .step_by(len)
+                    .map(|&i| Some(i))
+                    .collect();
+                cx.emit(
+                    &format!("lane{j}"),
+                    Op::Select { index: pick },
+                    vec![data.clone()],
+                    out.clone(),
+                )
+            })
+            .collect();
+        let op = if op_type == "ReduceMax" {
+            Op::Max
+        } else {
+            Op::Min
+        };
+        return Ok((op, lanes, out));
+    }
+    let summand = match op_type {
+        "ReduceSumSquare" | "ReduceL2" => {
+            cx.emit("square", Op::Mul, vec![data.clone(), data], x.clone())
+        }
+        "ReduceL1" => cx.emit("abs", Op::Unary(Func::Abs), vec![data], x.clone()),
+        "ReduceLogSumExp" => cx.emit("exp", Op::Unary(Func::Exp), vec![data], x.clone()),
+        _ => data,
+    };
+    let mean = op_type == "ReduceMean";
+    let reduce = Op::Reduce { index, len, mean };
+    let after = match op_type {
+        "ReduceL2" => Func::Sqrt,
+        "ReduceLogSumExp" => Func::Log,
+        _ => return Ok((reduce, vec![summand], out)),
+    };
+    let sum = cx.emit("sum", reduce, vec![summand], out.clone());
+    Ok((Op::Unary(after), vec![sum], out))
+}
+
+/// `InstanceNormalization`: per sample and channel over the spatial axes, a layer
+/// normalisation of `[N, C, spatial]` with unit scale, then the per-channel scale and bias.
+pub(super) fn import_instance_normalization(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    cx.arity(3, 3)?;
+    let x = cx.shape_of(&cx.ins[0])?;
+    if x.len() < 3 {
+        return Err(cx.invalid(format!("the input must be [N, C, spatial...], got {x:?}")));
+    }
+    let (c, spatial) = (x[1], x[2..].iter().product::<usize>());
+    for p in &cx.ins[1..] {
+        if cx.constants.get(p).map(|t| t.len()) != Some(c) {
+            return Err(cx.invalid(format!("`{p}` must be a constant with {c} values")));
+        }
+    }
+    let epsilon = attr_f(cx.n, "epsilon").unwrap_or(1e-5);
+    let flat = vec![x[0], c, spatial];
+    let rows = cx.emit("rows", Op::Reshape, vec![cx.ins[0].clone()], flat.clone());
+    let unit = cx.emit_constant("unit", Tensor::new(vec![spatial], vec![1.0; spatial]));
+    let normed = cx.emit(
+        "normed",
+        Op::LayerNormalization { epsilon },
+        vec![rows, unit],
+        flat,
+    );
+    let back = cx.emit("back", Op::Reshape, vec![normed], x.clone());
+    let per_channel: Vec<usize> = [c]
+        .into_iter()
+        .chain(std::iter::repeat_n(1, x.len() - 2))
+        .collect();
+    let param = |i: usize, tag: &str| {
+        let t = &cx.constants[&cx.ins[i]];
+        cx.emit_constant(tag, Tensor::new(per_channel.clone(), t.data.clone()))
+    };
+    let scaled = cx.emit("scaled", Op::Mul, vec![back, param(1, "scale")], x.clone());
+    Ok((Op::Add, vec![scaled, param(2, "bias")], x))
 }
 
 /// `BatchNormalization`.

@@ -147,6 +147,9 @@ pub(super) fn import_element_map(cx: &NodeCx<'_>) -> Result<Lowered, CompileErro
         }
         "Gather" => {
             cx.arity(2, 2)?;
+            if !int_constants.contains_key(&ins[1]) {
+                return super::array::import_gather_computed(cx);
+            }
             let (ishape, idx) = int_constants.get(&ins[1]).cloned().ok_or_else(|| {
                 cx.invalid(format!(
                     "indices `{}` must be a constant int64 tensor",

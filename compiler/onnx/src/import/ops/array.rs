@@ -1,0 +1,350 @@
+//! Array ops: `Expand`, `Tile`, `Trilu`, `GatherElements`, `GatherND` and `Split`
+//! with constant indices, shapes or sizes are element maps (no rows); `OneHot` and
+//! `Gather` of computed indices from a constant table (an embedding) are one-hot
+//! products: a zero test of the index against every position, times the table.
+
+use crate::graph::broadcast_index;
+
+use super::super::*;
+use super::{Lowered, NodeCx};
+use zkinfer_qir::Func;
+
+/// An int64 constant input, or a clear error naming it.
+fn int_input(
+    cx: &NodeCx<'_>,
+    i: usize,
+    what: &str,
+) -> Result<(Vec<usize>, Vec<i64>), CompileError> {
+    let name = &cx.ins[i];
+    cx.int_constants
+        .get(name)
+        .cloned()
+        .ok_or_else(|| cx.invalid(format!("{what} `{name}` must be a constant int64 tensor")))
+}
+
+fn select(index: Vec<Option<usize>>, x: &str, out: Vec<usize>) -> Lowered {
+    (Op::Select { index }, vec![x.to_owned()], out)
+}
+
+/// The coordinates of flat position `flat` of `shape`.
+fn coords(mut flat: usize, shape: &[usize]) -> Vec<usize> {
+    let mut c = vec![0; shape.len()];
+    for d in (0..shape.len()).rev() {
+        c[d] = flat % shape[d];
+        flat /= shape[d];
+    }
+    c
+}
+
+fn flat(c: &[usize], shape: &[usize]) -> usize {
+    c.iter().zip(shape).fold(0, |acc, (&i, &d)| acc * d + i)
+}
+
+/// An index in `-dim..dim` (negative from the end) as a position.
+fn wrap(i: i64, dim: usize) -> Result<usize, String> {
+    let j = if i < 0 { i + dim as i64 } else { i };
+    usize::try_from(j)
+        .ok()
+        .filter(|&j| j < dim)
+        .ok_or_else(|| format!("index {i} out of range for dimension {dim}"))
+}
+
+/// `Expand(x, shape)`: numpy broadcasting of x and the constant shape.
+pub(super) fn import_expand(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    cx.arity(2, 2)?;
+    let x = cx.shape_of(&cx.ins[0])?;
+    let (_, shape) = int_input(cx, 1, "the shape")?;
+    let shape: Vec<usize> = shape
+        .iter()
+        .map(|&d| usize::try_from(d).ok())
+        .collect::<Option<_>>()
+        .ok_or_else(|| cx.invalid(format!("negative dimension in {shape:?}")))?;
+    let out = broadcast_shape(&x, &shape)
+        .ok_or_else(|| cx.invalid(format!("{x:?} does not broadcast to {shape:?}")))?;
+    let index = broadcast_index(&x, &out).into_iter().map(Some).collect();
+    Ok(select(index, &cx.ins[0], out))
+}
+
+/// `Tile(x, repeats)`.
+pub(super) fn import_tile(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    cx.arity(2, 2)?;
+    let x = cx.shape_of(&cx.ins[0])?;
+    let (_, repeats) = int_input(cx, 1, "repeats")?;
+    if repeats.len() != x.len() || repeats.iter().any(|&r| r < 0) {
+        return Err(cx.invalid(format!(
+            "repeats {repeats:?} must be one non-negative count per axis of {x:?}"
+        )));
+    }
+    let out: Vec<usize> = x
+        .iter()
+        .zip(&repeats)
+        .map(|(&d, &r)| d * r as usize)
+        .collect();
+    let index = (0..out.iter().product())
+        .map(|f| {
+            let c: Vec<usize> = coords(f, &out)
+                .iter()
+                .zip(&x)
+                .map(|(&c, &d)| c % d)
+                .collect();
+            Some(flat(&c, &x))
+        })
+        .collect();
+    Ok(select(index, &cx.ins[0], out))
+}
+
+/// `Trilu(x, k)`: the upper (or lower) triangle of the last two axes, zeros elsewhere.
+pub(super) fn import_trilu(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    cx.arity(1, 2)?;
+    let x = cx.shape_of(&cx.ins[0])?;
+    if x.len() < 2 {
+        return Err(cx.invalid(format!("the input must have two axes or more, got {x:?}")));
+    }
+    let k = match cx.ins.get(1) {
+        None => 0,
+        Some(_) => int_input(cx, 1, "k")?.1.first().copied().unwrap_or(0),
+    };
+    let upper = attr_i(cx.n, "upper").unwrap_or(1) != 0;
+    let (h, w) = (x[x.len() - 2], x[x.len() - 1]);
+    let index = (0..x.iter().product::<usize>())
+        .map(|f| {
+            let (i, j) = (((f / w) % h) as i64, (f % w) as i64);
+            let keep = if upper { j - i >= k } else { j - i <= k };
+            keep.then_some(f)
+        })
+        .collect();
+    Ok(select(index, &cx.ins[0], x))
+}
+
+/// `GatherElements(x, indices, axis)` with constant indices.
+pub(super) fn import_gather_elements(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    cx.arity(2, 2)?;
+    let x = cx.shape_of(&cx.ins[0])?;
+    let (ishape, idx) = int_input(cx, 1, "indices")?;
+    let axis = normalize_axis(attr_i(cx.n, "axis").unwrap_or(0), x.len())
+        .ok_or_else(|| cx.invalid(format!("axis out of range for {x:?}")))?;
+    if ishape.len() != x.len()
+        || ishape
+            .iter()
+            .zip(&x)
+            .enumerate()
+            .any(|(d, (&i, &s))| d != axis && i > s)
+    {
+        return Err(cx.invalid(format!(
+            "indices of shape {ishape:?} do not fit data of shape {x:?} outside axis {axis}"
+        )));
+    }
+    let mut index = Vec::with_capacity(idx.len());
+    for (f, &i) in idx.iter().enumerate() {
+        let mut c = coords(f, &ishape);
+        c[axis] = wrap(i, x[axis]).map_err(|e| cx.invalid(e))?;
+        index.push(Some(flat(&c, &x)));
+    }
+    Ok(select(index, &cx.ins[0], ishape))
+}
+
+/// `GatherND(x, indices, batch_dims)` with constant indices.
+pub(super) fn import_gather_nd(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    cx.arity(2, 2)?;
+    let x = cx.shape_of(&cx.ins[0])?;
+    let (ishape, idx) = int_input(cx, 1, "indices")?;
+    let b = usize::try_from(attr_i(cx.n, "batch_dims").unwrap_or(0)).unwrap_or(usize::MAX);
+    let Some(&m) = ishape.last() else {
+        return Err(cx.invalid("indices must have at least one axis".into()));
+    };
+    if b >= ishape.len() || b + m > x.len() || ishape[..b] != x[..b] {
+        return Err(cx.invalid(format!(
+            "indices of shape {ishape:?} with batch_dims {b} do not fit data of shape {x:?}"
+        )));
+    }
+    let slice: Vec<usize> = x[b + m..].to_vec();
+    let inner: usize = slice.iter().product();
+    let out: Vec<usize> = ishape[..ishape.len() - 1]
+        .iter()
+        .chain(&slice)
+        .copied()
+        .collect();
+    let tuples = idx.len() / m;
+    let per_batch = tuples / ishape[..b].iter().product::<usize>().max(1);
+    let mut index = Vec::with_capacity(tuples * inner);
+    for t in 0..tuples {
+        let batch = coords(t / per_batch, &x[..b]);
+        let mut c = batch;
+        for (d, &i) in idx[t * m..(t + 1) * m].iter().enumerate() {
+            c.push(wrap(i, x[b + d]).map_err(|e| cx.invalid(e))?);
+        }
+        c.extend(std::iter::repeat_n(0, slice.len()));
+        let start = flat(&c, &x);
+        index.extend((0..inner).map(|i| Some(start + i)));
+    }
+    Ok(select(index, &cx.ins[0], out))
+}
+
+/// `Split(x, split, axis)`: each output a slice of x (the first is this node's op, the
+/// others are emitted under their names).
+pub(super) fn import_split(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    cx.arity(1, 2)?;
+    let x = cx.shape_of(&cx.ins[0])?;
+    let axis = normalize_axis(attr_i(cx.n, "axis").unwrap_or(0), x.len())
+        .ok_or_else(|| cx.invalid(format!("axis out of range for {x:?}")))?;
+    let outputs = cx.n.output.len();
+    let sizes: Vec<usize> = match (cx.ins.get(1), attr_ints(cx.n, "split")) {
+        (Some(_), _) => int_input(cx, 1, "split")?
+            .1
+            .iter()
+            .map(|&s| s.max(0) as usize)
+            .collect(),
+        (None, Some(s)) => s.iter().map(|&s| s.max(0) as usize).collect(),
+        (None, None) => {
+            let parts = outputs;
+            let per = x[axis].div_ceil(parts.max(1));
+            (0..parts)
+                .map(|p| per.min(x[axis].saturating_sub(p * per)))
+                .collect()
+        }
+    };
+    if sizes.len() != outputs || sizes.iter().sum::<usize>() != x[axis] {
+        return Err(cx.invalid(format!(
+            "split sizes {sizes:?} must be one per output ({outputs}) and sum to {} (axis {axis} of {x:?})",
+            x[axis]
+        )));
+    }
+    let mut at = 0i64;
+    let mut first = None;
+    for (o, &size) in sizes.iter().enumerate() {
+        let end = at + size as i64;
+        let (index, out) =
+            slice_index(&x, &[at], &[end], &[axis as i64], &[1]).map_err(|e| cx.invalid(e))?;
+        at = end;
+        let lowered = select(index, &cx.ins[0], out);
+        match o {
+            0 => first = Some(lowered),
+            _ if cx.n.output[o].is_empty() => {}
+            _ => cx.emit_output(&cx.n.output[o], lowered.0, lowered.1, lowered.2),
+        }
+    }
+    first.ok_or_else(|| cx.invalid("no output".into()))
+}
+
+/// Emits the one-hot of computed indices `idx` (any shape, values in `-depth..depth`,
+/// negative from the end as ONNX counts them) over a last axis of `depth`.
+fn one_hot(cx: &NodeCx<'_>, idx: &str, shape: &[usize], depth: usize, tag: &str) -> String {
+    let m: usize = shape.iter().product();
+    let column = cx.emit(
+        &format!("{tag}_column"),
+        Op::Reshape,
+        vec![idx.to_owned()],
+        vec![m, 1],
+    );
+    let mut hot = Vec::new();
+    for (suffix, offset) in [("", 0i64), ("_from_end", -(depth as i64))] {
+        let positions = cx.emit_constant(
+            &format!("{tag}_positions{suffix}"),
+            Tensor::new(
+                vec![depth],
+                (0..depth).map(|j| (j as i64 + offset) as f32).collect(),
+            ),
+        );
+        let diff = cx.emit(
+            &format!("{tag}_diff{suffix}"),
+            Op::Sub,
+            vec![column.clone(), positions],
+            vec![m, depth],
+        );
+        hot.push(cx.emit(
+            &format!("{tag}_is{suffix}"),
+            Op::Unary(Func::IsZero),
+            vec![diff],
+            vec![m, depth],
+        ));
+    }
+    cx.emit(&format!("{tag}_one_hot"), Op::Add, hot, vec![m, depth])
+}
+
+/// `OneHot(indices, depth, values)`: `values[1]` where the index is, `values[0]`
+/// elsewhere, along `axis`.
+pub(super) fn import_one_hot(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    cx.arity(3, 3)?;
+    let idx = &cx.ins[0];
+    let ishape = cx.shape_of(idx)?;
+    let depth = match cx.constants.get(&cx.ins[1]) {
+        Some(t) => t.data.first().map(|&d| d as i64),
+        None => int_input(cx, 1, "depth")?.1.first().copied(),
+    }
+    .and_then(|d| usize::try_from(d).ok())
+    .filter(|&d| d > 0)
+    .ok_or_else(|| cx.invalid("depth must be a positive constant".into()))?;
+    let values: Vec<f32> = match cx.constants.get(&cx.ins[2]) {
+        Some(t) => t.data.clone(),
+        None => int_input(cx, 2, "values")?
+            .1
+            .iter()
+            .map(|&v| v as f32)
+            .collect(),
+    };
+    let [off, on] = values[..] else {
+        return Err(cx.invalid(format!("values must be [off, on], got {values:?}")));
+    };
+    let rank = ishape.len() + 1;
+    let axis = normalize_axis(attr_i(cx.n, "axis").unwrap_or(-1), rank)
+        .ok_or_else(|| cx.invalid(format!("axis out of range for rank {rank}")))?;
+    let hot = one_hot(cx, idx, &ishape, depth, "hot");
+    let last: Vec<usize> = ishape.iter().copied().chain([depth]).collect();
+    let mut y = cx.emit("hot_shaped", Op::Reshape, vec![hot], last.clone());
+    if (off, on) != (0.0, 1.0) {
+        let scale = cx.emit_constant("on_minus_off", Tensor::new(vec![], vec![on - off]));
+        y = cx.emit("scaled", Op::Mul, vec![y, scale], last.clone());
+        let base = cx.emit_constant("off", Tensor::new(vec![], vec![off]));
+        y = cx.emit("shifted", Op::Add, vec![y, base], last.clone());
+    }
+    if axis == rank - 1 {
+        return Ok((Op::Identity, vec![y], last));
+    }
+    // The depth axis moved from last to `axis`.
+    let mut perm: Vec<usize> = (0..rank - 1).collect();
+    perm.insert(axis, rank - 1);
+    let out: Vec<usize> = perm.iter().map(|&p| last[p]).collect();
+    Ok((Op::Transpose { perm }, vec![y], out))
+}
+
+/// `Gather` of computed indices from a constant table along axis 0 (an embedding):
+/// the indices' one-hot times the table.
+pub(super) fn import_gather_computed(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    let (data, idx) = (&cx.ins[0], &cx.ins[1]);
+    let table: Tensor = match (cx.constants.get(data), cx.int_constants.get(data)) {
+        (Some(t), _) => t.clone(),
+        (None, Some((shape, v))) => {
+            Tensor::new(shape.clone(), v.iter().map(|&v| v as f32).collect())
+        }
+        (None, None) => {
+            return Err(cx.invalid(format!(
+                "indices `{idx}` are computed and so is the data `{data}`: only constant \
+                 indices, or computed indices into a constant table, are supported"
+            )))
+        }
+    };
+    let axis = normalize_axis(attr_i(cx.n, "axis").unwrap_or(0), table.shape.len());
+    if axis != Some(0) {
+        return Err(
+            cx.invalid("computed indices into a constant table are supported along axis 0".into())
+        );
+    }
+    if !cx.is_integer(idx) {
+        return Err(cx.invalid(format!("the indices `{idx}` must be integers")));
+    }
+    let ishape = cx.shape_of(idx)?;
+    let v = table.shape[0];
+    let row: usize = table.shape[1..].iter().product();
+    let m: usize = ishape.iter().product();
+    let hot = one_hot(cx, idx, &ishape, v, "rows");
+    let t = cx.emit_constant("table", Tensor::new(vec![v, row], table.data.clone()));
+    let gemm = Op::Gemm(Gemm {
+        alpha: 1.0,
+        beta: 1.0,
+        trans_a: false,
+        trans_b: false,
+    });
+    let picked = cx.emit("picked", gemm, vec![hot, t], vec![m, row]);
+    let out: Vec<usize> = ishape.iter().chain(&table.shape[1..]).copied().collect();
+    Ok((Op::Reshape, vec![picked], out))
+}
