@@ -2111,3 +2111,27 @@ fn one_hot_and_embedding_gather_of_computed_indices_match_tract() {
     );
     check_on(&m, &grid_samples(20));
 }
+
+#[test]
+fn a_public_output_with_padding_zeros_is_bound_to_zero() {
+    // The output is the input's lower triangle: its zeros are no op's output, so they are
+    // bound to a constant zero cell; a claimed nonzero there fails.
+    let nodes = vec![node("Trilu", &["x"], "y", vec![("upper", Attr::I(0))])];
+    let m = model(nodes, vec![], value_info("x", &[3, 4]), value_info_any("y"));
+    let q = check(&m, &[3, 4]);
+    let x = floats(1, 12);
+    let trace = q.run(&quantize_input(&q, &x)).unwrap();
+    let (plan, _) = plan_layout(&q, Default::default(), None, Default::default()).unwrap();
+    let mut instances = ModelCircuit::instances(&q, &plan.layout, &trace, &Default::default());
+    // Element (0, 1) of the output is above the diagonal: a zero. The public values are
+    // the input's 12 elements, then the output's.
+    let at = instances.len() - 12 + 1;
+    instances[at] = zkinfer_circuits::halo2_proofs::halo2curves::bn256::Fr::from(1);
+    let circuit =
+        ModelCircuit::with_trace(Arc::new(q.clone()), plan.layout.clone(), Arc::new(trace));
+    let prover = MockProver::run(plan.layout.k, &circuit, vec![instances]).unwrap();
+    assert!(
+        prover.verify().is_err(),
+        "a nonzero padding output was accepted"
+    );
+}

@@ -20,7 +20,9 @@ use crate::layout::{InputMode, Layout, OutputMode, ParamsMode};
 use crate::linear::LinearConfig;
 use crate::params::{chunk_slot, pack, per_element, PackConfig, Params};
 use crate::poseidon::{assign_hash, hash, Domain, Element, PoseidonConfig, BLOCK_ROWS};
-use crate::rows::{add_is_parametric, input_is_range_checked, rescale_is_wide};
+use crate::rows::{
+    add_is_parametric, input_is_range_checked, output_needs_zero_cell, rescale_is_wide,
+};
 use crate::table::TableConfig;
 use crate::wires::{ParamCells, Source, Wires};
 
@@ -323,6 +325,13 @@ impl ModelCircuit {
                         }
                         QOp::Reshape(_) | QOp::Rearrange(_) | QOp::Concat(_) => {}
                     }
+                }
+                if output_needs_zero_cell(model, &vis) {
+                    let (lane, row) = next_lane();
+                    let cell = region
+                        .assign_advice(config.lanes[lane].in0, row, Value::known(Fr::zero()))
+                        .cell();
+                    wires.tie_zero(region, cell)?;
                 }
                 let cells = |id, n| (0..n).map(|i| wires.cell(id, i)).collect::<Vec<_>>();
                 let (n_in, n_out) = (
