@@ -19,9 +19,12 @@ MODELS=("$@")
 [ ${#MODELS[@]} -gt 0 ] || MODELS=(mlp logistic random_forest gradient_boosting)
 OUT=target/sklearn
 echo "exporting with skl2onnx into $OUT (ops per model):"
-"$VENV/bin/python" scripts/sklearn_export.py "$OUT" | "$VENV/bin/python" -c \
-  'import json,sys; [print(f"  {k}: {v[\"right\"]}/450 right (onnxruntime), ops {\", \".join(v[\"ops\"])}") for k,v in json.load(sys.stdin).items()]'
-cargo build -q --release --locked -p zkinfer-tests --example sklearn --bin zkinfer
+"$VENV/bin/python" scripts/sklearn_export.py "$OUT" | "$VENV/bin/python" -c '
+import json, sys
+for k, v in json.load(sys.stdin).items():
+    print("  %s: %d/450 right (onnxruntime), ops %s" % (k, v["right"], ", ".join(v["ops"])))'
+cargo build -q --release --locked -p zkinfer-tests --example sklearn
+cargo build -q --release --locked -p zkinfer --bin zkinfer
 echo
 target/release/examples/sklearn "$OUT" "${MODELS[@]}"
 echo
@@ -38,7 +41,7 @@ for m in "${MODELS[@]}"; do
   "$VENV/bin/python" - "$d/proof.json" "$OUT/$m.test.json" "$m" "$secs" <<'PY'
 import json, sys
 proof, test, name, secs = sys.argv[1:]
-out = json.load(open(proof))["output"]
+out = json.load(open(proof))["output"]["values"]
 t = json.load(open(test))
 label, probs = out[0], out[1:]
 want_label, want = t["onnxruntime_labels"][0], t["onnxruntime_probabilities"][0]
