@@ -2135,3 +2135,65 @@ fn a_public_output_with_padding_zeros_is_bound_to_zero() {
         "a nonzero padding output was accepted"
     );
 }
+
+#[test]
+fn transposed_convolution_matches_tract() {
+    // 2-D: strides, pads, output_padding, dilations, groups; 1-D; output_shape.
+    type Case = (Vec<i64>, Vec<i64>, Vec<(&'static str, Attr)>);
+    let cases: Vec<Case> = vec![
+        (vec![1, 2, 3, 3], vec![2, 3, 3, 3], vec![]),
+        (
+            vec![1, 2, 3, 4],
+            vec![2, 2, 3, 2],
+            vec![
+                ("strides", Attr::Ints(vec![2, 3])),
+                ("pads", Attr::Ints(vec![1, 0, 2, 1])),
+                ("output_padding", Attr::Ints(vec![1, 0])),
+            ],
+        ),
+        (
+            vec![1, 4, 3, 3],
+            vec![4, 1, 2, 2],
+            vec![
+                ("group", Attr::I(2)),
+                ("dilations", Attr::Ints(vec![2, 1])),
+                ("strides", Attr::Ints(vec![2, 2])),
+            ],
+        ),
+        (
+            vec![1, 2, 5],
+            vec![2, 3, 3],
+            vec![
+                ("strides", Attr::Ints(vec![2])),
+                ("pads", Attr::Ints(vec![1, 1])),
+            ],
+        ),
+        (
+            vec![1, 1, 3, 3],
+            vec![1, 2, 3, 3],
+            vec![
+                ("strides", Attr::Ints(vec![3, 2])),
+                ("output_shape", Attr::Ints(vec![10, 8])),
+            ],
+        ),
+    ];
+    for (x, w, attrs) in cases {
+        let cout = w[1]
+            * attrs
+                .iter()
+                .find_map(|(k, v)| match (k, v) {
+                    (&"group", Attr::I(g)) => Some(*g),
+                    _ => None,
+                })
+                .unwrap_or(1);
+        let wlen: i64 = w.iter().product();
+        let inits = vec![
+            float_tensor("W", &w, floats(3, wlen as usize)),
+            float_tensor("B", &[cout], floats(4, cout as usize)),
+        ];
+        let nodes = vec![node("ConvTranspose", &["x", "W", "B"], "y", attrs)];
+        let m = model(nodes, inits, value_info("x", &x), value_info_any("y"));
+        let shape: Vec<usize> = x.iter().map(|&d| d as usize).collect();
+        check(&m, &shape);
+    }
+}

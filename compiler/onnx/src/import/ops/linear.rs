@@ -101,7 +101,12 @@ pub(super) fn import_conv(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     let x = cx.shape_of(&ins[0])?;
     let w = constants
         .get(&ins[1])
-        .ok_or_else(|| cx.invalid("the weights W must be a constant (initializer)".into()))?
+        .ok_or_else(|| {
+            cx.invalid(format!(
+                "the weights `{}` must be a constant (initializer)",
+                cx.ins[1]
+            ))
+        })?
         .shape
         .clone();
     if !matches!((x.len(), w.len()), (4, 4) | (3, 3)) {
@@ -215,4 +220,185 @@ pub(super) fn import_matmul(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
         batch.push(b2[b2.len() - 1]);
     }
     Ok((Op::MatMul, ins.clone(), batch))
+}
+
+/// `ConvTranspose` (1-D and 2-D, any group): a convolution of the input spread out by
+/// the strides (zeros between its elements) and padded by `dilation·(k − 1) − pad` on
+/// each side (cropped where that is negative) — an element map, no rows — with the
+/// kernel flipped and its channel axes swapped, stride 1.
+pub(super) fn import_conv_transpose(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    let n = cx.n;
+    cx.arity(2, 3)?;
+    let x = cx.shape_of(&cx.ins[0])?;
+    let w = cx.constants.get(&cx.ins[1]).ok_or_else(|| {
+        cx.invalid(format!(
+            "the weights `{}` must be a constant (initializer)",
+            cx.ins[1]
+        ))
+    })?;
+    if !matches!((x.len(), w.shape.len()), (4, 4) | (3, 3)) {
+        return Err(cx.invalid(format!(
+            "only 1-D (NCL) and 2-D (NCHW) transposed convolution is supported; X is {x:?}, W is {:?}",
+            w.shape
+        )));
+    }
+    let one_d = x.len() == 3;
+    let group = usize::try_from(attr_i(n, "group").unwrap_or(1)).unwrap_or(0);
+    if group == 0 || x[1] % group != 0 || w.shape[0] != x[1] {
+        return Err(cx.invalid(format!(
+            "W {:?} must have X's {} input channels first, in {group} groups",
+            w.shape, x[1]
+        )));
+    }
+    let (cin_g, cout_g) = (x[1] / group, w.shape[1]);
+    let cout = cout_g * group;
+    let kernel = [
+        if one_d { 1 } else { w.shape[2] },
+        w.shape[w.shape.len() - 1],
+    ];
+    // One value per spatial axis (a 1-D convolution's height is a neutral axis of 1).
+    let per_axis = |name: &str, default: i64, neutral: i64| -> Result<[i64; 2], CompileError> {
+        match attr_ints(n, name) {
+            None => Ok([if one_d { neutral } else { default }, default]),
+            Some(&[a, b]) if !one_d => Ok([a, b]),
+            Some(&[b]) if one_d => Ok([neutral, b]),
+            Some(v) => Err(cx.invalid(format!(
+                "{name} {v:?} must hold {} values",
+                if one_d { "one" } else { "two" }
+            ))),
+        }
+    };
+    let strides = per_axis("strides", 1, 1)?;
+    let dilations = per_axis("dilations", 1, 1)?;
+    let out_pad = per_axis("output_padding", 0, 0)?;
+    if strides.iter().chain(&dilations).any(|&v| v < 1) || out_pad.iter().any(|&v| v < 0) {
+        return Err(cx.invalid(
+            "strides and dilations must be positive, output_padding non-negative".into(),
+        ));
+    }
+    if let Some(k) = attr_ints(n, "kernel_shape") {
+        let want = &w.shape[2..];
+        if k.iter().map(|&v| v as usize).ne(want.iter().copied()) {
+            return Err(cx.invalid(format!("kernel_shape {k:?} differs from W's {want:?}")));
+        }
+    }
+    let spatial = [if one_d { 1 } else { x[2] }, x[x.len() - 1]];
+    // Where the pads come from: given, or from output_shape / auto_pad (the spec's
+    // total padding, split as it says).
+    let auto_pad = attr(n, "auto_pad").map(|a| String::from_utf8_lossy(&a.s).into_owned());
+    let auto_pad = auto_pad.as_deref().unwrap_or("NOTSET");
+    let full = |a: usize| {
+        strides[a] * (spatial[a] as i64 - 1)
+            + out_pad[a]
+            + (kernel[a] as i64 - 1) * dilations[a]
+            + 1
+    };
+    let target: Option<[i64; 2]> = match (attr_ints(n, "output_shape"), auto_pad) {
+        (Some(s), _) => Some(match (one_d, s.len()) {
+            (true, 1) => [1, s[0]],
+            (false, 2) => [s[0], s[1]],
+            (_, l) if l == x.len() => [if one_d { 1 } else { s[2] }, s[l - 1]],
+            _ => return Err(cx.invalid(format!("output_shape {s:?} does not fit X {x:?}"))),
+        }),
+        (None, "SAME_UPPER" | "SAME_LOWER") => Some([0, 1].map(|a| spatial[a] as i64 * strides[a])),
+        (None, "NOTSET" | "" | "VALID") => None,
+        (None, other) => return Err(cx.invalid(format!("auto_pad `{other}` is not an ONNX mode"))),
+    };
+    let (begin, end): ([i64; 2], [i64; 2]) = match target {
+        Some(t) => {
+            let total = [0, 1].map(|a| full(a) - t[a]);
+            let half = total.map(|v| v.div_euclid(2));
+            if auto_pad == "SAME_UPPER" {
+                (half, [0, 1].map(|a| total[a] - half[a]))
+            } else {
+                ([0, 1].map(|a| total[a] - half[a]), half)
+            }
+        }
+        None => match attr_ints(n, "pads") {
+            None => ([0; 2], [0; 2]),
+            Some(&[t, l, b, r]) if !one_d => ([t, l], [b, r]),
+            Some(&[l, r]) if one_d => ([0, l], [0, r]),
+            Some(p) => return Err(cx.invalid(format!("pads {p:?} do not fit X {x:?}"))),
+        },
+    };
+    // The spread input: position p of axis a holds x[(p − left)/s] where that is a
+    // multiple of s inside the input, else 0.
+    let mut len = [0usize; 2];
+    let mut left = [0i64; 2];
+    for a in 0..2 {
+        let reach = dilations[a] * (kernel[a] as i64 - 1);
+        left[a] = reach - begin[a];
+        let l = (spatial[a] as i64 - 1) * strides[a] + 1 + left[a] + reach - end[a] + out_pad[a];
+        if l < reach + 1 {
+            return Err(cx.invalid(format!(
+                "the pads {begin:?}/{end:?} leave no output along spatial axis {a}"
+            )));
+        }
+        len[a] = l as usize;
+    }
+    let source = |a: usize, p: usize| -> Option<usize> {
+        let q = p as i64 - left[a];
+        (q >= 0 && q % strides[a] == 0 && q / strides[a] < spatial[a] as i64)
+            .then(|| (q / strides[a]) as usize)
+    };
+    let mut index = Vec::with_capacity(x[0] * x[1] * len[0] * len[1]);
+    for plane in 0..x[0] * x[1] {
+        for i in 0..len[0] {
+            for j in 0..len[1] {
+                index.push(
+                    source(0, i)
+                        .zip(source(1, j))
+                        .map(|(si, sj)| (plane * spatial[0] + si) * spatial[1] + sj),
+                );
+            }
+        }
+    }
+    let spread_shape: Vec<usize> = if one_d {
+        vec![x[0], x[1], len[1]]
+    } else {
+        vec![x[0], x[1], len[0], len[1]]
+    };
+    let spread = cx.emit(
+        "spread",
+        Op::Select { index },
+        vec![cx.ins[0].clone()],
+        spread_shape.clone(),
+    );
+    // W [Cin, Cout/g, kh, kw] → W' [Cout, Cin/g, kh, kw], flipped.
+    let (kh, kw) = (kernel[0], kernel[1]);
+    let mut flipped = vec![0.0; w.data.len()];
+    for g in 0..group {
+        for co in 0..cout_g {
+            for ci in 0..cin_g {
+                for a in 0..kh {
+                    for b in 0..kw {
+                        let src = (((g * cin_g + ci) * cout_g + co) * kh + a) * kw + b;
+                        let dst = (((g * cout_g + co) * cin_g + ci) * kh + (kh - 1 - a)) * kw
+                            + (kw - 1 - b);
+                        flipped[dst] = w.data[src];
+                    }
+                }
+            }
+        }
+    }
+    let w_shape: Vec<usize> = [cout, cin_g]
+        .into_iter()
+        .chain(w.shape[2..].iter().copied())
+        .collect();
+    let weights = cx.emit_constant("flipped", Tensor::new(w_shape, flipped));
+    if let Some(b) = cx.ins.get(2) {
+        if cx.constants.get(b).map(|t| t.shape.clone()) != Some(vec![cout]) {
+            return Err(cx.invalid(format!("B must be a constant of shape [{cout}]")));
+        }
+    }
+    let window = Window {
+        kernel,
+        strides: [1, 1],
+        dilations: dilations.map(|d| d as usize),
+        pads: [0; 4],
+    };
+    let out = window_output(&window, &spread_shape, cout).map_err(|e| cx.invalid(e))?;
+    let mut inputs = vec![spread, weights];
+    inputs.extend(cx.ins.get(2).cloned());
+    Ok((Op::Conv { window, group }, inputs, out))
 }

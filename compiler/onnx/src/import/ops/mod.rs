@@ -102,6 +102,7 @@ pub(super) const IMPORTERS: &[(&str, Importer)] = &[
     ("Pad", shape::import_element_map),
     ("Concat", shape::import_concat),
     ("Transpose", shape::import_transpose),
+    ("ConvTranspose", linear::import_conv_transpose),
     ("Expand", array::import_expand),
     ("Tile", array::import_tile),
     ("Trilu", array::import_trilu),
