@@ -2197,3 +2197,284 @@ fn transposed_convolution_matches_tract() {
         check(&m, &shape);
     }
 }
+
+/// A recurrent node `op` over x [seq, batch, I] with weights for its gates of `hidden`
+/// units; every output named in `outputs` is a graph output.
+fn recurrent_model(
+    op: &str,
+    x: [i64; 3],
+    hidden: i64,
+    dirs: i64,
+    extra_inputs: Vec<(&str, tract_onnx::pb::TensorProto)>,
+    attrs: Vec<(&str, Attr)>,
+    outputs: &[&str],
+) -> ModelProto {
+    let i = x[2];
+    let gates = match op {
+        "RNN" => 1,
+        "GRU" => 3,
+        _ => 4,
+    };
+    let scaled = |seed, n: i64| floats(seed, n as usize).iter().map(|v| v * 0.6).collect();
+    let mut inits = vec![
+        float_tensor(
+            "W",
+            &[dirs, gates * hidden, i],
+            scaled(11, dirs * gates * hidden * i),
+        ),
+        float_tensor(
+            "R",
+            &[dirs, gates * hidden, hidden],
+            scaled(12, dirs * gates * hidden * hidden),
+        ),
+        float_tensor(
+            "B",
+            &[dirs, 2 * gates * hidden],
+            scaled(13, dirs * 2 * gates * hidden),
+        ),
+    ];
+    let mut inputs = vec!["x", "W", "R", "B"];
+    for (slot, t) in extra_inputs {
+        inputs.push(slot);
+        if !t.name.is_empty() {
+            inits.push(t);
+        }
+    }
+    let mut n = node(op, &inputs, outputs[0], attrs);
+    n.output = outputs.iter().map(|s| s.to_string()).collect();
+    let first = outputs.iter().find(|s| !s.is_empty()).unwrap();
+    let mut m = model(vec![n], inits, value_info("x", &x), value_info_any(first));
+    let g = m.graph.as_mut().unwrap();
+    for o in outputs.iter().filter(|s| !s.is_empty()).skip(1) {
+        g.output.push(value_info_any(o));
+    }
+    m
+}
+
+/// The float interpreter against a reference output for the input `floats(0, n)`, then
+/// the circuit (MockProver) on three samples.
+fn matches_reference(m: &ModelProto, n: usize, reference: &[f32]) {
+    let graph = import_proto(m).unwrap().graph;
+    let ours = &graph.run(&floats(0, n)).unwrap()[&graph.output].data;
+    assert_eq!(ours.len(), reference.len());
+    for (a, b) in ours.iter().zip(reference) {
+        assert!(
+            (a - b).abs() < 1e-5,
+            "{ours:?} vs the reference {reference:?}"
+        );
+    }
+    prove_matches(&graph, &(0..3).map(|s| floats(s, n)).collect::<Vec<_>>());
+}
+
+#[test]
+#[allow(clippy::excessive_precision)] // onnxruntime's outputs as it printed them
+fn recurrent_layers_unrolled_match_tract_and_onnxruntime() {
+    // tract 0.23.9 is the reference where it is right: forward layers with their default
+    // activations. It ignores `direction: reverse` for GRU and `activations` for RNN, and
+    // differs on a bidirectional LSTM with initial states; there the reference is
+    // onnxruntime 1.32.0 (scripts/sklearn.sh's venv) on the input `floats(0, n)`.
+    let h = 3;
+    let hidden = ("hidden_size", Attr::I(h));
+    let bidirectional = ("direction", Attr::S("bidirectional".into()));
+    // LSTM forward: Y, Y_h and Y_c; bidirectional; forward from constant initial states
+    // with peepholes.
+    let m = recurrent_model(
+        "LSTM",
+        [3, 1, 4],
+        h,
+        1,
+        vec![],
+        vec![hidden.clone()],
+        &["Y", "Y_h", "Y_c"],
+    );
+    check(&m, &[3, 1, 4]);
+    let attrs = vec![hidden.clone(), bidirectional.clone()];
+    let m = recurrent_model("LSTM", [2, 2, 4], h, 2, vec![], attrs, &["Y", "Y_h", "Y_c"]);
+    check(&m, &[2, 2, 4]);
+    let states = |dirs: i64| {
+        vec![
+            ("", Default::default()),
+            (
+                "h0",
+                float_tensor("h0", &[dirs, 2, h], floats(21, (dirs * 2 * h) as usize)),
+            ),
+            (
+                "c0",
+                float_tensor("c0", &[dirs, 2, h], floats(22, (dirs * 2 * h) as usize)),
+            ),
+            (
+                "P",
+                float_tensor("P", &[dirs, 3 * h], floats(23, (dirs * 3 * h) as usize)),
+            ),
+        ]
+    };
+    let m = recurrent_model(
+        "LSTM",
+        [2, 2, 4],
+        h,
+        1,
+        states(1),
+        vec![hidden.clone()],
+        &["Y", "Y_h"],
+    );
+    check(&m, &[2, 2, 4]);
+    // Bidirectional from constant initial states, with peepholes; Y unnamed, Y_h read.
+    let attrs = vec![hidden.clone(), bidirectional.clone()];
+    let m = recurrent_model("LSTM", [2, 2, 4], h, 2, states(2), attrs, &["", "Y_h"]);
+    let onnxruntime = [
+        -0.17906272,
+        0.14633062,
+        -0.06413344,
+        0.0510133,
+        0.06076057,
+        -0.12412778,
+        0.30754942,
+        -0.14805858,
+        -0.01818162,
+        0.40158206,
+        -0.02475645,
+        -0.09559202,
+    ];
+    matches_reference(&m, 16, &onnxruntime);
+    // GRU: both reset modes, forward, reverse and bidirectional (Y then Y_h).
+    let gru: [(i64, &str, i64, &[f32]); 4] = [
+        (
+            0,
+            "reverse",
+            1,
+            &[
+                -0.12738903,
+                0.027525656,
+                -0.3121182,
+                -0.11145996,
+                -0.096685648,
+                -0.31145981,
+                -0.064967498,
+                -0.15691081,
+                -0.23483987,
+                -0.12738903,
+                0.027525656,
+                -0.3121182,
+            ],
+        ),
+        (
+            1,
+            "forward",
+            1,
+            &[
+                -0.023252903,
+                -0.042740069,
+                -0.19752033,
+                -0.047728807,
+                -0.16865805,
+                -0.31275052,
+                -0.091716051,
+                -0.30472377,
+                -0.41470915,
+                -0.091716051,
+                -0.30472377,
+                -0.41470915,
+            ],
+        ),
+        (
+            1,
+            "bidirectional",
+            2,
+            &[
+                -0.023252903,
+                -0.042740069,
+                -0.19752033,
+                0.36205733,
+                0.2192255,
+                -0.27396852,
+                -0.047728807,
+                -0.16865805,
+                -0.31275052,
+                0.24526903,
+                0.21181685,
+                -0.3691535,
+                -0.091716051,
+                -0.30472377,
+                -0.41470915,
+                0.098325431,
+                0.20793143,
+                -0.29215765,
+                -0.091716051,
+                -0.30472377,
+                -0.41470915,
+                0.36205733,
+                0.2192255,
+                -0.27396852,
+            ],
+        ),
+        (
+            0,
+            "bidirectional",
+            2,
+            &[
+                -0.05130893,
+                0.030815875,
+                -0.18081234,
+                0.45446235,
+                0.20022276,
+                -0.53947246,
+                -0.083573982,
+                -0.036766231,
+                -0.2972194,
+                0.35125303,
+                0.20231903,
+                -0.51283324,
+                -0.12159797,
+                -0.12694123,
+                -0.40725955,
+                0.19264884,
+                0.21073094,
+                -0.3420828,
+                -0.12159797,
+                -0.12694123,
+                -0.40725955,
+                0.45446235,
+                0.20022276,
+                -0.53947246,
+            ],
+        ),
+    ];
+    for (lbr, dir, dirs, onnxruntime) in gru {
+        let attrs = vec![
+            hidden.clone(),
+            ("linear_before_reset", Attr::I(lbr)),
+            ("direction", Attr::S(dir.into())),
+        ];
+        let m = recurrent_model("GRU", [3, 1, 2], h, dirs, vec![], attrs, &["Y", "Y_h"]);
+        if dir == "forward" {
+            check(&m, &[3, 1, 2]);
+        }
+        matches_reference(&m, 6, onnxruntime);
+    }
+    // RNN: Tanh from a constant initial state (tract), Relu (onnxruntime).
+    let h0 = || {
+        vec![
+            ("", Default::default()),
+            ("h0", float_tensor("h0", &[1, 1, h], floats(24, 3))),
+        ]
+    };
+    let m = recurrent_model("RNN", [4, 1, 2], h, 1, h0(), vec![hidden.clone()], &["Y"]);
+    check(&m, &[4, 1, 2]);
+    let attrs = vec![hidden, ("activations", Attr::Strings(vec!["Relu"]))];
+    let m = recurrent_model("RNN", [4, 1, 2], h, 1, h0(), attrs, &["Y"]);
+    let onnxruntime = [
+        0.0,
+        0.57734078,
+        0.0,
+        0.0021730959,
+        0.11834792,
+        0.0,
+        0.55282211,
+        0.0,
+        0.0,
+        0.48241514,
+        0.0,
+        0.0,
+    ];
+    matches_reference(&m, 8, &onnxruntime);
+}

@@ -167,6 +167,7 @@ pub fn value_info_any(name: &str) -> ValueInfoProto {
     }
 }
 
+#[derive(Clone)]
 pub enum Attr {
     F(f32),
     I(i64),

@@ -292,6 +292,19 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
     };
     for (i, n) in g.node.iter().enumerate() {
         let name = node_name(n, i);
+        // A node with several outputs may leave its first unnamed (a recurrent layer's
+        // Y when only the last state is read): it gets a name of its own, as the
+        // importer lowers the node under that name.
+        let unnamed_first;
+        let n = match n.output.first() {
+            Some(o) if o.is_empty() && n.output.len() > 1 => {
+                let mut named = n.clone();
+                named.output[0] = format!("{name}:unread-output");
+                unnamed_first = named;
+                &unnamed_first
+            }
+            _ => n,
+        };
         let invalid = |reason: String| CompileError::InvalidNode {
             node: name.clone(),
             op: n.op_type.clone(),

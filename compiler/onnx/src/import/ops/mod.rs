@@ -14,6 +14,7 @@ mod elementwise;
 mod linear;
 mod ml;
 mod normalize;
+mod recurrent;
 mod shape;
 
 /// What an importer makes of a node: its op, the inputs it reads, its output shape.
@@ -103,6 +104,9 @@ pub(super) const IMPORTERS: &[(&str, Importer)] = &[
     ("Concat", shape::import_concat),
     ("Transpose", shape::import_transpose),
     ("ConvTranspose", linear::import_conv_transpose),
+    ("RNN", recurrent::import_recurrent),
+    ("GRU", recurrent::import_recurrent),
+    ("LSTM", recurrent::import_recurrent),
     ("Expand", array::import_expand),
     ("Tile", array::import_tile),
     ("Trilu", array::import_trilu),
@@ -132,8 +136,14 @@ pub(super) const IMPORTERS: &[(&str, Importer)] = &[
 pub(super) use ml::ML_OPS;
 
 /// Op types whose nodes have more than one output (the importer emits the others).
-pub(super) const MULTI_OUTPUT_OPS: &[&str] =
-    &["LinearClassifier", "TreeEnsembleClassifier", "Split"];
+pub(super) const MULTI_OUTPUT_OPS: &[&str] = &[
+    "LinearClassifier",
+    "TreeEnsembleClassifier",
+    "Split",
+    "RNN",
+    "GRU",
+    "LSTM",
+];
 
 /// What an importer reads: the node, its present inputs, and what is known so far.
 pub(super) struct NodeCx<'a> {
