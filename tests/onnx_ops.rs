@@ -231,7 +231,7 @@ fn unsupported_ops_are_all_named_before_any_work() {
         node("Mod", &["x", "x"], "a", vec![]),
         node("Relu", &["a"], "b", vec![]),
         custom,
-        node("LSTM", &["c"], "y", vec![]),
+        node("Unique", &["c"], "y", vec![]),
     ];
     let m = model(nodes, vec![], value_info("x", &[1, 4]), value_info_any("y"));
     let err = import_proto(&m).unwrap_err();
@@ -239,10 +239,10 @@ fn unsupported_ops_are_all_named_before_any_work() {
         panic!("expected Unsupported, got {err}");
     };
     let ops: Vec<&str> = nodes.iter().map(|(op, _)| op.as_str()).collect();
-    assert_eq!(ops, ["Mod", "com.example::Fancy", "LSTM"]);
+    assert_eq!(ops, ["Mod", "com.example::Fancy", "Unique"]);
     let msg = err.to_string();
     assert!(
-        msg.contains("LSTM (node `LSTM:y`)") && msg.contains("Supported: Abs"),
+        msg.contains("Unique (node `Unique:y`)") && msg.contains("Supported: Abs"),
         "{msg}"
     );
 }
@@ -2477,4 +2477,81 @@ fn recurrent_layers_unrolled_match_tract_and_onnxruntime() {
         0.0,
     ];
     matches_reference(&m, 8, &onnxruntime);
+}
+
+#[test]
+fn scatter_and_nonzero_of_a_constant_match_tract() {
+    // ScatterElements of computed updates into x along axis 1 (a negative index, and a
+    // position written twice: the last wins); ScatterND of x's rows into a constant;
+    // NonZero of a constant mask picking elements with GatherND.
+    let inits = vec![
+        int_tensor_shaped("ie", &[2, 2], vec![0, -1, 2, 1]),
+        int_tensor_shaped("ind", &[2, 1], vec![2, 0]),
+        float_tensor("base", &[3, 4], floats(31, 12)),
+        float_tensor(
+            "mask",
+            &[2, 4],
+            vec![0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 2.0, -1.0],
+        ),
+    ];
+    let nodes = vec![
+        node("Slice", &["x", "s0", "s2", "ax1"], "u", vec![]),
+        node("Relu", &["u"], "ru", vec![]),
+        node(
+            "ScatterElements",
+            &["x", "ie", "ru"],
+            "se",
+            vec![("axis", Attr::I(1))],
+        ),
+        node("ScatterND", &["base", "ind", "x"], "sn", vec![]),
+        node("NonZero", &["mask"], "nz", vec![]),
+        node("Transpose", &["nz"], "nzt", vec![]),
+        node("GatherND", &["se", "nzt"], "picked", vec![]),
+        node(
+            "ReduceSum",
+            &["sn", "ax1"],
+            "snr",
+            vec![("keepdims", Attr::I(0))],
+        ),
+        node(
+            "Concat",
+            &["picked", "snr"],
+            "y",
+            vec![("axis", Attr::I(0))],
+        ),
+    ];
+    let mut inits = inits;
+    inits.extend([
+        int_tensor("s0", vec![0]),
+        int_tensor("s2", vec![2]),
+        int_tensor("ax1", vec![1]),
+    ]);
+    let m = model(nodes, inits, value_info("x", &[2, 4]), value_info_any("y"));
+    check(&m, &[2, 4]);
+}
+
+#[test]
+fn layer_normalization_over_several_axes_with_its_statistics_matches_tract() {
+    let inits = vec![
+        float_tensor("scale", &[3, 4], floats(41, 12)),
+        float_tensor("bias", &[3, 4], floats(42, 12)),
+    ];
+    let mut ln = node(
+        "LayerNormalization",
+        &["x", "scale", "bias"],
+        "y",
+        vec![("axis", Attr::I(1))],
+    );
+    ln.output
+        .extend(["mean".to_string(), "inv_std".to_string()]);
+    let mut m = model(
+        vec![ln],
+        inits,
+        value_info("x", &[2, 3, 4]),
+        value_info_any("y"),
+    );
+    let g = m.graph.as_mut().unwrap();
+    g.output.push(value_info_any("mean"));
+    g.output.push(value_info_any("inv_std"));
+    check(&m, &[2, 3, 4]);
 }

@@ -372,7 +372,7 @@ fn errors_exit_2_with_a_clear_message() {
     let unsupported = tmp.path().join("unsupported.onnx");
     let nodes = vec![
         node("Mod", &["x", "x"], "a", vec![]),
-        node("LSTM", &["a"], "y", vec![]),
+        node("Unique", &["a"], "y", vec![]),
     ];
     let m = model(
         nodes,
@@ -387,7 +387,7 @@ fn errors_exit_2_with_a_clear_message() {
     assert!(
         err.contains("unsupported ONNX operators")
             && err.contains("Mod (node `Mod:a`)")
-            && err.contains("LSTM"),
+            && err.contains("Unique"),
         "{err}"
     );
 

@@ -159,7 +159,12 @@ fn run(dir: &Path, model: &pb::ModelProto, bound: &[String]) -> Result<(), Strin
 /// node tests): the first backticked name in the reason that is a graph input not yet
 /// bound.
 fn needs_constant(reason: &str, model: &pb::ModelProto, bound: &[String]) -> Option<String> {
-    if !reason.starts_with("import:") {
+    let asks = [
+        "must be a constant",
+        "are computed and so is",
+        "is not a positive constant",
+    ];
+    if !reason.starts_with("import:") || !asks.iter().any(|a| reason.contains(a)) {
         return None;
     }
     // An empty input: an empty list of axes (an int64 vector) is bound; empty data is

@@ -81,6 +81,9 @@ fn holds_integers(
         | "Split"
         | "ArrayFeatureExtractor" => present.first().is_some_and(|i| data(i)),
         "OneHot" => present.get(2).is_some_and(|i| data(i)),
+        "ScatterElements" | "ScatterND" => {
+            present.len() == 3 && data(present[0]) && data(present[2])
+        }
         "Where" => present.len() == 3 && data(present[1]) && data(present[2]),
         "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min" | "Sum" | "Concat" => {
             present.iter().all(|i| data(i))
@@ -125,7 +128,7 @@ pub const PACKED_INPUTS: &str = "zkinfer:inputs";
 pub const PACKED_OUTPUTS: &str = "zkinfer:outputs";
 
 /// Op types folded to constants before dispatch (every shape is static here).
-const FOLDED_OPS: &[&str] = &["Constant", "ConstantOfShape", "Shape"];
+const FOLDED_OPS: &[&str] = &["Constant", "ConstantOfShape", "Shape", "NonZero"];
 
 /// ONNX op types this version can compile, sorted: the importers' table and the ops
 /// folded to constants.
@@ -353,6 +356,32 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
             let end = clamp(attr_i(n, "end").unwrap_or(rank));
             let dims: Vec<i64> = x[start..end.max(start)].iter().map(|&d| d as i64).collect();
             int_constants.insert(out.clone(), (vec![dims.len()], dims));
+            continue;
+        }
+        // NonZero of a constant: the coordinates of its nonzero elements, [rank, count].
+        if n.op_type == "NonZero" {
+            let x = n.input.first().cloned().unwrap_or_default();
+            let (shape, nonzero): (Vec<usize>, Vec<bool>) =
+                match (constants.get(&x), int_constants.get(&x)) {
+                    (Some(t), _) => (t.shape.clone(), t.data.iter().map(|&v| v != 0.0).collect()),
+                    (None, Some((s, v))) => (s.clone(), v.iter().map(|&v| v != 0).collect()),
+                    (None, None) => {
+                        return Err(invalid(format!(
+                            "`{x}` is computed: the number of its nonzero elements, and so \
+                             this output's shape, would depend on the input"
+                        )))
+                    }
+                };
+            let found: Vec<usize> = (0..nonzero.len()).filter(|&i| nonzero[i]).collect();
+            let mut coords = vec![0i64; shape.len() * found.len()];
+            for (k, &f) in found.iter().enumerate() {
+                let mut rest = f;
+                for d in (0..shape.len()).rev() {
+                    coords[d * found.len() + k] = (rest % shape[d]) as i64;
+                    rest /= shape[d];
+                }
+            }
+            int_constants.insert(out.clone(), (vec![shape.len(), found.len()], coords));
             continue;
         }
         if n.op_type == "ConstantOfShape" {

@@ -2,8 +2,10 @@
 //! with constant indices, shapes or sizes are element maps (no rows); `OneHot` and
 //! `Gather` of computed indices from a constant table (an embedding) are one-hot
 //! products: a zero test of the index against every position, times the table.
+//! `ScatterElements` and `ScatterND` with constant indices are element maps of two
+//! sources.
 
-use crate::graph::broadcast_index;
+use crate::graph::{broadcast_index, Sources};
 
 use super::super::*;
 use super::{Lowered, NodeCx};
@@ -347,4 +349,97 @@ pub(super) fn import_gather_computed(cx: &NodeCx<'_>) -> Result<Lowered, Compile
     let picked = cx.emit("picked", gemm, vec![hot, t], vec![m, row]);
     let out: Vec<usize> = ishape.iter().chain(&table.shape[1..]).copied().collect();
     Ok((Op::Reshape, vec![picked], out))
+}
+
+/// `ScatterElements(data, indices, updates)` and `ScatterND` with constant indices and
+/// `reduction` none: each output element is an element of `updates` where one is
+/// scattered (the last, where several are), else of `data` — an element map, no rows.
+pub(super) fn import_scatter(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    cx.arity(3, 3)?;
+    let (data, updates) = (&cx.ins[0], &cx.ins[2]);
+    let x = cx.shape_of(data)?;
+    let u = cx.shape_of(updates)?;
+    let (ishape, idx) = int_input(cx, 1, "indices")?;
+    let reduction = attr(cx.n, "reduction").map_or("none".into(), |a| {
+        String::from_utf8_lossy(&a.s).into_owned()
+    });
+    if reduction != "none" {
+        return Err(cx.invalid(format!(
+            "reduction `{reduction}` is not supported (none is)"
+        )));
+    }
+    let mut index: Sources = (0..x.iter().product()).map(|i| Some((0, i))).collect();
+    if cx.n.op_type == "ScatterElements" || cx.n.op_type == "Scatter" {
+        let axis = normalize_axis(attr_i(cx.n, "axis").unwrap_or(0), x.len())
+            .ok_or_else(|| cx.invalid(format!("axis out of range for {x:?}")))?;
+        if ishape != u || ishape.len() != x.len() {
+            return Err(cx.invalid(format!(
+                "indices {ishape:?} and updates {u:?} must have one shape, of data's rank {}",
+                x.len()
+            )));
+        }
+        for (j, &i) in idx.iter().enumerate() {
+            let mut c = coords(j, &ishape);
+            if c.iter()
+                .zip(&x)
+                .enumerate()
+                .any(|(d, (&c, &s))| d != axis && c >= s)
+            {
+                return Err(cx.invalid(format!("indices {ishape:?} exceed data {x:?}")));
+            }
+            c[axis] = wrap(i, x[axis]).map_err(|e| cx.invalid(e))?;
+            index[flat(&c, &x)] = Some((1, j));
+        }
+    } else {
+        let Some(&m) = ishape.last() else {
+            return Err(cx.invalid("indices must have at least one axis".into()));
+        };
+        let tuples = ishape[..ishape.len() - 1].to_vec();
+        let want: Vec<usize> = tuples.iter().chain(&x[m.min(x.len())..]).copied().collect();
+        if m > x.len() || u != want {
+            return Err(cx.invalid(format!(
+                "updates {u:?} must be {want:?} for indices {ishape:?} into data {x:?}"
+            )));
+        }
+        let inner: usize = x[m..].iter().product();
+        for t in 0..idx.len() / m.max(1) {
+            let mut c = Vec::with_capacity(x.len());
+            for (d, &i) in idx[t * m..(t + 1) * m].iter().enumerate() {
+                c.push(wrap(i, x[d]).map_err(|e| cx.invalid(e))?);
+            }
+            c.extend(std::iter::repeat_n(0, x.len() - m));
+            let start = flat(&c, &x);
+            for k in 0..inner {
+                index[start + k] = Some((1, t * inner + k));
+            }
+        }
+    }
+    // A constant source: the computed one's elements in place (zeros elsewhere) plus the
+    // constant's elements where the computed one has none.
+    let constant = |s: &String| cx.constants.get(s);
+    let (computed, k, fixed) = match (constant(data), constant(updates)) {
+        (None, None) => return Ok((Op::Concat { index }, vec![data.clone(), updates.clone()], x)),
+        (Some(d), None) => (updates, 1, (d, 0)),
+        (None, Some(t)) => (data, 0, (t, 1)),
+        (Some(_), Some(_)) => return Err(cx.invalid("data and updates are both constant".into())),
+    };
+    let picked = index
+        .iter()
+        .map(|s| s.filter(|&(i, _)| i == k).map(|(_, j)| j))
+        .collect();
+    let placed = cx.emit(
+        "placed",
+        Op::Select { index: picked },
+        vec![computed.clone()],
+        x.clone(),
+    );
+    let rest: Vec<f32> = index
+        .iter()
+        .map(|s| match s {
+            Some((i, j)) if *i == fixed.1 => fixed.0.data[*j],
+            _ => 0.0,
+        })
+        .collect();
+    let rest = cx.emit_constant("constant_part", Tensor::new(x.clone(), rest));
+    Ok((Op::Add, vec![placed, rest], x))
 }

@@ -114,6 +114,8 @@ pub(super) const IMPORTERS: &[(&str, Importer)] = &[
     ("GatherND", array::import_gather_nd),
     ("Split", array::import_split),
     ("OneHot", array::import_one_hot),
+    ("ScatterElements", array::import_scatter),
+    ("ScatterND", array::import_scatter),
     ("ReduceMax", normalize::import_reduce),
     ("ReduceMin", normalize::import_reduce),
     ("ReduceL1", normalize::import_reduce),
@@ -143,6 +145,7 @@ pub(super) const MULTI_OUTPUT_OPS: &[&str] = &[
     "RNN",
     "GRU",
     "LSTM",
+    "LayerNormalization",
 ];
 
 /// What an importer reads: the node, its present inputs, and what is known so far.

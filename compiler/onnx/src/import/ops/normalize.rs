@@ -46,31 +46,88 @@ pub(super) fn import_softmax(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     Ok((Op::Transpose { perm: back }, vec![y], x))
 }
 
-/// `LayerNormalization`.
+/// `LayerNormalization` over the axes from `axis` on (others than the last: over the
+/// input flattened to `[outer, inner]`, and back); its optional `Mean` and `InvStdDev`
+/// outputs are emitted as a mean, a mean of squared differences and a reciprocal square
+/// root.
 pub(super) fn import_layer_normalization(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    use zkinfer_qir::Func;
     let n = cx.n;
     let ins = &cx.ins;
-    let constants = cx.constants;
     cx.arity(2, 3)?;
     let x = cx.shape_of(&ins[0])?;
     let axis = normalize_axis(attr_i(n, "axis").unwrap_or(-1), x.len())
         .ok_or_else(|| cx.invalid(format!("axis out of range for {x:?}")))?;
-    if axis + 1 != x.len() {
-        return Err(cx.invalid(format!(
-            "only normalisation over the last axis is supported (axis {axis} of {x:?})"
-        )));
-    }
-    let d = x[axis];
+    let (outer, inner) = (
+        x[..axis].iter().product::<usize>(),
+        x[axis..].iter().product::<usize>(),
+    );
+    let mut params = Vec::new();
     for p in &ins[1..] {
-        if constants.get(p).map(|t| t.len()) != Some(d) {
-            return Err(cx.invalid(format!("`{p}` must be a constant with {d} values")));
-        }
+        let t = cx
+            .constants
+            .get(p)
+            .filter(|t| t.len() == inner)
+            .ok_or_else(|| cx.invalid(format!("`{p}` must be a constant with {inner} values")))?;
+        params.push(if axis + 1 == x.len() {
+            p.clone()
+        } else {
+            cx.emit_constant(
+                &format!("{p}_flat"),
+                Tensor::new(vec![inner], t.data.clone()),
+            )
+        });
     }
     if attr_i(n, "stash_type").unwrap_or(1) != 1 {
         return Err(cx.invalid("stash_type other than float32 is not supported".into()));
     }
     let epsilon = attr_f(n, "epsilon").unwrap_or(1e-5);
-    Ok((Op::LayerNormalization { epsilon }, ins.clone(), x))
+    let flat = vec![outer, inner];
+    // Over the last axis the op applies as it is; otherwise over `[outer, inner]`.
+    let direct = axis + 1 == x.len();
+    let wanted = |i: usize| n.output.get(i).filter(|s| !s.is_empty());
+    let rows = if x == flat || (direct && wanted(1).is_none() && wanted(2).is_none()) {
+        ins[0].clone()
+    } else {
+        cx.emit("rows", Op::Reshape, vec![ins[0].clone()], flat.clone())
+    };
+    let stats: Vec<usize> = x[..axis]
+        .iter()
+        .copied()
+        .chain(std::iter::repeat_n(1, x.len() - axis))
+        .collect();
+    if wanted(1).is_some() || wanted(2).is_some() {
+        let (index, len, _) = reduce_index(&flat, &[1], true);
+        let reduce = Op::Reduce {
+            index,
+            len,
+            mean: true,
+        };
+        let mean = cx.emit("mean", reduce.clone(), vec![rows.clone()], vec![outer, 1]);
+        if let Some(m) = wanted(1) {
+            cx.emit_output(m, Op::Reshape, vec![mean.clone()], stats.clone());
+        }
+        if let Some(s) = wanted(2) {
+            let diff = cx.emit("diff", Op::Sub, vec![rows.clone(), mean], flat.clone());
+            let square = cx.emit("square", Op::Mul, vec![diff.clone(), diff], flat.clone());
+            let var = cx.emit("var", reduce, vec![square], vec![outer, 1]);
+            let eps = cx.emit_constant("epsilon", Tensor::new(vec![], vec![epsilon]));
+            let shifted = cx.emit("var_eps", Op::Add, vec![var, eps], vec![outer, 1]);
+            let inv = cx.emit(
+                "inv_std",
+                Op::Unary(Func::Rsqrt),
+                vec![shifted],
+                vec![outer, 1],
+            );
+            cx.emit_output(s, Op::Reshape, vec![inv], stats);
+        }
+    }
+    if direct {
+        return Ok((Op::LayerNormalization { epsilon }, ins.clone(), x));
+    }
+    let inputs: Vec<String> = [rows].into_iter().chain(params).collect();
+    let y = cx.emit("normed", Op::LayerNormalization { epsilon }, inputs, flat);
+    Ok((Op::Reshape, vec![y], x))
 }
 
 /// `ReduceSum`, `ReduceMean`, `ReduceSumSquare`, `ReduceL1`, `ReduceL2`,
