@@ -2555,3 +2555,93 @@ fn layer_normalization_over_several_axes_with_its_statistics_matches_tract() {
     g.output.push(value_info_any("inv_std"));
     check(&m, &[2, 3, 4]);
 }
+
+#[test]
+fn resize_and_upsample_match_tract() {
+    // Opset-13 Resize: X, roi (empty), scales or sizes.
+    type Case = (
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<Vec<f32>>,
+        Option<Vec<i64>>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "nearest",
+            "asymmetric",
+            "floor",
+            Some(vec![1.0, 1.0, 2.0, 3.0]),
+            None,
+        ),
+        (
+            "nearest",
+            "half_pixel",
+            "round_prefer_floor",
+            Some(vec![1.0, 1.0, 1.5, 0.5]),
+            None,
+        ),
+        (
+            "nearest",
+            "align_corners",
+            "round_prefer_ceil",
+            None,
+            Some(vec![1, 2, 5, 7]),
+        ),
+        (
+            "linear",
+            "half_pixel",
+            "round_prefer_floor",
+            Some(vec![1.0, 1.0, 2.0, 2.0]),
+            None,
+        ),
+        (
+            "linear",
+            "align_corners",
+            "round_prefer_floor",
+            None,
+            Some(vec![1, 2, 5, 3]),
+        ),
+        (
+            "linear",
+            "asymmetric",
+            "round_prefer_floor",
+            Some(vec![1.0, 1.0, 0.5, 1.5]),
+            None,
+        ),
+        (
+            "linear",
+            "pytorch_half_pixel",
+            "round_prefer_floor",
+            None,
+            Some(vec![1, 2, 1, 6]),
+        ),
+    ];
+    for (mode, transform, nearest, scales, sizes) in cases {
+        let mut inits = vec![float_tensor("roi", &[0], vec![])];
+        let mut inputs = vec!["x", "roi"];
+        if let Some(s) = scales {
+            inits.push(float_tensor("scales", &[4], s));
+            inputs.push("scales");
+        } else {
+            inputs.push("");
+        }
+        if let Some(s) = sizes {
+            inits.push(int_tensor("sizes", s));
+            inputs.push("sizes");
+        }
+        let attrs = vec![
+            ("mode", Attr::S(mode.into())),
+            ("coordinate_transformation_mode", Attr::S(transform.into())),
+            ("nearest_mode", Attr::S(nearest.into())),
+        ];
+        let nodes = vec![node("Resize", &inputs, "y", attrs)];
+        let m = model(
+            nodes,
+            inits,
+            value_info("x", &[1, 2, 3, 4]),
+            value_info_any("y"),
+        );
+        check(&m, &[1, 2, 3, 4]);
+    }
+}

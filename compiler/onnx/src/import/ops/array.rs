@@ -443,3 +443,234 @@ pub(super) fn import_scatter(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     let rest = cx.emit_constant("constant_part", Tensor::new(x.clone(), rest));
     Ok((Op::Add, vec![placed, rest], x))
 }
+
+/// Where output position `x` of an axis of `len` resized by `scale` samples the input,
+/// as `coordinate_transformation_mode` says (the resized length is `len · scale`, not
+/// rounded, as ONNX's reference computes it).
+fn original_coordinate(mode: &str, x: usize, len: usize, scale: f64) -> Result<f64, String> {
+    let (x, len) = (x as f64, len as f64);
+    let out = len * scale;
+    Ok(match mode {
+        "half_pixel" => (x + 0.5) / scale - 0.5,
+        "pytorch_half_pixel" if out > 1.0 => (x + 0.5) / scale - 0.5,
+        "pytorch_half_pixel" => 0.0,
+        "align_corners" if out > 1.0 => x * (len - 1.0) / (out - 1.0),
+        "align_corners" => 0.0,
+        "asymmetric" => x / scale,
+        "tf_half_pixel_for_nn" => (x + 0.5) / scale,
+        "half_pixel_symmetric" => {
+            let adjustment = out.floor() / out;
+            let center = len / 2.0;
+            center * (1.0 - adjustment) + (x + 0.5) / scale - 0.5
+        }
+        other => {
+            return Err(format!(
+                "coordinate_transformation_mode `{other}` is not supported"
+            ))
+        }
+    })
+}
+
+/// `Resize` (opset 10+) and `Upsample` with constant scales or sizes: `nearest` picks an
+/// input element (an element map, no rows); `linear` is, per resized axis, a product by
+/// a constant interpolation matrix (each output the weighted sum of its two
+/// neighbours), the axis moved last and back.
+pub(super) fn import_resize(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    let n = cx.n;
+    let x = cx.shape_of(&cx.ins[0])?;
+    let rank = x.len();
+    let input = |i: usize| n.input.get(i).filter(|s| !s.is_empty());
+    let floats_of = |name: &String| -> Result<Vec<f64>, CompileError> {
+        match (cx.constants.get(name), cx.int_constants.get(name)) {
+            (Some(t), _) => Ok(t.data.iter().map(|&v| f64::from(v)).collect()),
+            (None, Some((_, v))) => Ok(v.iter().map(|&v| v as f64).collect()),
+            (None, None) => Err(cx.invalid(format!("`{name}` must be a constant"))),
+        }
+    };
+    let attr_s = |name: &str, default: &str| {
+        attr(n, name).map_or(default.to_string(), |a| {
+            String::from_utf8_lossy(&a.s).into_owned()
+        })
+    };
+    let upsample = n.op_type == "Upsample";
+    let (scales_at, sizes_at) = if upsample || cx.opset < 11 {
+        (1, usize::MAX)
+    } else {
+        (2, 3)
+    };
+    let axes: Vec<usize> = match attr_ints(n, "axes") {
+        Some(a) => a
+            .iter()
+            .map(|&v| normalize_axis(v, rank))
+            .collect::<Option<_>>()
+            .ok_or_else(|| cx.invalid(format!("axes {a:?} out of range for rank {rank}")))?,
+        None => (0..rank).collect(),
+    };
+    let mut scale = vec![1.0f64; rank];
+    let mut out = x.clone();
+    match (input(sizes_at), input(scales_at)) {
+        (Some(sizes), _) => {
+            let s = floats_of(sizes)?;
+            if s.len() != axes.len() {
+                return Err(
+                    cx.invalid(format!("sizes {s:?} must hold one value per axis {axes:?}"))
+                );
+            }
+            if attr_s("keep_aspect_ratio_policy", "stretch") != "stretch" {
+                return Err(cx.invalid(
+                    "keep_aspect_ratio_policy other than stretch is not supported".into(),
+                ));
+            }
+            for (&a, &v) in axes.iter().zip(&s) {
+                out[a] = v as usize;
+                scale[a] = v / x[a] as f64;
+            }
+        }
+        (None, Some(scales)) => {
+            let s = floats_of(scales)?;
+            if s.len() != axes.len() {
+                return Err(cx.invalid(format!(
+                    "scales {s:?} must hold one value per axis {axes:?}"
+                )));
+            }
+            for (&a, &v) in axes.iter().zip(&s) {
+                scale[a] = v;
+                out[a] = (x[a] as f64 * v).floor() as usize;
+            }
+        }
+        (None, None) => match attr(n, "scales").filter(|_| upsample) {
+            // Upsample before opset 9: the scales as an attribute.
+            Some(a) if a.floats.len() == rank => {
+                for (d, &v) in a.floats.iter().enumerate() {
+                    scale[d] = f64::from(v);
+                    out[d] = (x[d] as f64 * f64::from(v)).floor() as usize;
+                }
+            }
+            _ => return Err(cx.invalid("scales or sizes are required".into())),
+        },
+    }
+    if out.contains(&0) {
+        return Err(cx.invalid(format!("the output {out:?} would be empty")));
+    }
+    if attr_i(n, "antialias").unwrap_or(0) != 0 {
+        return Err(cx.invalid("antialias=1 is not supported".into()));
+    }
+    let default_transform = if upsample || cx.opset < 11 {
+        "asymmetric"
+    } else {
+        "half_pixel"
+    };
+    let transform = attr_s("coordinate_transformation_mode", default_transform);
+    if transform == "tf_crop_and_resize" {
+        return Err(
+            cx.invalid("coordinate_transformation_mode tf_crop_and_resize is not supported".into())
+        );
+    }
+    let mode = attr_s("mode", "nearest");
+    let coordinate = |a: usize, i: usize| {
+        original_coordinate(&transform, i, x[a], scale[a]).map_err(|e| cx.invalid(e))
+    };
+    match mode.as_str() {
+        "nearest" => {
+            let rounding = attr_s(
+                "nearest_mode",
+                if upsample || cx.opset < 11 {
+                    "floor"
+                } else {
+                    "round_prefer_floor"
+                },
+            );
+            let mut pick: Vec<Vec<usize>> = Vec::with_capacity(rank);
+            for a in 0..rank {
+                let mut v = Vec::with_capacity(out[a]);
+                for i in 0..out[a] {
+                    let c = coordinate(a, i)?;
+                    let r = match rounding.as_str() {
+                        "round_prefer_floor" if c.fract() == 0.5 => c.floor(),
+                        "round_prefer_floor" => c.round(),
+                        "round_prefer_ceil" => (c + 0.5).floor(),
+                        "floor" => c.floor(),
+                        "ceil" => c.ceil(),
+                        other => {
+                            return Err(
+                                cx.invalid(format!("nearest_mode `{other}` is not supported"))
+                            )
+                        }
+                    };
+                    v.push(r.clamp(0.0, x[a] as f64 - 1.0) as usize);
+                }
+                pick.push(v);
+            }
+            let index = (0..out.iter().product::<usize>())
+                .map(|f| {
+                    let c: Vec<usize> = coords(f, &out)
+                        .iter()
+                        .enumerate()
+                        .map(|(a, &i)| pick[a][i])
+                        .collect();
+                    Some(flat(&c, &x))
+                })
+                .collect();
+            Ok((Op::Select { index }, vec![cx.ins[0].clone()], out))
+        }
+        "linear" => {
+            let mut y = cx.ins[0].clone();
+            let mut shape = x.clone();
+            let resized: Vec<usize> = (0..rank)
+                .filter(|&a| out[a] != x[a] || scale[a] != 1.0)
+                .collect();
+            let Some(&last_axis) = resized.last() else {
+                return Ok((Op::Identity, vec![y], out));
+            };
+            for &a in &resized {
+                // Mᵀ [len, out]: column i holds output i's two weights.
+                let (len, o) = (x[a], out[a]);
+                let mut m = vec![0.0f32; len * o];
+                for i in 0..o {
+                    let c = coordinate(a, i)?.clamp(0.0, len as f64 - 1.0);
+                    let lo = c.floor() as usize;
+                    let hi = (lo + 1).min(len - 1);
+                    let w = (c - lo as f64) as f32;
+                    m[lo * o + i] += 1.0 - w;
+                    m[hi * o + i] += w;
+                }
+                let matrix = cx.emit_constant(&format!("axis{a}"), Tensor::new(vec![len, o], m));
+                let mut perm: Vec<usize> = (0..rank).filter(|&d| d != a).collect();
+                perm.push(a);
+                let moved: Vec<usize> = perm.iter().map(|&d| shape[d]).collect();
+                let t = cx.emit(
+                    &format!("axis{a}_last"),
+                    Op::Transpose { perm: perm.clone() },
+                    vec![y],
+                    moved.clone(),
+                );
+                let mut product = moved.clone();
+                product[rank - 1] = o;
+                let p = cx.emit(
+                    &format!("axis{a}_resized"),
+                    Op::MatMul,
+                    vec![t, matrix],
+                    product.clone(),
+                );
+                let mut back = vec![0; rank];
+                for (i, &d) in perm.iter().enumerate() {
+                    back[d] = i;
+                }
+                shape[a] = o;
+                if a == last_axis {
+                    return Ok((Op::Transpose { perm: back }, vec![p], out));
+                }
+                y = cx.emit(
+                    &format!("axis{a}_back"),
+                    Op::Transpose { perm: back },
+                    vec![p],
+                    shape.clone(),
+                );
+            }
+            Ok((Op::Identity, vec![y], out))
+        }
+        other => Err(cx.invalid(format!(
+            "mode `{other}` is not supported (nearest and linear are)"
+        ))),
+    }
+}

@@ -114,6 +114,8 @@ pub(super) const IMPORTERS: &[(&str, Importer)] = &[
     ("GatherND", array::import_gather_nd),
     ("Split", array::import_split),
     ("OneHot", array::import_one_hot),
+    ("Resize", array::import_resize),
+    ("Upsample", array::import_resize),
     ("ScatterElements", array::import_scatter),
     ("ScatterND", array::import_scatter),
     ("ReduceMax", normalize::import_reduce),
