@@ -242,7 +242,7 @@ pub(super) fn import_recurrent(cx: &NodeCx<'_>) -> Result<Lowered, CompileError>
                 Term::Constant(v) => constant.iter_mut().zip(v).for_each(|(a, b)| *a += b),
             }
         }
-        if constant.iter().any(|&v| v != 0.0) {
+        if computed.is_empty() || constant.iter().any(|&v| v != 0.0) {
             computed.push(cx.emit_constant(
                 &format!("{tag}_constant"),
                 Tensor::new(hb.clone(), constant),
@@ -419,28 +419,23 @@ pub(super) fn import_recurrent(cx: &NodeCx<'_>) -> Result<Lowered, CompileError>
                     let mut terms = vec![x_gate(t, 2)];
                     match (&state, lbr) {
                         (None, false) => {}
-                        (None, true) => {
-                            // r ⊙ (0 · Rhᵀ + Rbh)
-                            let rbh =
-                                b.data[d * 2 * gh + gh + 2 * h..d * 2 * gh + gh + 3 * h].to_vec();
-                            let rbh: Vec<f32> =
-                                (0..batch).flat_map(|_| rbh.iter().copied()).collect();
-                            terms.push(mul(&rg, &Term::Constant(rbh), &format!("{tag}_rh")));
-                        }
                         (Some(s), false) => {
                             let rs = mul(&rg, s, &format!("{tag}_rs"));
                             terms.extend(recur(&rs, d, &[2], &format!("{tag}_rsr")));
                         }
-                        (Some(_), true) => {
-                            let rbh =
-                                b.data[d * 2 * gh + gh + 2 * h..d * 2 * gh + gh + 3 * h].to_vec();
+                        (_, true) => {
+                            // r ⊙ (H₋₁ · Rhᵀ + Rbh), H₋₁ · Rhᵀ absent from a zero state.
+                            let rbh = &b.data[d * 2 * gh + gh + 2 * h..d * 2 * gh + gh + 3 * h];
                             let rbh: Vec<f32> =
                                 (0..batch).flat_map(|_| rbh.iter().copied()).collect();
-                            let linear = sum(
-                                hr.next().into_iter().chain([Term::Constant(rbh)]).collect(),
-                                &format!("{tag}_hlin"),
-                            );
-                            terms.push(mul(&rg, &Term::Computed(linear), &format!("{tag}_rh")));
+                            let linear = match hr.next() {
+                                Some(t) => Term::Computed(sum(
+                                    vec![t, Term::Constant(rbh)],
+                                    &format!("{tag}_hlin"),
+                                )),
+                                None => Term::Constant(rbh),
+                            };
+                            terms.push(mul(&rg, &linear, &format!("{tag}_rh")));
                         }
                     }
                     let cand = apply(
