@@ -2,6 +2,7 @@
 //! (`zkinfer-cuda`) runs exactly the same proving flow with its own engine.
 //! This crate is the only place that reads files, env vars and prints progress.
 
+pub mod aggregate;
 pub mod commands;
 pub mod demo;
 pub mod engines;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use zkinfer::commands::{Bits, CompileOptions};
 use zkinfer::engines::EngineChoice;
-use zkinfer::{commands, demo, engines, evm, segmented};
+use zkinfer::{aggregate, commands, demo, engines, evm, segmented};
 use zkinfer_circuits::{InputMode, LinearArgument, OutputMode, ParamsMode, Visibility};
 use zkinfer_compiler::Target;
 
@@ -123,6 +123,26 @@ enum Command {
         out: PathBuf,
         #[arg(required = true)]
         proofs: Vec<PathBuf>,
+    },
+    /// Fold the model's proofs (one per segment, or its one circuit) into one proof with
+    /// 13 public values (a KZG accumulator and the statement's Poseidon digest) that one
+    /// contract verifies. Makes the aggregation keys (DIR/aggregate/) on first use.
+    Aggregate {
+        dir: PathBuf,
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        proof: PathBuf,
+        /// The trusted setup for the aggregation circuit (the same ceremony as the
+        /// model's keys), with at least 2^k powers.
+        #[arg(long, conflicts_with = "dev_srs")]
+        srs: Option<PathBuf>,
+        /// Use the deterministic, publicly known SRS. INSECURE: proofs can be forged.
+        #[arg(long)]
+        dev_srs: bool,
+        /// The aggregation circuit has 2^k rows (fewer rows, more columns: more gas).
+        #[arg(long, default_value_t = 21, value_parser = clap::value_parser!(u32).range(18..=25))]
+        k: u32,
     },
     /// Verify a proof: exit 0 valid, 1 invalid, 2 error. Prints the SRS fingerprint, and a
     /// warning for keys made with --dev-srs.
@@ -263,6 +283,22 @@ fn main() -> ExitCode {
             segmented::witness(&dir, &input, &out).map(|_| ExitCode::SUCCESS)
         }
         Command::Bundle { dir, out, proofs } => segmented::bundle(&dir, &proofs, &out).map(verdict),
+        Command::Aggregate {
+            dir,
+            input,
+            proof,
+            srs,
+            dev_srs,
+            k,
+        } => aggregate::aggregate(&dir, &input, &proof, srs.as_deref(), dev_srs, k)
+            .map(|_| ExitCode::SUCCESS),
+        Command::Verify {
+            dir,
+            proof,
+            model_id,
+        } if aggregate::is_aggregate(&proof) => {
+            aggregate::verify(&dir, &proof, model_id.as_deref()).map(verdict)
+        }
         Command::Verify {
             dir,
             proof,
@@ -273,6 +309,13 @@ fn main() -> ExitCode {
         }
         Command::EncodeCalldata { proof, out } => {
             evm::encode_calldata(&proof, out.as_deref()).map(|_| ExitCode::SUCCESS)
+        }
+        Command::VerifyEvm {
+            dir,
+            proof,
+            model_id,
+        } if aggregate::is_aggregate(&proof) => {
+            aggregate::verify_evm(&dir, &proof, model_id.as_deref()).map(verdict)
         }
         Command::VerifyEvm {
             dir,

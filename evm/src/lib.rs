@@ -13,15 +13,19 @@ use serde::{Deserialize, Serialize};
 use sha3::{Digest, Keccak256};
 
 use halo2_proofs::halo2curves::bn256::{Bn256, Fq, Fr, G1Affine};
+use halo2_proofs::plonk::VerifyingKey;
+use halo2_proofs::poly::commitment::ParamsProver;
+use halo2_proofs::poly::kzg::commitment::ParamsKZG;
 use revm::context::result::{ExecutionResult, Output};
 use revm::context::TxEnv;
 use revm::database::InMemoryDB;
 use revm::primitives::{Address, TxKind};
 use revm::{Context, ExecuteCommitEvm, MainBuilder, MainContext};
 use snark_verifier::loader::evm::{self as evm_loader, EvmLoader};
-use snark_verifier::pcs::kzg::{Bdfg21, KzgAs, KzgDecidingKey};
+use snark_verifier::pcs::kzg::{Bdfg21, KzgAs, KzgDecidingKey, LimbsEncoding};
 use snark_verifier::system::halo2::{compile, transcript::evm::EvmTranscript, Config};
-use snark_verifier::verifier::{plonk::PlonkVerifier, SnarkVerifier};
+use snark_verifier::verifier::plonk::{PlonkProtocol, PlonkVerifier};
+use snark_verifier::verifier::SnarkVerifier;
 use zkinfer_circuits::{InputMode, ParamsMode};
 use zkinfer_verifier::{guard, verifier_params, ProofFile, VerifierKey};
 
@@ -50,32 +54,101 @@ pub enum EvmError {
 }
 
 type Shplonk = PlonkVerifier<KzgAs<Bn256, Bdfg21>>;
+/// The verifier of a proof whose public values begin with a KZG accumulator (an
+/// aggregated proof): it also decides the accumulator's pairing.
+type AccumulatingShplonk = PlonkVerifier<KzgAs<Bn256, Bdfg21>, LimbsEncoding<3, 88>>;
 
 /// snark-verifier's verifier for `key`: one contract, `Halo2Verifier`, whose fallback
 /// takes the calldata of [`calldata`] and returns empty on success, reverts otherwise.
 fn generated_code(key: &VerifierKey) -> Result<String, EvmError> {
-    let bad = |m: &str| EvmError::Generate(m.into());
-    let params = verifier_params(key).ok_or_else(|| bad("the key's SRS points are unusable"))?;
-    let num_instance = key.info.public_values();
+    let params = verifier_params(key)
+        .ok_or_else(|| EvmError::Generate("the key's SRS points are unusable".into()))?;
+    let code = solidity::<Shplonk>(&params, &key.vk, key.info.public_values(), None)?;
+    check_public_values(&code, key)
+}
+
+/// The Solidity verifier of an aggregated proof: the verifying key `vk` of a circuit with
+/// `num_instance` public values whose first 12 are a KZG accumulator (3 limbs of 88 bits
+/// per coordinate of `lhs` and `rhs`), with `params` the KZG points its accumulator is
+/// decided with. Every public value must be a canonical field element.
+pub fn aggregation_verifier_code(
+    params: &ParamsKZG<Bn256>,
+    vk: &VerifyingKey<G1Affine>,
+    num_instance: usize,
+) -> Result<String, EvmError> {
+    let accumulator = (0..12).map(|i| (0, i)).collect();
+    let code = solidity::<AccumulatingShplonk>(params, vk, num_instance, Some(accumulator))?;
+    insert_checks(&code, canonical_check(num_instance))
+}
+
+/// Builds an aggregation verifier ([`aggregation_verifier_code`]) as [`build_verifier`]
+/// does a model's.
+pub fn build_aggregation_verifier(
+    params: &ParamsKZG<Bn256>,
+    vk: &VerifyingKey<G1Affine>,
+    num_instance: usize,
+    solc: &Solc,
+) -> Result<Build, EvmError> {
+    build_code(
+        aggregation_verifier_code(params, vk, num_instance)?,
+        num_instance,
+        solc,
+    )
+}
+
+fn solidity<V>(
+    params: &ParamsKZG<Bn256>,
+    vk: &VerifyingKey<G1Affine>,
+    num_instance: usize,
+    accumulator_indices: Option<Vec<(usize, usize)>>,
+) -> Result<String, EvmError>
+where
+    V: SnarkVerifier<
+        G1Affine,
+        Rc<EvmLoader>,
+        VerifyingKey = KzgDecidingKey<Bn256>,
+        Protocol = PlonkProtocol<G1Affine, Rc<EvmLoader>>,
+    >,
+{
     guard(|| -> Result<String, String> {
         let protocol = compile(
-            &params,
-            &key.vk,
-            Config::kzg().with_num_instance(vec![num_instance]),
+            params,
+            vk,
+            Config::kzg()
+                .with_num_instance(vec![num_instance])
+                .with_accumulator_indices(accumulator_indices),
         );
-        let dk: KzgDecidingKey<Bn256> = (key.srs.g, key.srs.g2, key.srs.s_g2).into();
+        let dk: KzgDecidingKey<Bn256> = (params.get_g()[0], params.g2(), params.s_g2()).into();
         let loader = EvmLoader::new::<Fq, Fr>();
         let protocol = protocol.loaded(&loader);
         let mut transcript = EvmTranscript::<G1Affine, Rc<EvmLoader>, _, _>::new(&loader);
         let instances = transcript.load_instances(vec![num_instance]);
-        let proof = Shplonk::read_proof(&dk, &protocol, &instances, &mut transcript)
+        let proof = V::read_proof(&dk, &protocol, &instances, &mut transcript)
             .map_err(|e| format!("{e:?}"))?;
-        Shplonk::verify(&dk, &protocol, &instances, &proof).map_err(|e| format!("{e:?}"))?;
+        V::verify(&dk, &protocol, &instances, &proof).map_err(|e| format!("{e:?}"))?;
         Ok(loader.solidity_code())
     })
-    .ok_or_else(|| bad("snark-verifier failed on this key"))?
+    .ok_or_else(|| EvmError::Generate("snark-verifier failed on this key".into()))?
     .map_err(EvmError::Generate)
-    .and_then(|code| check_public_values(&code, key))
+}
+
+fn canonical_check(num_instance: usize) -> String {
+    format!(
+        "// zkinfer: every public value is a canonical field element.\n\
+         for {{ let i := 0 }} lt(i, {:#x}) {{ i := add(i, 0x20) }} {{\n\
+         if iszero(lt(calldataload(i), f_q)) {{ revert(0, 0) }}\n}}\n",
+        32 * num_instance
+    )
+}
+
+/// Puts `block` first in the verifier's body, right after `validate_ec_point`.
+fn insert_checks(code: &str, block: String) -> Result<String, EvmError> {
+    let func = code
+        .find("function validate_ec_point")
+        .ok_or_else(|| split::unexpected("no validate_ec_point"))?;
+    let end = split::matching_brace(code, func + code[func..].find('{').unwrap_or(0))
+        .ok_or_else(|| split::unexpected("unbalanced braces"))?;
+    Ok(format!("{}\n{{\n{block}}}\n{}", &code[..end], &code[end..]))
 }
 
 /// snark-verifier reads each public value as `calldataload(i) mod r`, so `x + k·r` would
@@ -86,12 +159,7 @@ fn generated_code(key: &VerifierKey) -> Result<String, EvmError> {
 fn check_public_values(code: &str, key: &VerifierKey) -> Result<String, EvmError> {
     let info = &key.info;
     let vis = info.visibility();
-    let mut block = format!(
-        "{{\n// zkinfer: every public value is a canonical field element.\n\
-         for {{ let i := 0 }} lt(i, {:#x}) {{ i := add(i, 0x20) }} {{\n\
-         if iszero(lt(calldataload(i), f_q)) {{ revert(0, 0) }}\n}}\n",
-        32 * info.public_values()
-    );
+    let mut block = canonical_check(info.public_values());
     if vis.input == InputMode::Public {
         let first = usize::from(vis.params == ParamsMode::Hashed);
         let half = 1u64 << (info.input_bits - 1);
@@ -105,13 +173,7 @@ fn check_public_values(code: &str, key: &VerifierKey) -> Result<String, EvmError
             32 * (first + info.input_len()),
         );
     }
-    block += "}\n";
-    let func = code
-        .find("function validate_ec_point")
-        .ok_or_else(|| split::unexpected("no validate_ec_point"))?;
-    let end = split::matching_brace(code, func + code[func..].find('{').unwrap_or(0))
-        .ok_or_else(|| split::unexpected("unbalanced braces"))?;
-    Ok(format!("{}\n{block}{}", &code[..end], &code[end..]))
+    insert_checks(code, block)
 }
 
 /// A verifier and its compiled contracts, in deployment order.
@@ -142,7 +204,10 @@ fn fingerprint_of(code: &str) -> String {
 /// as keep every one within EIP-170's limit (see [`split`]). The cut is found by
 /// compiling: code density differs along the verifier, so source size alone cannot tell.
 pub fn build_verifier(key: &VerifierKey, solc: &Solc) -> Result<Build, EvmError> {
-    let code = generated_code(key)?;
+    build_code(generated_code(key)?, key.info.public_values(), solc)
+}
+
+fn build_code(code: String, public_values: usize, solc: &Solc) -> Result<Build, EvmError> {
     // solc-js runs out of its 2 GiB heap on a few MB of this code in one contract; no
     // verifier under 24 KB of code comes from more than ~100 KB of source anyway.
     let mut part_bytes = code.len().min(512 * 1024);
@@ -170,7 +235,7 @@ pub fn build_verifier(key: &VerifierKey, solc: &Solc) -> Result<Build, EvmError>
                 "one step of the generated verifier alone compiles to {} bytes, over EIP-170's \
                  {MAX_CODE_SIZE}: with {} public values it cannot be cut small enough",
                 b.runtime.len(),
-                key.info.public_values()
+                public_values
             )));
         }
         // Aim 10% under the limit at the density just seen; always shrink.

@@ -49,6 +49,13 @@ pub struct Witness {
     output: Option<OutputValues>,
 }
 
+impl Witness {
+    /// The public output as the proof file states it (absent when it is not public).
+    pub fn output(&self) -> Option<&OutputValues> {
+        self.output.as_ref()
+    }
+}
+
 /// Lays out the witness of `trace` (the integer interpreter's run of `model`) in the
 /// advice columns of `key`'s circuit; `salts` blind a segment's linked boundaries.
 pub fn witness(

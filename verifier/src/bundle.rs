@@ -184,10 +184,20 @@ pub fn verify_bundle(keys: &[VerifierKey], bundle: &BundleFile) -> Verdict {
             }
         }
     }
+    match linked_statement(&id, &publics) {
+        Ok(public) => Verdict::Valid { public },
+        Err(reason) => invalid(reason),
+    }
+}
+
+/// The whole model's statement from its segments' (`publics`, in order, of the model with
+/// id `id`), once every cut links: the first segment's input, the last one's output, and
+/// with hashed weights the weights digest of `id`.
+pub fn linked_statement(id: &str, publics: &[Public]) -> Result<Public, String> {
     for (i, pair) in publics.windows(2).enumerate() {
         let (out, inp) = (&pair[0].output_link, &pair[1].input_link);
         if out.is_none() || out != inp {
-            return invalid(format!(
+            return Err(format!(
                 "the boundary between segments {i} and {} does not link: segment {i} output \
                  {}, segment {} took {}",
                 i + 1,
@@ -197,8 +207,10 @@ pub fn verify_bundle(keys: &[VerifierKey], bundle: &BundleFile) -> Verdict {
             ));
         }
     }
-    let (first, last) = (&publics[0], &publics[publics.len() - 1]);
-    let public = Public {
+    let (Some(first), Some(last)) = (publics.first(), publics.last()) else {
+        return Err("no segment".into());
+    };
+    Ok(Public {
         params_hash: id.split_once(':').map(|(_, w)| w.to_string()),
         input: first.input.clone(),
         input_hash: first.input_hash.clone(),
@@ -206,6 +218,5 @@ pub fn verify_bundle(keys: &[VerifierKey], bundle: &BundleFile) -> Verdict {
         output_hash: last.output_hash.clone(),
         input_link: None,
         output_link: None,
-    };
-    Verdict::Valid { public }
+    })
 }

@@ -1,0 +1,94 @@
+//! The aggregation circuit: snark-verifier's (every inner proof verified up to its final
+//! pairing, the pairings folded into one KZG accumulator), with what zkinfer adds:
+//! the links between consecutive segments constrained equal inside it, and one Poseidon
+//! digest of every inner public value exposed beside the accumulator.
+//!
+//! Public values of the aggregated proof: the accumulator's 12 limbs (`lhs.x, lhs.y,
+//! rhs.x, rhs.y`, 3 limbs of 88 bits each), then the statement digest.
+
+use std::mem;
+
+use halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
+use halo2_proofs::poly::kzg::commitment::ParamsKZG;
+use snark_verifier::loader::halo2::halo2_ecc::bn254::FpChip;
+use snark_verifier::loader::halo2::halo2_ecc::ecc::BaseFieldEccChip;
+use snark_verifier::loader::halo2::Halo2Loader;
+use snark_verifier::loader::native::NativeLoader;
+use snark_verifier::util::hash::Poseidon;
+use snark_verifier_sdk::halo2::aggregation::{
+    AggregationCircuit, AggregationConfigParams, VerifierUniversality,
+};
+use snark_verifier_sdk::halo2::POSEIDON_SPEC;
+use snark_verifier_sdk::{Snark, BITS, LIMBS, SHPLONK};
+
+pub use snark_verifier::halo2_base::gates::circuit::CircuitBuilderStage as Stage;
+pub use snark_verifier_sdk::halo2::aggregation::AggregationConfigParams as Config;
+
+/// Public values of an aggregated proof: the accumulator's limbs, then the digest.
+pub const ACCUMULATOR_LIMBS: usize = 4 * LIMBS;
+pub const NUM_INSTANCE: usize = ACCUMULATOR_LIMBS + 1;
+
+/// Poseidon (snark-verifier's, the spec its transcript uses) of the public values of every
+/// aggregated proof, in order. The same sponge the circuit runs, over native field elements.
+pub fn statement_digest(instances: &[Vec<Fr>]) -> Fr {
+    let mut h = Poseidon::<Fr, Fr, 3, 2>::from_spec(&NativeLoader, POSEIDON_SPEC.clone());
+    for x in instances {
+        h.update(x);
+    }
+    h.squeeze()
+}
+
+/// Where a segment's linked boundaries sit among its public values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Link {
+    /// (proof, index) of the earlier segment's output link.
+    pub output: (usize, usize),
+    /// (proof, index) of the later segment's input link.
+    pub input: (usize, usize),
+}
+
+/// Builds the aggregation circuit over `snarks` (proven with the Poseidon transcript,
+/// SHPLONK) at `stage`: inner verification, `links` constrained equal, digest exposed.
+/// Each inner proof's verifying key is a constant of the circuit
+/// ([`VerifierUniversality::None`]): the aggregated key binds them.
+pub fn build(
+    stage: Stage,
+    config: AggregationConfigParams,
+    params: &ParamsKZG<Bn256>,
+    snarks: Vec<Snark>,
+    links: &[Link],
+) -> AggregationCircuit {
+    let mut circuit = AggregationCircuit::new::<SHPLONK>(
+        stage,
+        config,
+        params,
+        snarks,
+        VerifierUniversality::None,
+    );
+    let previous = circuit.previous_instances().clone();
+    let ctx = circuit.builder.main(0);
+    for link in links {
+        let out = previous[link.output.0][link.output.1];
+        let inp = previous[link.input.0][link.input.1];
+        ctx.constrain_equal(&out, &inp);
+    }
+    let range = circuit.builder.range_chip();
+    let fp_chip = FpChip::<Fr>::new(&range, BITS, LIMBS);
+    let ecc_chip = BaseFieldEccChip::<G1Affine>::new(&fp_chip);
+    let pool = mem::take(circuit.builder.pool(0));
+    let loader = Halo2Loader::<G1Affine, _>::new(ecc_chip, pool);
+    let digest = {
+        let mut h = Poseidon::from_spec(&loader, POSEIDON_SPEC.clone());
+        for snark in &previous {
+            let scalars: Vec<_> = snark
+                .iter()
+                .map(|&x| loader.scalar_from_assigned(x))
+                .collect();
+            h.update(&scalars);
+        }
+        h.squeeze().into_assigned()
+    };
+    *circuit.builder.pool(0) = loader.take_ctx();
+    circuit.builder.assigned_instances[0].push(digest);
+    circuit
+}

@@ -1,0 +1,293 @@
+//! The aggregated proof file and its native verifier.
+
+use halo2_proofs::halo2curves::bn256::{Bn256, Fr};
+use serde::{Deserialize, Serialize};
+use snark_verifier::loader::native::NativeLoader;
+use snark_verifier::pcs::kzg::{Bdfg21, KzgAs, KzgDecidingKey, LimbsEncoding};
+use snark_verifier::pcs::{AccumulationDecider, AccumulatorEncoding};
+use snark_verifier_sdk::{BITS, LIMBS};
+use zkinfer_verifier::artifact::{check_json_format, fr_from_hex, fr_to_hex, FORMAT_VERSION};
+use zkinfer_verifier::bundle::linked_statement;
+use zkinfer_verifier::{
+    guard, keys_id, statement, ProofFile, Public, Verdict, VerifierKey, VerifyError,
+};
+
+use crate::circuit::{statement_digest, ACCUMULATOR_LIMBS};
+use crate::keys::AggregateVerifierKey;
+
+pub const AGGREGATE_FORMAT: &str = "zkinfer-aggregate";
+pub const AGGREGATE_PROTOCOL: &str = "snark-verifier aggregation (KZG accumulation of SHPLONK proofs with Poseidon transcripts) in a halo2-axiom PLONK proof, KZG on BN254, SHPLONK, Keccak-256 EVM transcript";
+
+/// An aggregated proof (JSON): every folded proof's statement (its public values; no
+/// proof bytes), and one proof of them all whose public values are the accumulator's
+/// limbs and the Poseidon digest of those statements.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateFile {
+    pub format: String,
+    pub version: u32,
+    pub protocol: String,
+    pub model: String,
+    /// The folded model's id (as a bundle's).
+    pub model_id: String,
+    /// The aggregation key's id.
+    pub aggregate_id: String,
+    /// Each folded proof's statement, in segment order: a proof file without proof bytes.
+    pub statements: Vec<ProofFile>,
+    /// The KZG accumulator, 12 limbs of 88 bits, `0x`-hex.
+    pub accumulator: Vec<String>,
+    /// Poseidon of every statement's public values, `0x`-hex.
+    pub digest: String,
+    /// The aggregated proof's bytes, `0x`-hex.
+    pub proof: String,
+}
+
+impl AggregateFile {
+    pub fn parse(text: &str) -> Result<Self, VerifyError> {
+        let what = "aggregated proof";
+        let bad = |reason: String| VerifyError::Format {
+            what: what.into(),
+            reason,
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
+        check_json_format(&v, AGGREGATE_FORMAT, what)?;
+        let f: Self = serde_json::from_value(v).map_err(|e| bad(e.to_string()))?;
+        if f.statements.is_empty() || f.statements.len() > zkinfer_verifier::bundle::MAX_SEGMENTS {
+            return Err(bad(format!("holds {} statements", f.statements.len())));
+        }
+        Ok(f)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Whether `text` is an aggregated proof file (by its `format` field).
+    pub fn is_aggregate(text: &str) -> bool {
+        serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|v| {
+                v.get("format")
+                    .and_then(|f| f.as_str())
+                    .map(|f| f == AGGREGATE_FORMAT)
+            })
+            .unwrap_or(false)
+    }
+
+    /// The aggregated proof's public values (accumulator limbs, then the digest) and its
+    /// bytes, decoded.
+    pub fn public_values(&self) -> Result<(Vec<Fr>, Vec<u8>), String> {
+        if self.accumulator.len() != ACCUMULATOR_LIMBS {
+            return Err(format!(
+                "the accumulator has {} limbs, not {ACCUMULATOR_LIMBS}",
+                self.accumulator.len()
+            ));
+        }
+        let mut instances = self
+            .accumulator
+            .iter()
+            .chain([&self.digest])
+            .map(|s| fr_from_hex(s))
+            .collect::<Option<Vec<Fr>>>()
+            .ok_or(
+                "an accumulator limb or the digest is not a canonical field element in 0x-hex",
+            )?;
+        instances.shrink_to_fit();
+        let bytes = self
+            .proof
+            .strip_prefix("0x")
+            .and_then(|h| hex::decode(h).ok())
+            .ok_or("the proof bytes are not 0x-hex")?;
+        Ok((instances, bytes))
+    }
+
+    /// The calldata of the aggregation verifier contract: the 13 public values as 32-byte
+    /// big-endian words, then the proof bytes.
+    pub fn calldata(&self) -> Result<Vec<u8>, String> {
+        let (instances, proof) = self.public_values()?;
+        Ok(snark_verifier::loader::evm::encode_calldata(
+            &[instances],
+            &proof,
+        ))
+    }
+
+    /// Assembles the file of an aggregated proof of `statements`.
+    pub fn new(
+        key: &AggregateVerifierKey,
+        statements: Vec<ProofFile>,
+        instances: &[Fr],
+        proof: &[u8],
+    ) -> Self {
+        let (acc, digest) = instances.split_at(instances.len().saturating_sub(1));
+        AggregateFile {
+            format: AGGREGATE_FORMAT.into(),
+            version: FORMAT_VERSION,
+            protocol: AGGREGATE_PROTOCOL.into(),
+            model: key.info.model.clone(),
+            model_id: key.info.model_id.clone(),
+            aggregate_id: key.id(),
+            statements,
+            accumulator: acc.iter().map(fr_to_hex).collect(),
+            digest: digest.first().map(fr_to_hex).unwrap_or_default(),
+            proof: format!("0x{}", hex::encode(proof)),
+        }
+    }
+}
+
+/// Verifies an aggregated proof against the model's segment keys (in order) and its
+/// aggregation key: every statement against its key (as for a proof), every link, the
+/// digest of the statements, the aggregated proof, and the accumulator's pairing.
+pub fn verify(keys: &[VerifierKey], key: &AggregateVerifierKey, file: &AggregateFile) -> Verdict {
+    match check(keys, key, file) {
+        Ok(public) => Verdict::Valid { public },
+        Err(reason) => Verdict::Invalid { reason },
+    }
+}
+
+fn check(
+    keys: &[VerifierKey],
+    key: &AggregateVerifierKey,
+    file: &AggregateFile,
+) -> Result<Public, String> {
+    let id = keys_id(keys);
+    if key.info.model_id != id {
+        return Err(format!(
+            "the aggregation key is for model id {}, the segment keys are model id {id}",
+            key.info.model_id
+        ));
+    }
+    let aggregate_id = key.id();
+    if file.aggregate_id != aggregate_id {
+        return Err(format!(
+            "the proof is for aggregation key {}, this aggregation key is {aggregate_id}",
+            file.aggregate_id
+        ));
+    }
+    if file.model_id != id {
+        return Err(format!(
+            "the proof is for model id {}, these keys are model id {id}",
+            file.model_id
+        ));
+    }
+    if file.statements.len() != keys.len() {
+        return Err(format!(
+            "the proof states {} segments; the model has {}",
+            file.statements.len(),
+            keys.len()
+        ));
+    }
+    let mut publics = Vec::with_capacity(keys.len());
+    let mut instances = Vec::with_capacity(keys.len());
+    for (i, (k, s)) in keys.iter().zip(&file.statements).enumerate() {
+        if s.proof != "0x" {
+            return Err(format!(
+                "statement {i} carries proof bytes; an aggregated proof's do not"
+            ));
+        }
+        let st = statement(k, s).map_err(|e| format!("segment {i} of {}: {e}", keys.len()))?;
+        publics.push(st.public);
+        instances.push(st.instances);
+    }
+    let public = linked_statement(&id, &publics)?;
+    let (values, proof) = file.public_values()?;
+    let digest = statement_digest(&instances);
+    if values[ACCUMULATOR_LIMBS] != digest {
+        return Err(format!(
+            "the digest {} is not the digest of the stated public values ({})",
+            file.digest,
+            fr_to_hex(&digest)
+        ));
+    }
+    crate::verify_outer(key, &values, &proof)?;
+    decide(key, &values[..ACCUMULATOR_LIMBS])?;
+    Ok(public)
+}
+
+/// The final pairing of the folded proofs: the accumulator `(lhs, rhs)` from its limbs,
+/// `e(lhs, g2) = e(rhs, s·g2)`.
+fn decide(key: &AggregateVerifierKey, limbs: &[Fr]) -> Result<(), String> {
+    let refs: Vec<&Fr> = limbs.iter().collect();
+    let ok = guard(|| {
+        let acc =
+            <LimbsEncoding<LIMBS, BITS> as AccumulatorEncoding<_, NativeLoader>>::from_repr(&refs)
+                .map_err(|e| format!("the accumulator is not a pair of curve points: {e:?}"))?;
+        let dk: KzgDecidingKey<Bn256> = (key.srs.g, key.srs.g2, key.srs.s_g2).into();
+        <KzgAs<Bn256, Bdfg21> as AccumulationDecider<_, NativeLoader>>::decide(&dk, acc)
+            .map_err(|e| format!("the accumulator's pairing check fails: {e:?}"))
+    });
+    ok.unwrap_or_else(|| Err("the accumulator is malformed".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file() -> AggregateFile {
+        AggregateFile {
+            format: AGGREGATE_FORMAT.into(),
+            version: FORMAT_VERSION,
+            protocol: AGGREGATE_PROTOCOL.into(),
+            model: "m".into(),
+            model_id: "0x01".into(),
+            aggregate_id: "0x02".into(),
+            statements: vec![],
+            accumulator: vec![fr_to_hex(&Fr::one()); ACCUMULATOR_LIMBS],
+            digest: fr_to_hex(&Fr::one()),
+            proof: "0x00".into(),
+        }
+    }
+
+    #[test]
+    fn malformed_aggregated_proofs_are_errors_that_say_why() {
+        let bad = |f: AggregateFile| {
+            AggregateFile::parse(&serde_json::to_string(&f).unwrap())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(bad(file()).contains("0 statements"));
+        let mut f = file();
+        f.format = "zkinfer-proof".into();
+        assert!(bad(f).contains("format"));
+        let text = serde_json::to_string(&file())
+            .unwrap()
+            .replace("\"digest\"", "\"extra\":1,\"digest\"");
+        assert!(AggregateFile::parse(&text)
+            .unwrap_err()
+            .to_string()
+            .contains("extra"));
+        assert!(!AggregateFile::is_aggregate(
+            "{\"format\":\"zkinfer-proof\"}"
+        ));
+        assert!(AggregateFile::is_aggregate(
+            &serde_json::to_string(&file()).unwrap()
+        ));
+        // The public values: 12 canonical limbs, a canonical digest.
+        let mut f = file();
+        f.accumulator.pop();
+        assert!(f.public_values().unwrap_err().contains("11 limbs"));
+        let mut f = file();
+        f.digest = format!("0x{}", "ff".repeat(32));
+        assert!(f.public_values().unwrap_err().contains("canonical"));
+        let (values, bytes) = file().public_values().unwrap();
+        assert_eq!((values.len(), bytes), (ACCUMULATOR_LIMBS + 1, vec![0]));
+    }
+
+    #[test]
+    fn the_statement_digest_binds_every_value_and_its_place() {
+        let a = statement_digest(&[vec![Fr::one(), Fr::zero()], vec![Fr::from(2)]]);
+        assert_ne!(
+            a,
+            statement_digest(&[vec![Fr::one(), Fr::one()], vec![Fr::from(2)]])
+        );
+        assert_ne!(
+            a,
+            statement_digest(&[vec![Fr::zero(), Fr::one()], vec![Fr::from(2)]])
+        );
+        assert_ne!(a, statement_digest(&[vec![Fr::one(), Fr::zero()]]));
+        assert_eq!(
+            a,
+            statement_digest(&[vec![Fr::one(), Fr::zero()], vec![Fr::from(2)]])
+        );
+    }
+}

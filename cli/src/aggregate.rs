@@ -1,0 +1,268 @@
+//! `zkinfer aggregate`: a model's proofs (one per segment, or the one circuit) folded
+//! into one proof with 13 public values, and its verification natively and in the EVM.
+//!
+//! ```text
+//! DIR/aggregate/pk, DIR/aggregate/vk   the aggregation keys (made on first use)
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use zkinfer_aggregate::{AggregateFile, AggregateKey, AggregateVerifierKey};
+use zkinfer_prover::{read_srs, ProverKey};
+use zkinfer_verifier::{Verdict, VerifierKey};
+
+use crate::commands::{load_srs, print_public, print_srs};
+use crate::files::{load_circuit, load_vk, read, read_text, write, Paths};
+use crate::progress::{secs, step};
+use crate::segmented;
+
+/// The model's segment directories in order (the model directory itself when whole).
+fn segment_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    if segmented::is_segmented(dir) {
+        let n = segmented::load_manifest(dir)?.segments.len();
+        Ok((0..n).map(|i| dir.join(format!("segment-{i}"))).collect())
+    } else {
+        Ok(vec![dir.to_path_buf()])
+    }
+}
+
+fn key_paths(dir: &Path) -> (PathBuf, PathBuf) {
+    let d = dir.join("aggregate");
+    (d.join("pk"), d.join("vk"))
+}
+
+/// The verifying keys of the model's segments, in order.
+fn segment_keys(dir: &Path) -> Result<Vec<VerifierKey>> {
+    segment_dirs(dir)?.iter().map(|d| load_vk(d)).collect()
+}
+
+fn load_aggregate_vk(dir: &Path) -> Result<AggregateVerifierKey> {
+    let (_, vk) = key_paths(dir);
+    let bytes = read(&vk, "aggregation verifying key")
+        .context("run `zkinfer aggregate` first: it makes the aggregation keys")?;
+    AggregateVerifierKey::from_bytes(&bytes).with_context(|| vk.display().to_string())
+}
+
+/// `zkinfer aggregate DIR --input X --proof OUT`.
+pub fn aggregate(
+    dir: &Path,
+    input: &Path,
+    proof_path: &Path,
+    srs: Option<&Path>,
+    dev: bool,
+    k: u32,
+) -> Result<()> {
+    let dirs = segment_dirs(dir)?;
+    let keys = segment_keys(dir)?;
+    let circuits = dirs
+        .iter()
+        .map(|d| load_circuit(d))
+        .collect::<Result<Vec<_>>>()?;
+    let (params, t_srs) = load_srs(srs, dev, k)?;
+    let (pk_path, vk_path) = key_paths(dir);
+    let id = zkinfer_verifier::keys_id(&keys);
+    let existing = match std::fs::read(&pk_path) {
+        Ok(bytes) => {
+            Some(AggregateKey::from_bytes(&bytes).with_context(|| pk_path.display().to_string())?)
+        }
+        Err(_) => None,
+    };
+    let (apk, avk, t_keygen) = match (existing, std::fs::read(&vk_path)) {
+        (Some(apk), Ok(vk)) if apk.info.model_id == id && apk.info.config.degree == k => {
+            let avk = AggregateVerifierKey::from_bytes(&vk)
+                .with_context(|| vk_path.display().to_string())?;
+            (apk, avk, None)
+        }
+        _ => {
+            let name = &circuits[0].model.name;
+            let (keys_made, t) = step(
+                &format!("generating the aggregation keys (2^{k} rows; once per model)"),
+                || zkinfer_aggregate::setup(&params, name, &keys),
+            );
+            let (apk, avk) = keys_made?;
+            std::fs::create_dir_all(dir.join("aggregate"))
+                .with_context(|| format!("creating {}", dir.join("aggregate").display()))?;
+            write(&pk_path, &apk.to_bytes())?;
+            write(&vk_path, &avk.to_bytes())?;
+            (apk, avk, Some(t))
+        }
+    };
+    let sample = zkinfer_pipeline::input_sample(&circuits[0], &read_text(input)?)
+        .map_err(|e| anyhow::Error::new(e).context(input.display().to_string()))?;
+    let w = zkinfer_pipeline::segments::witness(&circuits, &sample)
+        .with_context(|| format!("running the model on {}", input.display()))?;
+    let start = Instant::now();
+    let mut snarks = Vec::with_capacity(dirs.len());
+    let mut statements = Vec::with_capacity(dirs.len());
+    for (i, (d, circuit)) in dirs.iter().zip(&circuits).enumerate() {
+        let paths = Paths::new(d);
+        let pk = ProverKey::from_bytes(&read(&paths.pk, "proving key")?)
+            .with_context(|| paths.pk.display().to_string())?;
+        let seg_params =
+            read_srs(&read(&paths.srs, "SRS")?).with_context(|| paths.srs.display().to_string())?;
+        let model = Arc::new(circuit.model.clone());
+        let trace = Arc::new(
+            model
+                .run(&w.inputs[i])
+                .with_context(|| format!("segment {i}"))?,
+        );
+        let witness = zkinfer_prover::witness(model, &pk, trace, w.salts(i)?)
+            .with_context(|| format!("segment {i}"))?;
+        statements.push(zkinfer_aggregate::statement_file(&keys[i], &witness));
+        let (snark, _) = step(
+            &format!("proving segment {i} of {} for aggregation", dirs.len()),
+            || zkinfer_aggregate::prove_inner(&seg_params, &pk, witness),
+        );
+        snarks.push(snark.with_context(|| format!("segment {i}"))?);
+    }
+    let t_inner = start.elapsed();
+    let (proven, t_agg) = step("aggregating", || {
+        zkinfer_aggregate::prove(&params, &apk, snarks)
+    });
+    let (instances, proof) = proven?;
+    let file = AggregateFile::new(&avk, statements, &instances, &proof);
+    write(proof_path, file.to_json().as_bytes())?;
+    println!(
+        "aggregated proof of `{}` ({} proof{} folded) -> {}",
+        file.model,
+        dirs.len(),
+        if dirs.len() == 1 { "" } else { "s" },
+        proof_path.display()
+    );
+    println!("  model id      {}", file.model_id);
+    println!("  aggregate id  {}", file.aggregate_id);
+    println!("  proof         {} bytes, 13 public values", proof.len());
+    println!(
+        "  time          srs {}, keygen {}, segments {}, aggregation {}",
+        secs(t_srs),
+        t_keygen.map(secs).unwrap_or_else(|| "cached".into()),
+        secs(t_inner),
+        secs(t_agg)
+    );
+    println!("  peak memory   {}", segmented::peak_rss());
+    Ok(())
+}
+
+/// Whether `proof_path` holds an aggregated proof (by its `format`).
+pub fn is_aggregate(proof_path: &Path) -> bool {
+    std::fs::read_to_string(proof_path)
+        .map(|t| AggregateFile::is_aggregate(&t))
+        .unwrap_or(false)
+}
+
+fn load_file(proof_path: &Path) -> Result<AggregateFile> {
+    AggregateFile::parse(&read_text(proof_path)?).with_context(|| proof_path.display().to_string())
+}
+
+/// `zkinfer verify` of an aggregated proof: `Ok(true)` valid, `Ok(false)` invalid.
+pub fn verify(dir: &Path, proof_path: &Path, expected_id: Option<&str>) -> Result<bool> {
+    let keys = segment_keys(dir)?;
+    let avk = load_aggregate_vk(dir)?;
+    let file = load_file(proof_path)?;
+    let id = zkinfer_verifier::keys_id(&keys);
+    if let Some(want) = expected_id.filter(|&want| want != id) {
+        println!(
+            "invalid: {} is model id {id}, not the required {want}",
+            dir.display()
+        );
+        return Ok(false);
+    }
+    let start = Instant::now();
+    let verdict = zkinfer_aggregate::verify(&keys, &avk, &file);
+    let elapsed = start.elapsed();
+    match verdict {
+        Verdict::Valid { public } => {
+            println!(
+                "valid: `{}` in one aggregated proof of {} (model id {id})",
+                avk.info.model,
+                keys.len()
+            );
+            let last = keys
+                .last()
+                .map(|k| k.info.output_shape.clone())
+                .unwrap_or_default();
+            let parts = load_circuit(dir)
+                .or_else(|_| load_circuit(&dir.join(format!("segment-{}", keys.len() - 1))))
+                .map(|c| c.outputs)
+                .unwrap_or_default();
+            print_public(&public, &last, &parts);
+            if let Some(k) = keys.last() {
+                print_srs(k);
+            }
+            println!("  time      verify {}", secs(elapsed));
+            Ok(true)
+        }
+        Verdict::Invalid { reason } => {
+            println!("invalid: {reason}");
+            Ok(false)
+        }
+    }
+}
+
+/// `zkinfer verify-evm` of an aggregated proof: the statement natively (the contract
+/// sees only its digest), then the one contract in revm.
+pub fn verify_evm(dir: &Path, proof_path: &Path, expected_id: Option<&str>) -> Result<bool> {
+    let keys = segment_keys(dir)?;
+    let avk = load_aggregate_vk(dir)?;
+    let file = load_file(proof_path)?;
+    let id = zkinfer_verifier::keys_id(&keys);
+    if let Some(want) = expected_id.filter(|&want| want != id) {
+        println!(
+            "rejected: {} is model id {id}, not the required {want}",
+            dir.display()
+        );
+        return Ok(false);
+    }
+    if let Verdict::Invalid { reason } = zkinfer_aggregate::verify(&keys, &avk, &file) {
+        println!("rejected: {reason}");
+        return Ok(false);
+    }
+    let solc = zkinfer_evm::Solc::find()?;
+    let params = avk
+        .verifier_params()
+        .ok_or_else(|| anyhow::anyhow!("the aggregation key's SRS points are unusable"))?;
+    let (build, t_build) = step("generating and compiling the aggregation verifier", || {
+        zkinfer_evm::build_aggregation_verifier(
+            &params,
+            &avk.vk,
+            zkinfer_aggregate::NUM_INSTANCE,
+            &solc,
+        )
+    });
+    let build = build?;
+    let calldata = file
+        .calldata()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", proof_path.display()))?;
+    let (run, t_evm) = step("deploying and calling in revm", || {
+        zkinfer_evm::deploy_and_call(&build.bytecode, calldata)
+    });
+    let run = run?;
+    match &run.reason {
+        None => println!(
+            "accepted: `{}` (aggregate id {})",
+            avk.info.model, file.aggregate_id
+        ),
+        Some(reason) => println!("rejected: {reason}"),
+    }
+    if run.code_sizes.len() != 1 {
+        bail!("the aggregation verifier did not fit one contract");
+    }
+    println!(
+        "  gas       {} for the call (deployment {})",
+        run.gas_used, run.deploy_gas
+    );
+    println!(
+        "  code      {} bytes deployed (EIP-170 limit {})",
+        run.code_sizes[0],
+        zkinfer_evm::MAX_CODE_SIZE
+    );
+    println!(
+        "  time      generate and compile {}, evm {}",
+        secs(t_build),
+        secs(t_evm)
+    );
+    Ok(run.accepted)
+}

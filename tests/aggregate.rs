@@ -1,0 +1,218 @@
+//! Aggregation (issue 18): a model's segment proofs folded into one proof, verified
+//! natively and in the EVM; every cheat on the aggregated statement is refused.
+//! Ignored by the test command (too slow for CI); `scripts/bench-aggregate.sh` runs them.
+
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use zkinfer_aggregate::{AggregateFile, AggregateVerifierKey};
+use zkinfer_circuits::halo2_proofs::poly::commitment::Params;
+use zkinfer_pipeline::{compile, CompileOptions};
+use zkinfer_tests::shared_models;
+use zkinfer_verifier::{Verdict, VerifierKey};
+
+struct Fixture {
+    keys: Vec<VerifierKey>,
+    avk: AggregateVerifierKey,
+    file: AggregateFile,
+}
+
+/// The degree of the aggregation circuit in these tests.
+const AGG_K: u32 = 21;
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let models = shared_models();
+        let cal = std::fs::read_to_string(models.join("mlp_tiny.input.json")).unwrap();
+        let options = CompileOptions {
+            bits: zkinfer_pipeline::Bits::Fixed(8),
+            min_segments: 2,
+            ..Default::default()
+        };
+        let c = compile(&models.join("mlp_tiny.onnx"), &cal, &options).unwrap();
+        assert_eq!(c.circuits.len(), 2);
+        let t = Instant::now();
+        let big = zkinfer_tests::dev_srs(AGG_K);
+        eprintln!("srs k={AGG_K}: {:?}", t.elapsed());
+        let sample = zkinfer_pipeline::input_sample(&c.circuits[0], &cal).unwrap();
+        let wf = zkinfer_pipeline::segments::witness(&c.circuits, &sample).unwrap();
+        let mut keys = Vec::new();
+        let mut snarks = Vec::new();
+        let mut statements = Vec::new();
+        for (i, circuit) in c.circuits.iter().enumerate() {
+            let k = circuit.plan.layout.k;
+            let mut params = (*big).clone();
+            params.downsize(k);
+            let (pk, vk) = zkinfer_pipeline::setup(circuit, &params).unwrap();
+            let model = Arc::new(circuit.model.clone());
+            let trace = Arc::new(model.run(&wf.inputs[i]).unwrap());
+            let w = zkinfer_prover::witness(model, &pk, trace, wf.salts(i).unwrap()).unwrap();
+            statements.push(zkinfer_aggregate::statement_file(&vk, &w));
+            let t = Instant::now();
+            snarks.push(zkinfer_aggregate::prove_inner(&params, &pk, w).unwrap());
+            eprintln!(
+                "segment {i} k={k}: proven for aggregation in {:?}",
+                t.elapsed()
+            );
+            keys.push(vk);
+        }
+        let t = Instant::now();
+        let (apk, avk) = zkinfer_aggregate::setup(&big, "mlp_tiny", &keys).unwrap();
+        eprintln!("aggregation keys: {:?} {:?}", t.elapsed(), avk.info.config);
+        let t = Instant::now();
+        let (instances, proof) = zkinfer_aggregate::prove(&big, &apk, snarks).unwrap();
+        eprintln!("aggregated: {:?}, {} bytes", t.elapsed(), proof.len());
+        let file = AggregateFile::new(&avk, statements, &instances, &proof);
+        Fixture { keys, avk, file }
+    })
+}
+
+#[test]
+#[ignore = "keygen and proving of a 2^21-row circuit: ~10 minutes on two cores; scripts/bench-aggregate.sh"]
+fn an_aggregated_bundle_verifies() {
+    let fx = fixture();
+    let t = Instant::now();
+    let v = zkinfer_aggregate::verify(&fx.keys, &fx.avk, &fx.file);
+    eprintln!("verified in {:?}", t.elapsed());
+    assert!(matches!(v, Verdict::Valid { .. }), "{v:?}");
+}
+
+/// `verify` of the fixture's proof edited by `f`: the reason it is refused.
+fn refused(f: impl FnOnce(&mut AggregateFile)) -> String {
+    let fx = fixture();
+    let mut file = fx.file.clone();
+    f(&mut file);
+    match zkinfer_aggregate::verify(&fx.keys, &fx.avk, &file) {
+        Verdict::Invalid { reason } => reason,
+        v => panic!("an edited aggregated proof was accepted: {v:?}"),
+    }
+}
+
+#[test]
+#[ignore = "keygen and proving of a 2^21-row circuit: ~10 minutes on two cores; scripts/bench-aggregate.sh"]
+fn every_cheat_on_an_aggregated_proof_is_refused() {
+    let fx = fixture();
+    // A stated output value changed (with its public value).
+    let why = refused(|f| {
+        let last = f.statements.last_mut().unwrap();
+        let n = last.instances.len();
+        last.instances[n - 1] = zkinfer_verifier::fr_to_hex(
+            &(zkinfer_verifier::fr_from_hex(&last.instances[n - 1]).unwrap()
+                + zkinfer_circuits::halo2_proofs::halo2curves::bn256::Fr::one()),
+        );
+        let out = last.output.as_mut().unwrap();
+        let v = out.values.len() - 1;
+        out.values[v] += 2f64.powi(-out.scale);
+    });
+    assert!(why.contains("digest"), "{why}");
+    // The digest recomputed for that edit: the proof refuses it.
+    let why = refused(|f| {
+        let last = f.statements.last_mut().unwrap();
+        let n = last.instances.len();
+        let x = zkinfer_verifier::fr_from_hex(&last.instances[n - 1]).unwrap()
+            + zkinfer_circuits::halo2_proofs::halo2curves::bn256::Fr::one();
+        last.instances[n - 1] = zkinfer_verifier::fr_to_hex(&x);
+        let out = last.output.as_mut().unwrap();
+        let v = out.values.len() - 1;
+        out.values[v] += 2f64.powi(-out.scale);
+        let all: Vec<Vec<_>> = f
+            .statements
+            .iter()
+            .map(|s| {
+                s.instances
+                    .iter()
+                    .map(|h| zkinfer_verifier::fr_from_hex(h).unwrap())
+                    .collect()
+            })
+            .collect();
+        f.digest = zkinfer_verifier::fr_to_hex(&zkinfer_aggregate::statement_digest(&all));
+    });
+    assert!(why.contains("does not verify"), "{why}");
+    // A link between the segments changed on both sides (they still agree).
+    let why = refused(|f| {
+        let bumped = |h: &String| {
+            zkinfer_verifier::fr_to_hex(
+                &(zkinfer_verifier::fr_from_hex(h).unwrap()
+                    + zkinfer_circuits::halo2_proofs::halo2curves::bn256::Fr::one()),
+            )
+        };
+        let n = f.statements[0].instances.len();
+        f.statements[0].instances[n - 1] = bumped(&f.statements[0].instances[n - 1]);
+        f.statements[1].instances[0] = bumped(&f.statements[1].instances[0]);
+        let all: Vec<Vec<_>> = f
+            .statements
+            .iter()
+            .map(|s| {
+                s.instances
+                    .iter()
+                    .map(|h| zkinfer_verifier::fr_from_hex(h).unwrap())
+                    .collect()
+            })
+            .collect();
+        f.digest = zkinfer_verifier::fr_to_hex(&zkinfer_aggregate::statement_digest(&all));
+    });
+    assert!(why.contains("does not verify"), "{why}");
+    // An accumulator limb changed: the proof, or the pairing, refuses it.
+    let why = refused(|f| {
+        f.accumulator[0] = zkinfer_verifier::fr_to_hex(
+            &(zkinfer_verifier::fr_from_hex(&f.accumulator[0]).unwrap()
+                + zkinfer_circuits::halo2_proofs::halo2curves::bn256::Fr::one()),
+        );
+    });
+    assert!(
+        why.contains("does not verify") || why.contains("accumulator"),
+        "{why}"
+    );
+    // A segment dropped, the model or aggregation id of another key, proof bytes flipped.
+    assert!(refused(|f| drop(f.statements.pop())).contains("segments"));
+    assert!(refused(|f| f.aggregate_id = "0x00".into()).contains("aggregation key"));
+    assert!(refused(|f| f.model_id = "0x00".into()).contains("model id"));
+    let why = refused(|f| {
+        let mut b = f.proof.clone().into_bytes();
+        let i = b.len() / 2;
+        b[i] = if b[i] == b'0' { b'1' } else { b'0' };
+        f.proof = String::from_utf8(b).unwrap();
+    });
+    assert!(why.contains("does not verify"), "{why}");
+    // The segment keys in another order.
+    let mut swapped = fx.keys.clone();
+    swapped.swap(0, 1);
+    let v = zkinfer_aggregate::verify(&swapped, &fx.avk, &fx.file);
+    assert!(matches!(v, Verdict::Invalid { .. }), "{v:?}");
+}
+
+#[test]
+#[ignore = "keygen and proving of a 2^21-row circuit: ~10 minutes on two cores; scripts/bench-aggregate.sh"]
+fn one_contract_verifies_an_aggregated_proof_in_the_evm() {
+    let fx = fixture();
+    let solc = zkinfer_evm::Solc::find().expect("a Solidity compiler (scripts/install-solc.sh)");
+    let params = fx.avk.verifier_params().unwrap();
+    let build = zkinfer_evm::build_aggregation_verifier(
+        &params,
+        &fx.avk.vk,
+        zkinfer_aggregate::NUM_INSTANCE,
+        &solc,
+    )
+    .unwrap();
+    let run = zkinfer_evm::deploy_and_call(&build.bytecode, fx.file.calldata().unwrap()).unwrap();
+    eprintln!(
+        "aggregation verifier: {} contract(s) {:?} bytes, call {} gas",
+        run.code_sizes.len(),
+        run.code_sizes,
+        run.gas_used
+    );
+    assert!(run.accepted, "{:?}", run.reason);
+    assert_eq!(run.code_sizes.len(), 1);
+    // The digest of another statement: refused.
+    let mut other = fx.file.clone();
+    other.digest = zkinfer_verifier::fr_to_hex(
+        &(zkinfer_verifier::fr_from_hex(&other.digest).unwrap()
+            + zkinfer_circuits::halo2_proofs::halo2curves::bn256::Fr::one()),
+    );
+    let run = zkinfer_evm::deploy_and_call(&build.bytecode, other.calldata().unwrap()).unwrap();
+    assert!(!run.accepted);
+}
