@@ -187,7 +187,7 @@ fn every_cheat_on_an_aggregated_proof_is_refused() {
 
 #[test]
 #[ignore = "keygen and proving of a 2^21-row circuit: ~10 minutes on two cores; scripts/bench-aggregate.sh"]
-fn one_contract_verifies_an_aggregated_proof_in_the_evm() {
+fn the_evm_verifies_an_aggregated_proof_and_refuses_another_digest() {
     let fx = fixture();
     let solc = zkinfer_evm::Solc::find().expect("a Solidity compiler (scripts/install-solc.sh)");
     let params = fx.avk.verifier_params().unwrap();
@@ -206,7 +206,6 @@ fn one_contract_verifies_an_aggregated_proof_in_the_evm() {
         run.gas_used
     );
     assert!(run.accepted, "{:?}", run.reason);
-    assert_eq!(run.code_sizes.len(), 1);
     // The digest of another statement: refused.
     let mut other = fx.file.clone();
     other.digest = zkinfer_verifier::fr_to_hex(

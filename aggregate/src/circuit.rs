@@ -13,7 +13,6 @@ use halo2_proofs::poly::kzg::commitment::ParamsKZG;
 use snark_verifier::loader::halo2::halo2_ecc::bn254::FpChip;
 use snark_verifier::loader::halo2::halo2_ecc::ecc::BaseFieldEccChip;
 use snark_verifier::loader::halo2::Halo2Loader;
-use snark_verifier::loader::native::NativeLoader;
 use snark_verifier::util::hash::Poseidon;
 use snark_verifier_sdk::halo2::aggregation::{
     AggregationCircuit, AggregationConfigParams, VerifierUniversality,
@@ -28,14 +27,36 @@ pub use snark_verifier_sdk::halo2::aggregation::AggregationConfigParams as Confi
 pub const ACCUMULATOR_LIMBS: usize = 4 * LIMBS;
 pub const NUM_INSTANCE: usize = ACCUMULATOR_LIMBS + 1;
 
-/// Poseidon (snark-verifier's, the spec its transcript uses) of the public values of every
-/// aggregated proof, in order. The same sponge the circuit runs, over native field elements.
+/// Poseidon (snark-verifier's sponge, the one the circuit runs) of the public values of
+/// every aggregated proof, in order; computed natively by zkinfer's own permutation
+/// (`zkinfer_circuits::poseidon::sponge_hash`, checked against snark-verifier's below).
 pub fn statement_digest(instances: &[Vec<Fr>]) -> Fr {
-    let mut h = Poseidon::<Fr, Fr, 3, 2>::from_spec(&NativeLoader, POSEIDON_SPEC.clone());
-    for x in instances {
-        h.update(x);
+    zkinfer_circuits::poseidon::sponge_hash(&instances.concat())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use snark_verifier::loader::native::NativeLoader;
+
+    /// snark-verifier's own native sponge, with the spec the circuit uses.
+    fn reference(message: &[Fr]) -> Fr {
+        let mut h = Poseidon::<Fr, Fr, 3, 2>::from_spec(&NativeLoader, POSEIDON_SPEC.clone());
+        h.update(message);
+        h.squeeze()
     }
-    h.squeeze()
+
+    #[test]
+    fn the_native_digest_is_snark_verifiers_sponge() {
+        for n in 0..7 {
+            let message: Vec<Fr> = (0..n).map(|i| Fr::from(3 * i as u64 + 7)).collect();
+            assert_eq!(
+                zkinfer_circuits::poseidon::sponge_hash(&message),
+                reference(&message),
+                "{n} elements"
+            );
+        }
+    }
 }
 
 /// Where a segment's linked boundaries sit among its public values.

@@ -168,6 +168,32 @@ pub fn hash(domain: Domain, message: &[Fr]) -> Fr {
     state[1]
 }
 
+/// snark-verifier's Poseidon sponge (`snark_verifier::util::hash::Poseidon`, its
+/// transcript's and the aggregation circuit's statement digest) over the same
+/// permutation: capacity `2^64`, the message absorbed two at a time, a short last chunk
+/// padded with one 1 then zeros, one more permutation on a bare padding block when the
+/// length is even (the empty message included); the hash is `state[1]`. Native, so that
+/// a verifier checks an aggregated statement without snark-verifier.
+pub fn sponge_hash(message: &[Fr]) -> Fr {
+    let mut state = [Fr::from(1u64 << 32).square(), Fr::zero(), Fr::zero()];
+    let absorb = |state: &mut [Fr; WIDTH], chunk: &[Fr]| {
+        for (i, x) in chunk.iter().enumerate() {
+            state[1 + i] += x;
+        }
+        if chunk.len() < WIDTH - 1 {
+            state[1 + chunk.len()] += Fr::one();
+        }
+        permute(state);
+    };
+    for chunk in message.chunks(WIDTH - 1) {
+        absorb(&mut state, chunk);
+    }
+    if message.len().is_multiple_of(WIDTH - 1) {
+        absorb(&mut state, &[]);
+    }
+    state[1]
+}
+
 /// A message element for the chip: a cell to copy, or a value to write (which becomes a
 /// fresh cell, returned so that others can copy it).
 #[derive(Clone, Copy, Debug)]

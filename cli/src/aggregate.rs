@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use zkinfer_aggregate::{AggregateFile, AggregateKey, AggregateVerifierKey};
 use zkinfer_prover::{read_srs, ProverKey};
 use zkinfer_verifier::{Verdict, VerifierKey};
@@ -77,10 +77,14 @@ pub fn aggregate(
             (apk, avk, None)
         }
         _ => {
-            let name = &circuits[0].model.name;
+            let name = if segmented::is_segmented(dir) {
+                segmented::load_manifest(dir)?.model
+            } else {
+                circuits[0].model.name.clone()
+            };
             let (keys_made, t) = step(
                 &format!("generating the aggregation keys (2^{k} rows; once per model)"),
-                || zkinfer_aggregate::setup(&params, name, &keys),
+                || zkinfer_aggregate::setup(&params, &name, &keys),
             );
             let (apk, avk) = keys_made?;
             std::fs::create_dir_all(dir.join("aggregate"))
@@ -247,16 +251,15 @@ pub fn verify_evm(dir: &Path, proof_path: &Path, expected_id: Option<&str>) -> R
         ),
         Some(reason) => println!("rejected: {reason}"),
     }
-    if run.code_sizes.len() != 1 {
-        bail!("the aggregation verifier did not fit one contract");
-    }
     println!(
         "  gas       {} for the call (deployment {})",
         run.gas_used, run.deploy_gas
     );
     println!(
-        "  code      {} bytes deployed (EIP-170 limit {})",
-        run.code_sizes[0],
+        "  code      {} contract{}, {:?} bytes deployed (EIP-170 limit {} each)",
+        run.code_sizes.len(),
+        if run.code_sizes.len() == 1 { "" } else { "s" },
+        run.code_sizes,
         zkinfer_evm::MAX_CODE_SIZE
     );
     println!(

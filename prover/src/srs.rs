@@ -29,8 +29,8 @@ const SRS_MAGIC: &[u8; 8] = b"ZKINFSRS";
 /// secret is its first draw), computed ~15× faster: halo2 multiplies the generator by
 /// each power of the secret and each Lagrange basis value with a full scalar
 /// multiplication (2·2^k of them: 6 minutes at k 21 on two cores); here the scalars are
-/// field arithmetic and each point is 16 additions from a table of the generator's
-/// multiples (fixed-base windows of 16 bits).
+/// field arithmetic and each point is 16 (32 for small k) additions from a table of the
+/// generator's multiples (fixed-base windows).
 pub fn dev_srs(k: u32) -> ParamsKZG<Bn256> {
     let s = Fr::random(ChaCha20Rng::from_seed(DEV_SEED));
     let n = 1usize << k;
@@ -56,7 +56,7 @@ pub fn dev_srs(k: u32) -> ParamsKZG<Bn256> {
         .zip(&denominators)
         .map(|(w, d)| multiplier * w * d)
         .collect();
-    let table = FixedBase::new();
+    let table = FixedBase::new(n);
     let g = table.mul_all(&powers);
     let g_lagrange = table.mul_all(&lagrange);
     let points = SrsPoints {
@@ -71,19 +71,20 @@ pub fn dev_srs(k: u32) -> ParamsKZG<Bn256> {
 
 const DEV_SEED: [u8; 32] = *b"zkinfer insecure development srs";
 
-/// Multiples of the G1 generator by 16-bit windows: `rows[j][d] = d·2^(16j)·G`.
+/// Multiples of the G1 generator by windows of `bytes` bytes: `rows[j][d] = d·2^(8·bytes·j)·G`.
 struct FixedBase {
+    bytes: usize,
     rows: Vec<Vec<G1Affine>>,
 }
 
 impl FixedBase {
-    const WINDOWS: usize = 16;
-
-    fn new() -> Self {
+    /// 16-bit windows (a table of 2^20 points, ~1 s) for many scalars; bytes below 2^14.
+    fn new(scalars: usize) -> Self {
+        let bytes = if scalars >= 1 << 14 { 2 } else { 1 };
         let mut base = G1::generator();
-        let rows = (0..Self::WINDOWS)
+        let rows = (0..32 / bytes)
             .map(|_| {
-                let mut row = vec![G1::identity(); 1 << 16];
+                let mut row = vec![G1::identity(); 1 << (8 * bytes)];
                 for d in 1..row.len() {
                     row[d] = row[d - 1] + base;
                 }
@@ -93,7 +94,7 @@ impl FixedBase {
                 affine
             })
             .collect();
-        FixedBase { rows }
+        FixedBase { bytes, rows }
     }
 
     /// `x·G` for every `x`, in parallel.
@@ -105,7 +106,8 @@ impl FixedBase {
                 let bytes = repr.as_ref();
                 let mut acc = G1::identity();
                 for (j, row) in self.rows.iter().enumerate() {
-                    let d = u16::from_le_bytes([bytes[2 * j], bytes[2 * j + 1]]) as usize;
+                    let w = &bytes[self.bytes * j..self.bytes * (j + 1)];
+                    let d = w.iter().rev().fold(0usize, |d, &b| d << 8 | b as usize);
                     if d != 0 {
                         acc += row[d];
                     }
@@ -386,7 +388,7 @@ mod tests {
 
     #[test]
     fn the_dev_srs_is_halo2s_setup_with_the_seed() {
-        for k in [1, 4, 7] {
+        for k in [1, 4, 7, 14] {
             let fast = dev_srs(k);
             let slow = ParamsKZG::<Bn256>::setup(k, ChaCha20Rng::from_seed(DEV_SEED));
             // The file holds g, the Lagrange basis, g2 and s·g2.
