@@ -2645,3 +2645,42 @@ fn resize_and_upsample_match_tract() {
         check(&m, &[1, 2, 3, 4]);
     }
 }
+
+#[test]
+fn the_error_by_layer_is_the_integer_interpreters_against_the_float_graph() {
+    // lenet5: every reported tensor, recomputed here from the two interpreters' runs; the
+    // last is the model's output, whose error is the fidelity report's.
+    let models = shared_models();
+    let cal = std::fs::read_to_string(models.join("lenet5.input.json")).unwrap();
+    let c = zkinfer_pipeline::compile(&models.join("lenet5.onnx"), &cal, &Default::default())
+        .expect("compiles");
+    let graph = import_onnx(&models.join("lenet5.onnx")).unwrap().graph;
+    let sample = zkinfer_pipeline::input_sample(&c.circuits[0], &cal).unwrap();
+    let float = graph.run(&sample).unwrap();
+    let trace = c
+        .model
+        .run(&zkinfer_compiler::quantize_input(&c.model, &sample))
+        .unwrap();
+    assert!(c.layers.len() >= 8, "{:?}", c.layers);
+    for l in &c.layers {
+        let id = (0..c.model.values.len())
+            .rev()
+            .find(|&i| c.model.values[i].name == l.name)
+            .unwrap();
+        let v = &c.model.values[id];
+        let f = &float[&l.name].data;
+        let q = trace.get(zkinfer_qir::ValueId(id));
+        let err = f
+            .iter()
+            .zip(q)
+            .map(|(&a, &b)| (a as f64 - zkinfer_qir::dequantize(b, v.scale)).abs())
+            .fold(0f64, f64::max);
+        let range = f.iter().map(|a| a.abs() as f64).fold(0f64, f64::max);
+        assert_eq!((l.max_abs_error, l.max_abs), (err, range), "{}", l.name);
+    }
+    let out = c.layers.last().unwrap();
+    assert_eq!(out.name, graph.output);
+    assert_eq!(out.max_abs_error, c.circuits[0].fidelity.max_abs_error);
+    // Errors grow with depth here: the output's is larger than the input's rounding.
+    assert!(out.relative() > c.layers[0].relative());
+}

@@ -69,7 +69,45 @@ pub fn compile(
         print_plan(compiled, options.visibility, compilation.runner_up.as_ref());
     }
     println!("  fidelity  {}", compilation.circuits[0].fidelity);
+    print_layers(&compilation.layers);
     Ok(compilation)
+}
+
+/// The error layer by layer, where it grows: every tensor whose error relative to its
+/// range exceeds all earlier ones', and the output.
+fn print_layers(layers: &[zkinfer_compiler::LayerError]) {
+    let Some(last) = layers.last() else {
+        return;
+    };
+    let mut worst = -1.0;
+    let mut rows = Vec::new();
+    for (i, l) in layers.iter().enumerate() {
+        if l.relative() > worst || i + 1 == layers.len() {
+            worst = worst.max(l.relative());
+            rows.push(l);
+        }
+    }
+    println!(
+        "  error by layer, where it grows ({} of {} tensors; max |float − integer| over the \
+         samples, against the tensor's range):",
+        rows.len(),
+        layers.len()
+    );
+    let width = rows.iter().map(|l| l.name.len()).max().unwrap_or(0).min(40);
+    for l in rows {
+        let mark = if std::ptr::eq(l, last) {
+            "  (the output)"
+        } else {
+            ""
+        };
+        let name: String = l.name.chars().take(40).collect();
+        println!(
+            "    {name:<width$}  {:>10.5} / ±{:<9.4} {:>7.3}%{mark}",
+            l.max_abs_error,
+            l.max_abs,
+            100.0 * l.relative()
+        );
+    }
 }
 
 fn print_plan(compiled: &CompiledCircuit, vis: Visibility, runner_up: Option<&Plan>) {

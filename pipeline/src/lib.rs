@@ -16,8 +16,8 @@ use zkinfer_circuits::segments::{plan_segments, PlannedSegment};
 use zkinfer_circuits::{LinearArgument, Plan, Visibility};
 use zkinfer_compiler::quantize::Trial;
 use zkinfer_compiler::{
-    calibrate, fidelity, import_onnx, parse_input_json, quantize, quantize_for_target,
-    quantize_input, QuantConfig, Target,
+    calibrate, fidelity, import_onnx, layer_errors, parse_input_json, quantize,
+    quantize_for_target, quantize_input, LayerError, QuantConfig, Target,
 };
 use zkinfer_prover::artifact::CIRCUIT_FORMAT;
 use zkinfer_prover::{CompiledCircuit, ProverKey};
@@ -96,6 +96,8 @@ pub struct Compilation {
     pub trials: Vec<Trial>,
     /// The planner's second-best layout (of a whole-model circuit).
     pub runner_up: Option<Plan>,
+    /// The quantization error tensor by tensor on the calibration samples, in model order.
+    pub layers: Vec<LayerError>,
 }
 
 impl Compilation {
@@ -133,6 +135,7 @@ pub fn compile(
             quantize_for_target(&graph, &cal, samples, weight_bits, target)?
         }
     };
+    let layers = layer_errors(&graph, &model, samples)?;
     // Integer and boolean inputs are numbers: exact only at a scale of 2^0 or finer.
     let input_scale = model.value(model.input).scale;
     let integer: Vec<&str> = graph
@@ -212,6 +215,7 @@ pub fn compile(
         nodes: graph.nodes.len(),
         trials,
         runner_up,
+        layers,
     })
 }
 

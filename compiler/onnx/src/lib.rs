@@ -16,8 +16,8 @@ pub use graph::{Graph, Node, Op, Tensor};
 pub use import::{import_onnx, supported_ops, Imported};
 pub use input::{parse_input_json, InputData};
 pub use quantize::{
-    calibrate, fidelity, quantize, quantize_for_target, quantize_input, run_quantized, Calibration,
-    QuantConfig, Target,
+    calibrate, fidelity, layer_errors, quantize, quantize_for_target, quantize_input,
+    run_quantized, Calibration, LayerError, QuantConfig, Target,
 };
 pub use zkinfer_qir::Fidelity;
 

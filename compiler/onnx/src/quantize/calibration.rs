@@ -94,6 +94,78 @@ pub fn fidelity(
     })
 }
 
+/// The quantization error of one tensor of the integer model: the largest
+/// `|float − dequantized integer|` over the samples, against the float tensor's range.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerError {
+    pub name: String,
+    pub max_abs_error: f64,
+    /// The float tensor's largest magnitude over the samples.
+    pub max_abs: f64,
+}
+
+impl LayerError {
+    /// The error relative to the range (0 for an all-zero tensor).
+    pub fn relative(&self) -> f64 {
+        if self.max_abs > 0.0 {
+            self.max_abs_error / self.max_abs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The error layer by layer: every tensor of the integer model that is a tensor of the
+/// float graph (the last value of its name, as many elements), in the integer model's order, compared
+/// with it on every sample (the integer interpreter's trace, dequantized at the tensor's
+/// scale, against the float interpreter's).
+pub fn layer_errors(
+    graph: &Graph,
+    model: &QModel,
+    samples: &[Vec<f32>],
+) -> Result<Vec<LayerError>, CompileError> {
+    // A tensor is the last integer value of its name (earlier ones are its accumulator
+    // before a rescale, and the like).
+    let last: BTreeMap<&str, usize> = model
+        .values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.name.as_str(), i))
+        .collect();
+    let mut layers: Vec<LayerError> = Vec::new();
+    for (k, s) in samples.iter().enumerate() {
+        let float = graph.run(s)?;
+        let trace = model.run(&quantize_input(model, s))?;
+        let mut at = 0;
+        for (i, v) in model.values.iter().enumerate() {
+            let Some(f) = float
+                .get(&v.name)
+                .filter(|f| f.data.len() == v.len() && last.get(v.name.as_str()) == Some(&i))
+            else {
+                continue;
+            };
+            let q = trace.get(zkinfer_qir::ValueId(i));
+            let (mut err, mut range) = (0f64, 0f64);
+            for (&a, &b) in f.data.iter().zip(q) {
+                err = err.max((a as f64 - dequantize(b, v.scale)).abs());
+                range = range.max((a as f64).abs());
+            }
+            if k == 0 {
+                layers.push(LayerError {
+                    name: v.name.clone(),
+                    max_abs_error: err,
+                    max_abs: range,
+                });
+            } else if let Some(l) = layers.get_mut(at) {
+                l.max_abs_error = l.max_abs_error.max(err);
+                l.max_abs = l.max_abs.max(range);
+            }
+            at += 1;
+        }
+    }
+    Ok(layers)
+}
+
 /// Quantizes a float input at the model's input scale.
 pub fn quantize_input(model: &QModel, input: &[f32]) -> Vec<i64> {
     let scale = model.value(model.input).scale;

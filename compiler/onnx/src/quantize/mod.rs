@@ -24,7 +24,10 @@ mod linear;
 mod normalize;
 mod target;
 
-pub use calibration::{argmax, calibrate, fidelity, quantize_input, run_quantized, Calibration};
+pub use calibration::{
+    argmax, calibrate, fidelity, layer_errors, quantize_input, run_quantized, Calibration,
+    LayerError,
+};
 pub use target::{acceptable, quantize_for_target, Target, Trial, TARGET_BITS};
 
 /// Calibrated ranges may be exceeded by a margin of this factor before a value overflows.
