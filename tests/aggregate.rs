@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use zkinfer_aggregate::{AggregateFile, AggregateVerifierKey};
+use zkinfer_circuits::halo2_proofs::halo2curves::bn256::Fr;
 use zkinfer_circuits::halo2_proofs::poly::commitment::Params;
 use zkinfer_pipeline::{compile, CompileOptions};
 use zkinfer_tests::shared_models;
@@ -92,77 +93,59 @@ fn refused(f: impl FnOnce(&mut AggregateFile)) -> String {
     }
 }
 
+/// `h` plus one, as 0x-hex.
+fn bumped(h: &str) -> String {
+    zkinfer_verifier::fr_to_hex(&(zkinfer_verifier::fr_from_hex(h).unwrap() + Fr::one()))
+}
+
+/// The last output element raised by one step, in the public values and the stated output.
+fn raise_output(f: &mut AggregateFile) {
+    let last = f.statements.last_mut().unwrap();
+    let n = last.instances.len();
+    last.instances[n - 1] = bumped(&last.instances[n - 1]);
+    let out = last.output.as_mut().unwrap();
+    let v = out.values.len() - 1;
+    out.values[v] += 2f64.powi(-out.scale);
+}
+
+/// The digest of the file's statements as they now are (what a cheat would recompute).
+fn redigest(f: &mut AggregateFile) {
+    let all: Vec<Vec<Fr>> = f
+        .statements
+        .iter()
+        .map(|s| {
+            s.instances
+                .iter()
+                .map(|h| zkinfer_verifier::fr_from_hex(h).unwrap())
+                .collect()
+        })
+        .collect();
+    f.digest = zkinfer_verifier::fr_to_hex(&zkinfer_aggregate::statement_digest(&all));
+}
+
 #[test]
 #[ignore = "keygen and proving of a 2^21-row circuit: ~10 minutes on two cores; scripts/bench-aggregate.sh"]
 fn every_cheat_on_an_aggregated_proof_is_refused() {
     let fx = fixture();
     // A stated output value changed (with its public value).
-    let why = refused(|f| {
-        let last = f.statements.last_mut().unwrap();
-        let n = last.instances.len();
-        last.instances[n - 1] = zkinfer_verifier::fr_to_hex(
-            &(zkinfer_verifier::fr_from_hex(&last.instances[n - 1]).unwrap()
-                + zkinfer_circuits::halo2_proofs::halo2curves::bn256::Fr::one()),
-        );
-        let out = last.output.as_mut().unwrap();
-        let v = out.values.len() - 1;
-        out.values[v] += 2f64.powi(-out.scale);
-    });
+    let why = refused(raise_output);
     assert!(why.contains("digest"), "{why}");
     // The digest recomputed for that edit: the proof refuses it.
     let why = refused(|f| {
-        let last = f.statements.last_mut().unwrap();
-        let n = last.instances.len();
-        let x = zkinfer_verifier::fr_from_hex(&last.instances[n - 1]).unwrap()
-            + zkinfer_circuits::halo2_proofs::halo2curves::bn256::Fr::one();
-        last.instances[n - 1] = zkinfer_verifier::fr_to_hex(&x);
-        let out = last.output.as_mut().unwrap();
-        let v = out.values.len() - 1;
-        out.values[v] += 2f64.powi(-out.scale);
-        let all: Vec<Vec<_>> = f
-            .statements
-            .iter()
-            .map(|s| {
-                s.instances
-                    .iter()
-                    .map(|h| zkinfer_verifier::fr_from_hex(h).unwrap())
-                    .collect()
-            })
-            .collect();
-        f.digest = zkinfer_verifier::fr_to_hex(&zkinfer_aggregate::statement_digest(&all));
+        raise_output(f);
+        redigest(f);
     });
     assert!(why.contains("does not verify"), "{why}");
     // A link between the segments changed on both sides (they still agree).
     let why = refused(|f| {
-        let bumped = |h: &String| {
-            zkinfer_verifier::fr_to_hex(
-                &(zkinfer_verifier::fr_from_hex(h).unwrap()
-                    + zkinfer_circuits::halo2_proofs::halo2curves::bn256::Fr::one()),
-            )
-        };
         let n = f.statements[0].instances.len();
         f.statements[0].instances[n - 1] = bumped(&f.statements[0].instances[n - 1]);
         f.statements[1].instances[0] = bumped(&f.statements[1].instances[0]);
-        let all: Vec<Vec<_>> = f
-            .statements
-            .iter()
-            .map(|s| {
-                s.instances
-                    .iter()
-                    .map(|h| zkinfer_verifier::fr_from_hex(h).unwrap())
-                    .collect()
-            })
-            .collect();
-        f.digest = zkinfer_verifier::fr_to_hex(&zkinfer_aggregate::statement_digest(&all));
+        redigest(f);
     });
     assert!(why.contains("does not verify"), "{why}");
     // An accumulator limb changed: the proof, or the pairing, refuses it.
-    let why = refused(|f| {
-        f.accumulator[0] = zkinfer_verifier::fr_to_hex(
-            &(zkinfer_verifier::fr_from_hex(&f.accumulator[0]).unwrap()
-                + zkinfer_circuits::halo2_proofs::halo2curves::bn256::Fr::one()),
-        );
-    });
+    let why = refused(|f| f.accumulator[0] = bumped(&f.accumulator[0]));
     assert!(
         why.contains("does not verify") || why.contains("accumulator"),
         "{why}"
@@ -208,10 +191,7 @@ fn the_evm_verifies_an_aggregated_proof_and_refuses_another_digest() {
     assert!(run.accepted, "{:?}", run.reason);
     // The digest of another statement: refused.
     let mut other = fx.file.clone();
-    other.digest = zkinfer_verifier::fr_to_hex(
-        &(zkinfer_verifier::fr_from_hex(&other.digest).unwrap()
-            + zkinfer_circuits::halo2_proofs::halo2curves::bn256::Fr::one()),
-    );
+    other.digest = bumped(&other.digest);
     let run = zkinfer_evm::deploy_and_call(&build.bytecode, other.calldata().unwrap()).unwrap();
     assert!(!run.accepted);
 }

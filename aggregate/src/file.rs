@@ -6,7 +6,9 @@ use snark_verifier::loader::native::NativeLoader;
 use snark_verifier::pcs::kzg::{Bdfg21, KzgAs, KzgDecidingKey, LimbsEncoding};
 use snark_verifier::pcs::{AccumulationDecider, AccumulatorEncoding};
 use snark_verifier_sdk::{BITS, LIMBS};
-use zkinfer_verifier::artifact::{check_json_format, fr_from_hex, fr_to_hex, FORMAT_VERSION};
+use zkinfer_verifier::artifact::{
+    check_json_format, fr_from_hex, fr_to_hex, hex_bytes, FORMAT_VERSION,
+};
 use zkinfer_verifier::bundle::linked_statement;
 use zkinfer_verifier::{
     guard, keys_id, statement, ProofFile, Public, Verdict, VerifierKey, VerifyError,
@@ -94,11 +96,7 @@ impl AggregateFile {
                 "an accumulator limb or the digest is not a canonical field element in 0x-hex",
             )?;
         instances.shrink_to_fit();
-        let bytes = self
-            .proof
-            .strip_prefix("0x")
-            .and_then(|h| hex::decode(h).ok())
-            .ok_or("the proof bytes are not 0x-hex")?;
+        let bytes = hex_bytes(&self.proof).ok_or("the proof bytes are not 0x-hex")?;
         Ok((instances, bytes))
     }
 

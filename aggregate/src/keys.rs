@@ -3,20 +3,20 @@
 //! `verify` and the Solidity verifier. The aggregate id binds everything verification
 //! reads, as the model id does for one proof.
 
-use std::io::{Cursor, Read};
+use std::io::Cursor;
 
-use halo2_proofs::halo2curves::bn256::{Bn256, G1Affine, G2Affine};
+use halo2_proofs::halo2curves::bn256::{Bn256, G1Affine};
 use halo2_proofs::halo2curves::ff::PrimeField;
 use halo2_proofs::plonk::{keygen_pk, keygen_vk, ProvingKey, VerifyingKey};
 use halo2_proofs::poly::commitment::{Params, ParamsProver};
 use halo2_proofs::poly::kzg::commitment::ParamsKZG;
-use halo2_proofs::{SerdeCurveAffine, SerdeFormat};
+use halo2_proofs::SerdeFormat;
 use serde::{Deserialize, Serialize};
 use sha3::{Digest, Keccak256};
 use snark_verifier_sdk::halo2::aggregation::{AggregationCircuit, AggregationConfigParams};
 use snark_verifier_sdk::halo2::gen_dummy_snark_from_vk;
 use snark_verifier_sdk::{Snark, SHPLONK};
-use zkinfer_verifier::artifact::{read_container, write_container};
+use zkinfer_verifier::artifact::{key_head, read_container, read_key_head, write_container};
 use zkinfer_verifier::{guard, kzg_params, verifier_params, SrsPoints, VerifierKey, VerifyError};
 
 use crate::circuit::{self, Link, Stage};
@@ -221,11 +221,7 @@ impl AggregateKey {
 
 impl AggregateVerifierKey {
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut body = Vec::new();
-        body.extend_from_slice(&self.k.to_le_bytes());
-        let _ = self.srs.g.write(&mut body, SerdeFormat::RawBytes);
-        let _ = self.srs.g2.write(&mut body, SerdeFormat::RawBytes);
-        let _ = self.srs.s_g2.write(&mut body, SerdeFormat::RawBytes);
+        let mut body = key_head(self.k, &self.srs);
         body.extend_from_slice(&self.vk.to_bytes(SerdeFormat::RawBytes));
         write_container(AVK_MAGIC, &self.info, &body)
     }
@@ -239,23 +235,13 @@ impl AggregateVerifierKey {
         };
         info.validate().map_err(bad)?;
         let mut r = Cursor::new(body);
-        let mut k = [0u8; 4];
-        r.read_exact(&mut k).map_err(|e| bad(e.to_string()))?;
-        let k = u32::from_le_bytes(k);
+        let (k, srs) = read_key_head(&mut r).map_err(bad)?;
         if k != info.config.degree {
             return Err(bad(format!(
                 "k {k} is not the circuit's degree {}",
                 info.config.degree
             )));
         }
-        let g =
-            G1Affine::read(&mut r, SerdeFormat::RawBytes).map_err(|e| bad(format!("g: {e}")))?;
-        let g2 =
-            G2Affine::read(&mut r, SerdeFormat::RawBytes).map_err(|e| bad(format!("g2: {e}")))?;
-        let s_g2 =
-            G2Affine::read(&mut r, SerdeFormat::RawBytes).map_err(|e| bad(format!("s_g2: {e}")))?;
-        let srs = SrsPoints { g, g2, s_g2 };
-        srs.check().map_err(bad)?;
         let config = info.config;
         let vk = guard(|| {
             VerifyingKey::<G1Affine>::read::<_, AggregationCircuit>(

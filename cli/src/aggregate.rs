@@ -161,17 +161,42 @@ fn load_file(proof_path: &Path) -> Result<AggregateFile> {
     AggregateFile::parse(&read_text(proof_path)?).with_context(|| proof_path.display().to_string())
 }
 
+/// Whether the aggregation key is the one `expected_id` names. An aggregated proof is
+/// pinned by the **aggregate id**: it binds the aggregation circuit, whose constants are
+/// the segments' verifying keys, and the model id it folds; the model id alone does not
+/// bind the aggregation key a directory holds.
+fn pinned(
+    avk: &AggregateVerifierKey,
+    dir: &Path,
+    expected_id: Option<&str>,
+    verdict: &str,
+) -> bool {
+    match expected_id {
+        Some(want) if want != avk.id() => {
+            let folded = if want == avk.info.model_id {
+                " (that is the model id it folds; an aggregated proof is pinned by its aggregate \
+                 id, which `zkinfer aggregate` prints)"
+            } else {
+                ""
+            };
+            println!(
+                "{verdict}: {}'s aggregation key is aggregate id {}, not the required {want}{folded}",
+                dir.display(),
+                avk.id()
+            );
+            false
+        }
+        _ => true,
+    }
+}
+
 /// `zkinfer verify` of an aggregated proof: `Ok(true)` valid, `Ok(false)` invalid.
 pub fn verify(dir: &Path, proof_path: &Path, expected_id: Option<&str>) -> Result<bool> {
     let keys = segment_keys(dir)?;
     let avk = load_aggregate_vk(dir)?;
     let file = load_file(proof_path)?;
     let id = zkinfer_verifier::keys_id(&keys);
-    if let Some(want) = expected_id.filter(|&want| want != id) {
-        println!(
-            "invalid: {} is model id {id}, not the required {want}",
-            dir.display()
-        );
+    if !pinned(&avk, dir, expected_id, "invalid") {
         return Ok(false);
     }
     let start = Instant::now();
@@ -180,9 +205,10 @@ pub fn verify(dir: &Path, proof_path: &Path, expected_id: Option<&str>) -> Resul
     match verdict {
         Verdict::Valid { public } => {
             println!(
-                "valid: `{}` in one aggregated proof of {} (model id {id})",
+                "valid: `{}` in one aggregated proof of {} (aggregate id {}, folding model id {id})",
                 avk.info.model,
-                keys.len()
+                keys.len(),
+                avk.id()
             );
             let last = keys
                 .last()
@@ -212,12 +238,7 @@ pub fn verify_evm(dir: &Path, proof_path: &Path, expected_id: Option<&str>) -> R
     let keys = segment_keys(dir)?;
     let avk = load_aggregate_vk(dir)?;
     let file = load_file(proof_path)?;
-    let id = zkinfer_verifier::keys_id(&keys);
-    if let Some(want) = expected_id.filter(|&want| want != id) {
-        println!(
-            "rejected: {} is model id {id}, not the required {want}",
-            dir.display()
-        );
+    if !pinned(&avk, dir, expected_id, "rejected") {
         return Ok(false);
     }
     if let Verdict::Invalid { reason } = zkinfer_aggregate::verify(&keys, &avk, &file) {

@@ -150,7 +150,8 @@ enum Command {
         dir: PathBuf,
         #[arg(long)]
         proof: PathBuf,
-        /// Also require this model commitment (as `zkinfer model-id` prints it).
+        /// Also require this model commitment (as `zkinfer model-id` prints it; for an
+        /// aggregated proof, the aggregate id `zkinfer aggregate` prints).
         #[arg(long)]
         model_id: Option<String>,
     },

@@ -192,12 +192,7 @@ pub struct VerifierKey {
 
 impl VerifierKey {
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut body = Vec::new();
-        body.extend_from_slice(&self.k.to_le_bytes());
-        // Writing to a Vec cannot fail.
-        let _ = self.srs.g.write(&mut body, SerdeFormat::RawBytes);
-        let _ = self.srs.g2.write(&mut body, SerdeFormat::RawBytes);
-        let _ = self.srs.s_g2.write(&mut body, SerdeFormat::RawBytes);
+        let mut body = key_head(self.k, &self.srs);
         body.extend_from_slice(&self.vk.to_bytes(SerdeFormat::RawBytes));
         write_container(VK_MAGIC, &self.info, &body)
     }
@@ -210,17 +205,7 @@ impl VerifierKey {
         };
         info.validate().map_err(bad)?;
         let mut r = Cursor::new(body);
-        let mut k = [0u8; 4];
-        r.read_exact(&mut k).map_err(|e| bad(e.to_string()))?;
-        let k = u32::from_le_bytes(k);
-        let g = G1Affine::read(&mut r, SerdeFormat::RawBytes)
-            .map_err(|e| bad(format!("SRS g: {e}")))?;
-        let g2 = G2Affine::read(&mut r, SerdeFormat::RawBytes)
-            .map_err(|e| bad(format!("SRS g2: {e}")))?;
-        let s_g2 = G2Affine::read(&mut r, SerdeFormat::RawBytes)
-            .map_err(|e| bad(format!("SRS s_g2: {e}")))?;
-        let srs = SrsPoints { g, g2, s_g2 };
-        srs.check().map_err(bad)?;
+        let (k, srs) = read_key_head(&mut r).map_err(bad)?;
         let at = r.position() as usize;
         check_halo2_key_size(&body[at.min(body.len())..], k, &info.layout).map_err(bad)?;
         let layout = info.layout.clone();
@@ -262,6 +247,33 @@ impl VerifierKey {
     pub fn model_id(&self) -> String {
         identity::model_id(&self.info, self.k, &self.srs, &self.vk)
     }
+}
+
+/// The head of a verifying key's body: `k` (u32 LE), then the SRS points `g ‖ g2 ‖ s·g2`.
+pub fn key_head(k: u32, srs: &SrsPoints) -> Vec<u8> {
+    let mut body = k.to_le_bytes().to_vec();
+    // Writing to a Vec cannot fail.
+    let _ = srs.g.write(&mut body, SerdeFormat::RawBytes);
+    let _ = srs.g2.write(&mut body, SerdeFormat::RawBytes);
+    let _ = srs.s_g2.write(&mut body, SerdeFormat::RawBytes);
+    body
+}
+
+/// Reads [`key_head`]; the points must be a powers-of-tau SRS's ([`SrsPoints::check`]).
+pub fn read_key_head(r: &mut Cursor<&[u8]>) -> Result<(u32, SrsPoints), String> {
+    let mut k = [0u8; 4];
+    r.read_exact(&mut k).map_err(|e| e.to_string())?;
+    let g = G1Affine::read(r, SerdeFormat::RawBytes).map_err(|e| format!("SRS g: {e}"))?;
+    let g2 = G2Affine::read(r, SerdeFormat::RawBytes).map_err(|e| format!("SRS g2: {e}"))?;
+    let s_g2 = G2Affine::read(r, SerdeFormat::RawBytes).map_err(|e| format!("SRS s_g2: {e}"))?;
+    let srs = SrsPoints { g, g2, s_g2 };
+    srs.check()?;
+    Ok((u32::from_le_bytes(k), srs))
+}
+
+/// `0x`-hex bytes.
+pub fn hex_bytes(s: &str) -> Option<Vec<u8>> {
+    s.strip_prefix("0x").and_then(|h| hex::decode(h).ok())
 }
 
 /// What halo2's reader trusts before it reads a byte, checked first: its version byte, a
@@ -355,11 +367,7 @@ impl ProofFile {
             .map(|s| fr_from_hex(s))
             .collect::<Option<Vec<Fr>>>()
             .ok_or("a public value is not a canonical field element in 0x-hex")?;
-        let bytes = self
-            .proof
-            .strip_prefix("0x")
-            .and_then(|h| hex::decode(h).ok())
-            .ok_or("the proof bytes are not 0x-hex")?;
+        let bytes = hex_bytes(&self.proof).ok_or("the proof bytes are not 0x-hex")?;
         Ok((instances, bytes))
     }
 }
