@@ -149,6 +149,20 @@ fn check(
     file: &AggregateFile,
 ) -> Result<Public, String> {
     let id = keys_id(keys);
+    // What the aggregation key's header says of the model must be the keys' (the circuit
+    // itself is bound by the aggregate id, which the caller pins).
+    let links = crate::links(keys).map_err(|e| e.to_string())?;
+    let counts: Vec<usize> = keys.iter().map(|k| k.info.public_values()).collect();
+    if key.info.links != links || key.info.num_instances != counts {
+        return Err("the aggregation key folds another chain of segments than these keys".into());
+    }
+    if let Some(i) = keys.iter().position(|k| k.srs != key.srs) {
+        return Err(format!(
+            "segment {i}'s key was made with another SRS ({}) than the aggregation key ({})",
+            keys[i].srs.fingerprint(),
+            key.srs.fingerprint()
+        ));
+    }
     if key.info.model_id != id {
         return Err(format!(
             "the aggregation key is for model id {}, the segment keys are model id {id}",

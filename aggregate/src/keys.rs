@@ -109,14 +109,12 @@ fn srs_points(params: &ParamsKZG<Bn256>) -> SrsPoints {
     }
 }
 
-/// Generates the aggregation keys for the model whose segments' verifying keys are
-/// `keys` (in order; one key for a model proven whole), with `params` of `2^degree`
-/// points from the same SRS as the segments'.
-pub fn setup(
+/// The aggregation circuit of the model whose segments' verifying keys are `keys`, laid
+/// out for key generation (on placeholder proofs: key generation reads no witness).
+fn keygen_circuit(
     params: &ParamsKZG<Bn256>,
-    model: &str,
     keys: &[VerifierKey],
-) -> Result<(AggregateKey, AggregateVerifierKey), AggregateError> {
+) -> Result<(AggregationCircuit, Vec<Link>, AggregationConfigParams), AggregateError> {
     let links = crate::links(keys)?;
     let points = srs_points(params);
     if let Some(i) = keys.iter().position(|k| k.srs != points) {
@@ -155,24 +153,70 @@ pub fn setup(
         .ok_or_else(|| AggregateError::Keygen("building the aggregation circuit".into()))?;
     let config = guard(|| circuit.calculate_params(Some(20)))
         .ok_or_else(|| AggregateError::Keygen("laying out the aggregation circuit".into()))?;
+    Ok((circuit, links, config))
+}
+
+/// The aggregation verifying key of the model named `model` whose segments' verifying
+/// keys are `keys` (in order), with `params` of `2^k` points from the segments' SRS.
+/// Deterministic: a verifier who trusts the model id recomputes the aggregate id from the
+/// segment keys with this, without the proving key's cost.
+pub fn verifying_key(
+    params: &ParamsKZG<Bn256>,
+    model: &str,
+    keys: &[VerifierKey],
+) -> Result<AggregateVerifierKey, AggregateError> {
+    let (circuit, links, config) = keygen_circuit(params, keys)?;
     let vk = keygen_vk(params, &circuit).map_err(|e| AggregateError::Keygen(format!("{e:?}")))?;
-    let pk = keygen_pk(params, vk.clone(), &circuit)
-        .map_err(|e| AggregateError::Keygen(format!("{e:?}")))?;
-    let info = AggregateInfo {
+    Ok(AggregateVerifierKey {
+        info: info(model, keys, links, config, &circuit),
+        k: params.k(),
+        srs: srs_points(params),
+        vk,
+    })
+}
+
+fn info(
+    model: &str,
+    keys: &[VerifierKey],
+    links: Vec<Link>,
+    config: AggregationConfigParams,
+    circuit: &AggregationCircuit,
+) -> AggregateInfo {
+    AggregateInfo {
         model: model.to_string(),
         model_id: zkinfer_verifier::keys_id(keys),
         num_instances: keys.iter().map(|k| k.info.public_values()).collect(),
         links,
         config,
         break_points: circuit.break_points(),
-    };
+    }
+}
+
+/// Generates the aggregation keys (proving and verifying) as [`verifying_key`] does the
+/// verifying key.
+pub fn setup(
+    params: &ParamsKZG<Bn256>,
+    model: &str,
+    keys: &[VerifierKey],
+) -> Result<(AggregateKey, AggregateVerifierKey), AggregateError> {
+    let (circuit, links, config) = keygen_circuit(params, keys)?;
+    let vk = keygen_vk(params, &circuit).map_err(|e| AggregateError::Keygen(format!("{e:?}")))?;
+    let pk = keygen_pk(params, vk.clone(), &circuit)
+        .map_err(|e| AggregateError::Keygen(format!("{e:?}")))?;
+    let info = info(model, keys, links, config, &circuit);
     let verifier = AggregateVerifierKey {
         info: info.clone(),
-        k: degree,
-        srs: points,
+        k: params.k(),
+        srs: srs_points(params),
         vk,
     };
     Ok((AggregateKey { info, pk }, verifier))
+}
+
+/// The aggregation keys are one pair: the same circuit (info and halo2 verifying key).
+pub fn same_circuit(pk: &AggregateKey, vk: &AggregateVerifierKey) -> bool {
+    serde_json::to_vec(&pk.info).ok() == serde_json::to_vec(&vk.info).ok()
+        && pk.pk.get_vk().transcript_repr() == vk.vk.transcript_repr()
 }
 
 impl AggregateKey {

@@ -15,7 +15,7 @@
 
 pub mod circuit;
 mod file;
-mod keys;
+pub mod keys;
 
 use halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
 use halo2_proofs::plonk::{create_proof, create_proof_from_advice, verify_proof};
@@ -35,7 +35,9 @@ use zkinfer_verifier::{guard, ProofFile, VerifierKey};
 
 pub use circuit::{statement_digest, Link, NUM_INSTANCE};
 pub use file::{verify, AggregateFile, AGGREGATE_FORMAT};
-pub use keys::{aggregate_id, setup, AggregateKey, AggregateVerifierKey};
+pub use keys::{
+    aggregate_id, same_circuit, setup, verifying_key, AggregateKey, AggregateVerifierKey,
+};
 pub use snark_verifier_sdk::Snark;
 
 #[derive(Debug, thiserror::Error)]

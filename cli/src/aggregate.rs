@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use zkinfer_aggregate::{AggregateFile, AggregateKey, AggregateVerifierKey};
 use zkinfer_prover::{read_srs, ProverKey};
 use zkinfer_verifier::{Verdict, VerifierKey};
@@ -46,6 +46,78 @@ fn load_aggregate_vk(dir: &Path) -> Result<AggregateVerifierKey> {
     AggregateVerifierKey::from_bytes(&bytes).with_context(|| vk.display().to_string())
 }
 
+/// The model's name: the manifest's for a segmented model.
+fn model_name(dir: &Path, circuits: &[zkinfer_prover::CompiledCircuit]) -> Result<String> {
+    if segmented::is_segmented(dir) {
+        Ok(segmented::load_manifest(dir)?.model)
+    } else {
+        Ok(circuits
+            .first()
+            .map(|c| c.model.name.clone())
+            .unwrap_or_default())
+    }
+}
+
+/// `zkinfer aggregate-id DIR`: the aggregate id recomputed from the segment keys (the
+/// aggregation circuit's verifying key, deterministic), so that whoever trusts the model
+/// id can pin aggregated proofs without trusting DIR/aggregate/vk. `Ok(false)` when DIR
+/// holds an aggregation key with another id.
+pub fn aggregate_id(dir: &Path, srs: Option<&Path>, dev: bool, k: u32) -> Result<bool> {
+    let keys = segment_keys(dir)?;
+    let circuits = segment_dirs(dir)?
+        .iter()
+        .map(|d| load_circuit(d))
+        .collect::<Result<Vec<_>>>()?;
+    let (params, _) = load_srs(srs, dev, k)?;
+    let name = model_name(dir, &circuits)?;
+    let (avk, t) = step(
+        &format!("generating the aggregation verifying key (2^{k} rows)"),
+        || zkinfer_aggregate::verifying_key(&params, &name, &keys),
+    );
+    let avk = avk?;
+    println!("aggregate id {}", avk.id());
+    println!("  folds     model id {}", zkinfer_verifier::keys_id(&keys));
+    println!("  time      {}", secs(t));
+    let (_, vk_path) = key_paths(dir);
+    match std::fs::read(&vk_path) {
+        Ok(bytes) => {
+            let held = AggregateVerifierKey::from_bytes(&bytes)
+                .with_context(|| vk_path.display().to_string())?;
+            let same = held.id() == avk.id();
+            println!(
+                "  {}  {} is aggregate id {}",
+                if same { "matches" } else { "DIFFERS" },
+                vk_path.display(),
+                held.id()
+            );
+            if !same {
+                let (a, b) = (&held.info, &avk.info);
+                let layout = |i: &zkinfer_aggregate::keys::AggregateInfo| {
+                    serde_json::to_string(&(&i.config, &i.break_points)).ok()
+                };
+                let what = [
+                    (a.model != b.model, "the model name"),
+                    (a.model_id != b.model_id, "the folded model id"),
+                    (
+                        a.links != b.links || a.num_instances != b.num_instances,
+                        "the links",
+                    ),
+                    (layout(a) != layout(b), "the circuit's layout"),
+                    (held.srs != avk.srs || held.k != avk.k, "the SRS or k"),
+                    (
+                        held.vk.transcript_repr() != avk.vk.transcript_repr(),
+                        "the halo2 verifying key",
+                    ),
+                ];
+                let differ: Vec<&str> = what.iter().filter(|(d, _)| *d).map(|(_, w)| *w).collect();
+                println!("  differs in {}", differ.join(", "));
+            }
+            Ok(same)
+        }
+        Err(_) => Ok(true),
+    }
+}
+
 /// `zkinfer aggregate DIR --input X --proof OUT`.
 pub fn aggregate(
     dir: &Path,
@@ -74,14 +146,21 @@ pub fn aggregate(
         (Some(apk), Ok(vk)) if apk.info.model_id == id && apk.info.config.degree == k => {
             let avk = AggregateVerifierKey::from_bytes(&vk)
                 .with_context(|| vk_path.display().to_string())?;
+            if !zkinfer_aggregate::same_circuit(&apk, &avk)
+                || avk.srs != zkinfer_prover::srs_points(&params)
+            {
+                bail!(
+                    "{} and {} are not one pair of aggregation keys made with this SRS; remove \
+                     {} to make them again",
+                    pk_path.display(),
+                    vk_path.display(),
+                    dir.join("aggregate").display()
+                );
+            }
             (apk, avk, None)
         }
         _ => {
-            let name = if segmented::is_segmented(dir) {
-                segmented::load_manifest(dir)?.model
-            } else {
-                circuits[0].model.name.clone()
-            };
+            let name = model_name(dir, &circuits)?;
             let (keys_made, t) = step(
                 &format!("generating the aggregation keys (2^{k} rows; once per model)"),
                 || zkinfer_aggregate::setup(&params, &name, &keys),

@@ -144,6 +144,18 @@ enum Command {
         #[arg(long, default_value_t = 21, value_parser = clap::value_parser!(u32).range(18..=25))]
         k: u32,
     },
+    /// Recompute the aggregate id of DIR from its segments' verifying keys (the
+    /// aggregation circuit's verifying key; no proving key), to pin aggregated proofs of a
+    /// trusted model id. Exit 1 when DIR/aggregate/vk has another id.
+    AggregateId {
+        dir: PathBuf,
+        #[arg(long, conflicts_with = "dev_srs")]
+        srs: Option<PathBuf>,
+        #[arg(long)]
+        dev_srs: bool,
+        #[arg(long, default_value_t = 21, value_parser = clap::value_parser!(u32).range(18..=25))]
+        k: u32,
+    },
     /// Verify a proof: exit 0 valid, 1 invalid, 2 error. Prints the SRS fingerprint, and a
     /// warning for keys made with --dev-srs.
     Verify {
@@ -293,6 +305,12 @@ fn main() -> ExitCode {
             k,
         } => aggregate::aggregate(&dir, &input, &proof, srs.as_deref(), dev_srs, k)
             .map(|_| ExitCode::SUCCESS),
+        Command::AggregateId {
+            dir,
+            srs,
+            dev_srs,
+            k,
+        } => aggregate::aggregate_id(&dir, srs.as_deref(), dev_srs, k).map(verdict),
         Command::Verify {
             dir,
             proof,
