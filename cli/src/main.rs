@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use zkinfer::commands::{Bits, CompileOptions};
 use zkinfer::engines::EngineChoice;
 use zkinfer::{aggregate, commands, demo, engines, evm, segmented};
@@ -133,28 +133,16 @@ enum Command {
         input: PathBuf,
         #[arg(long)]
         proof: PathBuf,
-        /// The trusted setup for the aggregation circuit (the same ceremony as the
-        /// model's keys), with at least 2^k powers.
-        #[arg(long, conflicts_with = "dev_srs")]
-        srs: Option<PathBuf>,
-        /// Use the deterministic, publicly known SRS. INSECURE: proofs can be forged.
-        #[arg(long)]
-        dev_srs: bool,
-        /// The aggregation circuit has 2^k rows (fewer rows, more columns: more gas).
-        #[arg(long, default_value_t = 21, value_parser = clap::value_parser!(u32).range(18..=25))]
-        k: u32,
+        #[command(flatten)]
+        circuit: AggregationCircuit,
     },
     /// Recompute the aggregate id of DIR from its segments' verifying keys (the
     /// aggregation circuit's verifying key; no proving key), to pin aggregated proofs of a
     /// trusted model id. Exit 1 when DIR/aggregate/vk has another id.
     AggregateId {
         dir: PathBuf,
-        #[arg(long, conflicts_with = "dev_srs")]
-        srs: Option<PathBuf>,
-        #[arg(long)]
-        dev_srs: bool,
-        #[arg(long, default_value_t = 21, value_parser = clap::value_parser!(u32).range(18..=25))]
-        k: u32,
+        #[command(flatten)]
+        circuit: AggregationCircuit,
     },
     /// Verify a proof: exit 0 valid, 1 invalid, 2 error. Prints the SRS fingerprint, and a
     /// warning for keys made with --dev-srs.
@@ -201,6 +189,21 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+}
+
+/// The SRS and size of an aggregation circuit.
+#[derive(Args)]
+struct AggregationCircuit {
+    /// The trusted setup for the aggregation circuit (the same ceremony as the model's
+    /// keys), with at least 2^k powers.
+    #[arg(long, conflicts_with = "dev_srs")]
+    srs: Option<PathBuf>,
+    /// Use the deterministic, publicly known SRS. INSECURE: proofs can be forged.
+    #[arg(long)]
+    dev_srs: bool,
+    /// The aggregation circuit has 2^k rows (fewer rows, more columns: more gas).
+    #[arg(long, default_value_t = 21, value_parser = clap::value_parser!(u32).range(18..=25))]
+    k: u32,
 }
 
 /// Exit 0 for valid, 1 for invalid.
@@ -300,17 +303,12 @@ fn main() -> ExitCode {
             dir,
             input,
             proof,
-            srs,
-            dev_srs,
-            k,
-        } => aggregate::aggregate(&dir, &input, &proof, srs.as_deref(), dev_srs, k)
+            circuit: c,
+        } => aggregate::aggregate(&dir, &input, &proof, c.srs.as_deref(), c.dev_srs, c.k)
             .map(|_| ExitCode::SUCCESS),
-        Command::AggregateId {
-            dir,
-            srs,
-            dev_srs,
-            k,
-        } => aggregate::aggregate_id(&dir, srs.as_deref(), dev_srs, k).map(verdict),
+        Command::AggregateId { dir, circuit: c } => {
+            aggregate::aggregate_id(&dir, c.srs.as_deref(), c.dev_srs, c.k).map(verdict)
+        }
         Command::Verify {
             dir,
             proof,
