@@ -184,6 +184,16 @@ pub fn aggregate(
         let paths = Paths::new(d);
         let pk = ProverKey::from_bytes(&read(&paths.pk, "proving key")?)
             .with_context(|| paths.pk.display().to_string())?;
+        if pk.info != circuit.info()
+            || pk.pk.get_vk().transcript_repr() != keys[i].vk.transcript_repr()
+        {
+            bail!(
+                "{}: the keys in {} were made for another compiled circuit, or are not one \
+                 pair; run `zkinfer setup` again",
+                paths.pk.display(),
+                d.display()
+            );
+        }
         let seg_params =
             read_srs(&read(&paths.srs, "SRS")?).with_context(|| paths.srs.display().to_string())?;
         let model = Arc::new(circuit.model.clone());
