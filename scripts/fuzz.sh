@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Fuzzes what zkinfer reads from disk: proof files, verifying keys, compiled circuits and
-# proof bundles
+# Fuzzes what zkinfer reads from disk: proof files, verifying keys, compiled circuits,
+# proof bundles and capability certificates
 # (fuzz/fuzz_targets, libFuzzer through libfuzzer-sys). A crash (a panic, an overflow, an
 # abort, an out-of-memory) fails the script and leaves the input under fuzz/artifacts/.
 #
@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${1:-20}
-TARGETS="proof_file verifying_key compiled_circuit bundle_file"
+TARGETS="proof_file verifying_key compiled_circuit bundle_file certificate_file"
 TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
 
 echo "== seeds: mlp_tiny compiled, keyed and proven"
@@ -39,6 +39,14 @@ echo "== seeds: mlp_tiny (8-bit) in 2 linked segments, keyed and proven as a bun
 "$ZKINFER" setup "$seeds/s" --dev-srs >/dev/null 2>&1
 "$ZKINFER" prove "$seeds/s" --input $M/mlp_tiny.input.json --proof "$seeds/bundle.json" \
   --engine cpu >/dev/null 2>&1
+echo "== seeds: a certificate of 4 digits test images (the digits MLP, batches of 2)"
+R=$M/real
+"$ZKINFER" compile $R/digits_mlp.onnx --calibration $R/digits_mlp.calibration.json \
+  --out "$seeds/c" --certify 2 >/dev/null
+"$ZKINFER" setup "$seeds/c" --dev-srs >/dev/null 2>&1
+python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); json.dump({"input_data": d["input_data"][:4], "labels": d["labels"][:4]}, open(sys.argv[2], "w"))' \
+  $R/digits_test.json "$seeds/four.json"
+"$ZKINFER" certify "$seeds/c" --dataset "$seeds/four.json" --out "$seeds/certificate.json" >/dev/null 2>&1
 for t in $TARGETS; do mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"; done
 cp "$seeds/bundle.json" fuzz/corpus/bundle_file/seed-bundle.json
 cp "$seeds/proof.json" fuzz/corpus/proof_file/seed-proof.json
@@ -47,7 +55,9 @@ cp "$seeds/m/vk" fuzz/corpus/verifying_key/seed-vk
 python3 -c 'import sys, struct; b = open(sys.argv[1], "rb").read(); n = struct.unpack("<I", b[12:16])[0]; sys.stdout.buffer.write(b[16:16 + n])' \
   "$seeds/m/vk" > fuzz/corpus/verifying_key/seed-header.json
 cp "$seeds/m/circuit.json" fuzz/corpus/compiled_circuit/seed-circuit.json
+cp "$seeds/certificate.json" fuzz/corpus/certificate_file/seed-certificate.json
 export ZKINFER_FUZZ_VK=$seeds/m/vk ZKINFER_FUZZ_PROOF=$seeds/proof.json ZKINFER_FUZZ_BUNDLE_DIR=$seeds/s
+export ZKINFER_FUZZ_CERTIFICATE_DIR=$seeds/c
 
 echo "== building the fuzz targets (instrumented)"
 # --target keeps the instrumentation off build scripts and proc macros, as cargo fuzz does.
@@ -68,4 +78,4 @@ for t in $TARGETS; do
   fi
   grep -E "^stat::number_of_executed_units" "$seeds/$t.log" || true
 done
-echo "fuzz: 4 targets, no crash"
+echo "fuzz: 5 targets, no crash"

@@ -2,6 +2,7 @@
 # The wasm verifier's tests: builds the package (scripts/build-wasm.sh), proves every
 # shared model with the zkinfer binary given as $1 (default target/debug/zkinfer), lenet5
 # with each linear argument (dot products, Freivalds' two-phase circuit), and
+# a capability certificate of 10 digits test images, and
 # mlp_tiny with every part of the statement hashed, and mlp_tiny set up from a snarkjs
 # powers-of-tau file (scripts/ptau/make-ptau.sh), then
 # runs Node's test runner: the package in Node, and examples/web in headless Chromium
@@ -62,4 +63,16 @@ trap 'rm -rf "$proofs" "$bundle"' EXIT
 "$ZKINFER" prove "$bundle" --input "$M/attn_block.input.json" --proof "$bundle/bundle.json" \
   --engine cpu --jobs 2 >/dev/null 2>&1
 rm -f "$bundle"/segment-*/pk "$bundle"/segment-*/srs
-ZKINFER_WASM_PKG=$ROOT/target/wasm/pkg ZKINFER_PROOFS=$proofs ZKINFER_BUNDLE=$bundle node --test --test-reporter=spec verifier/wasm/tests/
+echo "== certifying 10 digits test images with the digits MLP's certificate circuit (batches of 5)"
+cert=$(mktemp -d)
+trap 'rm -rf "$proofs" "$bundle" "$cert"' EXIT
+R=$M/real
+"$ZKINFER" compile "$R/digits_mlp.onnx" --calibration "$R/digits_mlp.calibration.json" --out "$cert" \
+  --certify 5 >/dev/null
+"$ZKINFER" setup "$cert" --dev-srs >/dev/null 2>&1
+node -e 'const fs = require("fs"); const d = JSON.parse(fs.readFileSync(process.argv[1]));
+  fs.writeFileSync(process.argv[2], JSON.stringify({input_data: d.input_data.slice(0, 10), labels: d.labels.slice(0, 10)}));' \
+  "$R/digits_test.json" "$cert/ten.json"
+"$ZKINFER" certify "$cert" --dataset "$cert/ten.json" --out "$cert/certificate.json" >/dev/null 2>&1
+rm -f "$cert/pk" "$cert/srs"
+ZKINFER_WASM_PKG=$ROOT/target/wasm/pkg ZKINFER_PROOFS=$proofs ZKINFER_BUNDLE=$bundle ZKINFER_CERTIFICATE=$cert node --test --test-reporter=spec verifier/wasm/tests/

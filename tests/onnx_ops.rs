@@ -2684,3 +2684,93 @@ fn the_error_by_layer_is_the_integer_interpreters_against_the_float_graph() {
     // Errors grow with depth here: the output's is larger than the input's rounding.
     assert!(out.relative() > c.layers[0].relative());
 }
+
+/// A certificate graph: the samples then exactly their labels as inputs, the count as the
+/// one output, computed from the class scores; a model that names a tensor like the
+/// certificate's (an initializer posing as the labels), has no class scores or a fixed
+/// batch of more than one is refused; and the count the integer model computes is the
+/// float model's agreement with the labels.
+#[test]
+fn certificate_graphs_count_argmax_agreement_and_refuse_impostors() {
+    use zkinfer_compiler::import::certificate::{certificate_proto, LABELS};
+    let (m, _) = gemm_model(false, false, 1.0, 1.0, Some(&[3]), 1);
+    let batch = 4;
+    let cert = certificate_proto(&m, batch).unwrap();
+    assert_eq!(cert.classes, 3);
+    let g = &cert.imported.graph;
+    assert_eq!(g.inputs.len(), 2);
+    assert_eq!(g.inputs[0].shape, vec![batch, 5]);
+    assert_eq!(
+        (g.inputs[1].name.as_str(), &g.inputs[1].shape),
+        (LABELS, &vec![batch])
+    );
+    assert_eq!(g.output_shape(), [1]);
+
+    // The integer model counts exactly the samples whose float argmax is the label.
+    let samples: Vec<Vec<f32>> = (0..batch as u64).map(|s| floats(40 + s, 5)).collect();
+    let predicted: Vec<usize> = samples
+        .iter()
+        .map(|x| {
+            let run = cert.model.graph.run(x).unwrap();
+            let z: Vec<f64> = run["Z"].data.iter().map(|&v| v as f64).collect();
+            zkinfer_compiler::quantize::argmax(&z)
+        })
+        .collect();
+    let packed = |labels: &[usize]| {
+        let mut v: Vec<f32> = samples.concat();
+        v.extend(labels.iter().map(|&l| l as f32));
+        v
+    };
+    let cal = calibrate(g, &cert.calibration(&samples).unwrap()).unwrap();
+    let q = quantize(g, &cal, QuantConfig::default()).unwrap();
+    // The tail has no parameter that hashed weights would let the prover choose.
+    assert_eq!(
+        zkinfer_pipeline::certificate::tail_with_parameters(&q),
+        None
+    );
+    for wrong in 0..=batch {
+        // The first `wrong` labels moved to another class.
+        let labels: Vec<usize> = (0..batch)
+            .map(|i| {
+                if i < wrong {
+                    (predicted[i] + 1) % 3
+                } else {
+                    predicted[i]
+                }
+            })
+            .collect();
+        let out = zkinfer_compiler::run_quantized(&q, &packed(&labels)).unwrap();
+        assert_eq!(out, vec![(batch - wrong) as f64], "{wrong} wrong labels");
+    }
+
+    let mut impostor = m.clone();
+    let gp = impostor.graph.as_mut().unwrap();
+    gp.initializer
+        .push(float_tensor(LABELS, &[batch as i64], vec![0.0; batch]));
+    let e = certificate_proto(&impostor, batch).unwrap_err().to_string();
+    assert!(e.contains("zkinfer:"), "{e}");
+
+    let (no_scores, _) = gemm_model(false, false, 1.0, 1.0, None, 1);
+    let mut no_scores = no_scores;
+    let gp = no_scores.graph.as_mut().unwrap();
+    gp.node.push(node(
+        "ReduceSum",
+        &["Z"],
+        "S",
+        vec![("keepdims", Attr::I(0))],
+    ));
+    gp.output = vec![value_info_any("S")];
+    let e = certificate_proto(&no_scores, batch)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("class scores"), "{e}");
+
+    // Three rows of a fixed batch, flattened into one score vector.
+    let (mut fixed, _) = gemm_model(false, false, 1.0, 1.0, None, 3);
+    let gp = fixed.graph.as_mut().unwrap();
+    gp.initializer.push(int_tensor("flat", vec![1, 9]));
+    gp.node.push(node("Reshape", &["Z", "flat"], "F", vec![]));
+    gp.output = vec![value_info("F", &[1, 9])];
+    let e = certificate_proto(&fixed, batch).unwrap_err().to_string();
+    assert!(e.contains("not a batch dimension"), "{e}");
+}

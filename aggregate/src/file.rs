@@ -7,7 +7,7 @@ use snark_verifier::pcs::kzg::{Bdfg21, KzgAs, KzgDecidingKey, LimbsEncoding};
 use snark_verifier::pcs::{AccumulationDecider, AccumulatorEncoding};
 use snark_verifier_sdk::{BITS, LIMBS};
 use zkinfer_verifier::artifact::{
-    check_json_format, fr_from_hex, fr_to_hex, hex_bytes, FORMAT_VERSION,
+    fr_from_hex, fr_to_hex, has_json_format, hex_bytes, parse_json_file, FORMAT_VERSION,
 };
 use zkinfer_verifier::bundle::linked_statement;
 use zkinfer_verifier::{
@@ -51,10 +51,7 @@ impl AggregateFile {
             what: what.into(),
             reason,
         };
-        let v: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
-        check_json_format(&v, AGGREGATE_FORMAT, what)?;
-        let f: Self = serde_json::from_value(v).map_err(|e| bad(e.to_string()))?;
+        let f: Self = parse_json_file(text, AGGREGATE_FORMAT, what)?;
         if f.statements.is_empty() || f.statements.len() > zkinfer_verifier::bundle::MAX_SEGMENTS {
             return Err(bad(format!("holds {} statements", f.statements.len())));
         }
@@ -67,14 +64,7 @@ impl AggregateFile {
 
     /// Whether `text` is an aggregated proof file (by its `format` field).
     pub fn is_aggregate(text: &str) -> bool {
-        serde_json::from_str::<serde_json::Value>(text)
-            .ok()
-            .and_then(|v| {
-                v.get("format")
-                    .and_then(|f| f.as_str())
-                    .map(|f| f == AGGREGATE_FORMAT)
-            })
-            .unwrap_or(false)
+        has_json_format(text, AGGREGATE_FORMAT)
     }
 
     /// The aggregated proof's public values (accumulator limbs, then the digest) and its

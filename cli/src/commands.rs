@@ -66,7 +66,11 @@ pub fn compile(
     } else {
         let compiled = &compilation.circuits[0];
         write(&Paths::new(out).circuit, &compiled.to_json())?;
-        print_plan(compiled, options.visibility, compilation.runner_up.as_ref());
+        print_plan(
+            compiled,
+            compiled.plan.layout.visibility,
+            compilation.runner_up.as_ref(),
+        );
     }
     println!("  fidelity  {}", compilation.circuits[0].fidelity);
     print_layers(&compilation.layers);

@@ -3,6 +3,7 @@
 //! This crate is the only place that reads files, env vars and prints progress.
 
 pub mod aggregate;
+pub mod certify;
 pub mod commands;
 pub mod demo;
 pub mod engines;

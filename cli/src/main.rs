@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use zkinfer::commands::{Bits, CompileOptions};
 use zkinfer::engines::EngineChoice;
-use zkinfer::{aggregate, commands, demo, engines, evm, segmented};
+use zkinfer::{aggregate, certify, commands, demo, engines, evm, segmented};
 use zkinfer_circuits::{InputMode, LinearArgument, OutputMode, ParamsMode, Visibility};
 use zkinfer_compiler::Target;
 
@@ -67,6 +67,13 @@ enum Command {
         /// rows) or `auto` (per layer, whichever lays out fewer cells).
         #[arg(long, default_value = "auto")]
         linear: LinearArgument,
+        /// Compile the model's capability certificate circuit instead: N samples a proof,
+        /// each followed (in the input) by its label; its one public output is the number
+        /// of samples whose argmax equals the label, its weights and input are hashed.
+        /// Prove it with `zkinfer certify`.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..),
+              conflicts_with_all = ["params", "input", "output", "segments"])]
+        certify: Option<u32>,
     },
     /// Print the model commitment of DIR: the verifying key's digest for fixed weights,
     /// `<digest>:<weights hash>` for hashed weights (the weights hash is computed natively
@@ -154,6 +161,32 @@ enum Command {
         /// aggregated proof, the aggregate id `zkinfer aggregate` prints).
         #[arg(long)]
         model_id: Option<String>,
+        /// A certificate: also require it to be of this labelled dataset (EZKL's input
+        /// JSON plus `labels`), recomputing its dataset id.
+        #[arg(long)]
+        dataset: Option<PathBuf>,
+    },
+    /// Prove every batch of a labelled dataset with a certificate circuit (`compile
+    /// --certify N`) and write the certificate: "model 0x… classifies c/n of dataset 0x…",
+    /// the count computed in the circuit. `verify` checks it.
+    Certify {
+        dir: PathBuf,
+        /// The samples and their labels: {"input_data": [[...], ...], "labels": [...]}; a
+        /// multiple of the circuit's batch.
+        #[arg(long)]
+        dataset: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write DIR's compiled circuit with its hashed weights replaced (every weight one
+    /// value of their width, every bias and constant 0) to OUT/circuit.json, to publish:
+    /// `setup OUT` then makes keys whose model id has DIR's digest (the part before `:`),
+    /// so an auditor reproduces the key of a hidden model and reads what its circuit
+    /// computes. Hashed weights only.
+    Redact {
+        dir: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Write a Solidity verifier contract for DIR's verifying key.
     ExportSolidity {
@@ -246,6 +279,7 @@ fn main() -> ExitCode {
             max_memory,
             segments,
             linear,
+            certify,
         } => {
             let max_memory = match max_memory {
                 Some(mb) => {
@@ -274,6 +308,7 @@ fn main() -> ExitCode {
                 max_memory_mb: max_memory,
                 min_segments: segments.max(1),
                 linear,
+                certificate: certify.map(|n| n as usize),
             };
             commands::compile(&model, &calibration, &out, &options).map(|_| ExitCode::SUCCESS)
         }
@@ -313,6 +348,20 @@ fn main() -> ExitCode {
             dir,
             proof,
             model_id,
+            dataset,
+        } if certify::is_certificate_file(&proof) => {
+            certify::verify(&dir, &proof, model_id.as_deref(), dataset.as_deref()).map(verdict)
+        }
+        Command::Verify {
+            dataset: Some(_), ..
+        } => Err(anyhow::anyhow!(
+            "--dataset checks a certificate; this proof file is not one"
+        )),
+        Command::Verify {
+            dir,
+            proof,
+            model_id,
+            ..
         } if aggregate::is_aggregate(&proof) => {
             aggregate::verify(&dir, &proof, model_id.as_deref()).map(verdict)
         }
@@ -320,7 +369,13 @@ fn main() -> ExitCode {
             dir,
             proof,
             model_id,
+            ..
         } => commands::verify(&dir, &proof, model_id.as_deref()).map(verdict),
+        Command::Redact { dir, out } => certify::redact(&dir, &out).map(|_| ExitCode::SUCCESS),
+        Command::Certify { dir, dataset, out } => {
+            certify::certify(&zkinfer_prover::CpuEngine, &dir, &dataset, &out)
+                .map(|_| ExitCode::SUCCESS)
+        }
         Command::ExportSolidity { dir, out, model_id } => {
             evm::export_solidity(&dir, &out, model_id.as_deref()).map(|_| ExitCode::SUCCESS)
         }

@@ -138,6 +138,13 @@ fn mlp_tiny_end_to_end_and_tampering() {
     let run = pipeline("mlp_tiny");
     assert_eq!(tamper(&run, "verify", flip_byte), 1);
     assert_eq!(tamper(&run, "verify", bump_output), 1);
+    // Bytes after the proof: the same proof, another encoding, is refused.
+    assert_eq!(
+        tamper(&run, "verify", |p| {
+            p["proof"] = format!("{}00", p["proof"].as_str().unwrap()).into();
+        }),
+        1
+    );
 
     // The same proof bytes in the EVM: the Solidity verifier, compiled and deployed in revm.
     let out = ok(&["verify-evm", s(&run.dir), "--proof", s(&run.proof)]);

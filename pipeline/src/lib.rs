@@ -7,6 +7,7 @@
 //!          input sample ──trace──▶ Trace ──prove(engine)──▶ ProofFile ──verify──▶ Verdict
 //! ```
 
+pub mod certificate;
 pub mod segments;
 
 use std::path::Path;
@@ -17,7 +18,7 @@ use zkinfer_circuits::{LinearArgument, Plan, Visibility};
 use zkinfer_compiler::quantize::Trial;
 use zkinfer_compiler::{
     calibrate, fidelity, import_onnx, layer_errors, parse_input_json, quantize,
-    quantize_for_target, quantize_input, LayerError, QuantConfig, Target,
+    quantize_for_target, quantize_input, Imported, LayerError, QuantConfig, Target,
 };
 use zkinfer_prover::artifact::CIRCUIT_FORMAT;
 use zkinfer_prover::{CompiledCircuit, ProverKey};
@@ -65,6 +66,9 @@ pub struct CompileOptions {
     pub min_segments: usize,
     /// Which argument checks the linear layers.
     pub linear: LinearArgument,
+    /// Compile the model's capability certificate circuit for batches of this many
+    /// samples instead (see [`certificate`]); its visibility is the certificate's.
+    pub certificate: Option<usize>,
 }
 
 impl Default for CompileOptions {
@@ -75,6 +79,7 @@ impl Default for CompileOptions {
             max_memory_mb: None,
             min_segments: 1,
             linear: LinearArgument::default(),
+            certificate: None,
         }
     }
 }
@@ -113,12 +118,31 @@ pub fn compile(
     calibration: &str,
     options: &CompileOptions,
 ) -> Result<Compilation, PipelineError> {
+    if let Some(batch) = options.certificate {
+        return certificate::compile_certificate(onnx, calibration, batch, options);
+    }
     let imported = import_onnx(onnx)?;
-    let graph = imported.graph;
-    let parts: Vec<Vec<usize>> = graph.inputs.iter().map(|p| p.shape.clone()).collect();
-    let samples = &parse_input_json(calibration, &parts)
+    let parts: Vec<Vec<usize>> = imported
+        .graph
+        .inputs
+        .iter()
+        .map(|p| p.shape.clone())
+        .collect();
+    let samples = parse_input_json(calibration, &parts)
         .map_err(PipelineError::InputData)?
         .samples;
+    compile_imported(onnx, imported, &samples, options)
+}
+
+/// Calibrates `imported` (read from `onnx`) on `samples` (packed inputs), quantizes and
+/// lays out the circuit.
+pub fn compile_imported(
+    onnx: &Path,
+    imported: Imported,
+    samples: &[Vec<f32>],
+    options: &CompileOptions,
+) -> Result<Compilation, PipelineError> {
+    let graph = imported.graph;
     let cal = calibrate(&graph, samples)?;
     let (mut model, fid, trials) = match options.bits {
         Bits::Fixed(bits) => {
@@ -165,6 +189,7 @@ pub fn compile(
         fidelity: fid.clone(),
         inputs: graph.inputs.clone(),
         outputs: graph.outputs.clone(),
+        certificate: None,
     };
     let vis = options.visibility;
     if vis.is_linked() {

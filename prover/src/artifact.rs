@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use zkinfer_circuits::params::Params;
 use zkinfer_circuits::{Layout, ParamsMode, Plan};
 use zkinfer_qir::{Fidelity, Part, QModel};
-use zkinfer_verifier::artifact::{check_json_format, fr_to_hex, StatementInfo};
+use zkinfer_verifier::artifact::{check_json_format, fr_to_hex, Certificate, StatementInfo};
 use zkinfer_verifier::VerifyError;
 
 pub const CIRCUIT_FORMAT: &str = "zkinfer-circuit";
@@ -28,6 +28,9 @@ pub struct CompiledCircuit {
     /// the packed output.
     #[serde(default)]
     pub outputs: Vec<Part>,
+    /// A capability certificate's circuit: its batch and classes (bound in the header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<Certificate>,
 }
 
 /// What a verifier must know about `model` laid out as `layout` (with hashed weights,
@@ -45,6 +48,7 @@ pub fn statement_info(model: &QModel, layout: &Layout) -> StatementInfo {
         output_scale: output.scale,
         params_hash: (layout.visibility.params == ParamsMode::Hashed)
             .then(|| fr_to_hex(&Params::of(model).hash(layout.weight_bits))),
+        certificate: None,
     }
 }
 
@@ -60,7 +64,42 @@ impl CompiledCircuit {
     }
 
     pub fn info(&self) -> StatementInfo {
-        statement_info(&self.model, &self.plan.layout)
+        StatementInfo {
+            certificate: self.certificate.clone(),
+            ..statement_info(&self.model, &self.plan.layout)
+        }
+    }
+
+    /// The circuit with its hashed parameters replaced, to publish it: every weight the
+    /// same value of the weights' width, every bias and constant 0. With hashed weights
+    /// the verifying key does not depend on their values, only on their width, so keys
+    /// made from the redacted circuit have the model id's digest of the original's (what
+    /// an auditor reproduces without the weights). `None` for fixed weights, which the
+    /// key commits to.
+    pub fn redacted(&self) -> Option<CompiledCircuit> {
+        use zkinfer_qir::{AddOperand, QOp};
+        if self.plan.layout.visibility.params != ParamsMode::Hashed {
+            return None;
+        }
+        let bits = zkinfer_circuits::params::weight_bits(&self.model);
+        let placeholder = -(1i64 << (bits.clamp(2, 32) - 1));
+        let mut c = self.clone();
+        for op in &mut c.model.ops {
+            match op {
+                QOp::Linear(l) => {
+                    l.weight.iter_mut().for_each(|w| *w = placeholder);
+                    l.bias.iter_mut().for_each(|b| *b = 0);
+                }
+                QOp::Add(a) => {
+                    if let AddOperand::Constant(k) = &mut a.b {
+                        k.iter_mut().for_each(|v| *v = 0);
+                        a.a_mul.iter_mut().for_each(|m| *m = 0);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Some(c)
     }
 
     pub fn to_json(&self) -> Vec<u8> {

@@ -90,6 +90,31 @@ pub fn check_json_format(
     }
 }
 
+/// Parses a zkinfer JSON file of `format` (a `what`, for errors): JSON, then its
+/// `format` and `version`, then the fields of `T`.
+pub fn parse_json_file<T: serde::de::DeserializeOwned>(
+    text: &str,
+    format: &str,
+    what: &str,
+) -> Result<T, VerifyError> {
+    let bad = |reason: String| VerifyError::Format {
+        what: what.into(),
+        reason,
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    check_json_format(&v, format, what)?;
+    serde_json::from_value(v).map_err(|e| bad(e.to_string()))
+}
+
+/// Whether `text` is a zkinfer JSON file of `format` (by its `format` field alone).
+pub fn has_json_format(text: &str, format: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get("format")?.as_str().map(|f| f == format))
+        .unwrap_or(false)
+}
+
 /// The most elements an input or output may have (a bound on what a file may claim).
 pub const MAX_ELEMENTS: usize = 1 << 28;
 
@@ -112,6 +137,20 @@ pub struct StatementInfo {
     /// public value must equal (the halo2 key itself serves every model of the shape).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params_hash: Option<String>,
+    /// A capability certificate's circuit (see [`Certificate`]): what its output means.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<Certificate>,
+}
+
+/// The circuit of a capability certificate: the model applied to `batch` samples whose
+/// labels follow them in the input, and one output, the number of samples whose argmax
+/// over the `classes` scores equals the label. The circuit computes it; this header says
+/// how to read the statement, and is bound by the model id like every header field.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Certificate {
+    pub batch: usize,
+    pub classes: usize,
 }
 
 /// Elements of a tensor of `shape`, if at least 1 and at most [`MAX_ELEMENTS`].
@@ -166,6 +205,26 @@ impl StatementInfo {
         }
         if !(2..=30).contains(&self.input_bits) {
             return Err(format!("`input_bits` {} is not in 2..=30", self.input_bits));
+        }
+        if let Some(c) = &self.certificate {
+            let v = self.visibility();
+            if v.params != ParamsMode::Hashed
+                || v.input != zkinfer_circuits::InputMode::Hashed
+                || v.output != zkinfer_circuits::OutputMode::Public
+                || self.output_len() != 1
+                || self.output_scale < 0
+                || self.input_scale < 0
+                || c.batch == 0
+                || c.classes < 2
+                || !self.input_len().is_multiple_of(c.batch)
+            {
+                return Err(
+                    "a certificate's circuit hashes its weights and its input, makes \
+                     its one output (the count, at a scale of 2^0 or finer) public, reads its \
+                     labels exactly (an input scale of 2^0 or finer), and has a batch of at least 1 sample dividing the input and at least 2 classes"
+                        .into(),
+                );
+            }
         }
         let hashed = self.layout.visibility.params == ParamsMode::Hashed;
         // Canonical spelling only (as `fr_to_hex` writes it): one statement, one id.
@@ -345,14 +404,7 @@ pub struct ProofFile {
 
 impl ProofFile {
     pub fn parse(text: &str) -> Result<Self, VerifyError> {
-        let bad = |reason: String| VerifyError::Format {
-            what: "proof file".into(),
-            reason,
-        };
-        let v: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
-        check_json_format(&v, PROOF_FORMAT, "proof file")?;
-        serde_json::from_value(v).map_err(|e| bad(e.to_string()))
+        parse_json_file(text, PROOF_FORMAT, "proof file")
     }
 
     pub fn to_json(&self) -> String {
@@ -431,6 +483,7 @@ mod tests {
             output_shape: vec![1, 2],
             output_scale: 5,
             params_hash: Some(fr_to_hex(&Fr::from(0xabcdefu64))),
+            certificate: None,
         };
         assert_eq!(info.validate(), Ok(()));
         info.params_hash = info.params_hash.map(|h| h.replace("abcdef", "ABCDEF"));

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha3::{Digest, Keccak256};
 use zkinfer_circuits::{InputMode, OutputMode};
 
-use crate::artifact::{check_json_format, ProofFile, FORMAT_VERSION};
+use crate::artifact::{has_json_format, parse_json_file, ProofFile, FORMAT_VERSION};
 use crate::identity::hex32;
 use crate::{verify, Public, Verdict, VerifierKey, VerifyError};
 
@@ -48,19 +48,15 @@ impl BundleFile {
     }
 
     pub fn parse(text: &str) -> Result<Self, VerifyError> {
-        let bad = |reason: String| VerifyError::Format {
-            what: "proof bundle".into(),
-            reason,
-        };
-        let v: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
-        check_json_format(&v, BUNDLE_FORMAT, "proof bundle")?;
-        let b: BundleFile = serde_json::from_value(v).map_err(|e| bad(e.to_string()))?;
+        let b: BundleFile = parse_json_file(text, BUNDLE_FORMAT, "proof bundle")?;
         if b.proofs.is_empty() || b.proofs.len() > MAX_SEGMENTS {
-            return Err(bad(format!(
-                "holds {} proofs; a bundle has 1 to {MAX_SEGMENTS}",
-                b.proofs.len()
-            )));
+            return Err(VerifyError::Format {
+                what: "proof bundle".into(),
+                reason: format!(
+                    "holds {} proofs; a bundle has 1 to {MAX_SEGMENTS}",
+                    b.proofs.len()
+                ),
+            });
         }
         Ok(b)
     }
@@ -72,10 +68,7 @@ impl BundleFile {
 
 /// Whether `text` is a proof bundle rather than a single proof file (by its `format`).
 pub fn is_bundle(text: &str) -> bool {
-    serde_json::from_str::<serde_json::Value>(text)
-        .ok()
-        .and_then(|v| v.get("format")?.as_str().map(|f| f == BUNDLE_FORMAT))
-        .unwrap_or(false)
+    has_json_format(text, BUNDLE_FORMAT)
 }
 
 /// The model id of the segments `ids` (their [`crate::model_id`]s, in order): one

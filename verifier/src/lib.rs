@@ -6,6 +6,7 @@
 
 pub mod artifact;
 pub mod bundle;
+pub mod certificate;
 pub mod identity;
 pub mod transcript;
 
@@ -20,8 +21,11 @@ use halo2_proofs::transcript::TranscriptReadBuffer;
 use halo2_proofs::{SerdeCurveAffine, SerdeFormat};
 use zkinfer_circuits::{fe_to_i64, InputMode, OutputMode, ParamsMode};
 
-pub use artifact::{fr_from_hex, fr_to_hex, OutputValues, ProofFile, StatementInfo, VerifierKey};
+pub use artifact::{
+    fr_from_hex, fr_to_hex, Certificate, OutputValues, ProofFile, StatementInfo, VerifierKey,
+};
 pub use bundle::{bundle_id, is_bundle, keys_id, verify_bundle, BundleFile};
+pub use certificate::{is_certificate, verify_certificate, CertificateFile, Claim};
 pub use identity::{model_id, SrsPoints, DEV_SRS_FINGERPRINT};
 pub use transcript::KeccakTranscript;
 
@@ -268,9 +272,15 @@ pub fn verify(key: &VerifierKey, proof: &ProofFile) -> Verdict {
             &[&[&instances]],
             &mut transcript,
         )
+        .map(|_| transcript.into_stream().len())
     });
     match ok {
-        Some(Ok(_)) => Verdict::Valid { public },
+        // One proof, one encoding: bytes the verifier never read would make the proof
+        // file malleable.
+        Some(Ok(0)) => Verdict::Valid { public },
+        Some(Ok(rest)) => invalid(format!(
+            "the proof has {rest} bytes after its end (a proof is exactly what the verifier reads)"
+        )),
         Some(Err(e)) => invalid(format!("the proof does not verify: {e:?}")),
         None => invalid("the proof does not verify: malformed proof bytes".into()),
     }

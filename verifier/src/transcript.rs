@@ -105,6 +105,13 @@ impl<R: Read> TranscriptRead<G1Affine, KeccakChallenge> for KeccakTranscript<R> 
     }
 }
 
+impl<S> KeccakTranscript<S> {
+    /// The proof stream, as far as the transcript has not read it.
+    pub fn into_stream(self) -> S {
+        self.stream
+    }
+}
+
 impl<R: Read> TranscriptReadBuffer<R, G1Affine, KeccakChallenge> for KeccakTranscript<R> {
     fn init(reader: R) -> Self {
         KeccakTranscript {

@@ -187,6 +187,10 @@ pub enum Op {
         mean: bool,
     },
     Identity,
+    /// The sum of every input element, as a tree of additions with no parameters (a
+    /// certificate's count of correct predictions: its constants must not be hashed
+    /// weights, which the prover chooses).
+    Tally,
 }
 
 impl Op {
@@ -220,6 +224,7 @@ impl Op {
             Op::Reduce { mean: false, .. } => "ReduceSum",
             Op::Reduce { mean: true, .. } => "ReduceMean",
             Op::Identity => "Identity",
+            Op::Tally => "Tally",
         }
     }
 }
@@ -375,6 +380,7 @@ impl Graph {
                     Tensor::new(out_shape, x.data.iter().map(|v| v.max(0.0)).collect())
                 }
                 Op::Reshape | Op::Identity => Tensor::new(out_shape, get(0).data.clone()),
+                Op::Tally => Tensor::new(out_shape, vec![get(0).data.iter().sum()]),
                 Op::ArgExtreme { axis, max, last } => {
                     let x = get(0);
                     let len = x.shape[*axis];

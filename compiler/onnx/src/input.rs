@@ -112,9 +112,61 @@ pub fn parse_input_json(text: &str, parts: &[Vec<usize>]) -> Result<InputData, C
     Ok(InputData { samples })
 }
 
+/// A labelled dataset: EZKL's input JSON with one integer label per sample,
+/// `{"input_data": [[...], ...], "labels": [2, 0, ...]}`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    pub samples: Vec<Vec<f32>>,
+    pub labels: Vec<i64>,
+}
+
+/// Parses a labelled dataset for a model whose inputs have the shapes `parts`.
+pub fn parse_dataset_json(text: &str, parts: &[Vec<usize>]) -> Result<Dataset, CompileError> {
+    let err = |reason: String| CompileError::InputData { reason };
+    let mut v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        err(format!(
+            "expected {{\"input_data\": [[numbers...]], \"labels\": [integers...]}}: {e}"
+        ))
+    })?;
+    let labels = v
+        .as_object_mut()
+        .and_then(|o| o.remove("labels"))
+        .ok_or_else(|| err("no `labels`: a dataset gives one integer label per sample".into()))?;
+    let labels: Vec<i64> = serde_json::from_value(labels)
+        .map_err(|e| err(format!("`labels` must be an array of integers: {e}")))?;
+    let samples = parse_input_json(&v.to_string(), parts)?.samples;
+    if samples.len() != labels.len() {
+        return Err(err(format!(
+            "{} samples and {} labels; a dataset gives one label per sample",
+            samples.len(),
+            labels.len()
+        )));
+    }
+    Ok(Dataset { samples, labels })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_a_labelled_dataset() {
+        let d = parse_dataset_json(
+            r#"{"input_data": [[1, 2], [3, 4]], "labels": [1, 0]}"#,
+            &[vec![2]],
+        )
+        .unwrap();
+        assert_eq!(d.samples, vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
+        assert_eq!(d.labels, vec![1, 0]);
+        for bad in [
+            r#"{"input_data": [[1, 2]]}"#,
+            r#"{"input_data": [[1, 2]], "labels": [0.5]}"#,
+            r#"{"input_data": [[1, 2]], "labels": [0, 1]}"#,
+            r#"{"input_data": [[1, 2]], "labels": [0], "extra": 1}"#,
+        ] {
+            assert!(parse_dataset_json(bad, &[vec![2]]).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn reads_ezkl_format_and_batches() {

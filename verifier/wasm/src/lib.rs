@@ -8,7 +8,9 @@
 //! command line exits 2 rather than calling it invalid.
 
 use wasm_bindgen::prelude::*;
-use zkinfer_verifier::{keys_id, BundleFile, ProofFile, Verdict, VerifierKey};
+use zkinfer_verifier::{
+    keys_id, BundleFile, CertificateFile, Claim, ProofFile, Verdict, VerifierKey,
+};
 
 fn key(vk: &[u8]) -> Result<VerifierKey, JsError> {
     VerifierKey::from_bytes(vk).map_err(|e| JsError::new(&e.to_string()))
@@ -72,6 +74,13 @@ pub fn verify_report(
         }),
         Verdict::Invalid { reason } => serde_json::json!({ "valid": false, "reason": reason }),
     };
+    srs_fields(&mut report, &key);
+    Ok(report.to_string())
+}
+
+/// A report's `srs_fingerprint`, `insecure_dev_srs` and, for a key made with the
+/// development SRS, `warning`.
+fn srs_fields(report: &mut serde_json::Value, key: &VerifierKey) {
     let dev = key.srs.is_insecure_dev_srs();
     report["srs_fingerprint"] = key.srs.fingerprint().into();
     report["insecure_dev_srs"] = dev.into();
@@ -80,7 +89,6 @@ pub fn verify_report(
                              forge proofs that verify under it"
             .into();
     }
-    Ok(report.to_string())
 }
 
 /// The model commitment of a verifying key, as `zkinfer verify` prints it.
@@ -168,5 +176,66 @@ pub fn verify_bundle_report(
                              can forge proofs that verify under them"
             .into();
     }
+    Ok(report.to_string())
+}
+
+/// A capability certificate against its circuit's key: the claim, or why it is invalid.
+fn certificate_verdict(
+    vk: &[u8],
+    certificate_json: &str,
+    model_id: Option<String>,
+) -> Result<(VerifierKey, Result<Claim, String>), JsError> {
+    let key = key(vk)?;
+    let cert =
+        CertificateFile::parse(certificate_json).map_err(|e| JsError::new(&e.to_string()))?;
+    let verdict = match model_id {
+        Some(id) if id != key.model_id() => Err(format!(
+            "the key is model id {}, not the required {id}",
+            key.model_id()
+        )),
+        _ => zkinfer_verifier::verify_certificate(&key, &cert),
+    };
+    Ok((key, verdict))
+}
+
+/// `true` when the capability certificate is valid for the certificate circuit's key
+/// `vk` (pinned to `model_id` when given): every batch proof, and the count, sample
+/// number and dataset id it states.
+#[wasm_bindgen]
+pub fn verify_certificate(
+    vk: &[u8],
+    certificate_json: &str,
+    model_id: Option<String>,
+) -> Result<bool, JsError> {
+    Ok(certificate_verdict(vk, certificate_json, model_id)?
+        .1
+        .is_ok())
+}
+
+/// [`verify_certificate`]'s verdict as JSON: `{"valid": true, "claim": "model 0x…
+/// classifies 438/450 of dataset 0x… (97.33%)", "model_id", "params_hash", "dataset",
+/// "samples", "correct", …}` or `{"valid": false, "reason": "..."}`, with the SRS fields
+/// of [`verify_report`].
+#[wasm_bindgen]
+pub fn verify_certificate_report(
+    vk: &[u8],
+    certificate_json: &str,
+    model_id: Option<String>,
+) -> Result<String, JsError> {
+    let (key, verdict) = certificate_verdict(vk, certificate_json, model_id)?;
+    let mut report = match verdict {
+        Ok(c) => serde_json::json!({
+            "valid": true,
+            "claim": c.sentence(),
+            "model": key.info.model,
+            "model_id": c.model_id,
+            "params_hash": c.params_hash,
+            "dataset": c.dataset,
+            "samples": c.samples,
+            "correct": c.correct,
+        }),
+        Err(reason) => serde_json::json!({ "valid": false, "reason": reason }),
+    };
+    srs_fields(&mut report, &key);
     Ok(report.to_string())
 }

@@ -17,6 +17,7 @@ use crate::CompileError;
 use zkinfer_qir::Part;
 
 mod attrs;
+pub mod certificate;
 mod fold;
 mod index;
 mod ops;
@@ -152,6 +153,14 @@ pub struct Imported {
 
 /// Reads and imports an ONNX file.
 pub fn import_onnx(path: &Path) -> Result<Imported, CompileError> {
+    with_onnx(path, import_proto)
+}
+
+/// Decodes the ONNX file at `path` and applies `f` to it, naming the file in parse errors.
+pub(crate) fn with_onnx<T>(
+    path: &Path,
+    f: impl FnOnce(&pb::ModelProto) -> Result<T, CompileError>,
+) -> Result<T, CompileError> {
     let parse_err = |reason: String| CompileError::Parse {
         path: path.display().to_string(),
         reason,
@@ -159,7 +168,7 @@ pub fn import_onnx(path: &Path) -> Result<Imported, CompileError> {
     let proto = tract_onnx::onnx()
         .proto_model_for_path(path)
         .map_err(|e| parse_err(format!("not a readable ONNX model: {e:#}")))?;
-    import_proto(&proto).map_err(|e| match e {
+    f(&proto).map_err(|e| match e {
         CompileError::Parse { reason, .. } => parse_err(reason),
         other => other,
     })

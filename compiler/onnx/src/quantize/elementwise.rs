@@ -448,15 +448,17 @@ impl Quantizer<'_> {
                 at_target: true,
                 nonneg: true,
             };
-            let r = self.affine(
-                hit,
-                &format!("{out}/rank{t}"),
-                &[rows],
-                vec![rank],
-                vec![0; rows],
-                rank_scale,
-            );
-            ranks.push(r.id);
+            // `rank · hit` as an addition of two computed values (`hit · rank + hit · 0`):
+            // its factors are the circuit's constants, never hashed weights, so an
+            // argmax means the same under every weights hash.
+            let r = self.value(&format!("{out}/rank{t}"), vec![rows], rank_scale);
+            self.ops.push(QOp::Add(Add {
+                a: hit.id,
+                b: AddOperand::Value { id: hit.id, mul: 0 },
+                output: r,
+                a_mul: vec![rank],
+            }));
+            ranks.push(r);
         }
         let joined = self.value(&format!("{out}/ranks"), vec![rows, len], rank_scale);
         self.ops.push(QOp::Concat(Concat {
@@ -497,6 +499,58 @@ impl Quantizer<'_> {
             at_target: true,
             nonneg: true,
         })
+    }
+
+    /// The sum of all elements of `x` by halving: each step adds the first half of the
+    /// elements to the second (zero-padded), an addition of computed values whose factors
+    /// are constants of the circuit; nothing is rescaled, so the sum is exact at `x`'s
+    /// scale.
+    pub(super) fn tally(&mut self, x: QTensor, out: &str, out_shape: &[usize]) -> QTensor {
+        let mut cur = x;
+        let mut len: usize = self.values[x.id.0].shape.iter().product();
+        let mut step = 0;
+        while len > 1 {
+            let half = len.div_ceil(2);
+            let first = self.gather(
+                cur,
+                &format!("{out}/lo{step}"),
+                vec![half],
+                (0..half).map(Some).collect(),
+            );
+            let second = self.gather(
+                cur,
+                &format!("{out}/hi{step}"),
+                vec![half],
+                (half..2 * half).map(|i| (i < len).then_some(i)).collect(),
+            );
+            let sum = self.value(&format!("{out}/sum{step}"), vec![half], x.scale);
+            self.ops.push(QOp::Add(Add {
+                a: first.id,
+                b: AddOperand::Value {
+                    id: second.id,
+                    mul: 1,
+                },
+                output: sum,
+                a_mul: vec![1],
+            }));
+            cur = QTensor {
+                id: sum,
+                at_target: false,
+                ..x
+            };
+            len = half;
+            step += 1;
+        }
+        let id = self.value(out, out_shape.to_vec(), x.scale);
+        self.ops.push(QOp::Reshape(Reshape {
+            input: cur.id,
+            output: id,
+        }));
+        QTensor {
+            id,
+            at_target: false,
+            ..x
+        }
     }
 
     /// `out = f(input)` through a lookup, fused with the rescale the input may need.

@@ -751,6 +751,10 @@ impl Quantizer<'_> {
                 let x = self.get(&node.inputs[0])?;
                 self.gather(x, out, out_shape.clone(), index.clone())
             }
+            Op::Tally => {
+                let x = self.get(&node.inputs[0])?;
+                self.tally(x, out, &out_shape)
+            }
             Op::Transpose { perm } => {
                 let input = &node.inputs[0];
                 let x = self.get(input)?;
