@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes what zkinfer reads from disk: proof files, verifying keys, compiled circuits,
-# proof bundles and capability certificates
+# proof bundles, capability certificates and aggregated proofs
 # (fuzz/fuzz_targets, libFuzzer through libfuzzer-sys). A crash (a panic, an overflow, an
 # abort, an out-of-memory) fails the script and leaves the input under fuzz/artifacts/.
 #
@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${1:-20}
-TARGETS="proof_file verifying_key compiled_circuit bundle_file certificate_file"
+TARGETS="proof_file verifying_key compiled_circuit bundle_file certificate_file aggregate_file"
 TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
 
 echo "== seeds: mlp_tiny compiled, keyed and proven"
@@ -58,6 +58,9 @@ cp "$seeds/m/circuit.json" fuzz/corpus/compiled_circuit/seed-circuit.json
 cp "$seeds/certificate.json" fuzz/corpus/certificate_file/seed-certificate.json
 export ZKINFER_FUZZ_VK=$seeds/m/vk ZKINFER_FUZZ_PROOF=$seeds/proof.json ZKINFER_FUZZ_BUNDLE_DIR=$seeds/s
 export ZKINFER_FUZZ_CERTIFICATE_DIR=$seeds/c
+# The committed aggregated proof (tests/fixtures/aggregate): folding one takes minutes.
+cp tests/fixtures/aggregate/aggregate.json fuzz/corpus/aggregate_file/seed-aggregate.json
+export ZKINFER_FUZZ_AGGREGATE_DIR=$PWD/tests/fixtures/aggregate/m
 
 echo "== building the fuzz targets (instrumented)"
 # --target keeps the instrumentation off build scripts and proc macros, as cargo fuzz does.
@@ -78,4 +81,4 @@ for t in $TARGETS; do
   fi
   grep -E "^stat::number_of_executed_units" "$seeds/$t.log" || true
 done
-echo "fuzz: 5 targets, no crash"
+echo "fuzz: 6 targets, no crash"

@@ -2,7 +2,8 @@
 # The wasm verifier's tests: builds the package (scripts/build-wasm.sh), proves every
 # shared model with the zkinfer binary given as $1 (default target/debug/zkinfer), lenet5
 # with each linear argument (dot products, Freivalds' two-phase circuit), and
-# a capability certificate of 10 digits test images, and
+# a capability certificate of 10 digits test images, the aggregated proof of
+# tests/fixtures/aggregate (scripts/make-aggregate-fixture.sh), and
 # mlp_tiny with every part of the statement hashed, and mlp_tiny set up from a snarkjs
 # powers-of-tau file (scripts/ptau/make-ptau.sh), then
 # runs Node's test runner: the package in Node, and examples/web in headless Chromium
@@ -75,4 +76,5 @@ node -e 'const fs = require("fs"); const d = JSON.parse(fs.readFileSync(process.
   "$R/digits_test.json" "$cert/ten.json"
 "$ZKINFER" certify "$cert" --dataset "$cert/ten.json" --out "$cert/certificate.json" >/dev/null 2>&1
 rm -f "$cert/pk" "$cert/srs"
-ZKINFER_WASM_PKG=$ROOT/target/wasm/pkg ZKINFER_PROOFS=$proofs ZKINFER_BUNDLE=$bundle ZKINFER_CERTIFICATE=$cert node --test --test-reporter=spec verifier/wasm/tests/
+ZKINFER_WASM_PKG=$ROOT/target/wasm/pkg ZKINFER_PROOFS=$proofs ZKINFER_BUNDLE=$bundle ZKINFER_CERTIFICATE=$cert \
+  ZKINFER_AGGREGATE=$ROOT/tests/fixtures/aggregate node --test --test-reporter=spec verifier/wasm/tests/

@@ -1,20 +1,18 @@
 //! The aggregated proof file and its native verifier.
 
-use halo2_proofs::halo2curves::bn256::{Bn256, Fr};
+use halo2_proofs::halo2curves::bn256::{Bn256, Fq, Fr, G1Affine, G2Affine, G2Prepared};
+use halo2_proofs::halo2curves::ff::PrimeField;
+use halo2_proofs::halo2curves::group::Group;
+use halo2_proofs::halo2curves::pairing::{MillerLoopResult, MultiMillerLoop};
+use halo2_proofs::halo2curves::CurveAffine;
 use serde::{Deserialize, Serialize};
-use snark_verifier::loader::native::NativeLoader;
-use snark_verifier::pcs::kzg::{Bdfg21, KzgAs, KzgDecidingKey, LimbsEncoding};
-use snark_verifier::pcs::{AccumulationDecider, AccumulatorEncoding};
-use snark_verifier_sdk::{BITS, LIMBS};
 use zkinfer_verifier::artifact::{
     fr_from_hex, fr_to_hex, has_json_format, hex_bytes, parse_json_file, FORMAT_VERSION,
 };
 use zkinfer_verifier::bundle::linked_statement;
-use zkinfer_verifier::{
-    guard, keys_id, statement, ProofFile, Public, Verdict, VerifierKey, VerifyError,
-};
+use zkinfer_verifier::{keys_id, statement, ProofFile, Public, Verdict, VerifierKey, VerifyError};
 
-use crate::circuit::{statement_digest, ACCUMULATOR_LIMBS};
+use crate::circuit::{statement_digest, ACCUMULATOR_LIMBS, BITS, LIMBS};
 use crate::keys::AggregateVerifierKey;
 
 pub const AGGREGATE_FORMAT: &str = "zkinfer-aggregate";
@@ -90,6 +88,7 @@ impl AggregateFile {
         Ok((instances, bytes))
     }
 
+    #[cfg(feature = "prove")]
     /// The calldata of the aggregation verifier contract: the 13 public values as 32-byte
     /// big-endian words, then the proof bytes.
     pub fn calldata(&self) -> Result<Vec<u8>, String> {
@@ -207,22 +206,67 @@ fn check(
 }
 
 /// The final pairing of the folded proofs: the accumulator `(lhs, rhs)` from its limbs,
-/// `e(lhs, g2) = e(rhs, s·g2)`.
+/// `e(lhs, g2) = e(rhs, s·g2)` (snark-verifier's KZG decider; tested equal to it).
 fn decide(key: &AggregateVerifierKey, limbs: &[Fr]) -> Result<(), String> {
-    let refs: Vec<&Fr> = limbs.iter().collect();
-    let ok = guard(|| {
-        let acc =
-            <LimbsEncoding<LIMBS, BITS> as AccumulatorEncoding<_, NativeLoader>>::from_repr(&refs)
-                .map_err(|e| format!("the accumulator is not a pair of curve points: {e:?}"))?;
-        let dk: KzgDecidingKey<Bn256> = (key.srs.g, key.srs.g2, key.srs.s_g2).into();
-        <KzgAs<Bn256, Bdfg21> as AccumulationDecider<_, NativeLoader>>::decide(&dk, acc)
-            .map_err(|e| format!("the accumulator's pairing check fails: {e:?}"))
-    });
-    ok.unwrap_or_else(|| Err("the accumulator is malformed".into()))
+    let (lhs, rhs) = accumulator(limbs)
+        .ok_or("the accumulator is not a pair of curve points in limbs of 88 bits")?;
+    pairing_holds(&lhs, &rhs, &key.srs.g2, &key.srs.s_g2)
+        .then_some(())
+        .ok_or_else(|| "the accumulator's pairing check fails".into())
+}
+
+/// `e(lhs, g2) · e(rhs, −s·g2) = 1`.
+pub(crate) fn pairing_holds(
+    lhs: &G1Affine,
+    rhs: &G1Affine,
+    g2: &G2Affine,
+    s_g2: &G2Affine,
+) -> bool {
+    let g2 = G2Prepared::from(*g2);
+    let minus_s_g2 = G2Prepared::from(-*s_g2);
+    Bn256::multi_miller_loop(&[(lhs, &g2), (rhs, &minus_s_g2)])
+        .final_exponentiation()
+        .is_identity()
+        .into()
+}
+
+/// The accumulator's two points from its `4·LIMBS` limbs (`lhs.x, lhs.y, rhs.x, rhs.y`).
+pub(crate) fn accumulator(limbs: &[Fr]) -> Option<(G1Affine, G1Affine)> {
+    if limbs.len() != 4 * LIMBS {
+        return None;
+    }
+    let point = |l: &[Fr]| -> Option<G1Affine> {
+        let (x, y) = (coordinate(&l[..LIMBS])?, coordinate(&l[LIMBS..])?);
+        Option::from(G1Affine::from_xy(x, y))
+    };
+    Some((point(&limbs[..2 * LIMBS])?, point(&limbs[2 * LIMBS..])?))
+}
+
+/// A base-field element from `LIMBS` little-endian limbs of `BITS` bits: each limb below
+/// `2^BITS`, the value below the modulus (one encoding per element).
+fn coordinate(limbs: &[Fr]) -> Option<Fq> {
+    const BYTES: usize = BITS / 8;
+    const _: () = assert!(BITS.is_multiple_of(8) && LIMBS * BITS >= 256);
+    let mut bytes = [0u8; LIMBS * BYTES];
+    for (i, limb) in limbs.iter().enumerate() {
+        let repr = limb.to_repr();
+        if repr[BYTES..].iter().any(|&b| b != 0) {
+            return None;
+        }
+        bytes[i * BYTES..(i + 1) * BYTES].copy_from_slice(&repr[..BYTES]);
+    }
+    if bytes[32..].iter().any(|&b| b != 0) {
+        return None;
+    }
+    let mut repr = <Fq as PrimeField>::Repr::default();
+    repr.as_mut().copy_from_slice(&bytes[..32]);
+    Option::from(Fq::from_repr(repr))
 }
 
 #[cfg(test)]
 mod tests {
+    use halo2_proofs::halo2curves::ff::Field;
+
     use super::*;
 
     fn file() -> AggregateFile {
@@ -238,6 +282,69 @@ mod tests {
             digest: fr_to_hex(&Fr::one()),
             proof: "0x00".into(),
         }
+    }
+
+    /// `LIMBS` limbs of `BITS` bits of a 32-byte little-endian value.
+    fn limbs_of(bytes: [u8; 32]) -> Vec<Fr> {
+        (0..LIMBS)
+            .map(|i| {
+                let mut repr = [0u8; 32];
+                let end = ((i + 1) * BITS / 8).min(32);
+                repr[..end - i * BITS / 8].copy_from_slice(&bytes[i * BITS / 8..end]);
+                Fr::from_repr(repr).unwrap()
+            })
+            .collect()
+    }
+
+    fn encode(p: &G1Affine) -> Vec<Fr> {
+        let c = p.coordinates().unwrap();
+        [limbs_of(c.x().to_repr()), limbs_of(c.y().to_repr())].concat()
+    }
+
+    #[test]
+    fn the_accumulator_is_decoded_and_decided_as_snark_verifier_does() {
+        use halo2_proofs::halo2curves::bn256::G2Affine;
+        // e(s·P, g2) = e(P, s·g2): the pair (s·P, P) is a valid accumulator.
+        let secret = Fr::from(7);
+        let p = G1Affine::from(G1Affine::generator() * Fr::from(11));
+        let (lhs, rhs) = (G1Affine::from(p * secret), p);
+        let g2 = G2Affine::generator();
+        let s_g2 = G2Affine::from(g2 * secret);
+        assert!(pairing_holds(&lhs, &rhs, &g2, &s_g2));
+        assert!(!pairing_holds(&rhs, &lhs, &g2, &s_g2));
+        let limbs = [encode(&lhs), encode(&rhs)].concat();
+        assert_eq!(accumulator(&limbs), Some((lhs, rhs)));
+        #[cfg(feature = "prove")]
+        {
+            use snark_verifier::loader::native::NativeLoader;
+            use snark_verifier::pcs::kzg::LimbsEncoding;
+            use snark_verifier::pcs::AccumulatorEncoding;
+            let refs: Vec<&Fr> = limbs.iter().collect();
+            let theirs = <LimbsEncoding<LIMBS, BITS> as AccumulatorEncoding<
+                G1Affine,
+                NativeLoader,
+            >>::from_repr(&refs)
+            .unwrap();
+            assert_eq!((theirs.lhs, theirs.rhs), (lhs, rhs));
+        }
+        // A limb of 88 bits or more, a coordinate off the curve, the wrong count: refused.
+        let mut wide = limbs.clone();
+        wide[0] += Fr::from(2).pow([BITS as u64]);
+        assert_eq!(accumulator(&wide), None);
+        let mut off = limbs.clone();
+        off[0] += Fr::one();
+        assert_eq!(accumulator(&off), None);
+        assert_eq!(accumulator(&limbs[1..]), None);
+        // The base field's modulus as limbs (x = p, not reduced): refused.
+        let mut modulus = [0u8; 32];
+        let m = hex::decode("30644e72e131a029b85045b68181585d97816a916871ca8d3c208c16d87cfd47")
+            .unwrap();
+        for (i, b) in m.iter().rev().enumerate() {
+            modulus[i] = *b;
+        }
+        let mut unreduced = limbs;
+        unreduced[..LIMBS].copy_from_slice(&limbs_of(modulus));
+        assert_eq!(accumulator(&unreduced), None);
     }
 
     #[test]

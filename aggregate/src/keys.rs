@@ -1,28 +1,22 @@
-//! The aggregation keys: generated once per model (its segments' verifying keys are
-//! constants of the circuit), the proving key for `aggregate`, the verifying key for
-//! `verify` and the Solidity verifier. The aggregate id binds everything verification
-//! reads, as the model id does for one proof.
+//! The aggregation verifying key, for `verify` and the Solidity verifier (the proving
+//! key and key generation are in `keygen`, with the `prove` feature). The aggregate id
+//! binds everything verification reads, as the model id does for one proof.
 
 use std::io::Cursor;
 
-use halo2_proofs::halo2curves::bn256::{Bn256, G1Affine};
+use halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
 use halo2_proofs::halo2curves::ff::PrimeField;
-use halo2_proofs::plonk::{keygen_pk, keygen_vk, ProvingKey, VerifyingKey};
-use halo2_proofs::poly::commitment::{Params, ParamsProver};
+use halo2_proofs::plonk::VerifyingKey;
 use halo2_proofs::poly::kzg::commitment::ParamsKZG;
 use halo2_proofs::SerdeFormat;
 use serde::{Deserialize, Serialize};
 use sha3::{Digest, Keccak256};
-use snark_verifier_sdk::halo2::aggregation::{AggregationCircuit, AggregationConfigParams};
-use snark_verifier_sdk::halo2::gen_dummy_snark_from_vk;
-use snark_verifier_sdk::{Snark, SHPLONK};
 use zkinfer_verifier::artifact::{key_head, read_container, read_key_head, write_container};
-use zkinfer_verifier::{guard, kzg_params, verifier_params, SrsPoints, VerifierKey, VerifyError};
+use zkinfer_verifier::{guard, kzg_params, SrsPoints, VerifyError};
 
-use crate::circuit::{self, Link, Stage};
-use crate::AggregateError;
+use crate::circuit::Link;
+use crate::shape::{Layout, Shape};
 
-const APK_MAGIC: &[u8; 8] = b"ZKINFAPK";
 const AVK_MAGIC: &[u8; 8] = b"ZKINFAVK";
 
 /// What the aggregation circuit is: the model and segments it folds, where their links
@@ -36,13 +30,13 @@ pub struct AggregateInfo {
     /// Each segment's number of public values.
     pub num_instances: Vec<usize>,
     pub links: Vec<Link>,
-    pub config: AggregationConfigParams,
+    pub config: Layout,
     pub break_points: Vec<Vec<usize>>,
 }
 
 impl AggregateInfo {
     /// Bounds a file may claim before halo2 allocates by them.
-    fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         let c = &self.config;
         if !(10..=26).contains(&c.degree)
             || c.lookup_bits >= c.degree as usize
@@ -59,12 +53,6 @@ impl AggregateInfo {
         }
         Ok(())
     }
-}
-
-/// The proving key of the aggregation circuit.
-pub struct AggregateKey {
-    pub info: AggregateInfo,
-    pub pk: ProvingKey<G1Affine>,
 }
 
 /// The verifying key of the aggregation circuit, with the KZG points its accumulator is
@@ -101,168 +89,6 @@ fn hex_encode(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn srs_points(params: &ParamsKZG<Bn256>) -> SrsPoints {
-    SrsPoints {
-        g: params.get_g()[0],
-        g2: params.g2(),
-        s_g2: params.s_g2(),
-    }
-}
-
-/// The aggregation circuit of the model whose segments' verifying keys are `keys`, laid
-/// out for key generation (on placeholder proofs: key generation reads no witness).
-fn keygen_circuit(
-    params: &ParamsKZG<Bn256>,
-    keys: &[VerifierKey],
-) -> Result<(AggregationCircuit, Vec<Link>, AggregationConfigParams), AggregateError> {
-    let links = crate::links(keys)?;
-    let points = srs_points(params);
-    if let Some(i) = keys.iter().position(|k| k.srs != points) {
-        return Err(AggregateError::Input(format!(
-            "segment {i}'s key was made with another SRS than the aggregation's ({}, not {})",
-            keys[i].srs.fingerprint(),
-            points.fingerprint()
-        )));
-    }
-    let degree = params.k();
-    let snarks = keys
-        .iter()
-        .map(|key| {
-            let p = verifier_params(key).ok_or_else(|| {
-                AggregateError::Input("a segment key's SRS points are unusable".into())
-            })?;
-            guard(|| {
-                gen_dummy_snark_from_vk::<SHPLONK>(
-                    &p,
-                    &key.vk,
-                    vec![key.info.public_values()],
-                    None,
-                )
-            })
-            .ok_or_else(|| {
-                AggregateError::Keygen("snark-verifier cannot read a segment key".into())
-            })
-        })
-        .collect::<Result<Vec<Snark>, _>>()?;
-    let start = AggregationConfigParams {
-        degree,
-        lookup_bits: degree as usize - 1,
-        ..Default::default()
-    };
-    let mut circuit = guard(|| circuit::build(Stage::Keygen, start, params, snarks, &links))
-        .ok_or_else(|| AggregateError::Keygen("building the aggregation circuit".into()))?;
-    let config = guard(|| circuit.calculate_params(Some(20)))
-        .ok_or_else(|| AggregateError::Keygen("laying out the aggregation circuit".into()))?;
-    Ok((circuit, links, config))
-}
-
-/// The aggregation verifying key of the model named `model` whose segments' verifying
-/// keys are `keys` (in order), with `params` of `2^k` points from the segments' SRS.
-/// Deterministic: a verifier who trusts the model id recomputes the aggregate id from the
-/// segment keys with this, without the proving key's cost.
-pub fn verifying_key(
-    params: &ParamsKZG<Bn256>,
-    model: &str,
-    keys: &[VerifierKey],
-) -> Result<AggregateVerifierKey, AggregateError> {
-    let (circuit, links, config) = keygen_circuit(params, keys)?;
-    let vk = keygen_vk(params, &circuit).map_err(|e| AggregateError::Keygen(format!("{e:?}")))?;
-    Ok(AggregateVerifierKey {
-        info: info(model, keys, links, config, &circuit),
-        k: params.k(),
-        srs: srs_points(params),
-        vk,
-    })
-}
-
-fn info(
-    model: &str,
-    keys: &[VerifierKey],
-    links: Vec<Link>,
-    config: AggregationConfigParams,
-    circuit: &AggregationCircuit,
-) -> AggregateInfo {
-    AggregateInfo {
-        model: model.to_string(),
-        model_id: zkinfer_verifier::keys_id(keys),
-        num_instances: keys.iter().map(|k| k.info.public_values()).collect(),
-        links,
-        config,
-        break_points: circuit.break_points(),
-    }
-}
-
-/// Generates the aggregation keys (proving and verifying) as [`verifying_key`] does the
-/// verifying key.
-pub fn setup(
-    params: &ParamsKZG<Bn256>,
-    model: &str,
-    keys: &[VerifierKey],
-) -> Result<(AggregateKey, AggregateVerifierKey), AggregateError> {
-    let (circuit, links, config) = keygen_circuit(params, keys)?;
-    let vk = keygen_vk(params, &circuit).map_err(|e| AggregateError::Keygen(format!("{e:?}")))?;
-    let pk = keygen_pk(params, vk.clone(), &circuit)
-        .map_err(|e| AggregateError::Keygen(format!("{e:?}")))?;
-    let info = info(model, keys, links, config, &circuit);
-    let verifier = AggregateVerifierKey {
-        info: info.clone(),
-        k: params.k(),
-        srs: srs_points(params),
-        vk,
-    };
-    Ok((AggregateKey { info, pk }, verifier))
-}
-
-/// The aggregation keys are one pair: the same circuit (info and halo2 verifying key).
-pub fn same_circuit(pk: &AggregateKey, vk: &AggregateVerifierKey) -> bool {
-    serde_json::to_vec(&pk.info).ok() == serde_json::to_vec(&vk.info).ok()
-        && pk.pk.get_vk().transcript_repr() == vk.vk.transcript_repr()
-}
-
-impl AggregateKey {
-    pub fn to_bytes(&self) -> Vec<u8> {
-        write_container(
-            APK_MAGIC,
-            &self.info,
-            &self.pk.to_bytes(SerdeFormat::RawBytes),
-        )
-    }
-
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, AggregateError> {
-        let (info, body): (AggregateInfo, _) =
-            read_container(bytes, APK_MAGIC, "aggregation proving key")?;
-        let bad =
-            |e: String| AggregateError::Keygen(format!("corrupt aggregation proving key: {e}"));
-        info.validate().map_err(bad)?;
-        let config = info.config;
-        let pk = guard(|| {
-            ProvingKey::<G1Affine>::read::<_, AggregationCircuit>(
-                &mut &body[..],
-                SerdeFormat::RawBytes,
-                config,
-            )
-        })
-        .ok_or_else(|| bad("malformed".into()))?
-        .map_err(|e| bad(e.to_string()))?;
-        Ok(AggregateKey { info, pk })
-    }
-
-    /// The snarks are this key's: as many, each with its number of public values.
-    pub(crate) fn check_snarks(&self, snarks: &[Snark]) -> Result<(), AggregateError> {
-        let found: Vec<usize> = snarks
-            .iter()
-            .map(|s| s.instances.iter().map(Vec::len).sum())
-            .collect();
-        if found != self.info.num_instances {
-            return Err(AggregateError::Input(format!(
-                "the aggregation key folds proofs with {:?} public values; given {found:?}",
-                self.info.num_instances
-            )));
-        }
-        Ok(())
-    }
-}
-
 impl AggregateVerifierKey {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut body = key_head(self.k, &self.srs);
@@ -288,11 +114,7 @@ impl AggregateVerifierKey {
         }
         let config = info.config;
         let vk = guard(|| {
-            VerifyingKey::<G1Affine>::read::<_, AggregationCircuit>(
-                &mut r,
-                SerdeFormat::RawBytes,
-                config,
-            )
+            VerifyingKey::<G1Affine>::read::<_, Shape<Fr>>(&mut r, SerdeFormat::RawBytes, config)
         })
         .ok_or_else(|| bad("malformed halo2 verifying key".into()))?
         .map_err(|e| bad(format!("halo2 verifying key: {e}")))?;
@@ -329,14 +151,13 @@ mod tests {
     #[test]
     fn a_malformed_aggregation_key_is_an_error() {
         assert!(AggregateVerifierKey::from_bytes(b"not a key").is_err());
-        assert!(AggregateKey::from_bytes(b"ZKINFAPK").is_err());
         // A header that claims an implausible circuit is refused before halo2 reads it.
         let info = AggregateInfo {
             model: "m".into(),
             model_id: "0x01".into(),
             num_instances: vec![3],
             links: vec![],
-            config: AggregationConfigParams {
+            config: Layout {
                 degree: 21,
                 num_advice: 100_000,
                 num_lookup_advice: 1,

@@ -15,29 +15,30 @@
 
 pub mod circuit;
 mod file;
+#[cfg(feature = "prove")]
+pub mod keygen;
 pub mod keys;
+#[cfg(feature = "prove")]
+mod prove;
+pub mod shape;
 
 use halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
-use halo2_proofs::plonk::{create_proof, create_proof_from_advice, verify_proof};
-use halo2_proofs::poly::commitment::ParamsProver;
-use halo2_proofs::poly::kzg::commitment::{KZGCommitmentScheme, ParamsKZG};
-use halo2_proofs::poly::kzg::multiopen::{ProverSHPLONK, VerifierSHPLONK};
+use halo2_proofs::plonk::verify_proof;
+use halo2_proofs::poly::kzg::commitment::KZGCommitmentScheme;
+use halo2_proofs::poly::kzg::multiopen::VerifierSHPLONK;
 use halo2_proofs::poly::kzg::strategy::SingleStrategy;
-use halo2_proofs::transcript::{TranscriptReadBuffer, TranscriptWriterBuffer};
-use rand::rngs::OsRng;
-use snark_verifier::loader::native::NativeLoader;
-use snark_verifier::system::halo2::{compile, Config as ProtocolConfig};
-use snark_verifier_sdk::halo2::{PoseidonTranscript, POSEIDON_SPEC};
+use halo2_proofs::transcript::TranscriptReadBuffer;
 use zkinfer_circuits::{InputMode, OutputMode, ParamsMode};
-use zkinfer_prover::{Columns, ProverKey, Witness};
-use zkinfer_verifier::artifact::{fr_to_hex, FORMAT_VERSION, PROOF_FORMAT, PROTOCOL};
-use zkinfer_verifier::{guard, ProofFile, VerifierKey};
+use zkinfer_verifier::{guard, VerifierKey};
 
 pub use circuit::{statement_digest, Link, NUM_INSTANCE};
 pub use file::{verify, AggregateFile, AGGREGATE_FORMAT};
-pub use keys::{
-    aggregate_id, same_circuit, setup, verifying_key, AggregateKey, AggregateVerifierKey,
-};
+#[cfg(feature = "prove")]
+pub use keygen::{same_circuit, setup, verifying_key, AggregateKey};
+pub use keys::{aggregate_id, AggregateVerifierKey};
+#[cfg(feature = "prove")]
+pub use prove::{prove, prove_inner, statement_file};
+#[cfg(feature = "prove")]
 pub use snark_verifier_sdk::Snark;
 
 #[derive(Debug, thiserror::Error)]
@@ -51,91 +52,6 @@ pub enum AggregateError {
     Prove(String),
     #[error(transparent)]
     Format(#[from] zkinfer_verifier::VerifyError),
-}
-
-/// A folded proof's statement as the aggregated proof file states it: a proof file of
-/// `key`'s model with `witness`'s public values and output, and no proof bytes.
-pub fn statement_file(key: &VerifierKey, witness: &Witness) -> ProofFile {
-    ProofFile {
-        format: PROOF_FORMAT.into(),
-        version: FORMAT_VERSION,
-        protocol: PROTOCOL.into(),
-        model: key.info.model.clone(),
-        model_id: key.model_id(),
-        proof: "0x".into(),
-        visibility: key.info.visibility(),
-        instances: witness.instances.iter().map(fr_to_hex).collect(),
-        output: witness.output().cloned(),
-    }
-}
-
-/// Proves a segment's witness with snark-verifier's Poseidon transcript (what the
-/// aggregation circuit replays), checks the proof, and returns it with its protocol.
-pub fn prove_inner(
-    params: &ParamsKZG<Bn256>,
-    key: &ProverKey,
-    witness: Witness,
-) -> Result<Snark, AggregateError> {
-    let Witness {
-        columns, instances, ..
-    } = witness;
-    let fail = |e: String| AggregateError::Prove(format!("proving a segment for aggregation: {e}"));
-    let mut transcript =
-        PoseidonTranscript::<NativeLoader, Vec<u8>>::from_spec(vec![], POSEIDON_SPEC.clone());
-    match columns {
-        Columns::Advice(advice) => create_proof_from_advice::<
-            KZGCommitmentScheme<Bn256>,
-            ProverSHPLONK<'_, Bn256>,
-            _,
-            _,
-            _,
-        >(params, &key.pk, &[instances.as_slice()], advice, OsRng, &mut transcript),
-        Columns::TwoPhase(circuit) => create_proof::<
-            KZGCommitmentScheme<Bn256>,
-            ProverSHPLONK<'_, Bn256>,
-            _,
-            _,
-            _,
-            _,
-        >(
-            params,
-            &key.pk,
-            &[*circuit],
-            &[&[instances.as_slice()]],
-            OsRng,
-            &mut transcript,
-        ),
-    }
-    .map_err(|e| fail(format!("{e:?}")))?;
-    let proof = transcript.finalize();
-    let vk = key.pk.get_vk();
-    let ok = guard(|| {
-        let mut t = PoseidonTranscript::<NativeLoader, &[u8]>::from_spec(
-            proof.as_slice(),
-            POSEIDON_SPEC.clone(),
-        );
-        let verifier = params.verifier_params();
-        verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
-            verifier,
-            vk,
-            SingleStrategy::new(verifier),
-            &[&[instances.as_slice()]],
-            &mut t,
-        )
-        .is_ok()
-    });
-    if ok != Some(true) {
-        return Err(fail("the proof does not verify".into()));
-    }
-    let protocol = guard(|| {
-        compile(
-            params,
-            vk,
-            ProtocolConfig::kzg().with_num_instance(vec![instances.len()]),
-        )
-    })
-    .ok_or_else(|| fail("snark-verifier cannot read this circuit".into()))?;
-    Ok(Snark::new(protocol, vec![instances], proof))
 }
 
 /// The links between consecutive segments: each one's output link (its last public
@@ -157,48 +73,6 @@ pub fn links(keys: &[VerifierKey]) -> Result<Vec<Link>, AggregateError> {
             }
         })
         .collect())
-}
-
-/// The accumulator limbs and the digest, as the aggregated proof's public values.
-pub(crate) type Instances = Vec<Fr>;
-
-/// Proves the aggregation of `snarks` (one per segment of `key`'s model, in order).
-pub fn prove(
-    params: &ParamsKZG<Bn256>,
-    key: &AggregateKey,
-    snarks: Vec<Snark>,
-) -> Result<(Instances, Vec<u8>), AggregateError> {
-    key.check_snarks(&snarks)?;
-    let circuit = guard(|| {
-        circuit::build(
-            circuit::Stage::Prover,
-            key.info.config,
-            params,
-            snarks,
-            &key.info.links,
-        )
-        .use_break_points(key.info.break_points.clone())
-    })
-    .ok_or_else(|| AggregateError::Prove("an inner proof does not verify".into()))?;
-    let instances = circuit.builder.assigned_instances[0]
-        .iter()
-        .map(|v| *v.value())
-        .collect::<Vec<Fr>>();
-    let mut transcript = <zkinfer_verifier::KeccakTranscript<Vec<u8>> as TranscriptWriterBuffer<
-        _,
-        G1Affine,
-        _,
-    >>::init(Vec::new());
-    create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _, _>(
-        params,
-        &key.pk,
-        &[circuit],
-        &[&[instances.as_slice()]],
-        OsRng,
-        &mut transcript,
-    )
-    .map_err(|e| AggregateError::Prove(format!("{e:?}")))?;
-    Ok((instances, transcript.finalize()))
 }
 
 /// Verifies an aggregated proof's halo2 part (the accumulator is decided separately).
@@ -223,9 +97,14 @@ pub(crate) fn verify_outer(
             &[&[instances]],
             &mut transcript,
         )
+        .map(|_| transcript.into_stream().len())
     });
     match ok {
-        Some(Ok(_)) => Ok(()),
+        Some(Ok(0)) => Ok(()),
+        // One proof, one encoding, as for every zkinfer proof.
+        Some(Ok(rest)) => Err(format!(
+            "the aggregated proof has {rest} bytes after its end (a proof is exactly what the verifier reads)"
+        )),
         Some(Err(e)) => Err(format!("the aggregated proof does not verify: {e:?}")),
         None => Err("the aggregated proof does not verify: malformed proof bytes".into()),
     }

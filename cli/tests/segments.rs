@@ -437,3 +437,32 @@ fn a_ray_cluster_proves_the_segments() {
     eprintln!("{said}");
     ok(&["verify", s(&fx.dir), "--proof", s(&bundle)]);
 }
+
+/// `zkinfer verify` of the committed aggregated proof (mlp_tiny in 2 segments folded into
+/// one, `scripts/make-aggregate-fixture.sh`): valid, pinned by its aggregate id; the model
+/// id it folds is not that pin.
+#[test]
+fn verify_reads_an_aggregated_proof_and_its_pin() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/aggregate");
+    let (dir, proof) = (root.join("m"), root.join("aggregate.json"));
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&proof).unwrap()).unwrap();
+    let out = ok(&["verify", s(&dir), "--proof", s(&proof)]);
+    assert!(
+        out.contains("valid: `mlp_tiny` in one aggregated proof of 2"),
+        "{out}"
+    );
+    let id = file["aggregate_id"].as_str().unwrap();
+    ok(&["verify", s(&dir), "--proof", s(&proof), "--model-id", id]);
+    let folded = file["model_id"].as_str().unwrap();
+    let out = zkinfer(&[
+        "verify",
+        s(&dir),
+        "--proof",
+        s(&proof),
+        "--model-id",
+        folded,
+    ]);
+    assert_eq!(code(&out), 1);
+    assert!(stdout(&out).contains("aggregate id"), "{}", stdout(&out));
+}

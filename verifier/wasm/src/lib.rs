@@ -3,11 +3,14 @@
 //!
 //! `verify(vk, proof_json)` returns whether the proof is valid; `verify_bundle(vks,
 //! bundle_json)` does the same for a segmented model's bundle, with the segments' keys
-//! in order; a key or proof file that
+//! in order, `verify_aggregate(vks, avk, aggregate_json)` for an aggregated proof with
+//! the aggregation key too, `verify_certificate(vk, certificate_json)` for a capability
+//! certificate; a key or proof file that
 //! cannot be read at all (wrong magic, another format version, not JSON) throws, as the
 //! command line exits 2 rather than calling it invalid.
 
 use wasm_bindgen::prelude::*;
+use zkinfer_aggregate::{AggregateFile, AggregateVerifierKey};
 use zkinfer_verifier::{
     keys_id, BundleFile, CertificateFile, Claim, ProofFile, Verdict, VerifierKey,
 };
@@ -238,4 +241,111 @@ pub fn verify_certificate_report(
     };
     srs_fields(&mut report, &key);
     Ok(report.to_string())
+}
+
+/// The keys an aggregated proof is verified with, read once: the segments' verifying keys
+/// (in order, as for [`verify_bundle`]) and the aggregation verifying key
+/// (`DIR/aggregate/vk`). Reading the aggregation key is the slow part (halo2 precomputes
+/// FFT tables for its 2^21-row domain: seconds in wasm); verifying is milliseconds, so a
+/// page that checks several proofs keeps one `AggregateVerifier`.
+#[wasm_bindgen]
+pub struct AggregateVerifier {
+    keys: Vec<VerifierKey>,
+    avk: AggregateVerifierKey,
+}
+
+#[wasm_bindgen]
+impl AggregateVerifier {
+    /// Reads the keys; throws when one cannot be read.
+    #[wasm_bindgen(constructor)]
+    pub fn new(vks: Vec<js_sys::Uint8Array>, avk: &[u8]) -> Result<AggregateVerifier, JsError> {
+        let keys = bytes(vks)
+            .iter()
+            .map(|vk| key(vk))
+            .collect::<Result<Vec<_>, _>>()?;
+        if keys.is_empty() {
+            return Err(JsError::new("no segment keys given"));
+        }
+        let avk =
+            AggregateVerifierKey::from_bytes(avk).map_err(|e| JsError::new(&e.to_string()))?;
+        Ok(AggregateVerifier { keys, avk })
+    }
+
+    /// The aggregate id of the aggregation key, as `zkinfer aggregate` prints it: what an
+    /// aggregated proof is pinned by.
+    #[wasm_bindgen(getter)]
+    pub fn aggregate_id(&self) -> String {
+        self.avk.id()
+    }
+
+    fn verdict(
+        &self,
+        aggregate_json: &str,
+        aggregate_id: Option<String>,
+    ) -> Result<Verdict, JsError> {
+        let file =
+            AggregateFile::parse(aggregate_json).map_err(|e| JsError::new(&e.to_string()))?;
+        Ok(match aggregate_id {
+            Some(want) if want != self.avk.id() => Verdict::Invalid {
+                reason: format!(
+                    "the aggregation key is aggregate id {}, not the required {want}",
+                    self.avk.id()
+                ),
+            },
+            _ => zkinfer_aggregate::verify(&self.keys, &self.avk, &file),
+        })
+    }
+
+    /// `true` when the aggregated proof is valid for these keys, pinned to `aggregate_id`
+    /// when given: the one folded proof, its accumulator's pairing, the digest of every
+    /// stated public value, the links and the statement.
+    pub fn verify(
+        &self,
+        aggregate_json: &str,
+        aggregate_id: Option<String>,
+    ) -> Result<bool, JsError> {
+        Ok(matches!(
+            self.verdict(aggregate_json, aggregate_id)?,
+            Verdict::Valid { .. }
+        ))
+    }
+
+    /// [`AggregateVerifier::verify`]'s verdict as JSON, as [`verify_bundle_report`] gives
+    /// one (with `aggregate_id`).
+    pub fn report(
+        &self,
+        aggregate_json: &str,
+        aggregate_id: Option<String>,
+    ) -> Result<String, JsError> {
+        let last = &self.keys[self.keys.len() - 1];
+        let mut report = match self.verdict(aggregate_json, aggregate_id)? {
+            Verdict::Valid { public } => serde_json::json!({
+                "valid": true,
+                "model": self.avk.info.model,
+                "model_id": self.avk.info.model_id,
+                "aggregate_id": self.avk.id(),
+                "segments": self.keys.len(),
+                "params_hash": public.params_hash,
+                "input": public.input,
+                "input_hash": public.input_hash,
+                "output": public.output,
+                "output_hash": public.output_hash,
+                "output_shape": last.info.output_shape,
+            }),
+            Verdict::Invalid { reason } => serde_json::json!({ "valid": false, "reason": reason }),
+        };
+        srs_fields(&mut report, last);
+        Ok(report.to_string())
+    }
+}
+
+/// `new AggregateVerifier(vks, avk).verify(aggregate_json, aggregate_id)` in one call.
+#[wasm_bindgen]
+pub fn verify_aggregate(
+    vks: Vec<js_sys::Uint8Array>,
+    avk: &[u8],
+    aggregate_json: &str,
+    aggregate_id: Option<String>,
+) -> Result<bool, JsError> {
+    AggregateVerifier::new(vks, avk)?.verify(aggregate_json, aggregate_id)
 }
