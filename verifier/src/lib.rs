@@ -10,7 +10,9 @@ pub mod certificate;
 pub mod identity;
 pub mod transcript;
 
+use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Once;
 
 use halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
 use halo2_proofs::plonk::verify_proof;
@@ -70,12 +72,30 @@ pub enum Verdict {
     },
 }
 
-/// Runs `f`, turning a panic inside a dependency into `None`.
+thread_local! {
+    /// How many [`guard`]s this thread is inside: its panics are then not printed.
+    static GUARDED: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Runs `f`, turning a panic inside a dependency into `None`, without printing it.
+///
+/// The panic hook is wrapped once, process-wide, and stays silent only for a thread
+/// inside a guard: swapping the global hook around each call (as this did) raced between
+/// threads, and one guard restoring another's silent hook left every later panic of the
+/// process unreported.
 pub fn guard<T>(f: impl FnOnce() -> T) -> Option<T> {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if GUARDED.with(Cell::get) == 0 {
+                previous(info);
+            }
+        }));
+    });
+    GUARDED.with(|g| g.set(g.get() + 1));
     let r = catch_unwind(AssertUnwindSafe(f)).ok();
-    std::panic::set_hook(hook);
+    GUARDED.with(|g| g.set(g.get() - 1));
     r
 }
 
