@@ -158,6 +158,7 @@ impl AggregateKey {
         let bad =
             |e: String| AggregateError::Keygen(format!("corrupt aggregation proving key: {e}"));
         info.validate().map_err(bad)?;
+        crate::keys::check_halo2_prefix(body, info.config.degree).map_err(bad)?;
         let config = info.config;
         let pk = guard(|| {
             ProvingKey::<G1Affine>::read::<_, Shape<Fr>>(

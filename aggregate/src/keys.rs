@@ -19,6 +19,29 @@ use crate::shape::{Layout, Shape};
 
 const AVK_MAGIC: &[u8; 8] = b"ZKINFAVK";
 
+/// The aggregation circuit's sizes `zkinfer aggregate --k` makes: a key claiming more is
+/// refused before halo2 builds its domain (FFT tables of `2^(k+2)` points).
+pub const MIN_DEGREE: u32 = 18;
+pub const MAX_DEGREE: u32 = 25;
+
+/// What halo2's key reader trusts before reading: its version byte, the key's `k` equal
+/// to the header's, and uncompressed selectors (key generation writes them so; halo2
+/// would allocate `selectors × 2^k` for compressed ones before reading a byte of them).
+pub(crate) fn check_halo2_prefix(bytes: &[u8], k: u32) -> Result<(), String> {
+    match bytes {
+        [2, a, b, c, d, 0, ..] if u32::from_le_bytes([*a, *b, *c, *d]) == k => Ok(()),
+        [2, a, b, c, d, 0, ..] => Err(format!(
+            "the halo2 key is for k {}, its header says {k}",
+            u32::from_le_bytes([*a, *b, *c, *d])
+        )),
+        [2, _, _, _, _, _, ..] => Err(
+            "the halo2 key has compressed selectors; aggregation keys are written without".into(),
+        ),
+        [_, _, _, _, _, _, ..] => Err("the halo2 key's version byte is not 2".into()),
+        _ => Err("truncated halo2 key".into()),
+    }
+}
+
 /// What the aggregation circuit is: the model and segments it folds, where their links
 /// sit, and halo2-base's layout of the circuit (columns, and where its rows break).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -38,7 +61,7 @@ impl AggregateInfo {
     /// Bounds a file may claim before halo2 allocates by them.
     pub(crate) fn validate(&self) -> Result<(), String> {
         let c = &self.config;
-        if !(10..=26).contains(&c.degree)
+        if !(MIN_DEGREE..=MAX_DEGREE).contains(&c.degree)
             || c.lookup_bits >= c.degree as usize
             || c.num_advice == 0
             || c.num_advice > 512
@@ -112,6 +135,8 @@ impl AggregateVerifierKey {
                 info.config.degree
             )));
         }
+        let start = r.position() as usize;
+        check_halo2_prefix(&body[start.min(body.len())..], k).map_err(bad)?;
         let config = info.config;
         let vk = guard(|| {
             VerifyingKey::<G1Affine>::read::<_, Shape<Fr>>(&mut r, SerdeFormat::RawBytes, config)
@@ -170,6 +195,32 @@ mod tests {
         let e = AggregateVerifierKey::from_bytes(&bytes)
             .unwrap_err()
             .to_string();
+        assert!(e.contains("implausible"), "{e}");
+    }
+
+    /// The committed fixture's aggregation key with its halo2 part edited by `f`.
+    fn edited(
+        f: impl FnOnce(&mut AggregateInfo, &mut [u8]),
+    ) -> Result<AggregateVerifierKey, String> {
+        let bytes = include_bytes!("../../tests/fixtures/aggregate/m/aggregate/vk");
+        let (mut info, body): (AggregateInfo, _) = read_container(bytes, AVK_MAGIC, "key").unwrap();
+        let mut body = body.to_vec();
+        // The key head: k (4 bytes), g (64), g2 and s·g2 (128 each).
+        f(&mut info, &mut body[4 + 64 + 2 * 128..]);
+        AggregateVerifierKey::from_bytes(&write_container(AVK_MAGIC, &info, &body))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_key_claiming_more_than_it_holds_is_refused_before_halo2_reads_it() {
+        assert!(edited(|_, _| ()).is_ok());
+        let e = edited(|_, h| h[5] = 1).unwrap_err();
+        assert!(e.contains("compressed selectors"), "{e}");
+        let e = edited(|_, h| h[1] = 25).unwrap_err();
+        assert!(e.contains("halo2 key is for k 25"), "{e}");
+        let e = edited(|_, h| h[0] = 3).unwrap_err();
+        assert!(e.contains("version"), "{e}");
+        let e = edited(|i, _| i.config.degree = 26).unwrap_err();
         assert!(e.contains("implausible"), "{e}");
     }
 }

@@ -159,6 +159,8 @@ mod tests {
     fn the_shape_is_halo2_bases_aggregation_circuit() {
         for (num_advice, num_lookup_advice, num_fixed) in [
             (1, 1, 1),
+            (1, 2, 1),
+            (2, 1, 0),
             (3, 1, 1),
             (9, 1, 1),
             (12, 2, 1),
