@@ -157,29 +157,34 @@ pub fn verify_bundle_report(
     let (keys, id, verdict) = bundle_verdict(&bytes(vks), bundle_json, model_id)?;
     let last = &keys[keys.len() - 1];
     let mut report = match verdict {
-        Verdict::Valid { public } => serde_json::json!({
-            "valid": true,
-            "model": last.info.model,
-            "model_id": id,
-            "segments": keys.len(),
-            "params_hash": public.params_hash,
-            "input": public.input,
-            "input_hash": public.input_hash,
-            "output": public.output,
-            "output_hash": public.output_hash,
-            "output_shape": last.info.output_shape,
-        }),
+        Verdict::Valid { public } => linked_report(&last.info.model, &id, &keys, &public),
         Verdict::Invalid { reason } => serde_json::json!({ "valid": false, "reason": reason }),
     };
-    let dev = last.srs.is_insecure_dev_srs();
-    report["srs_fingerprint"] = last.srs.fingerprint().into();
-    report["insecure_dev_srs"] = dev.into();
-    if dev {
-        report["warning"] = "these keys were made with the insecure development SRS: anyone \
-                             can forge proofs that verify under them"
-            .into();
-    }
+    srs_fields(&mut report, last);
     Ok(report.to_string())
+}
+
+/// A valid verdict on a linked statement (a bundle's, or an aggregated proof's): the
+/// model, its id, the segments and what the statement makes public.
+fn linked_report(
+    model: &str,
+    model_id: &str,
+    keys: &[VerifierKey],
+    public: &zkinfer_verifier::Public,
+) -> serde_json::Value {
+    let last = &keys[keys.len() - 1];
+    serde_json::json!({
+        "valid": true,
+        "model": model,
+        "model_id": model_id,
+        "segments": keys.len(),
+        "params_hash": public.params_hash,
+        "input": public.input,
+        "input_hash": public.input_hash,
+        "output": public.output,
+        "output_hash": public.output_hash,
+        "output_shape": last.info.output_shape,
+    })
 }
 
 /// A capability certificate against its circuit's key: the claim, or why it is invalid.
@@ -319,19 +324,12 @@ impl AggregateVerifier {
     ) -> Result<String, JsError> {
         let last = &self.keys[self.keys.len() - 1];
         let mut report = match self.verdict(aggregate_json, aggregate_id)? {
-            Verdict::Valid { public } => serde_json::json!({
-                "valid": true,
-                "model": self.avk.info.model,
-                "model_id": self.avk.info.model_id,
-                "aggregate_id": self.avk.id(),
-                "segments": self.keys.len(),
-                "params_hash": public.params_hash,
-                "input": public.input,
-                "input_hash": public.input_hash,
-                "output": public.output,
-                "output_hash": public.output_hash,
-                "output_shape": last.info.output_shape,
-            }),
+            Verdict::Valid { public } => {
+                let info = &self.avk.info;
+                let mut r = linked_report(&info.model, &info.model_id, &self.keys, &public);
+                r["aggregate_id"] = self.avk.id().into();
+                r
+            }
             Verdict::Invalid { reason } => serde_json::json!({ "valid": false, "reason": reason }),
         };
         srs_fields(&mut report, last);
