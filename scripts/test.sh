@@ -16,7 +16,7 @@ cargo test --workspace --locked
 
 # Fuzz smoke run: proof files, verifying keys and compiled circuits never panic. The seeds
 # are made with the zkinfer binary `cargo test` built (the CLI tests use it).
-scripts/fuzz.sh 15 target/debug/zkinfer
+scripts/fuzz.sh 8 target/debug/zkinfer
 
 # The WebAssembly verifier in Node and in headless Chromium, on every shared model.
 scripts/test-wasm.sh target/debug/zkinfer
