@@ -115,39 +115,56 @@ pub fn prove_segment(
     run(choice, dir, &Job::Segment { witness, segment }, proof)
 }
 
-fn run(choice: EngineChoice, dir: &Path, job: &Job<'_>, proof: &Path) -> Result<()> {
+/// Where a proof of DIR will be made, and why.
+#[derive(Debug)]
+pub enum Chosen {
+    /// The GPU build `exe`, which answered with `device`.
+    Gpu { exe: PathBuf, device: String },
+    /// The CPU; `notice` says why not the GPU when `--engine auto` fell back.
+    Cpu { notice: Option<String> },
+}
+
+/// Resolves `--engine` for DIR: finds and probes the GPU build where the choice needs it.
+pub fn choose(choice: EngineChoice, dir: &Path) -> Result<Chosen> {
+    let cpu = |why: String| {
+        Ok(Chosen::Cpu {
+            notice: Some(format!("note: proving on the CPU: {why}")),
+        })
+    };
     match choice {
-        EngineChoice::Cpu => on_cpu(dir, job, proof),
+        EngineChoice::Cpu => Ok(Chosen::Cpu { notice: None }),
         EngineChoice::Cuda => {
             let Some(exe) = find_gpu_build() else {
                 bail!("--engine cuda: the GPU build `{GPU_EXE}` is not installed (build it with scripts/build-gpu.sh, put it next to zkinfer or on PATH, or set ZKINFER_CUDA)");
             };
             let device = probe(&exe).map_err(|why| anyhow::anyhow!("--engine cuda: {why}"))?;
+            Ok(Chosen::Gpu { exe, device })
+        }
+        EngineChoice::Auto if two_phase(dir) => cpu(
+            "this circuit checks linear layers by Freivalds' argument (two phases), which \
+             the CUDA engine does not prove (compile with --linear dot for the GPU)"
+                .to_string(),
+        ),
+        EngineChoice::Auto => match find_gpu_build().map(|exe| probe(&exe).map(|d| (exe, d))) {
+            Some(Ok((exe, device))) => Ok(Chosen::Gpu { exe, device }),
+            Some(Err(why)) => cpu(why),
+            None => cpu(format!("no GPU build `{GPU_EXE}` installed")),
+        },
+    }
+}
+
+fn run(choice: EngineChoice, dir: &Path, job: &Job<'_>, proof: &Path) -> Result<()> {
+    match choose(choice, dir)? {
+        Chosen::Gpu { exe, device } => {
             eprintln!("proving on {device}");
             delegate(&exe, dir, job, proof)
         }
-        EngineChoice::Auto if two_phase(dir) => {
-            eprintln!(
-                "note: proving on the CPU: this circuit checks linear layers by Freivalds' \
-                 argument (two phases), which the CUDA engine does not prove (compile with \
-                 --linear dot for the GPU)"
-            );
+        Chosen::Cpu { notice } => {
+            if let Some(notice) = notice {
+                eprintln!("{notice}");
+            }
             on_cpu(dir, job, proof)
         }
-        EngineChoice::Auto => match find_gpu_build().map(|exe| probe(&exe).map(|d| (exe, d))) {
-            Some(Ok((exe, device))) => {
-                eprintln!("proving on {device}");
-                delegate(&exe, dir, job, proof)
-            }
-            Some(Err(why)) => {
-                eprintln!("note: proving on the CPU: {why}");
-                on_cpu(dir, job, proof)
-            }
-            None => {
-                eprintln!("note: proving on the CPU (no GPU build `{GPU_EXE}` installed)");
-                on_cpu(dir, job, proof)
-            }
-        },
     }
 }
 

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
+use halo2_axiom_gpu::cuda::utils::HALO2_GPU_CTX;
 use halo2_axiom_gpu::poly::kzg::commitment::{KZGCommitmentScheme, ParamsKZG as GpuParams};
 use halo2_axiom_gpu::poly::kzg::multiopen::ProverSHPLONK;
 use halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
@@ -18,9 +19,8 @@ use halo2_proofs::plonk::ProvingKey;
 use halo2_proofs::poly::kzg::commitment::ParamsKZG;
 use halo2_proofs::transcript::TranscriptWriterBuffer;
 use halo2_proofs::SerdeFormat;
-use rand::rngs::OsRng;
-use halo2_axiom_gpu::cuda::utils::HALO2_GPU_CTX;
 use openvm_cuda_common::copy::MemCopyH2D;
+use rand::rngs::OsRng;
 use zkinfer_prover::engine::ProofTranscript;
 use zkinfer_prover::{Columns, Engine, ProveError};
 
