@@ -1253,6 +1253,94 @@ fn a_wrong_argmax_fails_the_circuit() {
     });
 }
 
+/// `TopK` (largest over the last axis, smallest over axis 1, opset 11): values and
+/// indices, ties by lower index first.
+fn top_k_model() -> ModelProto {
+    let float = |x: &str, y: &str| node("Cast", &[x], y, vec![("to", Attr::I(1))]);
+    let flat = |x: &str, y: &str| node("Flatten", &[x], y, vec![]);
+    let top_k = |k: &str, out: &str, attrs| {
+        let mut n = node("TopK", &["x", k], out, attrs);
+        n.output.push(format!("{out}_i"));
+        n
+    };
+    let nodes = vec![
+        top_k("k3", "hi", vec![]),
+        top_k(
+            "k2",
+            "lo",
+            vec![("axis", Attr::I(1)), ("largest", Attr::I(0))],
+        ),
+        float("hi_i", "hi_f"),
+        float("lo_i", "lo_f"),
+        flat("hi", "a"),
+        flat("hi_f", "b"),
+        flat("lo", "c"),
+        flat("lo_f", "d"),
+        node(
+            "Concat",
+            &["a", "b", "c", "d"],
+            "y",
+            vec![("axis", Attr::I(1))],
+        ),
+    ];
+    let inits = vec![int_tensor("k3", vec![3]), int_tensor("k2", vec![2])];
+    model(
+        nodes,
+        inits,
+        value_info("x", &[1, 2, 8]),
+        value_info_any("y"),
+    )
+}
+
+#[test]
+fn top_k_matches_tract_exactly_ties_included() {
+    let m = top_k_model();
+    let samples: Vec<Vec<f32>> = grid_samples(16)
+        .into_iter()
+        .map(|s| {
+            s.iter()
+                .map(|v| (v * 4.0).round() / 4.0 + 1.0 / 8.0)
+                .collect()
+        })
+        .collect();
+    // Multiples of 1/8 are exact at the output's scale, so the values must come out
+    // exactly too. The grid does tie: the order of equal values is tested, not assumed.
+    assert!(samples.iter().any(|s| {
+        let row = &s[..8];
+        (0..8).any(|i| (i + 1..8).any(|j| row[i] == row[j]))
+    }));
+    let q = check_on(&m, &samples);
+    let fid = fidelity(&import_proto(&m).unwrap().graph, &q, &samples).unwrap();
+    assert_eq!(fid.max_abs_error, 0.0, "{fid}");
+}
+
+#[test]
+fn a_wrong_top_k_fails_the_circuit() {
+    let m = top_k_model();
+    let samples = grid_samples(16);
+    let q = check_on(&m, &samples);
+    let named = |suffix: &str| {
+        let at = q.values.iter().position(|v| v.name.ends_with(suffix));
+        zkinfer_qir::ValueId(at.unwrap_or_else(|| panic!("no value `…{suffix}`")))
+    };
+    // A second-round index moved by one; a first-round pick that says candidate 0 was
+    // (or was not) taken, so that it could be taken again or never.
+    let index = named("hi_i/topk/round1/index");
+    let one = 1i64 << q.value(index).scale;
+    assert_tampering_refused(&q, &samples[0], index, |v| {
+        if v < one {
+            v + one
+        } else {
+            v - one
+        }
+    });
+    assert_tampering_refused(&q, &samples[0], named("hi_i/topk/round0/hot0"), |v| 1 - v);
+    // A value that is not the row's extreme.
+    assert_tampering_refused(&q, &samples[0], named("hi_i/topk/round0/extreme/m7"), |v| {
+        v - 1
+    });
+}
+
 #[test]
 fn softmax_over_any_axis_matches_tract() {
     // Opset 13: over axis 1 of [1, 4, 3]; opset 11: flattened from axis 1 of [1, 2, 3, 2].

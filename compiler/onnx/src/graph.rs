@@ -175,6 +175,16 @@ pub enum Op {
         max: bool,
         last: bool,
     },
+    /// `TopK`: the `k` largest (`largest`, else smallest) elements along `axis`, in
+    /// order, equal values by lower index first; their values, or (`indices`) their
+    /// indices as numbers. A node's two outputs are two nodes of the graph, which the
+    /// quantizer lowers once.
+    TopK {
+        axis: usize,
+        k: usize,
+        largest: bool,
+        indices: bool,
+    },
     /// Element-wise over inputs broadcast to the output (numpy rules).
     Sum,
     Max,
@@ -220,6 +230,7 @@ impl Op {
             Op::Max => "Max",
             Op::ArgExtreme { max: true, .. } => "ArgMax",
             Op::ArgExtreme { max: false, .. } => "ArgMin",
+            Op::TopK { .. } => "TopK",
             Op::Min => "Min",
             Op::Reduce { mean: false, .. } => "ReduceSum",
             Op::Reduce { mean: true, .. } => "ReduceMean",
@@ -400,6 +411,38 @@ impl Graph {
                             best as f32
                         })
                         .collect();
+                    Tensor::new(out_shape, data)
+                }
+                Op::TopK {
+                    axis,
+                    k,
+                    largest,
+                    indices,
+                } => {
+                    let x = get(0);
+                    let len = x.shape[*axis];
+                    let inner: usize = x.shape[axis + 1..].iter().product();
+                    let outer = x.data.len() / (len * inner).max(1);
+                    let mut data = vec![0.0; outer * k * inner];
+                    for o in 0..outer {
+                        for i in 0..inner {
+                            let at = |t: usize| x.data[(o * len + t) * inner + i];
+                            let mut order: Vec<usize> = (0..len).collect();
+                            // Stable: equal values keep the lower index first.
+                            order.sort_by(|&a, &b| {
+                                let c = at(a).total_cmp(&at(b));
+                                if *largest {
+                                    c.reverse()
+                                } else {
+                                    c
+                                }
+                            });
+                            for (j, &t) in order.iter().take(*k).enumerate() {
+                                data[(o * k + j) * inner + i] =
+                                    if *indices { t as f32 } else { at(t) };
+                            }
+                        }
+                    }
                     Tensor::new(out_shape, data)
                 }
                 Op::Sum | Op::Max | Op::Min => {

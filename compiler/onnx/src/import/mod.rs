@@ -480,6 +480,9 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
                 return Err(invalid(format!("output `{part}` is defined twice")));
             }
             shapes.insert(part.clone(), shape);
+            if matches!(op, Op::TopK { indices: true, .. }) {
+                integers.insert(part.clone());
+            }
             nodes.push(Node {
                 name: format!("{name}/{}", part.rsplit('/').next().unwrap_or_default()),
                 op,

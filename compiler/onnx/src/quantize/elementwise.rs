@@ -501,6 +501,245 @@ impl Quantizer<'_> {
         })
     }
 
+    /// `TopK` along `axis` (`spec` is axis, k, largest): `k` rounds of
+    /// [`Self::arg_extreme`]'s proven selection. Round `j` takes the extreme `m_j` of the
+    /// candidates (its value) and, of those equal to it and not taken yet, the lowest
+    /// index (its index). A taken candidate is then moved to the row's opposite extreme
+    /// `μ` — past no other, so every later difference stays in the range the lookups
+    /// check — and its rank is zeroed, so that when the rest equal `μ` it is not taken
+    /// twice. The node's two outputs are two nodes: the first lowers the rounds, the
+    /// second reads them.
+    pub(super) fn top_k(
+        &mut self,
+        node: &str,
+        input: &str,
+        out: &str,
+        spec: (usize, usize, bool),
+        indices: bool,
+        out_shape: &[usize],
+    ) -> Result<QTensor, CompileError> {
+        let (axis, k, _) = spec;
+        let key = (input.to_string(), spec.0, spec.1, spec.2);
+        if !self.top_k.contains_key(&key) {
+            let rounds = self.top_k_rounds(node, input, out, spec)?;
+            self.top_k.insert(key.clone(), rounds);
+        }
+        let rounds = &self.top_k[&key];
+        let parts = if indices {
+            rounds.indices.clone()
+        } else {
+            rounds.values.clone()
+        };
+        let inner: usize = self.shape(input)[axis + 1..].iter().product();
+        let total: usize = out_shape.iter().product();
+        let index = (0..total)
+            .map(|f| {
+                let (o, j, i) = (f / (k * inner), (f / inner) % k, f % inner);
+                Some((j, o * inner + i))
+            })
+            .collect();
+        let id = self.value(out, out_shape.to_vec(), parts[0].scale);
+        self.ops.push(QOp::Concat(Concat {
+            inputs: parts.iter().map(|t| t.id).collect(),
+            output: id,
+            index,
+        }));
+        Ok(QTensor { id, ..parts[0] })
+    }
+
+    fn top_k_rounds(
+        &mut self,
+        node: &str,
+        input: &str,
+        out: &str,
+        (axis, k, largest): (usize, usize, bool),
+    ) -> Result<TopKRounds, CompileError> {
+        let xs = self.shape(input);
+        let len = xs[axis];
+        let inner: usize = xs[axis + 1..].iter().product();
+        let rows = xs.iter().product::<usize>() / len.max(1);
+        let bits = self.cfg.act_bits;
+        let rank_scale = scale_for(len as f64, bits, HEADROOM);
+        let len32 = u32::try_from(len).ok().filter(|_| rank_scale >= 0);
+        let Some(len32) = len32 else {
+            return Err(CompileError::Quantize {
+                node: node.to_string(),
+                reason: format!("an axis of {len} is too long to rank at {bits} bits"),
+            });
+        };
+        let x = self.bounded(input, node)?;
+        let x = self.halved_unless_nonneg(x, input, &xs);
+        let name = format!("{out}/topk");
+        let taps: Vec<Vec<Option<usize>>> = (0..rows)
+            .map(|r| {
+                (0..len)
+                    .map(|t| Some(((r / inner) * len + t) * inner + r % inner))
+                    .collect()
+            })
+            .collect();
+        let per_row: Vec<Vec<Option<usize>>> = (0..rows)
+            .map(|r| (0..len).map(|t| Some(r * len + t)).collect())
+            .collect();
+        let columns: Vec<QTensor> = (0..len)
+            .map(|t| {
+                let index = taps.iter().map(|r| r[t]).collect();
+                self.gather(x, &format!("{name}/x{t}"), vec![rows], index)
+            })
+            .collect();
+        // μ, and what a candidate moves by when taken: c − μ.
+        let floor = self.max_chain(x, &format!("{name}/floor"), &taps, largest);
+        let lift: Vec<QTensor> = (0..len)
+            .map(|t| self.difference(columns[t], floor, &format!("{name}/lift{t}"), rows))
+            .collect();
+        let is_zero = self.table(TableSpec {
+            func: Func::IsZero,
+            in_scale: x.scale,
+            out_scale: rank_scale,
+        });
+        let is_rank = self.table(TableSpec {
+            func: Func::IsZero,
+            in_scale: rank_scale,
+            out_scale: 0,
+        });
+        let out_scale = scale_for(len as f64, bits, HEADROOM);
+        let index_of = self.table(TableSpec {
+            func: Func::ArgIndex {
+                len: len32,
+                last: false,
+            },
+            in_scale: rank_scale,
+            out_scale,
+        });
+        let lookup = |q: &mut Self, x: QTensor, name: &str, table, scale| {
+            let id = q.value(name, vec![rows], scale);
+            q.ops.push(QOp::Rescale(Rescale {
+                input: x.id,
+                output: id,
+                shift: 0,
+                act: Activation::Table(table),
+            }));
+            QTensor {
+                id,
+                scale,
+                at_target: true,
+                nonneg: true,
+            }
+        };
+        let mut candidates = columns.clone();
+        // τ_t: 1 once candidate t is taken (scale 0); none before the first round.
+        let mut taken: Option<Vec<QTensor>> = None;
+        let mut rounds = TopKRounds {
+            values: Vec::with_capacity(k),
+            indices: Vec::with_capacity(k),
+        };
+        for j in 0..k {
+            let r = format!("{name}/round{j}");
+            let joined = self.columns(&candidates, &format!("{r}/candidates"), rows, x);
+            let m = self.max_chain(joined, &format!("{r}/extreme"), &per_row, !largest);
+            let mut ranks = Vec::with_capacity(len);
+            for t in 0..len {
+                let (a, b) = if largest {
+                    (candidates[t], m)
+                } else {
+                    (m, candidates[t])
+                };
+                let d = self.difference(a, b, &format!("{r}/d{t}"), rows);
+                let hit = lookup(self, d, &format!("{r}/hit{t}"), is_zero, rank_scale);
+                // `rank · hit` as an addition of computed values (see `arg_extreme`).
+                let rank = self.value(&format!("{r}/rank{t}"), vec![rows], rank_scale);
+                self.ops.push(QOp::Add(Add {
+                    a: hit.id,
+                    b: AddOperand::Value { id: hit.id, mul: 0 },
+                    output: rank,
+                    a_mul: vec![(len - t) as i64],
+                }));
+                let rank = QTensor { id: rank, ..hit };
+                ranks.push(match &taken {
+                    None => rank,
+                    // rank − rank · τ_t: no rank for a taken candidate.
+                    Some(tau) => {
+                        let lost = self.product(rank, tau[t], &format!("{r}/lost{t}"), &[rows]);
+                        let id = self.value(&format!("{r}/ranked{t}"), vec![rows], rank_scale);
+                        self.ops.push(QOp::Add(Add {
+                            a: rank.id,
+                            b: AddOperand::Value {
+                                id: lost.id,
+                                mul: -1,
+                            },
+                            output: id,
+                            a_mul: vec![1],
+                        }));
+                        QTensor { id, ..rank }
+                    }
+                });
+            }
+            let joined = self.columns(&ranks, &format!("{r}/ranks"), rows, ranks[0]);
+            let top = self.max_chain(joined, &format!("{r}/top"), &per_row, false);
+            let index = lookup(self, top, &format!("{r}/index"), index_of, out_scale);
+            rounds.values.push(m);
+            rounds.indices.push(index);
+            if j + 1 == k {
+                break;
+            }
+            let mut next = Vec::with_capacity(len);
+            for t in 0..len {
+                // The one candidate whose rank is the top one (ranks differ, and the top
+                // is never 0): every step in the circuit's constants, none a weight.
+                let off = self.difference(top, ranks[t], &format!("{r}/off{t}"), rows);
+                let hot = lookup(self, off, &format!("{r}/hot{t}"), is_rank, 0);
+                let tau = match &taken {
+                    None => hot,
+                    Some(tau) => {
+                        let id = self.value(&format!("{r}/taken{t}"), vec![rows], 0);
+                        self.ops.push(QOp::Add(Add {
+                            a: tau[t].id,
+                            b: AddOperand::Value { id: hot.id, mul: 1 },
+                            output: id,
+                            a_mul: vec![1],
+                        }));
+                        QTensor { id, ..hot }
+                    }
+                };
+                // c_t − τ_t · (c_t − μ): μ once taken, c_t until then.
+                let moved = self.product(tau, lift[t], &format!("{r}/moved{t}"), &[rows]);
+                candidates[t] = self.difference(columns[t], moved, &format!("{r}/c{t}"), rows);
+                next.push(tau);
+            }
+            taken = Some(next);
+        }
+        Ok(rounds)
+    }
+
+    /// `a − b`, element-wise at `a`'s scale (the scales must agree).
+    fn difference(&mut self, a: QTensor, b: QTensor, out: &str, rows: usize) -> QTensor {
+        let id = self.value(out, vec![rows], a.scale);
+        self.ops.push(QOp::Add(Add {
+            a: a.id,
+            b: AddOperand::Value { id: b.id, mul: -1 },
+            output: id,
+            a_mul: vec![1],
+        }));
+        QTensor {
+            id,
+            at_target: true,
+            nonneg: false,
+            ..a
+        }
+    }
+
+    /// `len` tensors of `rows` elements side by side: `[rows, len]`, with `like`'s scale
+    /// and flags.
+    fn columns(&mut self, parts: &[QTensor], out: &str, rows: usize, like: QTensor) -> QTensor {
+        let len = parts.len();
+        let id = self.value(out, vec![rows, len], like.scale);
+        self.ops.push(QOp::Concat(Concat {
+            inputs: parts.iter().map(|t| t.id).collect(),
+            output: id,
+            index: (0..rows * len).map(|f| Some((f % len, f / len))).collect(),
+        }));
+        QTensor { id, ..like }
+    }
+
     /// The sum of all elements of `x` by halving: each step adds the first half of the
     /// elements to the second (zero-padded), an addition of computed values whose factors
     /// are constants of the circuit; nothing is rescaled, so the sum is exact at `x`'s

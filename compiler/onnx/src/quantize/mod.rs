@@ -80,6 +80,15 @@ struct Quantizer<'a> {
     tables: Vec<TableSpec>,
     /// The node being lowered, for error messages.
     node: String,
+    /// `TopK` rounds already lowered, by (input, axis, k, largest): each round's value and
+    /// index, so that the node's second output reuses what its first built.
+    top_k: BTreeMap<(String, usize, usize, bool), TopKRounds>,
+}
+
+/// Per round of a `TopK`: the value taken and its index, one element per row.
+struct TopKRounds {
+    values: Vec<QTensor>,
+    indices: Vec<QTensor>,
 }
 
 pub fn quantize(
@@ -104,6 +113,7 @@ pub fn quantize(
         map: BTreeMap::new(),
         tables: Vec::new(),
         node: String::new(),
+        top_k: BTreeMap::new(),
     };
     let input_scale = q.target_scale(&graph.input);
     let input = q.value(&graph.input, graph.input_shape().to_vec(), input_scale);
@@ -666,6 +676,19 @@ impl Quantizer<'_> {
             Op::ArgExtreme { axis, max, last } => {
                 self.arg_extreme(name, &node.inputs[0], out, *axis, *max, *last, &out_shape)?
             }
+            Op::TopK {
+                axis,
+                k,
+                largest,
+                indices,
+            } => self.top_k(
+                name,
+                &node.inputs[0],
+                out,
+                (*axis, *k, *largest),
+                *indices,
+                &out_shape,
+            )?,
             Op::Reduce { index, len, mean } => {
                 let x = self.bounded(&node.inputs[0], name)?;
                 let rows = index.len() / (*len).max(1);

@@ -118,6 +118,55 @@ pub(super) fn import_arg_extreme(cx: &NodeCx<'_>) -> Result<Lowered, CompileErro
     Ok((op, ins.clone(), out))
 }
 
+/// `TopK` (`axis`, `largest`, `sorted`; `k` an input from opset 10, an attribute
+/// before): the values output is this node, the indices output a node emitted before it.
+/// Both are sorted (what `sorted=1` asks, and an order `sorted=0` allows).
+pub(super) fn import_top_k(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    let n = cx.n;
+    let ins = &cx.ins;
+    let k = if cx.opset >= 10 {
+        cx.arity(2, 2)?;
+        match cx.int_constants.get(&ins[1]) {
+            Some((_, v)) if v.len() == 1 => v[0],
+            _ => {
+                return Err(cx.invalid(format!(
+                    "K `{}` must be a constant int64 tensor of one element",
+                    ins[1]
+                )))
+            }
+        }
+    } else {
+        cx.arity(1, 1)?;
+        attr_i(n, "k").ok_or_else(|| cx.invalid("attribute `k` is missing".into()))?
+    };
+    let x = cx.shape_of(&ins[0])?;
+    let axis = attr_i(n, "axis").unwrap_or(-1);
+    let axis = normalize_axis(axis, x.len())
+        .ok_or_else(|| cx.invalid(format!("axis {axis} out of range for {x:?}")))?;
+    let len = x[axis];
+    let k = usize::try_from(k)
+        .ok()
+        .filter(|&k| (1..=len).contains(&k) && u32::try_from(len).is_ok())
+        .ok_or_else(|| {
+            cx.invalid(format!(
+                "k = {k} must be between 1 and the length {len} of axis {axis} of {x:?}"
+            ))
+        })?;
+    let largest = attr_i(n, "largest").unwrap_or(1) != 0;
+    let mut out = x.clone();
+    out[axis] = k;
+    let op = |indices| Op::TopK {
+        axis,
+        k,
+        largest,
+        indices,
+    };
+    if let Some(indices) = n.output.get(1).filter(|o| !o.is_empty()) {
+        cx.emit_output(indices, op(true), vec![ins[0].clone()], out.clone());
+    }
+    Ok((op(false), vec![ins[0].clone()], out))
+}
+
 /// `Neg`.
 pub(super) fn import_neg(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     let ins = &cx.ins;
