@@ -207,15 +207,29 @@ pub fn build_verifier(key: &VerifierKey, solc: &Solc) -> Result<Build, EvmError>
     build_code(generated_code(key)?, key.info.public_values(), solc)
 }
 
+/// Source compiled in one run of the compiler. solc-js runs out of its 2 GiB heap on a
+/// few MB of this code at once; no verifier part under 24 KB of code comes from more than
+/// ~100 KB of source anyway.
+const MAX_SOURCE_BYTES: usize = 512 * 1024;
+
 fn build_code(code: String, public_values: usize, solc: &Solc) -> Result<Build, EvmError> {
-    // solc-js runs out of its 2 GiB heap on a few MB of this code in one contract; no
-    // verifier under 24 KB of code comes from more than ~100 KB of source anyway.
-    let mut part_bytes = code.len().min(512 * 1024);
+    let mut part_bytes = code.len().min(MAX_SOURCE_BYTES);
     loop {
         let verifier = split::split(&code, part_bytes)?;
-        let bytecode = (0..verifier.contracts.len())
-            .map(|i| solc.compile(&verifier.contract_source(i), &verifier.contracts[i].name))
-            .collect::<Result<Vec<_>, _>>()?;
+        // The parts in runs of the compiler of at most MAX_SOURCE_BYTES of source each.
+        let mut bytecode = Vec::with_capacity(verifier.contracts.len());
+        let mut batch: Vec<(String, &str)> = Vec::new();
+        for (i, c) in verifier.contracts.iter().enumerate() {
+            let source = verifier.contract_source(i);
+            let queued: usize = batch.iter().map(|(s, _)| s.len()).sum();
+            if !batch.is_empty() && queued + source.len() > MAX_SOURCE_BYTES {
+                bytecode.extend(solc.compile(&std::mem::take(&mut batch))?);
+            }
+            batch.push((source, &c.name));
+        }
+        if !batch.is_empty() {
+            bytecode.extend(solc.compile(&batch)?);
+        }
         let largest = bytecode.iter().map(|b| b.runtime.len()).max().unwrap_or(0);
         if largest <= MAX_CODE_SIZE {
             return Ok(Build {

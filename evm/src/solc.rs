@@ -70,13 +70,21 @@ impl Solc {
             })
     }
 
-    /// Compiles one contract `name` from `source`. The optimizer stays off: snark-verifier's
-    /// generated assembly is already straight-line, and the optimizer's stack scheduling
-    /// fails on it ("stack too deep").
-    pub fn compile(&self, source: &str, name: &str) -> Result<Bytecode, EvmError> {
+    /// Compiles the contracts `(source, name)`, each from its own source file, in one run
+    /// of the compiler (solc-js spends about half a second starting; a split verifier
+    /// has dozens of parts). The optimizer stays off: snark-verifier's generated assembly
+    /// is already straight-line, and the optimizer's stack scheduling fails on it ("stack
+    /// too deep").
+    pub fn compile(&self, contracts: &[(String, &str)]) -> Result<Vec<Bytecode>, EvmError> {
+        let file = |i: usize| format!("Verifier{i}.sol");
+        let sources: serde_json::Map<String, Value> = contracts
+            .iter()
+            .enumerate()
+            .map(|(i, (source, _))| (file(i), json!({ "content": source })))
+            .collect();
         let input = json!({
             "language": "Solidity",
-            "sources": { "Verifier.sol": { "content": source } },
+            "sources": sources,
             "settings": {
                 "optimizer": { "enabled": false },
                 "outputSelection": {
@@ -125,17 +133,25 @@ impl Solc {
                 errors.join("\n")
             )));
         }
-        let contract = &v["contracts"]["Verifier.sol"][name]["evm"];
-        let code = |field: &str| -> Result<Vec<u8>, EvmError> {
-            contract[field]["object"]
-                .as_str()
-                .and_then(|h| hex::decode(h).ok())
-                .filter(|b| !b.is_empty())
-                .ok_or_else(|| EvmError::Solc(format!("{who} returned no {field} for {name}")))
-        };
-        Ok(Bytecode {
-            deployment: code("bytecode")?,
-            runtime: code("deployedBytecode")?,
-        })
+        contracts
+            .iter()
+            .enumerate()
+            .map(|(i, (_, name))| {
+                let contract = &v["contracts"][file(i)][*name]["evm"];
+                let code = |field: &str| -> Result<Vec<u8>, EvmError> {
+                    contract[field]["object"]
+                        .as_str()
+                        .and_then(|h| hex::decode(h).ok())
+                        .filter(|b| !b.is_empty())
+                        .ok_or_else(|| {
+                            EvmError::Solc(format!("{who} returned no {field} for {name}"))
+                        })
+                };
+                Ok(Bytecode {
+                    deployment: code("bytecode")?,
+                    runtime: code("deployedBytecode")?,
+                })
+            })
+            .collect()
     }
 }
