@@ -399,17 +399,10 @@ impl Quantizer<'_> {
     ) -> Result<QTensor, CompileError> {
         let xs = self.shape(input);
         let len = xs[axis];
-        let inner: usize = xs[axis + 1..].iter().product();
         let rows = xs.iter().product::<usize>() / len.max(1);
         let x = self.bounded(input, node)?;
         let x = self.halved_unless_nonneg(x, input, &xs);
-        let taps: Vec<Vec<Option<usize>>> = (0..rows)
-            .map(|r| {
-                (0..len)
-                    .map(|t| Some(((r / inner) * len + t) * inner + r % inner))
-                    .collect()
-            })
-            .collect();
+        let taps = along_axis(&xs, axis);
         let m = self.max_chain(x, &format!("{out}/extreme"), &taps, !max);
         let bits = self.cfg.act_bits;
         let rank_scale = scale_for(len as f64, bits, HEADROOM);
@@ -418,63 +411,16 @@ impl Quantizer<'_> {
             in_scale: x.scale,
             out_scale: rank_scale,
         });
-        let mut ranks = Vec::with_capacity(len);
-        for t in 0..len {
-            let candidate = self.gather(
-                x,
-                &format!("{out}/x{t}"),
-                vec![rows],
-                taps.iter().map(|r| r[t]).collect(),
-            );
-            let (a, b) = if max { (candidate, m) } else { (m, candidate) };
-            let d = self.value(&format!("{out}/d{t}"), vec![rows], x.scale);
-            self.ops.push(QOp::Add(Add {
-                a: a.id,
-                b: AddOperand::Value { id: b.id, mul: -1 },
-                output: d,
-                a_mul: vec![1],
-            }));
-            let hit = self.value(&format!("{out}/hit{t}"), vec![rows], rank_scale);
-            self.ops.push(QOp::Rescale(Rescale {
-                input: d,
-                output: hit,
-                shift: 0,
-                act: Activation::Table(is_zero),
-            }));
-            let rank = if last { t + 1 } else { len - t } as i64;
-            let hit = QTensor {
-                id: hit,
-                scale: rank_scale,
-                at_target: true,
-                nonneg: true,
-            };
-            // `rank · hit` as an addition of two computed values (`hit · rank + hit · 0`):
-            // its factors are the circuit's constants, never hashed weights, so an
-            // argmax means the same under every weights hash.
-            let r = self.value(&format!("{out}/rank{t}"), vec![rows], rank_scale);
-            self.ops.push(QOp::Add(Add {
-                a: hit.id,
-                b: AddOperand::Value { id: hit.id, mul: 0 },
-                output: r,
-                a_mul: vec![rank],
-            }));
-            ranks.push(r);
-        }
-        let joined = self.value(&format!("{out}/ranks"), vec![rows, len], rank_scale);
-        self.ops.push(QOp::Concat(Concat {
-            inputs: ranks,
-            output: joined,
-            index: (0..rows * len).map(|f| Some((f % len, f / len))).collect(),
-        }));
-        let joined = QTensor {
-            id: joined,
-            scale: rank_scale,
-            at_target: true,
-            nonneg: true,
-        };
-        let per_row: Vec<Vec<Option<usize>>> = (0..rows)
-            .map(|r| (0..len).map(|t| Some(r * len + t)).collect())
+        let candidates: Vec<QTensor> = (0..len)
+            .map(|t| {
+                let index = taps.iter().map(|r| r[t]).collect();
+                self.gather(x, &format!("{out}/x{t}"), vec![rows], index)
+            })
             .collect();
+        let rank = |t: usize| if last { t + 1 } else { len - t } as i64;
+        let ranks = self.ranked_hits(&candidates, m, max, rank, is_zero, rank_scale, out);
+        let joined = self.columns(&ranks, &format!("{out}/ranks"), rows, ranks[0]);
+        let per_row = by_rows(rows, len);
         let top = self.max_chain(joined, &format!("{out}/top"), &per_row, false);
         let len = u32::try_from(len).map_err(|_| CompileError::Quantize {
             node: node.to_string(),
@@ -556,7 +502,6 @@ impl Quantizer<'_> {
     ) -> Result<TopKRounds, CompileError> {
         let xs = self.shape(input);
         let len = xs[axis];
-        let inner: usize = xs[axis + 1..].iter().product();
         let rows = xs.iter().product::<usize>() / len.max(1);
         let bits = self.cfg.act_bits;
         let rank_scale = scale_for(len as f64, bits, HEADROOM);
@@ -570,16 +515,8 @@ impl Quantizer<'_> {
         let x = self.bounded(input, node)?;
         let x = self.halved_unless_nonneg(x, input, &xs);
         let name = format!("{out}/topk");
-        let taps: Vec<Vec<Option<usize>>> = (0..rows)
-            .map(|r| {
-                (0..len)
-                    .map(|t| Some(((r / inner) * len + t) * inner + r % inner))
-                    .collect()
-            })
-            .collect();
-        let per_row: Vec<Vec<Option<usize>>> = (0..rows)
-            .map(|r| (0..len).map(|t| Some(r * len + t)).collect())
-            .collect();
+        let taps = along_axis(&xs, axis);
+        let per_row = by_rows(rows, len);
         let columns: Vec<QTensor> = (0..len)
             .map(|t| {
                 let index = taps.iter().map(|r| r[t]).collect();
@@ -636,24 +573,17 @@ impl Quantizer<'_> {
             let r = format!("{name}/round{j}");
             let joined = self.columns(&candidates, &format!("{r}/candidates"), rows, x);
             let m = self.max_chain(joined, &format!("{r}/extreme"), &per_row, !largest);
+            let hits = self.ranked_hits(
+                &candidates,
+                m,
+                largest,
+                |t| (len - t) as i64,
+                is_zero,
+                rank_scale,
+                &r,
+            );
             let mut ranks = Vec::with_capacity(len);
-            for t in 0..len {
-                let (a, b) = if largest {
-                    (candidates[t], m)
-                } else {
-                    (m, candidates[t])
-                };
-                let d = self.difference(a, b, &format!("{r}/d{t}"), rows);
-                let hit = lookup(self, d, &format!("{r}/hit{t}"), is_zero, rank_scale);
-                // `rank · hit` as an addition of computed values (see `arg_extreme`).
-                let rank = self.value(&format!("{r}/rank{t}"), vec![rows], rank_scale);
-                self.ops.push(QOp::Add(Add {
-                    a: hit.id,
-                    b: AddOperand::Value { id: hit.id, mul: 0 },
-                    output: rank,
-                    a_mul: vec![(len - t) as i64],
-                }));
-                let rank = QTensor { id: rank, ..hit };
+            for (t, &rank) in hits.iter().enumerate() {
                 ranks.push(match &taken {
                     None => rank,
                     // rank − rank · τ_t: no rank for a taken candidate.
@@ -708,6 +638,55 @@ impl Quantizer<'_> {
             taken = Some(next);
         }
         Ok(rounds)
+    }
+
+    /// For each candidate `t` of a row whose extreme (`max`, else min) is `m`: `rank(t)`
+    /// where it equals `m`, else 0, at `rank_scale`. A lookup marks the equal ones; the
+    /// rank is an addition of computed values (`hit · rank + hit · 0`), so its factors are
+    /// the circuit's constants, never hashed weights: an argmax means the same under
+    /// every weights hash.
+    #[allow(clippy::too_many_arguments)]
+    fn ranked_hits(
+        &mut self,
+        candidates: &[QTensor],
+        m: QTensor,
+        max: bool,
+        rank: impl Fn(usize) -> i64,
+        is_zero: usize,
+        rank_scale: i32,
+        name: &str,
+    ) -> Vec<QTensor> {
+        let rows = self.values[m.id.0].shape.iter().product();
+        (0..candidates.len())
+            .map(|t| {
+                let (a, b) = if max {
+                    (candidates[t], m)
+                } else {
+                    (m, candidates[t])
+                };
+                let d = self.difference(a, b, &format!("{name}/d{t}"), rows);
+                let hit = self.value(&format!("{name}/hit{t}"), vec![rows], rank_scale);
+                self.ops.push(QOp::Rescale(Rescale {
+                    input: d.id,
+                    output: hit,
+                    shift: 0,
+                    act: Activation::Table(is_zero),
+                }));
+                let r = self.value(&format!("{name}/rank{t}"), vec![rows], rank_scale);
+                self.ops.push(QOp::Add(Add {
+                    a: hit,
+                    b: AddOperand::Value { id: hit, mul: 0 },
+                    output: r,
+                    a_mul: vec![rank(t)],
+                }));
+                QTensor {
+                    id: r,
+                    scale: rank_scale,
+                    at_target: true,
+                    nonneg: true,
+                }
+            })
+            .collect()
     }
 
     /// `a − b`, element-wise at `a`'s scale (the scales must agree).
@@ -877,4 +856,26 @@ impl Quantizer<'_> {
             nonneg: x.nonneg && y.nonneg,
         }
     }
+}
+
+/// For each row of a tensor of `shape` along `axis` (each position off the axis), the
+/// flat indices of its elements in order along the axis.
+fn along_axis(shape: &[usize], axis: usize) -> Vec<Vec<Option<usize>>> {
+    let len = shape[axis];
+    let inner: usize = shape[axis + 1..].iter().product();
+    let rows = shape.iter().product::<usize>() / len.max(1);
+    (0..rows)
+        .map(|r| {
+            (0..len)
+                .map(|t| Some(((r / inner) * len + t) * inner + r % inner))
+                .collect()
+        })
+        .collect()
+}
+
+/// The rows of a `[rows, len]` tensor.
+fn by_rows(rows: usize, len: usize) -> Vec<Vec<Option<usize>>> {
+    (0..rows)
+        .map(|r| (0..len).map(|t| Some(r * len + t)).collect())
+        .collect()
 }
