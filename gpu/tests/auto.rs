@@ -1,7 +1,8 @@
 //! `--engine auto` with the GPU build installed: on a machine whose device answers the
 //! proof is made on the GPU; anywhere else zkinfer says why and proves on the CPU. Either
-//! way the proof verifies. (The test command runs this on CI, which has no GPU, and the
-//! device check runs it where one is lent.)
+//! way the proof verifies. (The test command runs this on CI, which has no GPU; on a lent
+//! device, where nothing is compiled, scripts/gpu-check.sh checks the GPU path with the
+//! prebuilt binaries.)
 
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
