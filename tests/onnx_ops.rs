@@ -13,7 +13,8 @@ use zkinfer_circuits::halo2_proofs::dev::MockProver;
 use zkinfer_circuits::{plan_layout, ModelCircuit};
 use zkinfer_compiler::import::import_proto;
 use zkinfer_compiler::{
-    calibrate, fidelity, import_onnx, quantize, quantize_input, CompileError, QuantConfig,
+    calibrate, fidelity, import_onnx, quantize, quantize_input, run_quantized, CompileError,
+    QuantConfig,
 };
 use zkinfer_tests::{
     encode, float_tensor, floats, int_tensor, model, node, shared_models, tract_run,
@@ -2861,4 +2862,149 @@ fn certificate_graphs_count_argmax_agreement_and_refuse_impostors() {
     gp.output = vec![value_info("F", &[1, 9])];
     let e = certificate_proto(&fixed, batch).unwrap_err().to_string();
     assert!(e.contains("not a batch dimension"), "{e}");
+}
+
+/// Quantizes `m` at the default widths on `samples` and checks its circuit on each of
+/// them with MockProver; returns the graph and the quantized model.
+fn default_widths(
+    m: &ModelProto,
+    samples: &[Vec<f32>],
+) -> (zkinfer_compiler::graph::Graph, zkinfer_qir::QModel) {
+    let graph = import_proto(m).unwrap().graph;
+    let cal = calibrate(&graph, samples).unwrap();
+    let q = quantize(&graph, &cal, QuantConfig::default()).unwrap();
+    let (plan, _) = plan_layout(&q, Default::default(), None, Default::default()).unwrap();
+    for s in samples {
+        let trace = q.run(&quantize_input(&q, s)).unwrap();
+        let instances = ModelCircuit::instances(&q, &plan.layout, &trace, &Default::default());
+        let circuit =
+            ModelCircuit::with_trace(Arc::new(q.clone()), plan.layout.clone(), Arc::new(trace));
+        let prover = MockProver::run(plan.layout.k, &circuit, vec![instances]).unwrap();
+        assert_eq!(prover.verify(), Ok(()));
+    }
+    (graph, q)
+}
+
+/// `relu(x · W)` for a `[1, 1]` input and `W = 11/16`, then `op` (if any) against
+/// `0.0048828125` (`10 / 2048`).
+fn scaled_by_eleven_sixteenths(op: Option<&str>) -> ModelProto {
+    let mut inits = vec![float_tensor("W", &[1, 1], vec![11.0 / 16.0])];
+    let mut nodes = vec![
+        node("MatMul", &["x", "W"], "p", vec![]),
+        node("Relu", &["p"], "v", vec![]),
+    ];
+    let out = match op {
+        Some(op) => {
+            inits.push(float_tensor("c", &[1, 1], vec![10.0 / 2048.0]));
+            nodes.push(node(op, &["v", "c"], "y", vec![]));
+            "y"
+        }
+        None => "v",
+    };
+    model(nodes, inits, value_info("x", &[1, 1]), value_info_any(out))
+}
+
+#[test]
+fn a_rescale_rounds_to_nearest_and_a_comparison_keeps_the_floor() {
+    // Calibrated on x = 1, the product (at most 11/16) gets scale 2^11. x = 7/1024 and
+    // the weight are exact at their scales, so the accumulator is exactly 77/16384 =
+    // 9.625 / 2048: rounded, the output is 10/2048 (a floor would give 9/2048).
+    let samples = vec![vec![1.0], vec![7.0 / 1024.0]];
+    let (_, q) = default_widths(&scaled_by_eleven_sixteenths(None), &samples);
+    assert_eq!(q.value(q.output).scale, 11);
+    let out = run_quantized(&q, &samples[1]).unwrap();
+    assert_eq!(out, vec![10.0 / 2048.0]);
+    // 9.625 / 2048 < 10 / 2048: the comparison reads the ReLU's floor, exact, not the
+    // rounding.
+    let (_, q) = default_widths(&scaled_by_eleven_sixteenths(Some("Less")), &samples);
+    assert_eq!(run_quantized(&q, &samples[1]).unwrap(), vec![1.0]);
+    let (_, q) = default_widths(
+        &scaled_by_eleven_sixteenths(Some("GreaterOrEqual")),
+        &samples,
+    );
+    assert_eq!(run_quantized(&q, &samples[1]).unwrap(), vec![0.0]);
+}
+
+#[test]
+fn a_chain_of_rescales_has_no_drift() {
+    // Ten 16 × 16 layers: a floor at each would shift every output by about half a unit
+    // per layer, all in one direction; rounding keeps the mean error near zero.
+    let mut inits = Vec::new();
+    let mut nodes = Vec::new();
+    let mut at = "x".to_string();
+    for l in 0..10 {
+        let w: Vec<f32> = floats(300 + l, 256).iter().map(|v| v * 0.4).collect();
+        inits.push(float_tensor(&format!("W{l}"), &[16, 16], w));
+        nodes.push(node(
+            "MatMul",
+            &[&at, &format!("W{l}")],
+            &format!("h{l}"),
+            vec![],
+        ));
+        at = format!("h{l}");
+    }
+    let m = model(nodes, inits, value_info("x", &[1, 16]), value_info_any(&at));
+    let samples: Vec<Vec<f32>> = (0..8).map(|s| floats(400 + s, 16)).collect();
+    let (graph, q) = default_widths(&m, &samples);
+    let ulp = (-(q.value(q.output).scale as f64)).exp2();
+    let (mut sum, mut n) = (0f64, 0usize);
+    for s in &samples {
+        let float = &graph.run(s).unwrap()[&graph.output].data;
+        for (a, b) in float.iter().zip(run_quantized(&q, s).unwrap()) {
+            sum += b - *a as f64;
+            n += 1;
+        }
+    }
+    let drift = sum / n as f64 / ulp;
+    assert!(drift.abs() < 0.5, "mean error {drift} units of the output");
+}
+
+#[test]
+fn layer_norm_over_768_and_peaked_softmax_rows_stay_within_one_percent() {
+    // round(2^11 / 768) = 3 made the mean and variance 12.5% off; a softmax row whose
+    // sum is near 1 read it with 6 fractional bits. Both at the default 12 bits.
+    let inits = vec![
+        float_tensor("gamma", &[768], floats(71, 768)),
+        float_tensor("beta", &[768], floats(72, 768)),
+    ];
+    let mut ln = node(
+        "LayerNormalization",
+        &["x", "gamma", "beta"],
+        "y",
+        vec![("epsilon", Attr::F(1e-5))],
+    );
+    ln.attribute.push(tract_onnx::pb::AttributeProto {
+        name: "axis".into(),
+        r#type: tract_onnx::pb::attribute_proto::AttributeType::Int as i32,
+        i: -1,
+        ..Default::default()
+    });
+    let mut m = model(
+        vec![ln],
+        inits,
+        value_info("x", &[1, 2, 768]),
+        value_info_any("y"),
+    );
+    m.opset_import[0].version = 17;
+    let samples: Vec<Vec<f32>> = (0..2)
+        .map(|s| floats(80 + s, 1536).iter().map(|v| v * 3.0 + 0.5).collect())
+        .collect();
+    let (graph, q) = default_widths(&m, &samples);
+    let f = fidelity(&graph, &q, &samples).unwrap();
+    assert!(f.max_abs_error <= 0.01 * f.output_max_abs, "{f}");
+
+    // Rows of 64 logits in [-8, 8]: most rows have one or two large terms.
+    let nodes = vec![node("Softmax", &["x"], "y", vec![("axis", Attr::I(-1))])];
+    let m = model(
+        nodes,
+        vec![],
+        value_info("x", &[4, 64]),
+        value_info_any("y"),
+    );
+    let samples: Vec<Vec<f32>> = (0..2)
+        .map(|s| floats(90 + s, 256).iter().map(|v| v * 8.0).collect())
+        .collect();
+    let (graph, q) = default_widths(&m, &samples);
+    let f = fidelity(&graph, &q, &samples).unwrap();
+    assert!(f.max_abs_error <= 0.01 * f.output_max_abs, "{f}");
 }

@@ -308,6 +308,27 @@ impl Func {
         }
     }
 
+    /// Whether `f` is continuous where it is defined: rounding its input to the nearest
+    /// grid point then errs no more than flooring it. The steps (sign, floor, comparisons,
+    /// the argmax index, a threshold) are defined by which side of a boundary the input
+    /// lies on, which a floor of a finer value keeps and a rounding may not.
+    pub fn is_continuous(self) -> bool {
+        !matches!(
+            self,
+            Func::Sign
+                | Func::Floor
+                | Func::Ceil
+                | Func::Round
+                | Func::Trunc
+                | Func::NonZero
+                | Func::IsZero
+                | Func::Negative
+                | Func::NonNegative
+                | Func::ArgIndex { .. }
+                | Func::ThresholdedRelu { .. }
+        )
+    }
+
     /// Whether every output is `≥ 0` (lets a later op skip a sign check).
     pub fn nonneg(self) -> bool {
         match self {

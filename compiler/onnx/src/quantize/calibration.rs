@@ -7,18 +7,72 @@ use super::*;
 pub struct Calibration {
     pub samples: usize,
     pub max_abs: BTreeMap<String, f32>,
+    /// Largest magnitudes inside a node, which no tensor of the graph holds, by
+    /// `{node output}/{what}`: a layer normalisation's variance (`var`) and reciprocal
+    /// standard deviation (`rstd`), a softmax's largest difference within a row (`spread`).
+    #[serde(default)]
+    pub inner: BTreeMap<String, f32>,
 }
 
 pub fn calibrate(graph: &Graph, samples: &[Vec<f32>]) -> Result<Calibration, CompileError> {
     let mut cal = Calibration::default();
     for s in samples {
-        for (name, t) in graph.run(s)? {
+        let run = graph.run(s)?;
+        for node in &graph.nodes {
+            let Some(x) = run.get(&node.inputs[0]) else {
+                continue;
+            };
+            let ranges = match node.op {
+                Op::LayerNormalization { epsilon } => layer_norm_ranges(x, epsilon).to_vec(),
+                Op::Softmax => vec![("spread", softmax_spread(x))],
+                _ => continue,
+            };
+            for (what, m) in ranges {
+                let e = cal
+                    .inner
+                    .entry(format!("{}/{what}", node.output))
+                    .or_insert(0.0);
+                *e = e.max(m);
+            }
+        }
+        for (name, t) in run {
             let m = cal.max_abs.entry(name).or_insert(0.0);
             *m = m.max(t.max_abs());
         }
         cal.samples += 1;
     }
     Ok(cal)
+}
+
+/// The largest spread (largest minus smallest element) of a softmax's input rows.
+fn softmax_spread(x: &Tensor) -> f32 {
+    let len = *x.shape.last().unwrap_or(&1);
+    x.data
+        .chunks(len.max(1))
+        .map(|r| {
+            let (lo, hi) = r
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+                    (lo.min(v), hi.max(v))
+                });
+            hi - lo
+        })
+        .fold(0f32, f32::max)
+}
+
+/// The largest variance and reciprocal standard deviation of a layer normalisation of
+/// `x` over its last axis (as [`Graph::run`] computes them).
+fn layer_norm_ranges(x: &Tensor, epsilon: f32) -> [(&'static str, f32); 2] {
+    let len = *x.shape.last().unwrap_or(&1);
+    let (mut var_max, mut rstd_max) = (0f32, 0f32);
+    for r in x.data.chunks(len.max(1)) {
+        let mean = r.iter().sum::<f32>() / len as f32;
+        let var = r.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / len as f32;
+        let rs = 1.0 / (var + epsilon).sqrt();
+        var_max = var_max.max(var);
+        rstd_max = rstd_max.max(rs);
+    }
+    [("var", var_max), ("rstd", rstd_max)]
 }
 
 /// Index of the largest element (first on ties).

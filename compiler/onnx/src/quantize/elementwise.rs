@@ -177,7 +177,7 @@ impl Quantizer<'_> {
             index,
         )?;
         let y = if matches!(op, Op::Sum) {
-            self.row_sum(x, &format!("{out}/sum"), n, k, 1, 0)
+            self.row_sum(x, &format!("{out}/sum"), n, k, 1, 0, 0)
         } else {
             let x = self.halved_unless_nonneg(x, &rows, &[n, k]);
             let taps: Vec<Vec<Option<usize>>> = (0..n)

@@ -130,7 +130,9 @@ impl Quantizer<'_> {
         Ok(QTensor { id, ..y })
     }
 
-    /// Sums groups of `len` consecutive elements, each times `weight` (at `weight_scale`).
+    /// Sums groups of `len` consecutive elements, each times `weight` (at `weight_scale`),
+    /// plus `bias` (at the sum's scale).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn row_sum(
         &mut self,
         x: QTensor,
@@ -139,6 +141,7 @@ impl Quantizer<'_> {
         len: usize,
         weight: i64,
         weight_scale: i32,
+        bias: i64,
     ) -> QTensor {
         let id = self.value(name, vec![rows, 1], x.scale + weight_scale);
         self.ops.push(QOp::Linear(Linear {
@@ -148,7 +151,7 @@ impl Quantizer<'_> {
             out_features: 1,
             weight: vec![weight; len],
             weight_scale,
-            bias: vec![0],
+            bias: vec![bias],
         }));
         QTensor {
             id,

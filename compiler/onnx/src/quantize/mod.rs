@@ -130,7 +130,7 @@ pub fn quantize(
         q.node(node)?;
     }
     let out = q.bounded(&graph.output, &graph.output)?;
-    let model = QModel {
+    let mut model = QModel {
         name: graph.name.clone(),
         values: q.values,
         input,
@@ -139,8 +139,119 @@ pub fn quantize(
         act_bits: cfg.act_bits,
         tables: q.tables,
     };
+    round_to_nearest(&mut model);
     model.validate()?;
     Ok(model)
+}
+
+/// Whether every element of `v` is an element of an op with a constant term (a linear
+/// layer's bias, an addition's constant) that only `v` reads (through reshapes,
+/// rearrangements and concatenations); collects those ops.
+fn accumulators(
+    model: &QModel,
+    uses: &[usize],
+    producer: &[Option<usize>],
+    v: ValueId,
+    linears: &mut Vec<usize>,
+) -> bool {
+    if uses[v.0] != 1 {
+        return false;
+    }
+    match producer[v.0].map(|p| (p, &model.ops[p])) {
+        Some((_, QOp::Reshape(r))) => accumulators(model, uses, producer, r.input, linears),
+        // Every element it moves (or repeats) is an accumulator's.
+        Some((_, QOp::Rearrange(r))) => accumulators(model, uses, producer, r.input, linears),
+        Some((_, QOp::Concat(c))) => c
+            .inputs
+            .iter()
+            .all(|&i| accumulators(model, uses, producer, i, linears)),
+        Some((p, QOp::Linear(_))) => {
+            linears.push(p);
+            true
+        }
+        Some((
+            p,
+            QOp::Add(Add {
+                b: AddOperand::Constant(_),
+                ..
+            }),
+        )) => {
+            linears.push(p);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Makes the rescales of accumulators round to nearest instead of flooring.
+///
+/// A rescale is a floor, `⌊x / 2^s⌋`: it errs by up to one unit, −½ on average, and
+/// through a deep network these biases add up layer after layer. Where the rescaled value
+/// is made of the results of ops with a constant term (see [`accumulators`]) that nothing
+/// else reads, adding `2^(s−1)` to those constants makes the same floor a rounding,
+/// /// `⌊(x + 2^(s−1)) / 2^s⌋`, at no cost in the circuit: a bias is a parameter like any
+/// other. Only where what follows is continuous (no activation, ReLU, a continuous
+/// tabulated function): a step function, and a comparison of the rescaled value, keep
+/// the floor, which decides exactly which side of a boundary the value lies on.
+fn round_to_nearest(model: &mut QModel) {
+    let mut uses = vec![0usize; model.values.len()];
+    for op in &model.ops {
+        for v in op.inputs() {
+            uses[v.0] += 1;
+        }
+    }
+    uses[model.output.0] += 1;
+    let mut producer = vec![None; model.values.len()];
+    for (i, op) in model.ops.iter().enumerate() {
+        producer[op.output().0] = Some(i);
+    }
+    let is_step = |act: Activation| match act {
+        Activation::Identity | Activation::Relu => false,
+        Activation::Table(t) => model.tables.get(t).is_none_or(|t| !t.func.is_continuous()),
+    };
+    // Values a step function reads exactly: through data movement, additions and
+    // rescales by 2^0 (a comparison reads a difference). Their floors stay floors, so
+    // that a comparison with a constant is exact where the value is.
+    let mut exact = vec![false; model.values.len()];
+    for op in model.ops.iter().rev() {
+        let passes = match op {
+            QOp::Rescale(r) => is_step(r.act) || (r.shift == 0 && exact[r.output.0]),
+            QOp::Reshape(_) | QOp::Rearrange(_) | QOp::Concat(_) | QOp::Add(_) => {
+                exact[op.output().0]
+            }
+            QOp::Linear(_) | QOp::Mul(_) => false,
+        };
+        if passes {
+            for v in op.inputs() {
+                exact[v.0] = true;
+            }
+        }
+    }
+    for r in 0..model.ops.len() {
+        let QOp::Rescale(rescale) = &model.ops[r] else {
+            continue;
+        };
+        if rescale.shift == 0 || is_step(rescale.act) || exact[rescale.output.0] {
+            continue;
+        }
+        let half = 1i64 << (rescale.shift - 1);
+        let mut linears = Vec::new();
+        if accumulators(model, &uses, &producer, rescale.input, &mut linears) {
+            for p in linears {
+                let constants = match &mut model.ops[p] {
+                    QOp::Linear(l) => &mut l.bias,
+                    QOp::Add(Add {
+                        b: AddOperand::Constant(c),
+                        ..
+                    }) => c,
+                    _ => continue,
+                };
+                for c in constants {
+                    *c += half;
+                }
+            }
+        }
+    }
 }
 
 fn pow2(e: i32) -> i64 {
@@ -698,7 +809,7 @@ impl Quantizer<'_> {
                     let w = vec![1.0 / *len as f32; *len];
                     self.linear(name, cols, out, vec![rows, 1], &w, *len, 1, None)?
                 } else {
-                    self.row_sum(cols, &format!("{out}/sum"), rows, *len, 1, 0)
+                    self.row_sum(cols, &format!("{out}/sum"), rows, *len, 1, 0, 0)
                 };
                 let id = self.value(out, out_shape.clone(), y.scale);
                 self.ops.push(QOp::Reshape(Reshape {

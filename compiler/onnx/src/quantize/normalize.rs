@@ -16,14 +16,23 @@ impl Quantizer<'_> {
         let bits = self.cfg.act_bits as i32;
         let len = *shape.last().unwrap_or(&1);
         let rows = shape.iter().product::<usize>() / len.max(1);
-        let x = self.bounded(input, node)?;
-        // One bit of headroom so x − max stays inside the lookup's range.
+        // x − max must stay inside the lookup's range: |x − max| ≤ 2M for inputs bounded
+        // by M, one bit more than x, unless calibration bounds the rows' spread (largest
+        // minus smallest) more tightly, as it mostly does. The input is rescaled once,
+        // straight to that scale (and so rounded to nearest where it is an accumulator).
+        let x = self.get(input)?;
+        let target = self.target_scale(input);
+        let half_scale = match self.cal.inner.get(&format!("{out}/spread")) {
+            Some(&s) if s > 0.0 => scale_for(f64::from(s), self.cfg.act_bits, HEADROOM).min(target),
+            _ => target - 1,
+        }
+        .min(x.scale);
         let half = self.rescale_to(
             node,
             x,
             &format!("{out}/half"),
             &[rows, len],
-            x.scale - 1,
+            half_scale,
             Activation::Identity,
         )?;
         let index: Vec<Vec<Option<usize>>> = (0..rows)
@@ -54,20 +63,43 @@ impl Quantizer<'_> {
             Activation::Table(exp),
         )?;
         let e = QTensor { nonneg: true, ..e };
-        let sum = self.row_sum(e, &format!("{out}/sum"), rows, len, 1, 0);
+        let sum = self.row_sum(e, &format!("{out}/sum"), rows, len, 1, 0, 0);
         let sum_scale = scale_for(len as f64, self.cfg.act_bits, 1.0).min(e_scale);
         let recip = self.table(TableSpec {
             func: Func::Reciprocal,
             in_scale: sum_scale,
             out_scale: e_scale,
         });
-        let r = self.rescale_to(
+        let r0 = self.rescale_to(
             node,
             sum,
-            &format!("{out}/recip"),
+            &format!("{out}/recip0"),
             &[rows, 1],
             sum_scale,
             Activation::Table(recip),
+        )?;
+        // The table reads the sum at a scale coarse enough for its largest value (len),
+        // which leaves a sum near 1 (a peaked row) few significant bits. One Newton step
+        // on the exact sum, r = r0 · (2 − Σe · r0), squares the relative error, at a few
+        // ops per row.
+        let p = self.product(sum, r0, &format!("{out}/recip_check"), &[rows, 1]);
+        let two = 2 * pow2(p.scale);
+        let q = self.affine(
+            p,
+            &format!("{out}/recip_step"),
+            &[rows, 1],
+            vec![-1],
+            vec![two; rows],
+            p.scale,
+        );
+        let r = self.product(r0, q, &format!("{out}/recip_acc"), &[rows, 1]);
+        let r = self.rescale_to(
+            node,
+            r,
+            &format!("{out}/recip"),
+            &[rows, 1],
+            e_scale,
+            Activation::Identity,
         )?;
         let r = self.spread(r, &format!("{out}/recip_b"), rows, len);
         let y = self.product(e, r, &format!("{out}/prod"), &[rows, len]);
@@ -83,9 +115,84 @@ impl Quantizer<'_> {
         })
     }
 
+    /// The weight of a mean over `len` elements, `round(2^ws / len)` at scale `ws`: the
+    /// finest that `weight_bits` holds, and `ws ≤ max_ws`. A coarse one is a systematic
+    /// error: `round(2^11 / 768) = 3` is 12.5% off `2^11 / 768`, where `ws = 20` gives
+    /// `1365`, 0.02% off.
+    fn mean_weight(&self, len: usize, max_ws: i32) -> (i64, i32) {
+        let limit = (1i64 << (self.cfg.weight_bits - 1)) - 1;
+        let weight = |ws: i32| ((ws as f64).exp2() / len as f64).round() as i64;
+        let mut ws = max_ws.clamp(0, 62);
+        while ws > 0 && weight(ws) > limit {
+            ws -= 1;
+        }
+        (weight(ws).max(1), ws)
+    }
+
+    /// The reciprocal square root of the layer normalisation `out`: the table's input and
+    /// output scales, which every layer normalisation of the model shares (a table each
+    /// would cost `2^B` rows each), and this one's variance and result scales.
+    ///
+    /// One table serves all exactly: read at scale `a`, an integer variance `V` of scale
+    /// `v = a + 2m` stands for `2^(2m)` times its value, whose reciprocal square root is
+    /// `2^(−m)` times the one wanted, so the table's output, of scale `b`, is the result at
+    /// scale `b − m`. Each normalisation takes the finest variance scale its range allows
+    /// (one bit less where the parity differs from `a`), and `b` is the finest at which no
+    /// normalisation's reciprocal square root saturates.
+    ///
+    /// Calibration bounds the variance and its reciprocal square root far tighter than
+    /// the worst cases (`var ≤ M²` for inputs bounded by `M`, `rsqrt(var) ≤
+    /// 2^(v/2)`), which leave them few significant bits; the worst cases stand where
+    /// calibration saw nothing. Past its bound the reciprocal square root saturates (the
+    /// table clamps); a variance past its bound fails its range check, as any calibrated
+    /// tensor does.
+    fn rsqrt_scales(&self, out: &str) -> RsqrtScales {
+        let bits = self.cfg.act_bits;
+        let inner = |out: &str, what: &str| {
+            self.cal
+                .inner
+                .get(&format!("{out}/{what}"))
+                .map(|&m| f64::from(m))
+                .filter(|m| *m > 0.0 && m.is_finite())
+        };
+        // (output name, variance scale, finest result scale), per normalisation.
+        let mut norms: Vec<(&str, i32, f64)> = Vec::new();
+        for n in &self.graph.nodes {
+            let Op::LayerNormalization { epsilon } = n.op else {
+                continue;
+            };
+            let input = n.inputs[0].as_str();
+            let max_x = (self.cal.max_abs.get(input).copied().unwrap_or(0.0) as f64)
+                .max(2f64.powi(-self.target_scale(input)));
+            let var = inner(&n.output, "var").map_or(max_x * max_x, |v| v + f64::from(epsilon));
+            let mut v = scale_for(var, bits, HEADROOM);
+            if let Some(&(_, a, _)) = norms.first() {
+                v -= (v - a).rem_euclid(2);
+            }
+            // var ≥ one unit at v (ε included), so rsqrt(var) ≤ 2^(v / 2).
+            let bound = 2f64.powf(v as f64 / 2.0);
+            let rstd = inner(&n.output, "rstd").map_or(bound, |r| r.min(bound));
+            norms.push((n.output.as_str(), v, rstd));
+        }
+        let a = norms.first().map_or(bits as i32 - 2, |n| n.1);
+        let half = |v: i32| (v - a).div_euclid(2);
+        let b = norms
+            .iter()
+            .map(|&(_, v, rstd)| scale_for(rstd, bits, HEADROOM) + half(v))
+            .min()
+            .unwrap_or(bits as i32 - 2);
+        let v = norms.iter().find(|n| n.0 == out).map_or(a, |n| n.1);
+        RsqrtScales {
+            table_in: a,
+            table_out: b,
+            var: v,
+            result: b - half(v),
+        }
+    }
+
     /// LayerNormalization over the last axis: `(x − mean) · rsqrt(var + ε) · γ + β`.
-    /// Ranges come from the input's calibrated bound `M`: `|x − mean| < 2M`, `var ≤ M²`,
-    /// `|x − mean| · rsqrt(var) ≤ sqrt(len − 1)`.
+    /// `|x − mean| < 2M` for the input's calibrated bound `M`; the reciprocal square
+    /// root's scales are [`Self::rsqrt_scales`]'s.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn layer_norm(
         &mut self,
@@ -97,16 +204,12 @@ impl Quantizer<'_> {
         beta: &[f32],
         epsilon: f32,
     ) -> Result<QTensor, CompileError> {
-        let bits = self.cfg.act_bits as i32;
         let len = *shape.last().unwrap_or(&1);
         let rows = shape.iter().product::<usize>() / len.max(1);
         let x = self.bounded(input, node)?;
-        let max_x =
-            (self.cal.max_abs.get(input).copied().unwrap_or(0.0) as f64).max(2f64.powi(-x.scale));
-        // mean = Σ x · round(2^(B-1) / len) / 2^(B-1)
-        let wscale = bits - 1;
-        let w = ((1i64 << wscale) as f64 / len as f64).round() as i64;
-        let sum = self.row_sum(x, &format!("{out}/mean_acc"), rows, len, w, wscale);
+        // mean = Σ x · round(2^ws / len) / 2^ws
+        let (w, wscale) = self.mean_weight(len, self.max_shift());
+        let sum = self.row_sum(x, &format!("{out}/mean_acc"), rows, len, w, wscale, 0);
         let mean = self.rescale_to(
             node,
             sum,
@@ -143,45 +246,58 @@ impl Quantizer<'_> {
         )?;
         let sq = self.product(c, c, &format!("{out}/sq"), &[rows, len]);
         let sq = QTensor { nonneg: true, ..sq };
-        let var = self.row_sum(sq, &format!("{out}/var_acc"), rows, len, w, wscale);
-        let eps = quantize_value(epsilon as f64, var.scale).max(1);
-        let var = self.affine(
-            var,
-            &format!("{out}/var_eps"),
-            &[rows, 1],
-            vec![1],
-            vec![eps; rows],
-            var.scale,
-        );
-        let v_scale = scale_for(max_x * max_x, self.cfg.act_bits, HEADROOM).min(var.scale);
-        // var ≥ one unit at v_scale (ε included), so rsqrt(var) ≤ 2^(v_scale / 2).
-        let r_scale = scale_for(2f64.powf(v_scale as f64 / 2.0), self.cfg.act_bits, 1.0);
+        let scales = self.rsqrt_scales(out);
+        // The variance's rescale, from sq.scale + ws to its scale, must stay provable.
+        let (w, wscale) = self.mean_weight(len, self.max_shift() - sq.scale + scales.var);
+        // The sum weighs each square by w / 2^ws = ρ / len, with ρ ≈ 1 (as close as w's
+        // few bits allow): it computes ρ·(var + ε), ε being its bias, and the table
+        // ρ^(−1/2)·rsqrt(var + ε). γ takes √ρ back, so no error of w's remains.
+        let rho = w as f64 * len as f64 / (wscale as f64).exp2();
+        let eps = quantize_value(epsilon as f64 * rho, sq.scale + wscale).max(1);
+        let var = self.row_sum(sq, &format!("{out}/var_acc"), rows, len, w, wscale, eps);
+        let shift = var.scale - scales.var;
+        if !(0..=self.max_shift()).contains(&shift) {
+            return Err(CompileError::Quantize {
+                node: node.to_string(),
+                reason: format!("rescaling the variance by 2^{shift} is outside the remainder check; use more --bits"),
+            });
+        }
         let rsqrt = self.table(TableSpec {
             func: Func::Rsqrt,
-            in_scale: v_scale,
-            out_scale: r_scale,
+            in_scale: scales.table_in,
+            out_scale: scales.table_out,
         });
-        let r = self.rescale_to(
-            node,
-            var,
-            &format!("{out}/rstd"),
-            &[rows, 1],
-            v_scale,
-            Activation::Table(rsqrt),
-        )?;
+        let id = self.value(&format!("{out}/rstd"), vec![rows, 1], scales.result);
+        self.ops.push(QOp::Rescale(Rescale {
+            input: var.id,
+            output: id,
+            shift: shift as u32,
+            act: Activation::Table(rsqrt),
+        }));
+        let r = QTensor {
+            id,
+            scale: scales.result,
+            at_target: true,
+            nonneg: true,
+        };
         let r = self.spread(r, &format!("{out}/rstd_b"), rows, len);
         let norm = self.product(c, r, &format!("{out}/normed_acc"), &[rows, len]);
-        let n_scale = scale_for((len as f64).sqrt(), self.cfg.act_bits, 1.0).min(norm.scale);
-        let norm = self.rescale_to(
-            node,
-            norm,
-            &format!("{out}/normed"),
-            &[rows, len],
-            n_scale,
-            Activation::Identity,
-        )?;
-        let fa: Vec<f32> = (0..rows * len).map(|i| gamma[i % len]).collect();
+        // γ and β apply to the product itself: it is bounded (both factors are), and one
+        // rescale after the affine map, rounding to nearest, loses less than two.
+        let fa: Vec<f32> = (0..rows * len)
+            .map(|i| (f64::from(gamma[i % len]) * rho.sqrt()) as f32)
+            .collect();
         let fb: Vec<f32> = (0..rows * len).map(|i| beta[i % len]).collect();
         self.scale_and_shift(node, norm, out, shape, &fa, &fb)
     }
+}
+
+/// See [`Quantizer::rsqrt_scales`].
+struct RsqrtScales {
+    table_in: i32,
+    table_out: i32,
+    /// The variance's scale (`table_in` plus an even number).
+    var: i32,
+    /// The reciprocal square root's scale.
+    result: i32,
 }
