@@ -115,13 +115,13 @@ impl Quantizer<'_> {
         })
     }
 
-    /// The weight of a mean over `len` elements, `round(2^ws / len)` at scale `ws`: the
-    /// finest that `weight_bits` holds, and `ws ≤ max_ws`. A coarse one is a systematic
-    /// error: `round(2^11 / 768) = 3` is 12.5% off `2^11 / 768`, where `ws = 20` gives
-    /// `1365`, 0.02% off.
-    fn mean_weight(&self, len: usize, max_ws: i32) -> (i64, i32) {
+    /// The weight of a mean over `len` elements, `2^ws / len` at scale `ws` made an
+    /// integer by `to_integer`: the finest that `weight_bits` holds, and `ws ≤ max_ws`. A
+    /// coarse one is a systematic error: `round(2^11 / 768) = 3` is 12.5% off
+    /// `2^11 / 768`, where `ws = 20` gives `1365`, 0.02% off.
+    fn mean_weight(&self, len: usize, max_ws: i32, to_integer: fn(f64) -> f64) -> (i64, i32) {
         let limit = (1i64 << (self.cfg.weight_bits - 1)) - 1;
-        let weight = |ws: i32| ((ws as f64).exp2() / len as f64).round() as i64;
+        let weight = |ws: i32| to_integer((ws as f64).exp2() / len as f64) as i64;
         let mut ws = max_ws.clamp(0, 62);
         while ws > 0 && weight(ws) > limit {
             ws -= 1;
@@ -208,7 +208,7 @@ impl Quantizer<'_> {
         let rows = shape.iter().product::<usize>() / len.max(1);
         let x = self.bounded(input, node)?;
         // mean = Σ x · round(2^ws / len) / 2^ws
-        let (w, wscale) = self.mean_weight(len, self.max_shift());
+        let (w, wscale) = self.mean_weight(len, self.max_shift(), f64::round);
         let sum = self.row_sum(x, &format!("{out}/mean_acc"), rows, len, w, wscale, 0);
         let mean = self.rescale_to(
             node,
@@ -235,22 +235,34 @@ impl Quantizer<'_> {
             nonneg: false,
             ..x
         };
-        // |c| < 2^B at x's scale: one bit less keeps it bounded.
-        let c = self.rescale_to(
-            node,
-            c,
-            &format!("{out}/centred"),
-            &[rows, len],
-            x.scale - 1,
-            Activation::Identity,
-        )?;
+        let scales = self.rsqrt_scales(out);
+        // The variance sums c² with the weight w = ⌊2^ws / len⌋ ≥ 1 (so 2^ws ≥ len), and
+        // its rescale, from 2·c.scale + ws to the variance's scale, must stay provable.
+        // c keeps x's scale where that allows: |c| < 2^B there, one bit past the range
+        // check, but only its square's sum and its product with the reciprocal square
+        // root are read, and they are rescaled (so bounded) in their turn. Else c gives
+        // up the bits it must, rescaled (which bounds it).
+        let log_len = (len as f64).log2().ceil() as i32;
+        let excess = 2 * x.scale + log_len - scales.var - self.max_shift();
+        let c = if excess > 0 {
+            let scale = x.scale - (excess + 1) / 2;
+            self.rescale_to(
+                node,
+                c,
+                &format!("{out}/centred"),
+                &[rows, len],
+                scale,
+                Activation::Identity,
+            )?
+        } else {
+            c
+        };
         let sq = self.product(c, c, &format!("{out}/sq"), &[rows, len]);
         let sq = QTensor { nonneg: true, ..sq };
-        let scales = self.rsqrt_scales(out);
-        // The variance's rescale, from sq.scale + ws to its scale, must stay provable.
-        let (w, wscale) = self.mean_weight(len, self.max_shift() - sq.scale + scales.var);
-        // The sum weighs each square by w / 2^ws = ρ / len, with ρ ≈ 1 (as close as w's
-        // few bits allow): it computes ρ·(var + ε), ε being its bias, and the table
+        let (w, wscale) =
+            self.mean_weight(len, self.max_shift() - sq.scale + scales.var, f64::floor);
+        // The sum weighs each square by w / 2^ws = ρ / len, with ½ < ρ ≤ 1: it computes
+        // ρ·(var + ε), ε being its bias, never more than var + ε, and the table
         // ρ^(−1/2)·rsqrt(var + ε). γ takes √ρ back, so no error of w's remains.
         let rho = w as f64 * len as f64 / (wscale as f64).exp2();
         let eps = quantize_value(epsilon as f64 * rho, sq.scale + wscale).max(1);
@@ -282,7 +294,7 @@ impl Quantizer<'_> {
         };
         let r = self.spread(r, &format!("{out}/rstd_b"), rows, len);
         let norm = self.product(c, r, &format!("{out}/normed_acc"), &[rows, len]);
-        // γ and β apply to the product itself: it is bounded (both factors are), and one
+        // γ and β apply to the product itself: it is small (both factors are), and one
         // rescale after the affine map, rounding to nearest, loses less than two.
         let fa: Vec<f32> = (0..rows * len)
             .map(|i| (f64::from(gamma[i % len]) * rho.sqrt()) as f32)
