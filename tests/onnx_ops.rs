@@ -248,17 +248,12 @@ fn unsupported_ops_are_all_named_before_any_work() {
     );
 }
 
-#[test]
-fn softmax_and_layer_norm_match_tract() {
-    let inits = vec![
-        float_tensor("gamma", &[8], floats(61, 8)),
-        float_tensor("beta", &[8], floats(62, 8)),
-        float_tensor("W", &[8, 8], floats(63, 64)),
-    ];
+/// `LayerNormalization(x, gamma, beta)` over the last axis, ε = 1e-5.
+fn layer_norm_of_x(out: &str) -> NodeProto {
     let mut ln = node(
         "LayerNormalization",
         &["x", "gamma", "beta"],
-        "n",
+        out,
         vec![("epsilon", Attr::F(1e-5))],
     );
     ln.attribute.push(tract_onnx::pb::AttributeProto {
@@ -267,6 +262,17 @@ fn softmax_and_layer_norm_match_tract() {
         i: -1,
         ..Default::default()
     });
+    ln
+}
+
+#[test]
+fn softmax_and_layer_norm_match_tract() {
+    let inits = vec![
+        float_tensor("gamma", &[8], floats(61, 8)),
+        float_tensor("beta", &[8], floats(62, 8)),
+        float_tensor("W", &[8, 8], floats(63, 64)),
+    ];
+    let ln = layer_norm_of_x("n");
     let nodes = vec![
         ln,
         node("MatMul", &["n", "W"], "h", vec![]),
@@ -2967,18 +2973,7 @@ fn layer_norm_over_768_and_peaked_softmax_rows_stay_within_one_percent() {
         float_tensor("gamma", &[768], floats(71, 768)),
         float_tensor("beta", &[768], floats(72, 768)),
     ];
-    let mut ln = node(
-        "LayerNormalization",
-        &["x", "gamma", "beta"],
-        "y",
-        vec![("epsilon", Attr::F(1e-5))],
-    );
-    ln.attribute.push(tract_onnx::pb::AttributeProto {
-        name: "axis".into(),
-        r#type: tract_onnx::pb::attribute_proto::AttributeType::Int as i32,
-        i: -1,
-        ..Default::default()
-    });
+    let ln = layer_norm_of_x("y");
     let mut m = model(
         vec![ln],
         inits,
@@ -3007,4 +3002,35 @@ fn layer_norm_over_768_and_peaked_softmax_rows_stay_within_one_percent() {
     let (graph, q) = default_widths(&m, &samples);
     let f = fidelity(&graph, &q, &samples).unwrap();
     assert!(f.max_abs_error <= 0.01 * f.output_max_abs, "{f}");
+}
+
+#[test]
+fn softmax_probabilities_have_no_drift() {
+    // Diffuse rows: 64 probabilities each, most of them small. A floor when they are
+    // bounded would pull every one down by half a unit on average, and an attention
+    // output (a weighted sum over the row) by 32 units.
+    let nodes = vec![node("Softmax", &["x"], "y", vec![("axis", Attr::I(-1))])];
+    let m = model(
+        nodes,
+        vec![],
+        value_info("x", &[8, 64]),
+        value_info_any("y"),
+    );
+    let samples: Vec<Vec<f32>> = (0..2)
+        .map(|s| floats(500 + s, 512).iter().map(|v| v * 2.0).collect())
+        .collect();
+    let (_, q) = default_widths(&m, &samples);
+    // Each row's probabilities sum to 1: their quantized sum is off by the bias.
+    let (mut total, mut rows) = (0f64, 0usize);
+    for s in &samples {
+        for row in run_quantized(&q, s).unwrap().chunks(64) {
+            total += row.iter().sum::<f64>() - 1.0;
+            rows += 1;
+        }
+    }
+    let drift = total / rows as f64;
+    assert!(
+        drift.abs() < 0.002,
+        "a row's probabilities sum to 1 {drift:+}"
+    );
 }

@@ -19,7 +19,7 @@ pub fn calibrate(graph: &Graph, samples: &[Vec<f32>]) -> Result<Calibration, Com
     for s in samples {
         let run = graph.run(s)?;
         for node in &graph.nodes {
-            let Some(x) = run.get(&node.inputs[0]) else {
+            let Some(x) = node.inputs.first().and_then(|i| run.get(i)) else {
                 continue;
             };
             let ranges = match node.op {

@@ -189,7 +189,7 @@ fn accumulators(
 /// through a deep network these biases add up layer after layer. Where the rescaled value
 /// is made of the results of ops with a constant term (see [`accumulators`]) that nothing
 /// else reads, adding `2^(s−1)` to those constants makes the same floor a rounding,
-/// /// `⌊(x + 2^(s−1)) / 2^s⌋`, at no cost in the circuit: a bias is a parameter like any
+/// `⌊(x + 2^(s−1)) / 2^s⌋`, at no cost in the circuit: a bias is a parameter like any
 /// other. Only where what follows is continuous (no activation, ReLU, a continuous
 /// tabulated function): a step function, and a comparison of the rescaled value, keep
 /// the floor, which decides exactly which side of a boundary the value lies on.

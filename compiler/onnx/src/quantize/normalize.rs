@@ -93,6 +93,15 @@ impl Quantizer<'_> {
             p.scale,
         );
         let r = self.product(r0, q, &format!("{out}/recip_acc"), &[rows, 1]);
+        // A constant term (zero), so that its rescale rounds (see `round_to_nearest`).
+        let r = self.affine(
+            r,
+            &format!("{out}/recip_k"),
+            &[rows, 1],
+            vec![1],
+            vec![0; rows],
+            r.scale,
+        );
         let r = self.rescale_to(
             node,
             r,
@@ -103,6 +112,17 @@ impl Quantizer<'_> {
         )?;
         let r = self.spread(r, &format!("{out}/recip_b"), rows, len);
         let y = self.product(e, r, &format!("{out}/prod"), &[rows, len]);
+        // A constant term (zero) on the probabilities: the rescale that bounds them then
+        // rounds to nearest (see `round_to_nearest`). A floor would bias every one of them
+        // by half a unit down, and a weighted sum over a row by len halves.
+        let y = self.affine(
+            y,
+            &format!("{out}/prod_k"),
+            &[rows, len],
+            vec![1],
+            vec![0; rows * len],
+            y.scale,
+        );
         let id = self.value(out, shape.to_vec(), y.scale);
         self.ops.push(QOp::Reshape(Reshape {
             input: y.id,
@@ -155,13 +175,15 @@ impl Quantizer<'_> {
                 .map(|&m| f64::from(m))
                 .filter(|m| *m > 0.0 && m.is_finite())
         };
-        // (output name, variance scale, finest result scale), per normalisation.
+        // (output name, variance scale, largest reciprocal square root), per normalisation.
         let mut norms: Vec<(&str, i32, f64)> = Vec::new();
         for n in &self.graph.nodes {
             let Op::LayerNormalization { epsilon } = n.op else {
                 continue;
             };
-            let input = n.inputs[0].as_str();
+            let Some(input) = n.inputs.first() else {
+                continue;
+            };
             let max_x = (self.cal.max_abs.get(input).copied().unwrap_or(0.0) as f64)
                 .max(2f64.powi(-self.target_scale(input)));
             let var = inner(&n.output, "var").map_or(max_x * max_x, |v| v + f64::from(epsilon));
