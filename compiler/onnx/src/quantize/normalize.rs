@@ -5,7 +5,8 @@ use super::*;
 
 impl Quantizer<'_> {
     /// Softmax over the last axis: `e = exp(x − max)`, `y = e · (1 / Σ e)`. Ranges are
-    /// known (`e ∈ (0, 1]`, `Σ e ∈ [1, len]`), so no calibration is needed inside.
+    /// known (`e ∈ (0, 1]`, `Σ e ∈ [1, len]`) but for `x − max`, which the calibrated
+    /// spread of the rows bounds (`Calibration::inner`).
     pub(super) fn softmax(
         &mut self,
         node: &str,
