@@ -2989,19 +2989,31 @@ fn layer_norm_over_768_and_peaked_softmax_rows_stay_within_one_percent() {
     assert!(f.max_abs_error <= 0.01 * f.output_max_abs, "{f}");
 
     // Rows of 64 logits in [-8, 8]: most rows have one or two large terms.
+    let (m, samples) = softmax_rows(4, 8.0, 90);
+    let (graph, q) = default_widths(&m, &samples);
+    let f = fidelity(&graph, &q, &samples).unwrap();
+    assert!(f.max_abs_error <= 0.01 * f.output_max_abs, "{f}");
+}
+
+/// A softmax over `rows` rows of 64 logits, and two samples of logits uniform in
+/// `[-scale, scale]` (seeds from `seed`).
+fn softmax_rows(rows: usize, scale: f32, seed: u64) -> (ModelProto, Vec<Vec<f32>>) {
     let nodes = vec![node("Softmax", &["x"], "y", vec![("axis", Attr::I(-1))])];
     let m = model(
         nodes,
         vec![],
-        value_info("x", &[4, 64]),
+        value_info("x", &[rows as i64, 64]),
         value_info_any("y"),
     );
-    let samples: Vec<Vec<f32>> = (0..2)
-        .map(|s| floats(90 + s, 256).iter().map(|v| v * 8.0).collect())
+    let samples = (0..2)
+        .map(|s| {
+            floats(seed + s, rows * 64)
+                .iter()
+                .map(|v| v * scale)
+                .collect()
+        })
         .collect();
-    let (graph, q) = default_widths(&m, &samples);
-    let f = fidelity(&graph, &q, &samples).unwrap();
-    assert!(f.max_abs_error <= 0.01 * f.output_max_abs, "{f}");
+    (m, samples)
 }
 
 #[test]
@@ -3009,16 +3021,7 @@ fn softmax_probabilities_have_no_drift() {
     // Diffuse rows: 64 probabilities each, most of them small. A floor when they are
     // bounded would pull every one down by half a unit on average, and an attention
     // output (a weighted sum over the row) by 32 units.
-    let nodes = vec![node("Softmax", &["x"], "y", vec![("axis", Attr::I(-1))])];
-    let m = model(
-        nodes,
-        vec![],
-        value_info("x", &[8, 64]),
-        value_info_any("y"),
-    );
-    let samples: Vec<Vec<f32>> = (0..2)
-        .map(|s| floats(500 + s, 512).iter().map(|v| v * 2.0).collect())
-        .collect();
+    let (m, samples) = softmax_rows(8, 2.0, 500);
     let (_, q) = default_widths(&m, &samples);
     // Each row's probabilities sum to 1: their quantized sum is off by the bias.
     let (mut total, mut rows) = (0f64, 0usize);
