@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Output error only: zkinfer and EZKL side by side in one run, against onnxruntime, on every
+# model in ../shared/models (or those given). Faster than scripts/bench.sh (EZKL is not
+# asked to prove: its output is its witness's); uses the zkinfer binary $ZKINFER (default
+# target/debug/zkinfer, built here) and the venv of scripts/bench.sh (target/bench-venv).
+#   scripts/bench-error.sh [MODEL ...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODELS=("$@")
+[ ${#MODELS[@]} -eq 0 ] && MODELS=($(ls ../shared/models/*.onnx | xargs -n1 basename | sed 's/\.onnx$//'))
+VENV=target/bench-venv
+command -v /usr/bin/time >/dev/null || { echo "error: /usr/bin/time is needed (apt-get install time)" >&2; exit 2; }
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import ezkl, onnxruntime" 2>/dev/null; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q ezkl==23.0.5 onnxruntime==1.20.1
+fi
+ZKINFER=${ZKINFER:-target/debug/zkinfer}
+[ "$ZKINFER" != target/debug/zkinfer ] || cargo build -q --locked -p zkinfer
+exec "$VENV/bin/python" scripts/bench_error.py "$ZKINFER" "${MODELS[@]}"
