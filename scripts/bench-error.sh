@@ -3,7 +3,8 @@
 # model in ../shared/models (or those given). Faster than scripts/bench.sh (EZKL is not
 # asked to prove: its output is its witness's); uses the zkinfer binary $ZKINFER (default
 # target/debug/zkinfer, built here) and the venv of scripts/bench.sh (target/bench-venv).
-#   scripts/bench-error.sh [MODEL ...]
+# zkinfer compiles at its default settings, or with the flags in $COMPILE_ARGS.
+#   [COMPILE_ARGS="--target accuracy"] scripts/bench-error.sh [MODEL ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODELS=("$@")

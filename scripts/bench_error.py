@@ -2,7 +2,7 @@
 
 Called by scripts/bench-error.sh. For each model: onnxruntime's float output on the model's
 input file (neither tool's code); zkinfer's proven output (compile, setup --dev-srs, prove
-with the given binary, at the default settings); EZKL 23.0.5's output from its witness
+with the given binary, at the default settings or with the flags in $COMPILE_ARGS); EZKL 23.0.5's output from its witness
 after the same settings as scripts/bench.sh (gen_settings, calibrate_settings with target
 "resources", compile_circuit, gen_witness: its proving does not change the output, so it
 is not run). Prints a markdown table of the max absolute errors.
@@ -23,7 +23,8 @@ def zkinfer_output(name, binary):
     onnx = os.path.join(bench.MODELS, f"{name}.onnx")
     inp = os.path.join(bench.MODELS, f"{name}.input.json")
     proof = os.path.join(d, "proof.json")
-    bench.run([binary, "compile", onnx, "--calibration", inp, "--out", d])
+    extra = os.environ.get("COMPILE_ARGS", "").split()
+    bench.run([binary, "compile", onnx, "--calibration", inp, "--out", d] + extra)
     k = json.load(open(os.path.join(d, "circuit.json")))["plan"]["layout"]["k"]
     bench.run([binary, "setup", d, "--dev-srs"])
     bench.run([binary, "prove", d, "--input", inp, "--proof", proof, "--engine", "cpu"])
