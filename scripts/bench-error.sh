@@ -9,12 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MODELS=("$@")
 [ ${#MODELS[@]} -eq 0 ] && MODELS=($(ls ../shared/models/*.onnx | xargs -n1 basename | sed 's/\.onnx$//'))
-VENV=target/bench-venv
-command -v /usr/bin/time >/dev/null || { echo "error: /usr/bin/time is needed (apt-get install time)" >&2; exit 2; }
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import ezkl, onnxruntime" 2>/dev/null; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q ezkl==23.0.5 onnxruntime==1.20.1
-fi
+PY=$(scripts/bench-venv.sh)
 ZKINFER=${ZKINFER:-target/debug/zkinfer}
 [ "$ZKINFER" != target/debug/zkinfer ] || cargo build -q --locked -p zkinfer
-exec "$VENV/bin/python" scripts/bench_error.py "$ZKINFER" "${MODELS[@]}"
+exec "$PY" scripts/bench_error.py "$ZKINFER" "${MODELS[@]}"
