@@ -4,9 +4,10 @@
 # |error| against the float model on the model's input file, relative to the output
 # range, as `compile` reports them. For a quantizer change: build the reference commit
 # (e.g. `git worktree add /tmp/ref REF && cargo build -p zkinfer` there) and pass its
-# binary first.
+# binary first. For a change of settings, pass one binary twice and the flags of each in
+# REF_ARGS / NEW_ARGS (e.g. REF_ARGS="--bits 12").
 #
-#   scripts/compare-fidelity.sh REF_ZKINFER [NEW_ZKINFER] [-- MODEL ...]
+#   [REF_ARGS=…] [NEW_ARGS=…] scripts/compare-fidelity.sh REF_ZKINFER [NEW_ZKINFER] [-- MODEL ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 1 ] || { echo "usage: $0 REF_ZKINFER [NEW_ZKINFER] [-- MODEL ...]" >&2; exit 2; }
@@ -22,25 +23,26 @@ for z in "$REF" "$NEW"; do
 done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-# Prints "k max range argmax" for one model and one binary.
+# Prints "k max range argmax" for one model and one binary (with its flags).
 measure() {
-  local z=$1 f=$2
-  "$z" compile "$f" --calibration "${f%.onnx}.input.json" --out "$tmp/c" >"$tmp/log" 2>&1 ||
+  local z=$1 f=$2 args=$3
+  # shellcheck disable=SC2086 # the flags are words
+  "$z" compile "$f" --calibration "${f%.onnx}.input.json" --out "$tmp/c" $args >"$tmp/log" 2>&1 ||
     { echo "error: $z compile $f failed:" >&2; tail -5 "$tmp/log" >&2; exit 1; }
   local k fid
-  k=$(sed -n 's/^  k *\([0-9]*\) .*/\1/p' "$tmp/log" | head -1)
+  k=$(sed -n 's/^  k *\([0-9]*\) (\([0-9]*\)-bit.*/\1 (\2)/p' "$tmp/log" | head -1 | tr -d ' ')
   fid=$(sed -n 's/^  fidelity  //p' "$tmp/log" | head -1)
   echo "$k $(sed -n 's/max |error| \([0-9.]*\),.*/\1/p' <<<"$fid") \
 $(sed -n 's/.*output range ±\([0-9.]*\),.*/\1/p' <<<"$fid") \
 $(sed -n 's/.*argmax agrees on \([0-9/]*\).*/\1/p' <<<"$fid")"
 }
-echo "| model | k (ref → new) | max abs error, ref | max abs error, new | output range | relative, ref | relative, new | argmax (new) |"
+echo "| model | k (bits), ref → new | max abs error, ref | max abs error, new | output range | relative, ref | relative, new | argmax (new) |"
 echo "|---|---:|---:|---:|---:|---:|---:|---|"
 for m in "${models[@]}"; do
   f=$M/$m.onnx
   [ -f "$f" ] || f=$M/large/$m.onnx
-  read -r k0 e0 r0 _ < <(measure "$REF" "$f")
-  read -r k1 e1 r1 a1 < <(measure "$NEW" "$f")
+  read -r k0 e0 r0 _ < <(measure "$REF" "$f" "${REF_ARGS:-}")
+  read -r k1 e1 r1 a1 < <(measure "$NEW" "$f" "${NEW_ARGS:-}")
   rel() { awk -v e="$1" -v r="$2" 'BEGIN { printf "%.2f%%", 100 * e / r }'; }
   echo "| $m | $k0 → $k1 | $e0 | $e1 | ±$r1 | $(rel "$e0" "$r0") | $(rel "$e1" "$r1") | ${a1:-–} |"
 done

@@ -1641,6 +1641,60 @@ fn target_size_takes_the_narrowest_acceptable_width_and_accuracy_the_best() {
     );
 }
 
+/// The default width: the widest whose circuit costs what the 12-bit one does. Where
+/// the rows set `k` (resnet8_c16: 49k rows of work at k 15) it widens, keeps `k` and the
+/// predicted prove time, lowers the error, and the circuit is satisfied by the integer
+/// interpreter; where the 2^bits-row table sets `k` (mlp_tiny) it stays at 12 bits.
+#[test]
+fn the_default_width_is_the_widest_that_costs_what_12_bits_do() {
+    use zkinfer_pipeline::{compile, Bits, CompileOptions, WIDEST_BITS, WIDEST_SLACK};
+    let compile_at = |path: &std::path::Path, bits| {
+        let text = std::fs::read_to_string(path.with_extension("input.json")).unwrap();
+        let options = CompileOptions {
+            bits,
+            ..CompileOptions::default()
+        };
+        (compile(path, &text, &options).unwrap(), text)
+    };
+    let path = shared_models().join("large/resnet8_c16.onnx");
+    let (wide, text) = compile_at(&path, Bits::Widest);
+    let (narrow, _) = compile_at(&path, Bits::Fixed(*WIDEST_BITS.start()));
+    let (c, n) = (&wide.circuits[0], &narrow.circuits[0]);
+    let chosen = c.model.act_bits;
+    assert!(chosen > 12, "resnet8_c16 stayed at {chosen} bits");
+    assert_eq!(c.plan.layout.k, n.plan.layout.k);
+    assert!(c.plan.predicted.prove_s <= n.plan.predicted.prove_s * (1.0 + WIDEST_SLACK));
+    assert!(
+        c.fidelity.max_abs_error < n.fidelity.max_abs_error,
+        "{} vs {}",
+        c.fidelity,
+        n.fidelity
+    );
+    // Every width tried up to the chosen one, and the next one costs more.
+    let tried: Vec<u32> = wide.widths.iter().map(|w| w.bits).collect();
+    assert_eq!(tried[0], 12);
+    assert!(wide.widths.iter().all(|w| w.taken == (w.bits == chosen)));
+    if let Some(next) = wide.widths.iter().find(|w| w.bits == chosen + 1) {
+        let (k, s) = next.plan.clone().unwrap();
+        assert!(k > n.plan.layout.k || s > n.plan.predicted.prove_s * (1.0 + WIDEST_SLACK));
+    } else {
+        assert_eq!(chosen, *WIDEST_BITS.end());
+    }
+    let data =
+        zkinfer_compiler::parse_input_json(&text, &[c.model.value(c.model.input).shape.clone()])
+            .unwrap();
+    let q = &c.model;
+    let trace = q.run(&quantize_input(q, &data.samples[0])).unwrap();
+    let instances = ModelCircuit::instances(q, &c.plan.layout, &trace, &Default::default());
+    let circuit =
+        ModelCircuit::with_trace(Arc::new(q.clone()), c.plan.layout.clone(), Arc::new(trace));
+    let prover = MockProver::run(c.plan.layout.k, &circuit, vec![instances]).unwrap();
+    assert_eq!(prover.verify(), Ok(()));
+
+    let (tiny, _) = compile_at(&shared_models().join("mlp_tiny.onnx"), Bits::Widest);
+    assert_eq!(tiny.model.act_bits, 12, "{:?}", tiny.widths);
+}
+
 /// A node of the `ai.onnx.ml` domain with the given outputs.
 fn ml_node(op: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<(&str, Attr)>) -> NodeProto {
     let mut n = node(op, inputs, outputs[0], attrs);

@@ -10,7 +10,7 @@ use crate::layout::{InputMode, OutputMode, ParamsMode, Visibility};
 use crate::linear::linear_rows;
 use crate::params::{chunk_slot, per_element, Params};
 use crate::poseidon::blocks;
-use crate::wires::{Source, Wires};
+use crate::wires::{Aliases, Source};
 
 /// A rescale by `2^B` or more (`B` the activation width) takes two lane rows an element:
 /// the first divides by `2^(shift − B + 1)`, the second by `2^(B − 1)` and bounds it.
@@ -70,10 +70,11 @@ pub fn lane_rows_per_element(model: &QModel, visibility: &Visibility, op: &QOp) 
 /// Whether a public output shows a padding zero (a `Trilu` or zero `Pad` of the input):
 /// the instance is bound to a zero cell, so one lane row holds it.
 pub fn output_needs_zero_cell(model: &QModel, visibility: &Visibility) -> bool {
-    let wires = Wires::new(model, None);
-    visibility.output == OutputMode::Public
-        && (0..model.value(model.output).len())
-            .any(|i| wires.resolve(model.output, i) == Source::Zero)
+    visibility.output == OutputMode::Public && {
+        let aliases = Aliases::new(model);
+        (0..model.value(model.output).len())
+            .any(|i| aliases.resolve(model.output, i) == Source::Zero)
+    }
 }
 
 /// Rows the element-wise lanes need in all (before they are spread over the lanes).

@@ -14,11 +14,54 @@ use zkinfer_qir::{Add, Linear, QModel, QOp, Trace, ValueId};
 use crate::fe;
 use crate::params::OpParams;
 
-enum Alias {
+enum Alias<'a> {
     Root,
     Same(ValueId),
-    Index(ValueId, Vec<Option<usize>>),
-    Gather(Vec<ValueId>, Vec<Option<(usize, usize)>>),
+    Index(ValueId, &'a [Option<usize>]),
+    Gather(&'a [ValueId], &'a [Option<(usize, usize)>]),
+}
+
+/// Where the elements of data-movement ops (Reshape, Rearrange, Concat) come from,
+/// borrowed from the model: what [`Wires`] resolves elements with, without its cells.
+pub struct Aliases<'a>(Vec<Alias<'a>>);
+
+impl<'a> Aliases<'a> {
+    pub fn new(model: &'a QModel) -> Self {
+        let mut alias: Vec<Alias> = model.values.iter().map(|_| Alias::Root).collect();
+        for op in &model.ops {
+            match op {
+                QOp::Reshape(r) => alias[r.output.0] = Alias::Same(r.input),
+                QOp::Rearrange(r) => alias[r.output.0] = Alias::Index(r.input, &r.index),
+                QOp::Concat(c) => alias[c.output.0] = Alias::Gather(&c.inputs, &c.index),
+                _ => {}
+            }
+        }
+        Aliases(alias)
+    }
+
+    /// The root element (or padding zero) element `i` of `id` is.
+    pub fn resolve(&self, mut id: ValueId, mut i: usize) -> Source {
+        loop {
+            match &self.0[id.0] {
+                Alias::Root => return Source::Element(id, i),
+                Alias::Same(src) => id = *src,
+                Alias::Index(src, index) => match index[i] {
+                    Some(j) => {
+                        i = j;
+                        id = *src;
+                    }
+                    None => return Source::Zero,
+                },
+                Alias::Gather(srcs, index) => match index[i] {
+                    Some((k, j)) => {
+                        i = j;
+                        id = srcs[k];
+                    }
+                    None => return Source::Zero,
+                },
+            }
+        }
+    }
 }
 
 /// Where an element lives: an element of a root value, or the constant zero (padding).
@@ -54,7 +97,7 @@ pub struct ParamCells {
 pub struct Wires<'a> {
     model: &'a QModel,
     trace: Option<&'a Trace>,
-    alias: Vec<Alias>,
+    alias: Aliases<'a>,
     cells: Vec<Vec<Option<Cell>>>,
     /// The canonical zero cell, constrained to the constant 0 on first use.
     zero: Option<Cell>,
@@ -65,17 +108,7 @@ pub struct Wires<'a> {
 
 impl<'a> Wires<'a> {
     pub fn new(model: &'a QModel, trace: Option<&'a Trace>) -> Self {
-        let mut alias: Vec<Alias> = model.values.iter().map(|_| Alias::Root).collect();
-        for op in &model.ops {
-            match op {
-                QOp::Reshape(r) => alias[r.output.0] = Alias::Same(r.input),
-                QOp::Rearrange(r) => alias[r.output.0] = Alias::Index(r.input, r.index.clone()),
-                QOp::Concat(c) => {
-                    alias[c.output.0] = Alias::Gather(c.inputs.clone(), c.index.clone())
-                }
-                _ => {}
-            }
-        }
+        let alias = Aliases::new(model);
         let cells = model.values.iter().map(|v| vec![None; v.len()]).collect();
         Wires {
             model,
@@ -142,27 +175,8 @@ impl<'a> Wires<'a> {
     }
 
     /// The value and element that actually hold `(id, i)`.
-    pub fn resolve(&self, mut id: ValueId, mut i: usize) -> Source {
-        loop {
-            match &self.alias[id.0] {
-                Alias::Root => return Source::Element(id, i),
-                Alias::Same(src) => id = *src,
-                Alias::Index(src, index) => match index[i] {
-                    Some(j) => {
-                        i = j;
-                        id = *src;
-                    }
-                    None => return Source::Zero,
-                },
-                Alias::Gather(srcs, index) => match index[i] {
-                    Some((k, j)) => {
-                        i = j;
-                        id = srcs[k];
-                    }
-                    None => return Source::Zero,
-                },
-            }
-        }
+    pub fn resolve(&self, id: ValueId, i: usize) -> Source {
+        self.alias.resolve(id, i)
     }
 
     /// The integer witness of `(id, i)`, if proving.

@@ -51,6 +51,13 @@ pub fn compile(
             Err(e) => eprintln!("  bits {b:2}  does not quantize: {e}"),
         }
     }
+    for w in &compilation.widths {
+        let mark = if w.taken { " <- chosen" } else { "" };
+        match &w.plan {
+            Ok((k, s)) => eprintln!("  bits {:2}  k {k}, predicted prove {s:.2} s{mark}", w.bits),
+            Err(e) => eprintln!("  bits {:2}  does not compile: {e}", w.bits),
+        }
+    }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     // What an earlier compile left would not fit this circuit: remove it.
     segmented::clear(out)?;

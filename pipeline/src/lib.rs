@@ -51,6 +51,25 @@ pub enum PipelineError {
 pub enum Bits {
     Fixed(u32),
     Target(Target),
+    /// The widest activations of [`WIDEST_BITS`] whose circuit costs what the narrowest's
+    /// does: the same `k` and at most [`WIDEST_SLACK`] more predicted prove time. Where
+    /// the lookup tables do not set `k`, precision is free up to that width.
+    Widest,
+}
+
+/// The widths [`Bits::Widest`] tries, narrowest (the reference) first.
+pub const WIDEST_BITS: std::ops::RangeInclusive<u32> = 12..=16;
+
+/// How much more predicted prove time [`Bits::Widest`] accepts for a wider width.
+pub const WIDEST_SLACK: f64 = 0.02;
+
+/// One width [`Bits::Widest`] tried: its whole-model circuit's `k` and predicted prove
+/// seconds, or why it has none.
+#[derive(Clone, Debug)]
+pub struct Widening {
+    pub bits: u32,
+    pub plan: Result<(u32, f64), String>,
+    pub taken: bool,
 }
 
 /// How `compile` quantizes and lays out a model.
@@ -74,7 +93,7 @@ pub struct CompileOptions {
 impl Default for CompileOptions {
     fn default() -> Self {
         CompileOptions {
-            bits: Bits::Fixed(QuantConfig::default().act_bits),
+            bits: Bits::Widest,
             visibility: Visibility::default(),
             max_memory_mb: None,
             min_segments: 1,
@@ -99,6 +118,8 @@ pub struct Compilation {
     pub nodes: usize,
     /// With `Bits::Target`: every width tried and its fidelity.
     pub trials: Vec<Trial>,
+    /// With `Bits::Widest`: every width tried and its circuit's cost.
+    pub widths: Vec<Widening>,
     /// The planner's second-best layout (of a whole-model circuit).
     pub runner_up: Option<Plan>,
     /// The quantization error tensor by tensor on the calibration samples, in model order.
@@ -144,19 +165,31 @@ pub fn compile_imported(
 ) -> Result<Compilation, PipelineError> {
     let graph = imported.graph;
     let cal = calibrate(&graph, samples)?;
+    let at = |bits: u32| {
+        let cfg = QuantConfig {
+            act_bits: bits,
+            ..QuantConfig::default()
+        };
+        quantize(&graph, &cal, cfg)
+    };
+    let mut planned = None;
+    let mut widths = Vec::new();
     let (mut model, fid, trials) = match options.bits {
         Bits::Fixed(bits) => {
-            let cfg = QuantConfig {
-                act_bits: bits,
-                ..QuantConfig::default()
-            };
-            let q = quantize(&graph, &cal, cfg)?;
+            let q = at(bits)?;
             let f = fidelity(&graph, &q, samples)?;
             (q, f, Vec::new())
         }
         Bits::Target(target) => {
             let weight_bits = QuantConfig::default().weight_bits;
             quantize_for_target(&graph, &cal, samples, weight_bits, target)?
+        }
+        Bits::Widest => {
+            let (q, plans, tried) = widest(at, options)?;
+            planned = plans;
+            widths = tried;
+            let f = fidelity(&graph, &q, samples)?;
+            (q, f, Vec::new())
         }
     };
     let layers = layer_errors(&graph, &model, samples)?;
@@ -205,6 +238,8 @@ pub fn compile_imported(
     }
     let whole = if options.min_segments > 1 {
         None
+    } else if let Some(plans) = planned {
+        Some(plans)
     } else {
         match zkinfer_circuits::plan_layout(&model, vis, options.max_memory_mb, options.linear) {
             Ok(plans) => Some(plans),
@@ -239,9 +274,76 @@ pub fn compile_imported(
         notes: imported.notes,
         nodes: graph.nodes.len(),
         trials,
+        widths,
         runner_up,
         layers,
     })
+}
+
+/// A whole-model circuit's plan and the planner's runner-up.
+type Planned = (Plan, Option<Plan>);
+
+/// [`Bits::Widest`]: quantizes with `at(bits)` from the narrowest width of
+/// [`WIDEST_BITS`] up, and keeps widening while the whole-model circuit keeps the
+/// narrowest one's `k` and predicted prove time (within [`WIDEST_SLACK`]). Returns the
+/// widest such model with its plans (none where the model is to be segmented, which
+/// stays at the narrowest width) and every width tried.
+fn widest(
+    at: impl Fn(u32) -> Result<QModel, zkinfer_compiler::CompileError>,
+    options: &CompileOptions,
+) -> Result<(QModel, Option<Planned>, Vec<Widening>), PipelineError> {
+    let plan = |q: &QModel| {
+        zkinfer_circuits::plan_layout(q, options.visibility, options.max_memory_mb, options.linear)
+    };
+    let narrowest = *WIDEST_BITS.start();
+    let mut best = at(narrowest)?;
+    if options.min_segments > 1 || options.visibility.is_linked() {
+        return Ok((best, None, Vec::new()));
+    }
+    let mut best_plans = match plan(&best) {
+        Ok(plans) => plans,
+        // Segmented, or an error the caller reports when it lays the model out.
+        Err(_) => return Ok((best, None, Vec::new())),
+    };
+    let reference = (best_plans.0.layout.k, best_plans.0.predicted.prove_s);
+    let mut tried = vec![Widening {
+        bits: narrowest,
+        plan: Ok(reference),
+        taken: true,
+    }];
+    for bits in narrowest + 1..=*WIDEST_BITS.end() {
+        let wider = at(bits).map_err(|e| e.to_string()).and_then(|q| {
+            let plans = plan(&q).map_err(|e| e.to_string())?;
+            Ok((q, plans))
+        });
+        let (q, plans) = match wider {
+            Ok(w) => w,
+            Err(e) => {
+                tried.push(Widening {
+                    bits,
+                    plan: Err(e),
+                    taken: false,
+                });
+                break;
+            }
+        };
+        let cost = (plans.0.layout.k, plans.0.predicted.prove_s);
+        let free = cost.0 <= reference.0 && cost.1 <= reference.1 * (1.0 + WIDEST_SLACK);
+        tried.push(Widening {
+            bits,
+            plan: Ok(cost),
+            taken: free,
+        });
+        if !free {
+            break;
+        }
+        best = q;
+        best_plans = plans;
+    }
+    for w in &mut tried {
+        w.taken = w.bits == best.act_bits;
+    }
+    Ok((best, Some(best_plans), tried))
 }
 
 /// The proving and verifying keys of `circuit` with the SRS `params`.
