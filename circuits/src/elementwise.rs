@@ -3,7 +3,8 @@
 //! Rescale (with optional ReLU), `q_rescale` rows:
 //! ```text
 //! in0 = in1 · 2^shift + aux        (gate; f_a = 2^shift)
-//! (RELU, in1, out)       ∈ table   in1 is bounded and out = relu(in1)
+//! (f_k, in1, out)        ∈ table   f_k the activation's tag (RELU, or a tabulated
+//!                                  function's): in1 is bounded and out = f(in1)
 //! (RELU, aux, aux)       ∈ table   0 ≤ aux < 2^(B-1)
 //! (RELU, aux·f_b, aux·f_b) ∈ table with f_b = 2^(B-1-shift): aux < 2^shift
 //! ```
@@ -16,18 +17,22 @@
 //! Add, `q_add` rows: `out = in0 · f_a + in1 · f_b + f_k` (scale alignment by powers of
 //! two, or a constant operand in `f_k`). Mul, `q_mul` rows: `out = in0 · in1`.
 //!
-//! The activation lookup's tag selects ReLU or one of the model's tabulated functions.
+//! The activation lookup's tag, `q_act · f_k` (the add gate's constant column, free on
+//! the rows that look up), selects ReLU or one of the model's tabulated functions.
 //!
 //! With hashed weights the multiplier and constant of an addition of a constant are
 //! parameters, not fixed cells: the element takes a `q_mul` row `t = a · mul` and a
 //! `q_add` row `out = t + constant`, both parameters copied from the hashed ones.
 //!
-//! Range lookups use the fixed tag column `tag_range`; on rows that are not rescales the
-//! tag is 0, which forces `aux` to 0 (see [`crate::table`]).
+//! The range lookups' tag is `q_rescale · RELU`; on rows that are not rescales it is 0,
+//! which forces `aux` to 0 (see [`crate::table`]). Neither tag needs a column of its own:
+//! a lane is four advice columns, three fixed ones and four selectors.
 
 use halo2_proofs::circuit::{Cell, Region, Value};
 use halo2_proofs::halo2curves::bn256::Fr;
-use halo2_proofs::plonk::{Advice, Column, ConstraintSystem, Error, Fixed, Selector};
+use halo2_proofs::plonk::{
+    Advice, Column, ConstraintSystem, Error, Expression, Fixed, Selector, VirtualCells,
+};
 use halo2_proofs::poly::Rotation;
 use zkinfer_qir::{floor_shift, Activation, Add, AddOperand, Mul, QModel, Rescale};
 
@@ -43,9 +48,8 @@ pub struct LaneConfig {
     pub out: Column<Advice>,
     pub f_a: Column<Fixed>,
     pub f_b: Column<Fixed>,
+    /// The constant of an addition; on activation rows, the lookup's tag.
     pub f_k: Column<Fixed>,
-    pub tag_act: Column<Fixed>,
-    pub tag_range: Column<Fixed>,
     pub q_rescale: Selector,
     /// Rescale rows whose result is bounded (all but the first row of a wide rescale).
     pub q_act: Selector,
@@ -56,7 +60,7 @@ pub struct LaneConfig {
 impl LaneConfig {
     pub fn configure(meta: &mut ConstraintSystem<Fr>, table: &TableConfig) -> Self {
         let [in0, in1, aux, out] = [(); 4].map(|_| meta.advice_column());
-        let [f_a, f_b, f_k, tag_act, tag_range] = [(); 5].map(|_| meta.fixed_column());
+        let [f_a, f_b, f_k] = [(); 3].map(|_| meta.fixed_column());
         for c in [in0, in1, out] {
             meta.enable_equality(c);
         }
@@ -91,17 +95,20 @@ impl LaneConfig {
         });
         meta.lookup("activation", |meta| {
             let q = meta.query_selector(q_act);
-            let tag = meta.query_fixed(tag_act, Rotation::cur());
+            let tag = meta.query_fixed(f_k, Rotation::cur());
             let y = meta.query_advice(in1, Rotation::cur());
             let z = meta.query_advice(out, Rotation::cur());
             vec![
-                (tag, table.tag),
+                (q.clone() * tag, table.tag),
                 (q.clone() * y, table.input),
                 (q * z, table.output),
             ]
         });
+        let range_tag = |meta: &mut VirtualCells<'_, Fr>| {
+            meta.query_selector(q_rescale) * Expression::Constant(Fr::from(RELU_TAG))
+        };
         meta.lookup("remainder range", |meta| {
-            let tag = meta.query_fixed(tag_range, Rotation::cur());
+            let tag = range_tag(meta);
             let rem = meta.query_advice(aux, Rotation::cur());
             vec![
                 (tag, table.tag),
@@ -110,7 +117,7 @@ impl LaneConfig {
             ]
         });
         meta.lookup("remainder below 2^shift", |meta| {
-            let tag = meta.query_fixed(tag_range, Rotation::cur());
+            let tag = range_tag(meta);
             let rem = meta.query_advice(aux, Rotation::cur());
             let scaled = rem * meta.query_fixed(f_b, Rotation::cur());
             vec![
@@ -127,8 +134,6 @@ impl LaneConfig {
             f_a,
             f_b,
             f_k,
-            tag_act,
-            tag_range,
             q_rescale,
             q_act,
             q_add,
@@ -180,8 +185,7 @@ impl LaneConfig {
             Some(a) => tag(a),
             None => 0,
         };
-        region.assign_fixed(self.tag_act, row, Fr::from(act_tag));
-        region.assign_fixed(self.tag_range, row, Fr::from(RELU_TAG));
+        region.assign_fixed(self.f_k, row, Fr::from(act_tag));
     }
 
     /// One element of a rescale at `row` (for a wide rescale, its second row: the input is
@@ -258,7 +262,7 @@ impl LaneConfig {
         let cell = region.assign_advice(self.in1, row, known(x)).cell();
         region.assign_advice(self.aux, row, Value::known(Fr::zero()));
         region.assign_advice(self.out, row, known(x.map(|x| x.max(0))));
-        region.assign_fixed(self.tag_act, row, Fr::from(RELU_TAG));
+        region.assign_fixed(self.f_k, row, Fr::from(RELU_TAG));
         wires.define(input, i, cell);
         Ok(())
     }
@@ -372,5 +376,162 @@ impl LaneConfig {
         region.assign_fixed(self.f_k, row, Fr::zero());
         wires.define(op.output, i, out);
         Ok(())
+    }
+}
+
+/// One lane's constraints on hand-written rows: the tags that are expressions (the range
+/// lookups' `q_rescale · RELU`, the activation's `q_act · f_k`) switch their lookups on
+/// exactly where the gates are.
+#[cfg(test)]
+mod tests {
+    // Test code: a panic is the failure report.
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use halo2_proofs::circuit::{Layouter, SimpleFloorPlanner};
+    use halo2_proofs::dev::MockProver;
+    use halo2_proofs::plonk::Circuit;
+
+    use super::*;
+
+    /// Activation width of the test table.
+    const B: u32 = 8;
+
+    /// What one row holds: selectors on, advice `[in0, in1, aux, out]`, fixed
+    /// `[f_a, f_b, f_k]`.
+    #[derive(Clone, Copy, Default)]
+    struct Row {
+        rescale: bool,
+        act: bool,
+        add: bool,
+        mul: bool,
+        advice: [i64; 4],
+        fixed: [i64; 3],
+    }
+
+    #[derive(Clone)]
+    struct OneRow(Row);
+
+    impl Circuit<Fr> for OneRow {
+        type Config = (LaneConfig, TableConfig);
+        type FloorPlanner = SimpleFloorPlanner;
+        type Params = ();
+
+        fn without_witnesses(&self) -> Self {
+            self.clone()
+        }
+
+        fn configure(meta: &mut ConstraintSystem<Fr>) -> Self::Config {
+            let table = TableConfig::configure(meta);
+            (LaneConfig::configure(meta, &table), table)
+        }
+
+        fn synthesize(
+            &self,
+            (lane, table): Self::Config,
+            mut layouter: impl Layouter<Fr>,
+        ) -> Result<(), Error> {
+            layouter.assign_table(
+                || "table",
+                |mut t| {
+                    let half = 1i64 << (B - 1);
+                    let rows = std::iter::once((0, 0, 0))
+                        .chain((-half..half).map(|x| (RELU_TAG, x, x.max(0))));
+                    for (row, (tag, x, y)) in rows.enumerate() {
+                        t.assign_cell(|| "tag", table.tag, row, || Value::known(Fr::from(tag)))?;
+                        t.assign_cell(|| "x", table.input, row, || Value::known(fe(x)))?;
+                        t.assign_cell(|| "y", table.output, row, || Value::known(fe(y)))?;
+                    }
+                    Ok(())
+                },
+            )?;
+            let r = self.0;
+            layouter.assign_region(
+                || "row",
+                |mut region| {
+                    for (on, q) in [
+                        (r.rescale, lane.q_rescale),
+                        (r.act, lane.q_act),
+                        (r.add, lane.q_add),
+                        (r.mul, lane.q_mul),
+                    ] {
+                        if on {
+                            q.enable(&mut region, 0)?;
+                        }
+                    }
+                    for (c, v) in [lane.in0, lane.in1, lane.aux, lane.out]
+                        .iter()
+                        .zip(r.advice)
+                    {
+                        region.assign_advice(*c, 0, Value::known(fe(v)));
+                    }
+                    for (c, v) in [lane.f_a, lane.f_b, lane.f_k].iter().zip(r.fixed) {
+                        region.assign_fixed(*c, 0, fe(v));
+                    }
+                    Ok(())
+                },
+            )
+        }
+    }
+
+    fn accepts(row: Row) -> bool {
+        MockProver::run(B + 2, &OneRow(row), vec![])
+            .unwrap()
+            .verify()
+            .is_ok()
+    }
+
+    /// A rescale by 2^3 with ReLU of `in0`, the quotient, remainder and result given.
+    fn rescale(in0: i64, y: i64, rem: i64, out: i64) -> Row {
+        Row {
+            rescale: true,
+            act: true,
+            advice: [in0, y, rem, out],
+            fixed: [1 << 3, 1 << (B - 1 - 3), RELU_TAG as i64],
+            ..Row::default()
+        }
+    }
+
+    #[test]
+    fn rescale_rows_check_quotient_remainder_and_activation() {
+        assert!(accepts(rescale(-45, -6, 3, 0)));
+        assert!(accepts(rescale(45, 5, 5, 5)));
+        // The remainder at or past 2^shift, or negative, with the gate still satisfied.
+        assert!(!accepts(rescale(45, 4, 13, 4)));
+        assert!(!accepts(rescale(45, 6, -3, 6)));
+        // A ReLU output that is not relu(in1), and a quotient past B bits.
+        assert!(!accepts(rescale(-45, -6, 3, -6)));
+        assert!(!accepts(rescale(1 << (B + 3), 1 << B, 0, 1 << B)));
+    }
+
+    #[test]
+    fn other_rows_keep_their_remainder_at_zero_whatever_their_constant() {
+        let add = |aux, k| Row {
+            add: true,
+            advice: [2, 3, aux, 2 * 3 + 3 * 5 + k],
+            fixed: [3, 5, k],
+            ..Row::default()
+        };
+        // An addition's constant sits where an activation row's tag does: not a tag here.
+        assert!(accepts(add(0, 7)));
+        assert!(accepts(add(0, RELU_TAG as i64)));
+        assert!(!accepts(add(1, 7)));
+        assert!(!accepts(add(3, RELU_TAG as i64)));
+        let mul = |aux| Row {
+            mul: true,
+            advice: [4, -5, aux, -20],
+            ..Row::default()
+        };
+        assert!(accepts(mul(0)));
+        assert!(!accepts(mul(2)));
+        // A row with no gate at all: out and in1 free, aux not.
+        assert!(accepts(Row {
+            advice: [9, 1000, 0, -77],
+            fixed: [0, 0, 5],
+            ..Row::default()
+        }));
+        assert!(!accepts(Row {
+            advice: [0, 0, 1, 0],
+            ..Row::default()
+        }));
     }
 }

@@ -291,7 +291,7 @@ pub fn plan_layout(
                 } else {
                     &[2, 4, 8, 16, 32]
                 };
-                for lanes in [1, 2, 4, 8, 16] {
+                for lanes in [1, 2, 3, 4, 6, 8, 12, 16] {
                     for &hash_lanes in hash_options {
                         for (&pack_lanes, &link_lanes, &horner_lanes) in
                             pack_options.iter().flat_map(|p| {
