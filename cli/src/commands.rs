@@ -14,6 +14,7 @@ use zkinfer_prover::{
 use zkinfer_qir::{dequantize, Part};
 use zkinfer_verifier::{Public, Verdict, VerifierKey};
 
+pub use zkinfer_pipeline::certificate::Batch;
 pub use zkinfer_pipeline::{Bits, CompileOptions};
 
 use crate::files::{load_circuit, load_proof, load_vk, read, read_text, write, Paths};
@@ -49,6 +50,24 @@ pub fn compile(
         match r {
             Ok(f) => eprintln!("  bits {b:2}  {f}{mark}"),
             Err(e) => eprintln!("  bits {b:2}  does not quantize: {e}"),
+        }
+    }
+    if let Some(Batch::Fit { samples }) = options.certificate {
+        for t in &compilation.batches {
+            let mark = if t.taken { " <- chosen" } else { "" };
+            match &t.plan {
+                Ok(c) => eprintln!(
+                    "  batch {:4} x {:2}  k {}, predicted prove {:.2} s a batch (peak {:.0} MB), \
+                     {:.1} s in all{mark}",
+                    t.batch,
+                    samples / t.batch,
+                    c.k,
+                    c.prove_s,
+                    c.peak_mb,
+                    t.total_s(samples).unwrap_or(f64::NAN)
+                ),
+                Err(e) => eprintln!("  batch {:4}  does not compile: {e}", t.batch),
+            }
         }
     }
     for w in &compilation.widths {

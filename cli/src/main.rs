@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use zkinfer::commands::{Bits, CompileOptions};
+use zkinfer::commands::{Batch, Bits, CompileOptions};
 use zkinfer::engines::EngineChoice;
 use zkinfer::{aggregate, certify, commands, demo, engines, evm, segmented};
 use zkinfer_circuits::{InputMode, LinearArgument, OutputMode, ParamsMode, Visibility};
@@ -72,10 +72,16 @@ enum Command {
         /// Compile the model's capability certificate circuit instead: N samples a proof,
         /// each followed (in the input) by its label; its one public output is the number
         /// of samples whose argmax equals the label, its weights and input are hashed.
-        /// Prove it with `zkinfer certify`.
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..),
+        /// `auto` (with --samples): the batch, a divisor of the dataset's size into at most
+        /// 16 proofs, predicted to prove the whole dataset fastest within the memory
+        /// budget. Prove it with `zkinfer certify`.
+        #[arg(long, value_name = "N|auto", value_parser = parse_batch,
               conflicts_with_all = ["params", "input", "output", "segments"])]
-        certify: Option<u32>,
+        certify: Option<BatchArg>,
+        /// With `--certify auto`: how many samples the dataset to certify has.
+        #[arg(long, value_name = "M", requires = "certify",
+              value_parser = clap::value_parser!(u32).range(1..))]
+        samples: Option<u32>,
     },
     /// Print the model commitment of DIR: the verifying key's digest for fixed weights,
     /// `<digest>:<weights hash>` for hashed weights (the weights hash is computed natively
@@ -266,6 +272,43 @@ fn positive_mb(s: &str) -> Result<f64, String> {
     }
 }
 
+/// `--certify`'s value: a batch size, or `auto`.
+#[derive(Clone, Copy, Debug)]
+enum BatchArg {
+    Fixed(usize),
+    Auto,
+}
+
+fn parse_batch(s: &str) -> Result<BatchArg, String> {
+    match s {
+        "auto" => Ok(BatchArg::Auto),
+        _ => match s.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(BatchArg::Fixed(n)),
+            _ => Err(format!("`{s}` is neither a positive batch size nor `auto`")),
+        },
+    }
+}
+
+/// The certificate batch of `--certify` and `--samples`.
+fn certificate_batch(
+    certify: Option<BatchArg>,
+    samples: Option<u32>,
+) -> anyhow::Result<Option<Batch>> {
+    Ok(match (certify, samples) {
+        (None, _) => None,
+        (Some(BatchArg::Fixed(n)), None) => Some(Batch::Fixed(n)),
+        (Some(BatchArg::Auto), Some(m)) => Some(Batch::Fit {
+            samples: m as usize,
+        }),
+        (Some(BatchArg::Fixed(_)), Some(_)) => {
+            anyhow::bail!("--samples is for --certify auto; --certify N fixes the batch")
+        }
+        (Some(BatchArg::Auto), None) => {
+            anyhow::bail!("--certify auto needs --samples: the size of the dataset to certify")
+        }
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -282,38 +325,42 @@ fn main() -> ExitCode {
             segments,
             linear,
             certify,
-        } => {
-            let max_memory = match max_memory {
-                Some(mb) => {
-                    println!("memory budget {mb:.0} MB (--max-memory)");
-                    Some(mb)
-                }
-                None => machine_memory_mb().map(|total| {
-                    let mb = total * 0.8;
-                    println!(
-                        "memory budget {mb:.0} MB: 80% of this machine's {total:.0} MB \
+            samples,
+        } => match certificate_batch(certify, samples) {
+            Err(e) => Err(e),
+            Ok(certificate) => {
+                let max_memory = match max_memory {
+                    Some(mb) => {
+                        println!("memory budget {mb:.0} MB (--max-memory)");
+                        Some(mb)
+                    }
+                    None => machine_memory_mb().map(|total| {
+                        let mb = total * 0.8;
+                        println!(
+                            "memory budget {mb:.0} MB: 80% of this machine's {total:.0} MB \
                          (--max-memory to change)"
-                    );
-                    mb
-                }),
-            };
-            let options = CompileOptions {
-                bits: match target {
-                    Some(t) => Bits::Target(t),
-                    None => bits.map_or(Bits::Widest, Bits::Fixed),
-                },
-                visibility: Visibility {
-                    params,
-                    input,
-                    output,
-                },
-                max_memory_mb: max_memory,
-                min_segments: segments.max(1),
-                linear,
-                certificate: certify.map(|n| n as usize),
-            };
-            commands::compile(&model, &calibration, &out, &options).map(|_| ExitCode::SUCCESS)
-        }
+                        );
+                        mb
+                    }),
+                };
+                let options = CompileOptions {
+                    bits: match target {
+                        Some(t) => Bits::Target(t),
+                        None => bits.map_or(Bits::Widest, Bits::Fixed),
+                    },
+                    visibility: Visibility {
+                        params,
+                        input,
+                        output,
+                    },
+                    max_memory_mb: max_memory,
+                    min_segments: segments.max(1),
+                    linear,
+                    certificate,
+                };
+                commands::compile(&model, &calibration, &out, &options).map(|_| ExitCode::SUCCESS)
+            }
+        },
         Command::ModelId { dir } => commands::model_id(&dir).map(|_| ExitCode::SUCCESS),
         Command::Setup { dir, srs, dev_srs } => {
             commands::setup(&dir, srs.as_deref(), dev_srs).map(|_| ExitCode::SUCCESS)

@@ -398,3 +398,121 @@ fn a_redacted_circuit_reproduces_the_key_without_the_weights() {
     let out = zkinfer(&["verify", s(&public), "--proof", s(&fx.cert)]);
     assert_eq!(code(&out), 1, "{}", stdout(&out));
 }
+
+/// `--certify auto --samples M`: every divisor of M into at most 16 batches is compiled
+/// and the one predicted to prove all M fastest is taken; under a memory budget below
+/// its predicted peak, that batch is refused for the budget and the fastest of those
+/// within it is taken.
+#[test]
+fn the_planner_chooses_the_batch_within_the_memory_budget() {
+    let fx = fixture();
+    let (onnx, calibration) = (
+        real().join("digits_mlp.onnx"),
+        real().join("digits_mlp.calibration.json"),
+    );
+    let compile = |dir: &str, extra: &[&str]| {
+        let dir = fx.root.join(dir);
+        let mut args = vec![
+            "compile",
+            s(&onnx),
+            "--calibration",
+            s(&calibration),
+            "--out",
+            s(&dir),
+            "--certify",
+            "auto",
+            "--samples",
+            "90",
+        ];
+        args.extend_from_slice(extra);
+        let out = zkinfer(&args);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        (out, dir)
+    };
+    // Each batch line: (batch, peak MB, predicted seconds in all, chosen); and the
+    // batches refused for the budget.
+    type Tried = (usize, f64, f64, bool);
+    let trials = |err: &str| -> (Vec<Tried>, Vec<usize>) {
+        let mut tried = Vec::new();
+        let mut refused = Vec::new();
+        let number = |l: &str, after: &str, before: &str| -> f64 {
+            let l = l.split(after).nth(1).unwrap();
+            l.split(before).next().unwrap().parse().unwrap()
+        };
+        for l in err.lines().map(str::trim_start) {
+            let Some(rest) = l.strip_prefix("batch ") else {
+                continue;
+            };
+            let batch: usize = rest.split_whitespace().next().unwrap().parse().unwrap();
+            if l.contains("does not compile") {
+                assert!(l.contains("over the memory budget"), "{l}");
+                refused.push(batch);
+            } else {
+                let peak = number(l, "(peak ", " MB)");
+                let total = number(l, "MB), ", " s in all");
+                tried.push((batch, peak, total, l.ends_with("<- chosen")));
+            }
+        }
+        (tried, refused)
+    };
+    let chosen_of = |tried: &[Tried]| {
+        let best = tried.iter().min_by(|a, b| a.2.total_cmp(&b.2)).unwrap();
+        let chosen: Vec<_> = tried.iter().filter(|t| t.3).collect();
+        assert_eq!(chosen.len(), 1, "{tried:?}");
+        assert_eq!(chosen[0].0, best.0, "not the fastest in all: {tried:?}");
+        *best
+    };
+    let batch_of = |dir: &Path| {
+        read_json(&dir.join("circuit.json"))["certificate"]["batch"]
+            .as_u64()
+            .unwrap() as usize
+    };
+
+    let (out, dir) = compile("auto", &[]);
+    let (tried, refused) = trials(&stderr(&out));
+    assert!(refused.is_empty(), "{refused:?}");
+    let mut batches: Vec<usize> = tried.iter().map(|t| t.0).collect();
+    batches.sort();
+    assert_eq!(batches, vec![6, 9, 10, 15, 18, 30, 45, 90]);
+    let first = chosen_of(&tried);
+    assert_eq!(batch_of(&dir), first.0);
+
+    let budget = first.1.floor() - 1.0;
+    let (out, dir) = compile("auto-budget", &["--max-memory", &format!("{budget}")]);
+    let (within, refused) = trials(&stderr(&out));
+    assert!(refused.contains(&first.0), "{}", stderr(&out));
+    assert!(within.iter().all(|t| t.1 <= budget), "{within:?}");
+    let second = chosen_of(&within);
+    assert_ne!(second.0, first.0);
+    assert_eq!(batch_of(&dir), second.0);
+
+    let z = fx.root.join("z");
+    for (args, expected) in [
+        (vec!["--certify", "auto"], "--certify auto needs --samples"),
+        (
+            vec!["--certify", "5", "--samples", "10"],
+            "--samples is for --certify auto",
+        ),
+        (
+            vec!["--certify", "none"],
+            "neither a positive batch size nor `auto`",
+        ),
+        (
+            vec!["--certify", "auto", "--samples", "90", "--max-memory", "100"],
+            "no batch size of 90 samples compiles as one certificate circuit within the memory budget",
+        ),
+    ] {
+        let mut all = vec![
+            "compile",
+            s(&onnx),
+            "--calibration",
+            s(&calibration),
+            "--out",
+            s(&z),
+        ];
+        all.extend(args);
+        let out = zkinfer(&all);
+        assert_eq!(code(&out), 2, "{}", stderr(&out));
+        assert!(stderr(&out).contains(expected), "{}", stderr(&out));
+    }
+}

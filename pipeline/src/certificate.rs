@@ -8,7 +8,7 @@ use zkinfer_compiler::{import_certificate, parse_dataset_json, parse_input_json,
 use zkinfer_prover::CompiledCircuit;
 use zkinfer_verifier::Certificate;
 
-use crate::{compile_imported, Compilation, CompileOptions, PipelineError};
+use crate::{compile_laid_out, Compilation, CompileOptions, PipelineError};
 
 /// What a certificate's statement makes public: the weights hash (the hidden model's
 /// id), the batch's hash (its part of the dataset id) and the count.
@@ -20,6 +20,116 @@ pub const VISIBILITY: Visibility = Visibility {
 
 fn config(reason: String) -> PipelineError {
     PipelineError::Compile(CompileError::Config { reason })
+}
+
+/// How many samples a certificate's circuit proves at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Batch {
+    /// This many.
+    Fixed(usize),
+    /// The divisor of a dataset of `samples` samples (at most [`MAX_BATCHES`] batches)
+    /// whose circuit is predicted to prove the whole dataset fastest within the memory
+    /// budget: larger batches share the weights' and lookup tables' cost and Freivalds'
+    /// argument turns each linear layer into one matrix product, smaller ones fit.
+    Fit { samples: usize },
+}
+
+/// The most batches [`Batch::Fit`] cuts a dataset into (each is a proof to make and
+/// check: a certificate of many verifies slower).
+pub const MAX_BATCHES: usize = 16;
+
+/// One batch size [`Batch::Fit`] tried: its circuit's cost, or why it has none.
+#[derive(Clone, Debug)]
+pub struct BatchTrial {
+    pub batch: usize,
+    pub plan: Result<BatchCost, String>,
+    pub taken: bool,
+}
+
+/// A batch circuit's `k`, and its predicted prove seconds and peak memory (MB).
+#[derive(Clone, Copy, Debug)]
+pub struct BatchCost {
+    pub k: u32,
+    pub prove_s: f64,
+    pub peak_mb: f64,
+}
+
+impl BatchTrial {
+    /// The predicted prove seconds of the whole dataset of `samples`.
+    pub fn total_s(&self, samples: usize) -> Option<f64> {
+        let cost = self.plan.as_ref().ok()?;
+        Some(cost.prove_s * (samples / self.batch) as f64)
+    }
+}
+
+/// [`compile_certificate`] for a [`Batch`]: with `Fit`, every candidate batch size is
+/// compiled and the one predicted to prove the dataset fastest is returned, with every
+/// trial in [`Compilation::batches`].
+pub fn compile_batched(
+    onnx: &Path,
+    calibration: &str,
+    batch: Batch,
+    options: &CompileOptions,
+) -> Result<Compilation, PipelineError> {
+    let samples = match batch {
+        Batch::Fixed(b) => return compile_certificate(onnx, calibration, b, options),
+        Batch::Fit { samples } => samples,
+    };
+    let candidates: Vec<usize> = (1..=samples)
+        .rev()
+        .filter(|b| samples.is_multiple_of(*b) && samples / b <= MAX_BATCHES)
+        .collect();
+    if candidates.is_empty() {
+        return Err(config("a dataset of 0 samples has no batch".into()));
+    }
+    let mut best: Option<(f64, Compilation)> = None;
+    let mut trials = Vec::new();
+    for b in candidates {
+        let (trial, compiled) = match compile_certificate(onnx, calibration, b, options) {
+            Ok(c) => {
+                let p = &c.circuits[0].plan;
+                let plan = Ok(BatchCost {
+                    k: p.layout.k,
+                    prove_s: p.predicted.prove_s,
+                    peak_mb: p.predicted.peak_mb,
+                });
+                (plan, Some(c))
+            }
+            Err(e) => (Err(e.to_string()), None),
+        };
+        let trial = BatchTrial {
+            batch: b,
+            plan: trial,
+            taken: false,
+        };
+        if let (Some(c), Some(total)) = (compiled, trial.total_s(samples)) {
+            if best.as_ref().is_none_or(|(t, _)| total < *t) {
+                best = Some((total, c));
+            }
+        }
+        trials.push(trial);
+    }
+    let Some((_, mut chosen)) = best else {
+        let why: Vec<String> = trials
+            .iter()
+            .filter_map(|t| t.plan.as_ref().err().map(|e| format!("{}: {e}", t.batch)))
+            .collect();
+        return Err(config(format!(
+            "no batch size of {samples} samples compiles as one certificate circuit within \
+             the memory budget; tried {}",
+            why.join("; ")
+        )));
+    };
+    let taken = chosen.circuits[0]
+        .certificate
+        .as_ref()
+        .map(|c| c.batch)
+        .unwrap_or(0);
+    for t in &mut trials {
+        t.taken = t.batch == taken;
+    }
+    chosen.batches = trials;
+    Ok(chosen)
 }
 
 /// Compiles the certificate circuit of `onnx` for batches of `batch` samples, calibrated
@@ -43,13 +153,19 @@ pub fn compile_certificate(
         certificate: None,
         ..*options
     };
-    let mut c = compile_imported(onnx, cert.imported, &packed, &options)?;
-    if c.is_segmented() {
-        return Err(config(format!(
-            "the certificate circuit for batches of {batch} does not fit the memory budget as \
-             one circuit; use a smaller --certify batch"
-        )));
-    }
+    let mut c = match compile_laid_out(onnx, cert.imported, &packed, &options, false) {
+        Err(PipelineError::Layout(zkinfer_circuits::CircuitError::OverMemory {
+            budget,
+            least,
+        })) => {
+            return Err(config(format!(
+                "the certificate circuit for batches of {batch} is predicted to need \
+                 {least:.0} MB at least, over the memory budget of {budget:.0} MB, and a \
+                 certificate is one circuit; use a smaller --certify batch"
+            )))
+        }
+        c => c?,
+    };
     let output = c.model.value(c.model.output);
     // The count must be exact: a whole number at a scale of 2^0 or finer.
     if output.scale < 0 {

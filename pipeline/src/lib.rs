@@ -85,9 +85,10 @@ pub struct CompileOptions {
     pub min_segments: usize,
     /// Which argument checks the linear layers.
     pub linear: LinearArgument,
-    /// Compile the model's capability certificate circuit for batches of this many
-    /// samples instead (see [`certificate`]); its visibility is the certificate's.
-    pub certificate: Option<usize>,
+    /// Compile the model's capability certificate circuit instead (see [`certificate`]),
+    /// for batches of a given size or of the size the planner chooses; its visibility is
+    /// the certificate's.
+    pub certificate: Option<certificate::Batch>,
 }
 
 impl Default for CompileOptions {
@@ -120,6 +121,8 @@ pub struct Compilation {
     pub trials: Vec<Trial>,
     /// With `Bits::Widest`: every width tried and its circuit's cost.
     pub widths: Vec<Widening>,
+    /// With a certificate's `Batch::Fit`: every batch size tried and its cost.
+    pub batches: Vec<certificate::BatchTrial>,
     /// The planner's second-best layout (of a whole-model circuit).
     pub runner_up: Option<Plan>,
     /// The quantization error tensor by tensor on the calibration samples, in model order.
@@ -140,7 +143,7 @@ pub fn compile(
     options: &CompileOptions,
 ) -> Result<Compilation, PipelineError> {
     if let Some(batch) = options.certificate {
-        return certificate::compile_certificate(onnx, calibration, batch, options);
+        return certificate::compile_batched(onnx, calibration, batch, options);
     }
     let imported = import_onnx(onnx)?;
     let parts: Vec<Vec<usize>> = imported
@@ -162,6 +165,19 @@ pub fn compile_imported(
     imported: Imported,
     samples: &[Vec<f32>],
     options: &CompileOptions,
+) -> Result<Compilation, PipelineError> {
+    compile_laid_out(onnx, imported, samples, options, true)
+}
+
+/// [`compile_imported`]; a model that does not fit the memory budget as one circuit is
+/// cut into segments if `segment`, and is an [`zkinfer_circuits::CircuitError::OverMemory`]
+/// error otherwise.
+pub(crate) fn compile_laid_out(
+    onnx: &Path,
+    imported: Imported,
+    samples: &[Vec<f32>],
+    options: &CompileOptions,
+    segment: bool,
 ) -> Result<Compilation, PipelineError> {
     let graph = imported.graph;
     let cal = calibrate(&graph, samples)?;
@@ -244,7 +260,7 @@ pub fn compile_imported(
         match zkinfer_circuits::plan_layout(&model, vis, options.max_memory_mb, options.linear) {
             Ok(plans) => Some(plans),
             // Too large for one circuit within the budget: cut it.
-            Err(zkinfer_circuits::CircuitError::OverMemory { .. }) => None,
+            Err(zkinfer_circuits::CircuitError::OverMemory { .. }) if segment => None,
             Err(e) => return Err(e.into()),
         }
     };
@@ -275,6 +291,7 @@ pub fn compile_imported(
         nodes: graph.nodes.len(),
         trials,
         widths,
+        batches: Vec::new(),
         runner_up,
         layers,
     })
