@@ -72,9 +72,16 @@ pub fn compile(
     }
     for w in &compilation.widths {
         let mark = if w.taken { " <- chosen" } else { "" };
+        let bits = format!("bits {:2}, weights {:2}", w.act_bits, w.weight_bits);
         match &w.plan {
-            Ok((k, s)) => eprintln!("  bits {:2}  k {k}, predicted prove {s:.2} s{mark}", w.bits),
-            Err(e) => eprintln!("  bits {:2}  does not compile: {e}", w.bits),
+            Ok((k, s)) => match &w.fidelity {
+                Some(f) => eprintln!(
+                    "  {bits}  k {k}, predicted prove {s:.2} s, max |error| {:.5}{mark}",
+                    f.max_abs_error
+                ),
+                None => eprintln!("  {bits}  k {k}, predicted prove {s:.2} s: costs more{mark}"),
+            },
+            Err(e) => eprintln!("  {bits}  does not compile: {e}"),
         }
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;

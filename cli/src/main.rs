@@ -38,6 +38,11 @@ enum Command {
         /// --target chooses it from the fidelity instead.
         #[arg(long, conflicts_with = "target")]
         bits: Option<u32>,
+        /// Signed bit width of the weights. Default: 12, and without --bits or --target the
+        /// widest of 12 to 16 whose circuit keeps the k and predicted prove time (with
+        /// hashed weights their range table grows with it, so there it rarely pays).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=24))]
+        weight_bits: Option<u32>,
         /// Choose the activation width from the fidelity on the calibration data: `size`
         /// (the narrowest whose argmax agrees and whose error is within 1% of the output
         /// range) or `accuracy` (the smallest error), trying 8 to 16 bits.
@@ -317,6 +322,7 @@ fn main() -> ExitCode {
             calibration,
             out,
             bits,
+            weight_bits,
             target,
             params,
             input,
@@ -356,6 +362,7 @@ fn main() -> ExitCode {
                     max_memory_mb: max_memory,
                     min_segments: segments.max(1),
                     linear,
+                    weight_bits,
                     certificate,
                 };
                 commands::compile(&model, &calibration, &out, &options).map(|_| ExitCode::SUCCESS)

@@ -22,7 +22,7 @@ use zkinfer_compiler::{
 };
 use zkinfer_prover::artifact::CIRCUIT_FORMAT;
 use zkinfer_prover::{CompiledCircuit, ProverKey};
-use zkinfer_qir::{QModel, Trace};
+use zkinfer_qir::{Fidelity, QModel, Trace};
 use zkinfer_verifier::artifact::FORMAT_VERSION;
 use zkinfer_verifier::VerifierKey;
 
@@ -51,24 +51,29 @@ pub enum PipelineError {
 pub enum Bits {
     Fixed(u32),
     Target(Target),
-    /// The widest activations of [`WIDEST_BITS`] whose circuit costs what the narrowest's
-    /// does: the same `k` and at most [`WIDEST_SLACK`] more predicted prove time. Where
-    /// the lookup tables do not set `k`, precision is free up to that width.
+    /// The widest activations of [`WIDEST_BITS`], then the widest weights of the same
+    /// range (unless [`CompileOptions::weight_bits`] fixes them), whose circuit costs what
+    /// the narrowest's does (the same `k` and at most [`WIDEST_SLACK`] more predicted
+    /// prove time) and whose output on the calibration samples is no worse. Where the
+    /// lookup tables do not set `k`, precision is free up to there.
     Widest,
 }
 
-/// The widths [`Bits::Widest`] tries, narrowest (the reference) first.
+/// The widths [`Bits::Widest`] tries, narrowest (the reference) first: of activations,
+/// and of weights.
 pub const WIDEST_BITS: std::ops::RangeInclusive<u32> = 12..=16;
 
 /// How much more predicted prove time [`Bits::Widest`] accepts for a wider width.
 pub const WIDEST_SLACK: f64 = 0.02;
 
-/// One width [`Bits::Widest`] tried: its whole-model circuit's `k` and predicted prove
-/// seconds, or why it has none.
+/// One pair of widths [`Bits::Widest`] tried: its whole-model circuit's `k` and predicted
+/// prove seconds, or why it has none; and its output's fidelity where it costs no more.
 #[derive(Clone, Debug)]
 pub struct Widening {
-    pub bits: u32,
+    pub act_bits: u32,
+    pub weight_bits: u32,
     pub plan: Result<(u32, f64), String>,
+    pub fidelity: Option<Fidelity>,
     pub taken: bool,
 }
 
@@ -85,6 +90,8 @@ pub struct CompileOptions {
     pub min_segments: usize,
     /// Which argument checks the linear layers.
     pub linear: LinearArgument,
+    /// The weights' signed width; `None`: 12 bits, widened by [`Bits::Widest`] where free.
+    pub weight_bits: Option<u32>,
     /// Compile the model's capability certificate circuit instead (see [`certificate`]),
     /// for batches of a given size or of the size the planner chooses; its visibility is
     /// the certificate's.
@@ -99,6 +106,7 @@ impl Default for CompileOptions {
             max_memory_mb: None,
             min_segments: 1,
             linear: LinearArgument::default(),
+            weight_bits: None,
             certificate: None,
         }
     }
@@ -181,10 +189,13 @@ pub(crate) fn compile_laid_out(
 ) -> Result<Compilation, PipelineError> {
     let graph = imported.graph;
     let cal = calibrate(&graph, samples)?;
-    let at = |bits: u32| {
+    let weight_bits = options
+        .weight_bits
+        .unwrap_or(QuantConfig::default().weight_bits);
+    let at = |act_bits: u32, weight_bits: u32| {
         let cfg = QuantConfig {
-            act_bits: bits,
-            ..QuantConfig::default()
+            act_bits,
+            weight_bits,
         };
         quantize(&graph, &cal, cfg)
     };
@@ -192,19 +203,16 @@ pub(crate) fn compile_laid_out(
     let mut widths = Vec::new();
     let (mut model, fid, trials) = match options.bits {
         Bits::Fixed(bits) => {
-            let q = at(bits)?;
+            let q = at(bits, weight_bits)?;
             let f = fidelity(&graph, &q, samples)?;
             (q, f, Vec::new())
         }
-        Bits::Target(target) => {
-            let weight_bits = QuantConfig::default().weight_bits;
-            quantize_for_target(&graph, &cal, samples, weight_bits, target)?
-        }
+        Bits::Target(target) => quantize_for_target(&graph, &cal, samples, weight_bits, target)?,
         Bits::Widest => {
-            let (q, plans, tried) = widest(at, options)?;
+            let fid = |q: &QModel| fidelity(&graph, q, samples);
+            let (q, f, plans, tried) = widest(at, fid, weight_bits, options)?;
             planned = plans;
             widths = tried;
-            let f = fidelity(&graph, &q, samples)?;
             (q, f, Vec::new())
         }
     };
@@ -300,67 +308,101 @@ pub(crate) fn compile_laid_out(
 /// A whole-model circuit's plan and the planner's runner-up.
 type Planned = (Plan, Option<Plan>);
 
-/// [`Bits::Widest`]: quantizes with `at(bits)` from the narrowest width of
-/// [`WIDEST_BITS`] up, and keeps widening while the whole-model circuit keeps the
-/// narrowest one's `k` and predicted prove time (within [`WIDEST_SLACK`]). Returns the
-/// widest such model with its plans (none where the model is to be segmented, which
-/// stays at the narrowest width) and every width tried.
+/// [`Bits::Widest`]: quantizes with `at(act_bits, weight_bits)` from the narrowest
+/// activations of [`WIDEST_BITS`] and `weight_bits` up, and keeps widening the
+/// activations, then the weights (unless [`CompileOptions::weight_bits`] fixes them),
+/// while the whole-model circuit keeps the narrowest one's `k` and predicted prove time
+/// (within [`WIDEST_SLACK`]); of those, it takes the one whose output error (`fid`) is
+/// least without losing argmax agreement. Returns that model with its fidelity and plans (none where
+/// the model is to be segmented, which stays at the narrowest widths), and every pair
+/// of widths tried.
 fn widest(
-    at: impl Fn(u32) -> Result<QModel, zkinfer_compiler::CompileError>,
+    at: impl Fn(u32, u32) -> Result<QModel, zkinfer_compiler::CompileError>,
+    fid: impl Fn(&QModel) -> Result<Fidelity, zkinfer_compiler::CompileError>,
+    weight_bits: u32,
     options: &CompileOptions,
-) -> Result<(QModel, Option<Planned>, Vec<Widening>), PipelineError> {
+) -> Result<(QModel, Fidelity, Option<Planned>, Vec<Widening>), PipelineError> {
     let plan = |q: &QModel| {
         zkinfer_circuits::plan_layout(q, options.visibility, options.max_memory_mb, options.linear)
     };
-    let narrowest = *WIDEST_BITS.start();
-    let mut best = at(narrowest)?;
+    let mut widths = (*WIDEST_BITS.start(), weight_bits);
+    let mut best = at(widths.0, widths.1)?;
+    let mut best_fid = fid(&best)?;
     if options.min_segments > 1 || options.visibility.is_linked() {
-        return Ok((best, None, Vec::new()));
+        return Ok((best, best_fid, None, Vec::new()));
     }
     let mut best_plans = match plan(&best) {
         Ok(plans) => plans,
         // Segmented, or an error the caller reports when it lays the model out.
-        Err(_) => return Ok((best, None, Vec::new())),
+        Err(_) => return Ok((best, best_fid, None, Vec::new())),
     };
     let reference = (best_plans.0.layout.k, best_plans.0.predicted.prove_s);
     let mut tried = vec![Widening {
-        bits: narrowest,
+        act_bits: widths.0,
+        weight_bits: widths.1,
         plan: Ok(reference),
+        fidelity: Some(best_fid.clone()),
         taken: true,
     }];
-    for bits in narrowest + 1..=*WIDEST_BITS.end() {
-        let wider = at(bits).map_err(|e| e.to_string()).and_then(|q| {
-            let plans = plan(&q).map_err(|e| e.to_string())?;
-            Ok((q, plans))
-        });
-        let (q, plans) = match wider {
-            Ok(w) => w,
-            Err(e) => {
-                tried.push(Widening {
-                    bits,
-                    plan: Err(e),
-                    taken: false,
-                });
+    // Activations first (their rounding is most of the error), then weights.
+    let steps: &[(u32, u32)] = if options.weight_bits.is_some() {
+        &[(1, 0)]
+    } else {
+        &[(1, 0), (0, 1)]
+    };
+    for &(da, dw) in steps {
+        let mut at_width = widths;
+        loop {
+            let next = (at_width.0 + da, at_width.1 + dw);
+            at_width = next;
+            let end = *WIDEST_BITS.end();
+            if (da > 0 && next.0 > end) || (dw > 0 && next.1 > end) {
                 break;
             }
-        };
-        let cost = (plans.0.layout.k, plans.0.predicted.prove_s);
-        let free = cost.0 <= reference.0 && cost.1 <= reference.1 * (1.0 + WIDEST_SLACK);
-        tried.push(Widening {
-            bits,
-            plan: Ok(cost),
-            taken: free,
-        });
-        if !free {
-            break;
+            let mut trial = Widening {
+                act_bits: next.0,
+                weight_bits: next.1,
+                plan: Err(String::new()),
+                fidelity: None,
+                taken: false,
+            };
+            let wider = at(next.0, next.1).map_err(|e| e.to_string()).and_then(|q| {
+                let plans = plan(&q).map_err(|e| e.to_string())?;
+                Ok((q, plans))
+            });
+            let (q, plans) = match wider {
+                Ok(w) => w,
+                Err(e) => {
+                    trial.plan = Err(e);
+                    tried.push(trial);
+                    break;
+                }
+            };
+            let cost = (plans.0.layout.k, plans.0.predicted.prove_s);
+            trial.plan = Ok(cost);
+            if cost.0 > reference.0 || cost.1 > reference.1 * (1.0 + WIDEST_SLACK) {
+                tried.push(trial);
+                break;
+            }
+            let f = fid(&q)?;
+            trial.fidelity = Some(f.clone());
+            tried.push(trial);
+            // The most accurate free width wins (a wider one on a tie); the error is not
+            // always monotonic in a width, so a worse one does not end the search.
+            let agrees = |f: &Fidelity| f.argmax_agree.unwrap_or(0);
+            if f.max_abs_error > best_fid.max_abs_error || agrees(&f) < agrees(&best_fid) {
+                continue;
+            }
+            widths = next;
+            best = q;
+            best_fid = f;
+            best_plans = plans;
         }
-        best = q;
-        best_plans = plans;
     }
     for w in &mut tried {
-        w.taken = w.bits == best.act_bits;
+        w.taken = (w.act_bits, w.weight_bits) == widths;
     }
-    Ok((best, Some(best_plans), tried))
+    Ok((best, best_fid, Some(best_plans), tried))
 }
 
 /// The proving and verifying keys of `circuit` with the SRS `params`.
