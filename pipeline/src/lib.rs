@@ -51,11 +51,11 @@ pub enum PipelineError {
 pub enum Bits {
     Fixed(u32),
     Target(Target),
-    /// The widest activations of [`WIDEST_BITS`], then the widest weights of the same
+    /// Of the activation widths of [`WIDEST_BITS`], then the weight widths of the same
     /// range (unless [`CompileOptions::weight_bits`] fixes them), whose circuit costs what
     /// the narrowest's does (the same `k` and at most [`WIDEST_SLACK`] more predicted
-    /// prove time) and whose output on the calibration samples is no worse. Where the
-    /// lookup tables do not set `k`, precision is free up to there.
+    /// prove time), the most accurate on the calibration samples. Where the lookup
+    /// tables do not set `k`, precision is free up to there.
     Widest,
 }
 
@@ -127,7 +127,8 @@ pub struct Compilation {
     pub nodes: usize,
     /// With `Bits::Target`: every width tried and its fidelity.
     pub trials: Vec<Trial>,
-    /// With `Bits::Widest`: every width tried and its circuit's cost.
+    /// With `Bits::Widest`: every pair of widths tried, its circuit's cost and, where it
+    /// costs no more, its fidelity.
     pub widths: Vec<Widening>,
     /// With a certificate's `Batch::Fit`: every batch size tried and its cost.
     pub batches: Vec<certificate::BatchTrial>,
