@@ -15,17 +15,23 @@ use zkinfer_circuits::witness::advice_rows_used;
 use zkinfer_circuits::{
     plan_layout, InputMode, LinearArgument, ModelCircuit, OutputMode, ParamsMode, Visibility,
 };
-use zkinfer_tests::compile_shared;
+use zkinfer_tests::compile_shared_with;
 
+/// `name` (12-bit weights: hashed ones are range-checked in a table of `2^weight_bits`
+/// rows, which the default width search does not price under fixed weights).
 fn check(name: &str, visibilities: &[Visibility], arguments: &[LinearArgument]) {
-    let (model, input) = compile_shared(name);
+    let options = zkinfer_pipeline::CompileOptions {
+        weight_bits: Some(12),
+        ..Default::default()
+    };
+    let (model, input) = compile_shared_with(name, &options);
     let trace = Arc::new(model.run(&input).unwrap());
     let model = Arc::new(model);
     for (&vis, argument) in visibilities
         .iter()
         .flat_map(|v| arguments.iter().map(move |a| (v, *a)))
     {
-        let (plan, _) = plan_layout(&model, vis, None, argument).unwrap();
+        let (plan, _) = plan_layout(&model, vis, None, argument.into()).unwrap();
         let circuit = ModelCircuit::with_trace(model.clone(), plan.layout.clone(), trace.clone());
         let used = advice_rows_used(&circuit).unwrap();
         let mut cs = ConstraintSystem::default();
@@ -41,7 +47,10 @@ fn check(name: &str, visibilities: &[Visibility], arguments: &[LinearArgument]) 
         let lanes = config
             .lanes
             .iter()
-            .flat_map(|x| [x.in0, x.in1, x.aux, x.out])
+            .flat_map(|x| {
+                let limbs = x.limbs.iter().flat_map(|l| [l.rem_hi, l.hi, l.lo, l.sign]);
+                [x.in0, x.in1, x.aux, x.out].into_iter().chain(limbs)
+            })
             .collect();
         let hash = config
             .hash

@@ -26,7 +26,23 @@
 //!
 //! The range lookups' tag is `q_rescale · RELU`; on rows that are not rescales it is 0,
 //! which forces `aux` to 0 (see [`crate::table`]). Neither tag needs a column of its own:
-//! a lane is four advice columns, three fixed ones and four selectors.
+//! a lane is four advice columns, three fixed ones, and three selectors plus one for each
+//! bank of the table (`q_act`, whose lookup reads that bank).
+//!
+//! With limbs of `L` bits (`Layout::limb_bits`), no lookup reads `2^B` rows but the
+//! tabulated functions': the remainder is `aux + rem_hi·2^L`, each limb bounded by the
+//! tag in `f_b` and `f_t` (`RANGE + j`: below `2^j`, `j ≤ L`, so `aux < 2^min(shift, L)`
+//! and `rem_hi < 2^(shift - min(shift, L))`), and a ReLU or range-checked result takes a
+//! `q_bound` row:
+//! ```text
+//! in1 = hi·2^L + lo,  out = s·in1          (gate)
+//! (RANGE + L, lo, lo)  ∈ table             0 ≤ lo < 2^L
+//! (SIGN, hi, s)        ∈ table             -2^(B-1-L) ≤ hi < 2^(B-1-L), s = [hi ≥ 0]
+//! ```
+//! so `in1` is a `B`-bit signed integer and `out = relu(in1)`. The tags are the constant
+//! on `q_bound` and `q_rescale · f_b`, `q_rescale · f_t`: zero off those rows, which forces
+//! the limbs to 0 there. A limb lane is eight advice columns, four fixed ones, and four
+//! selectors plus one for each bank.
 
 use halo2_proofs::circuit::{Cell, Region, Value};
 use halo2_proofs::halo2curves::bn256::Fr;
@@ -36,7 +52,7 @@ use halo2_proofs::plonk::{
 use halo2_proofs::poly::Rotation;
 use zkinfer_qir::{floor_shift, Activation, Add, AddOperand, Mul, QModel, Rescale};
 
-use crate::table::{tag, TableConfig, RELU_TAG};
+use crate::table::{bank_of, tag, TableConfig, RANGE_TAG, RELU_TAG, SIGN_TAG};
 use crate::wires::{Param, Wires};
 use crate::{fe, fe128};
 
@@ -44,30 +60,87 @@ use crate::{fe, fe128};
 pub struct LaneConfig {
     pub in0: Column<Advice>,
     pub in1: Column<Advice>,
+    /// The remainder of a rescale (its low limb, with limbs).
     pub aux: Column<Advice>,
     pub out: Column<Advice>,
     pub f_a: Column<Fixed>,
+    /// An addition's second multiplier; on rescale rows the remainder's bound (see the
+    /// module's documentation).
     pub f_b: Column<Fixed>,
     /// The constant of an addition; on activation rows, the lookup's tag.
     pub f_k: Column<Fixed>,
     pub q_rescale: Selector,
-    /// Rescale rows whose result is bounded (all but the first row of a wide rescale).
-    pub q_act: Selector,
+    /// Rows whose `in1` is looked up in a function's table (with limbs, only the
+    /// tabulated functions; without, ReLU and the range check too): one selector and one
+    /// lookup for each bank of the table.
+    pub q_act: Vec<Selector>,
     pub q_add: Selector,
     pub q_mul: Selector,
+    /// The columns of limb-decomposed range checks (`Layout::limb_bits > 0`).
+    pub limbs: Option<Limbs>,
+}
+
+/// The lookup `(tag, v, v)` of the `(tag, v)` that `f` queries: `v` in the range `tag` names.
+fn range_lookup(
+    meta: &mut ConstraintSystem<Fr>,
+    table: &TableConfig,
+    name: &'static str,
+    f: impl Fn(&mut VirtualCells<'_, Fr>) -> (Expression<Fr>, Expression<Fr>),
+) {
+    let table = table.ranges();
+    meta.lookup(name, |meta| {
+        let (tag, v) = f(meta);
+        vec![
+            (tag, table.tag),
+            (v.clone(), table.input),
+            (v, table.output),
+        ]
+    });
+}
+
+/// A lane's limb columns: `in1 = hi·2^L + lo` bounded and `out = relu(in1)` on
+/// `q_bound` rows, and the remainder's high limb on rescale rows.
+#[derive(Clone, Debug)]
+pub struct Limbs {
+    pub bits: u32,
+    pub rem_hi: Column<Advice>,
+    pub hi: Column<Advice>,
+    pub lo: Column<Advice>,
+    /// `[hi ≥ 0]`, from the sign table.
+    pub sign: Column<Advice>,
+    /// The remainder's high limb's bound, `RANGE_TAG + j` for `rem_hi < 2^j`.
+    pub f_t: Column<Fixed>,
+    pub q_bound: Selector,
 }
 
 impl LaneConfig {
-    pub fn configure(meta: &mut ConstraintSystem<Fr>, table: &TableConfig) -> Self {
+    /// A lane; `limb_bits` is `Layout::limb_bits` (0: range checks against the RELU table).
+    pub fn configure(meta: &mut ConstraintSystem<Fr>, table: &TableConfig, limb_bits: u32) -> Self {
         let [in0, in1, aux, out] = [(); 4].map(|_| meta.advice_column());
         let [f_a, f_b, f_k] = [(); 3].map(|_| meta.fixed_column());
         for c in [in0, in1, out] {
             meta.enable_equality(c);
         }
         let q_rescale = meta.complex_selector();
-        let q_act = meta.complex_selector();
+        let q_act: Vec<Selector> = table
+            .banks
+            .iter()
+            .map(|_| meta.complex_selector())
+            .collect();
         let q_add = meta.selector();
         let q_mul = meta.selector();
+        let limbs = (limb_bits > 0).then(|| {
+            let [rem_hi, hi, lo, sign] = [(); 4].map(|_| meta.advice_column());
+            Limbs {
+                bits: limb_bits,
+                rem_hi,
+                hi,
+                lo,
+                sign,
+                f_t: meta.fixed_column(),
+                q_bound: meta.complex_selector(),
+            }
+        });
         meta.create_gate("mul", |meta| {
             let q = meta.query_selector(q_mul);
             let a = meta.query_advice(in0, Rotation::cur());
@@ -79,7 +152,11 @@ impl LaneConfig {
             let q = meta.query_selector(q_rescale);
             let a = meta.query_advice(in0, Rotation::cur());
             let y = meta.query_advice(in1, Rotation::cur());
-            let rem = meta.query_advice(aux, Rotation::cur());
+            let mut rem = meta.query_advice(aux, Rotation::cur());
+            if let Some(l) = &limbs {
+                let base = Expression::Constant(Fr::from(1u64 << l.bits));
+                rem = rem + meta.query_advice(l.rem_hi, Rotation::cur()) * base;
+            }
             let pow = meta.query_fixed(f_a, Rotation::cur());
             vec![q * (a - y * pow - rem)]
         });
@@ -93,39 +170,76 @@ impl LaneConfig {
             let k = meta.query_fixed(f_k, Rotation::cur());
             vec![q * (a * ma + b * mb + k - c)]
         });
-        meta.lookup("activation", |meta| {
-            let q = meta.query_selector(q_act);
-            let tag = meta.query_fixed(f_k, Rotation::cur());
-            let y = meta.query_advice(in1, Rotation::cur());
-            let z = meta.query_advice(out, Rotation::cur());
-            vec![
-                (q.clone() * tag, table.tag),
-                (q.clone() * y, table.input),
-                (q * z, table.output),
-            ]
-        });
-        let range_tag = |meta: &mut VirtualCells<'_, Fr>| {
-            meta.query_selector(q_rescale) * Expression::Constant(Fr::from(RELU_TAG))
-        };
-        meta.lookup("remainder range", |meta| {
-            let tag = range_tag(meta);
-            let rem = meta.query_advice(aux, Rotation::cur());
-            vec![
-                (tag, table.tag),
-                (rem.clone(), table.input),
-                (rem, table.output),
-            ]
-        });
-        meta.lookup("remainder below 2^shift", |meta| {
-            let tag = range_tag(meta);
-            let rem = meta.query_advice(aux, Rotation::cur());
-            let scaled = rem * meta.query_fixed(f_b, Rotation::cur());
-            vec![
-                (tag, table.tag),
-                (scaled.clone(), table.input),
-                (scaled, table.output),
-            ]
-        });
+        for (&q_act, bank) in q_act.iter().zip(&table.banks) {
+            meta.lookup("activation", |meta| {
+                let q = meta.query_selector(q_act);
+                let tag = meta.query_fixed(f_k, Rotation::cur());
+                let y = meta.query_advice(in1, Rotation::cur());
+                let z = meta.query_advice(out, Rotation::cur());
+                vec![
+                    (q.clone() * tag, bank.tag),
+                    (q.clone() * y, bank.input),
+                    (q * z, bank.output),
+                ]
+            });
+        }
+        match &limbs {
+            None => {
+                let range_tag = |meta: &mut VirtualCells<'_, Fr>| {
+                    meta.query_selector(q_rescale) * Expression::Constant(Fr::from(RELU_TAG))
+                };
+                range_lookup(meta, table, "remainder range", |meta| {
+                    (range_tag(meta), meta.query_advice(aux, Rotation::cur()))
+                });
+                range_lookup(meta, table, "remainder below 2^shift", |meta| {
+                    let rem = meta.query_advice(aux, Rotation::cur());
+                    (
+                        range_tag(meta),
+                        rem * meta.query_fixed(f_b, Rotation::cur()),
+                    )
+                });
+            }
+            Some(l) => {
+                let (rem_hi, hi, lo, sign, f_t, q_bound) =
+                    (l.rem_hi, l.hi, l.lo, l.sign, l.f_t, l.q_bound);
+                range_lookup(meta, table, "remainder low limb", |meta| {
+                    let tag =
+                        meta.query_selector(q_rescale) * meta.query_fixed(f_b, Rotation::cur());
+                    (tag, meta.query_advice(aux, Rotation::cur()))
+                });
+                range_lookup(meta, table, "remainder high limb", |meta| {
+                    let tag =
+                        meta.query_selector(q_rescale) * meta.query_fixed(f_t, Rotation::cur());
+                    (tag, meta.query_advice(rem_hi, Rotation::cur()))
+                });
+                let lo_tag = Expression::Constant(Fr::from(RANGE_TAG + u64::from(limb_bits)));
+                range_lookup(meta, table, "low limb", |meta| {
+                    let q = meta.query_selector(q_bound);
+                    (q * lo_tag.clone(), meta.query_advice(lo, Rotation::cur()))
+                });
+                let table = table.ranges();
+                meta.lookup("high limb and sign", |meta| {
+                    let q = meta.query_selector(q_bound);
+                    let h = meta.query_advice(hi, Rotation::cur());
+                    let s = meta.query_advice(sign, Rotation::cur());
+                    vec![
+                        (q * Expression::Constant(Fr::from(SIGN_TAG)), table.tag),
+                        (h, table.input),
+                        (s, table.output),
+                    ]
+                });
+                meta.create_gate("limbs and relu", |meta| {
+                    let q = meta.query_selector(q_bound);
+                    let y = meta.query_advice(in1, Rotation::cur());
+                    let z = meta.query_advice(out, Rotation::cur());
+                    let h = meta.query_advice(hi, Rotation::cur());
+                    let lo = meta.query_advice(lo, Rotation::cur());
+                    let s = meta.query_advice(sign, Rotation::cur());
+                    let base = Expression::Constant(Fr::from(1u64 << limb_bits));
+                    vec![q.clone() * (y.clone() - h * base - lo), q * (z - s * y)]
+                });
+            }
+        }
         LaneConfig {
             in0,
             in1,
@@ -138,7 +252,48 @@ impl LaneConfig {
             q_act,
             q_add,
             q_mul,
+            limbs,
         }
+    }
+
+    /// A rescale's remainder at `row`: `aux`, or with limbs `aux + rem_hi·2^L`.
+    fn assign_remainder(&self, region: &mut Region<'_, Fr>, rem: Option<i128>, row: usize) {
+        let known = |v: Option<i128>| v.map(fe128).map(Value::known).unwrap_or(Value::unknown());
+        match &self.limbs {
+            None => {
+                region.assign_advice(self.aux, row, known(rem));
+            }
+            Some(l) => {
+                let mask = (1i128 << l.bits) - 1;
+                region.assign_advice(self.aux, row, known(rem.map(|r| r & mask)));
+                region.assign_advice(l.rem_hi, row, known(rem.map(|r| r >> l.bits)));
+            }
+        }
+    }
+
+    /// Bounds `in1 = y` at `row` to `B` bits, with `out = relu(y)`: the RELU lookup
+    /// (`q_act`, tag in `f_k`), or with limbs `y = hi·2^L + lo` (`q_bound`).
+    fn assign_bound(
+        &self,
+        region: &mut Region<'_, Fr>,
+        y: Option<i64>,
+        row: usize,
+    ) -> Result<(), Error> {
+        let known = |v: Option<i64>| v.map(fe).map(Value::known).unwrap_or(Value::unknown());
+        match &self.limbs {
+            None => {
+                self.q_act[0].enable(region, row)?;
+                region.assign_fixed(self.f_k, row, Fr::from(RELU_TAG));
+            }
+            Some(l) => {
+                l.q_bound.enable(region, row)?;
+                region.assign_fixed(self.f_k, row, Fr::zero());
+                region.assign_advice(l.hi, row, known(y.map(|y| y >> l.bits)));
+                region.assign_advice(l.lo, row, known(y.map(|y| y & ((1i64 << l.bits) - 1))));
+                region.assign_advice(l.sign, row, known(y.map(|y| i64::from(y >= 0))));
+            }
+        }
+        Ok(())
     }
 
     /// The first row of a wide rescale (`shift ≥ B`): `in1 = floor(in0 / 2^s1)` with a
@@ -163,29 +318,39 @@ impl LaneConfig {
         let y1 = region
             .assign_advice(self.in1, row, known(parts.map(|p| p.0)))
             .cell();
-        region.assign_advice(self.aux, row, known(parts.map(|p| p.1)));
+        self.assign_remainder(region, parts.map(|p| i128::from(p.1)), row);
         region.assign_advice(self.out, row, Value::known(Fr::zero()));
-        self.rescale_fixed(region, model, s1, None, row);
+        self.rescale_fixed(region, model, s1, row)?;
+        // No activation: q_act off, tag 0.
+        region.assign_fixed(self.f_k, row, Fr::zero());
         Ok((y1, parts.map(|p| p.0)))
     }
 
+    /// A rescale row's multiplier `2^shift` and the remainder's bound: `f_b = 2^(B-1-shift)`
+    /// (`aux·f_b` is below `2^(B-1)`), or with limbs the tags of `[0, 2^j)` for each limb.
     fn rescale_fixed(
         &self,
         region: &mut Region<'_, Fr>,
         model: &QModel,
         shift: u32,
-        act: Option<Activation>,
         row: usize,
-    ) {
-        let half_bits = model.act_bits - 1;
+    ) -> Result<(), Error> {
         region.assign_fixed(self.f_a, row, Fr::from(1u64 << shift));
-        region.assign_fixed(self.f_b, row, Fr::from(1u64 << (half_bits - shift)));
-        // The first row of a wide rescale has no activation (q_act off; tag 0).
-        let act_tag = match act {
-            Some(a) => tag(a),
-            None => 0,
-        };
-        region.assign_fixed(self.f_k, row, Fr::from(act_tag));
+        match &self.limbs {
+            None => {
+                let half_bits = model.act_bits - 1;
+                region.assign_fixed(self.f_b, row, Fr::from(1u64 << (half_bits - shift)));
+            }
+            Some(l) => {
+                let low = shift.min(l.bits);
+                if shift - low > l.bits {
+                    return Err(Error::Synthesis);
+                }
+                region.assign_fixed(self.f_b, row, Fr::from(RANGE_TAG + u64::from(low)));
+                region.assign_fixed(l.f_t, row, Fr::from(RANGE_TAG + u64::from(shift - low)));
+            }
+        }
+        Ok(())
     }
 
     /// One element of a rescale at `row` (for a wide rescale, its second row: the input is
@@ -202,7 +367,6 @@ impl LaneConfig {
         row: usize,
     ) -> Result<(), Error> {
         self.q_rescale.enable(region, row)?;
-        self.q_act.enable(region, row)?;
         let (x, shift) = match from {
             None => {
                 wires.copy_in(region, self.in0, row, op.input, i)?;
@@ -225,15 +389,18 @@ impl LaneConfig {
             _ => (None, None),
         };
         let rem = x.zip(y).map(|(x, y)| x as i128 - ((y as i128) << shift));
-        let known = |v: Option<i128>| v.map(fe128).map(Value::known).unwrap_or(Value::unknown());
-        let y_cell = region
-            .assign_advice(self.in1, row, known(y.map(i128::from)))
-            .cell();
-        region.assign_advice(self.aux, row, known(rem));
-        let z_cell = region
-            .assign_advice(self.out, row, known(z.map(i128::from)))
-            .cell();
-        self.rescale_fixed(region, model, shift, Some(op.act), row);
+        let known = |v: Option<i64>| v.map(fe).map(Value::known).unwrap_or(Value::unknown());
+        let y_cell = region.assign_advice(self.in1, row, known(y)).cell();
+        self.assign_remainder(region, rem, row);
+        let z_cell = region.assign_advice(self.out, row, known(z)).cell();
+        self.rescale_fixed(region, model, shift, row)?;
+        match (op.act, &self.limbs) {
+            (Activation::Table(i), _) => {
+                self.q_act[bank_of(i, self.q_act.len())].enable(region, row)?;
+                region.assign_fixed(self.f_k, row, Fr::from(tag(op.act)));
+            }
+            _ => self.assign_bound(region, y, row)?,
+        }
         let result = if op.act == Activation::Identity {
             y_cell
         } else {
@@ -244,9 +411,10 @@ impl LaneConfig {
     }
 
     /// The range check of element `i` of the model input, which becomes its canonical
-    /// cell: `(RELU, x, relu(x))` is in the table iff `x` is a `B`-bit signed integer. For
-    /// a private or hashed input, which no public value pins (a `q_act` row with neither
-    /// gate: `aux` is tied to 0 by the range lookups' tag 0).
+    /// cell: `(RELU, x, relu(x))` is in the table iff `x` is a `B`-bit signed integer (or
+    /// its limbs are in theirs). For a private or hashed input, which no public value pins
+    /// (a bounded row with no gate of the rescale: `aux` is tied to 0 by the range
+    /// lookups' tag 0).
     pub fn assign_input_range(
         &self,
         region: &mut Region<'_, Fr>,
@@ -255,14 +423,13 @@ impl LaneConfig {
         i: usize,
         row: usize,
     ) -> Result<(), Error> {
-        self.q_act.enable(region, row)?;
         let x = wires.raw(input, i);
         region.assign_advice(self.in0, row, Value::known(Fr::zero()));
         let known = |v: Option<i64>| v.map(fe).map(Value::known).unwrap_or(Value::unknown());
         let cell = region.assign_advice(self.in1, row, known(x)).cell();
         region.assign_advice(self.aux, row, Value::known(Fr::zero()));
         region.assign_advice(self.out, row, known(x.map(|x| x.max(0))));
-        region.assign_fixed(self.f_k, row, Fr::from(RELU_TAG));
+        self.assign_bound(region, x, row)?;
         wires.define(input, i, cell);
         Ok(())
     }
@@ -380,8 +547,8 @@ impl LaneConfig {
 }
 
 /// One lane's constraints on hand-written rows: the tags that are expressions (the range
-/// lookups' `q_rescale · RELU`, the activation's `q_act · f_k`) switch their lookups on
-/// exactly where the gates are.
+/// lookups' `q_rescale · RELU`, the activation's `q_act · f_k`, the limbs' `q_bound ·
+/// RANGE` and `q_rescale · f_b`) switch their lookups on exactly where the gates are.
 #[cfg(test)]
 mod tests {
     // Test code: a panic is the failure report.
@@ -392,37 +559,51 @@ mod tests {
     use halo2_proofs::plonk::Circuit;
 
     use super::*;
+    use crate::table::range_entries;
 
-    /// Activation width of the test table.
+    /// Activation width of the test table, and its limbs.
     const B: u32 = 8;
+    const L: u32 = 4;
 
-    /// What one row holds: selectors on, advice `[in0, in1, aux, out]`, fixed
-    /// `[f_a, f_b, f_k]`.
+    /// What one row holds: selectors on, advice `[in0, in1, aux, out]` and with limbs
+    /// `[rem_hi, hi, lo, sign]`, fixed `[f_a, f_b, f_k]` and with limbs `f_t`.
     #[derive(Clone, Copy, Default)]
     struct Row {
         rescale: bool,
         act: bool,
         add: bool,
         mul: bool,
+        bound: bool,
         advice: [i64; 4],
+        limbs: [i64; 4],
         fixed: [i64; 3],
+        f_t: i64,
     }
 
+    /// One row of a lane with `.1`-bit limbs (0: none).
     #[derive(Clone)]
-    struct OneRow(Row);
+    struct OneRow(Row, u32);
 
     impl Circuit<Fr> for OneRow {
         type Config = (LaneConfig, TableConfig);
         type FloorPlanner = SimpleFloorPlanner;
-        type Params = ();
+        type Params = u32;
 
         fn without_witnesses(&self) -> Self {
             self.clone()
         }
 
+        fn params(&self) -> u32 {
+            self.1
+        }
+
+        fn configure_with_params(meta: &mut ConstraintSystem<Fr>, limb_bits: u32) -> Self::Config {
+            let table = TableConfig::configure(meta, 1);
+            (LaneConfig::configure(meta, &table, limb_bits), table)
+        }
+
         fn configure(meta: &mut ConstraintSystem<Fr>) -> Self::Config {
-            let table = TableConfig::configure(meta);
-            (LaneConfig::configure(meta, &table), table)
+            Self::configure_with_params(meta, 0)
         }
 
         fn synthesize(
@@ -430,27 +611,16 @@ mod tests {
             (lane, table): Self::Config,
             mut layouter: impl Layouter<Fr>,
         ) -> Result<(), Error> {
-            layouter.assign_table(
-                || "table",
-                |mut t| {
-                    let half = 1i64 << (B - 1);
-                    let rows = std::iter::once((0, 0, 0))
-                        .chain((-half..half).map(|x| (RELU_TAG, x, x.max(0))));
-                    for (row, (tag, x, y)) in rows.enumerate() {
-                        t.assign_cell(|| "tag", table.tag, row, || Value::known(Fr::from(tag)))?;
-                        t.assign_cell(|| "x", table.input, row, || Value::known(fe(x)))?;
-                        t.assign_cell(|| "y", table.output, row, || Value::known(fe(y)))?;
-                    }
-                    Ok(())
-                },
-            )?;
+            table
+                .ranges()
+                .assign(&mut layouter, range_entries(B, self.1))?;
             let r = self.0;
             layouter.assign_region(
                 || "row",
                 |mut region| {
                     for (on, q) in [
                         (r.rescale, lane.q_rescale),
-                        (r.act, lane.q_act),
+                        (r.act, lane.q_act[0]),
                         (r.add, lane.q_add),
                         (r.mul, lane.q_mul),
                     ] {
@@ -467,17 +637,30 @@ mod tests {
                     for (c, v) in [lane.f_a, lane.f_b, lane.f_k].iter().zip(r.fixed) {
                         region.assign_fixed(*c, 0, fe(v));
                     }
+                    if let Some(l) = &lane.limbs {
+                        if r.bound {
+                            l.q_bound.enable(&mut region, 0)?;
+                        }
+                        for (c, v) in [l.rem_hi, l.hi, l.lo, l.sign].iter().zip(r.limbs) {
+                            region.assign_advice(*c, 0, Value::known(fe(v)));
+                        }
+                        region.assign_fixed(l.f_t, 0, fe(r.f_t));
+                    }
                     Ok(())
                 },
             )
         }
     }
 
-    fn accepts(row: Row) -> bool {
-        MockProver::run(B + 2, &OneRow(row), vec![])
+    fn accepts_with(row: Row, limb_bits: u32) -> bool {
+        MockProver::run(B + 2, &OneRow(row, limb_bits), vec![])
             .unwrap()
             .verify()
             .is_ok()
+    }
+
+    fn accepts(row: Row) -> bool {
+        accepts_with(row, 0)
     }
 
     /// A rescale by 2^3 with ReLU of `in0`, the quotient, remainder and result given.
@@ -503,35 +686,153 @@ mod tests {
         assert!(!accepts(rescale(1 << (B + 3), 1 << B, 0, 1 << B)));
     }
 
+    /// A rescale by `2^shift` with ReLU in 4-bit limbs: `in0 = y·2^shift + rem` with
+    /// `rem = rem_lo + rem_hi·2^4`, `y = hi·2^4 + lo`, `out = sign·y`; the limbs are given
+    /// as they are (not derived), so that each can be pushed out of its range alone.
+    #[allow(clippy::too_many_arguments)]
+    fn limb_rescale(
+        shift: u32,
+        y: i64,
+        (rem_lo, rem_hi): (i64, i64),
+        (hi, lo): (i64, i64),
+        sign: i64,
+        out: i64,
+    ) -> Row {
+        let low = shift.min(L);
+        Row {
+            rescale: true,
+            bound: true,
+            advice: [(y << shift) + rem_lo + (rem_hi << L), y, rem_lo, out],
+            limbs: [rem_hi, hi, lo, sign],
+            fixed: [1 << shift, (RANGE_TAG + u64::from(low)) as i64, 0],
+            f_t: (RANGE_TAG + u64::from(shift - low)) as i64,
+            ..Row::default()
+        }
+    }
+
+    /// The honest row of a rescale of `in0` by `2^shift` with ReLU.
+    fn honest(in0: i64, shift: u32) -> Row {
+        let (y, rem) = floor_shift(in0, shift);
+        limb_rescale(
+            shift,
+            y,
+            (rem & 15, rem >> L),
+            (y >> L, y & 15),
+            i64::from(y >= 0),
+            y.max(0),
+        )
+    }
+
+    #[test]
+    fn limb_rows_reject_an_out_of_range_value_in_each_limb() {
+        for (in0, shift) in [
+            (-45, 3),
+            (45, 3),
+            (1000, 5),
+            (-2000, 7),
+            (127, 0),
+            (-128 << 7, 7),
+        ] {
+            assert!(accepts_with(honest(in0, shift), L), "{in0} >> {shift}");
+        }
+        // 45 >> 3 as 4·8 + 13: the low remainder limb at or past 2^shift.
+        assert!(!accepts_with(limb_rescale(3, 4, (13, 0), (0, 4), 1, 4), L));
+        // A negative low remainder limb, and a high remainder limb past 2^(shift - L).
+        assert!(!accepts_with(limb_rescale(3, 6, (-3, 0), (0, 6), 1, 6), L));
+        assert!(!accepts_with(limb_rescale(6, 1, (0, 4), (0, 1), 1, 1), L));
+        assert!(accepts_with(limb_rescale(6, 1, (0, 3), (0, 1), 1, 1), L));
+        // The low remainder limb at 2^L with the high limb one less (same remainder).
+        assert!(!accepts_with(limb_rescale(6, 1, (16, 2), (0, 1), 1, 1), L));
+        // The low limb of y at 2^L (hi one less), and negative (hi one more).
+        assert!(!accepts_with(
+            limb_rescale(3, 40, (0, 0), (1, 24), 1, 40),
+            L
+        ));
+        assert!(!accepts_with(
+            limb_rescale(3, 40, (0, 0), (3, -8), 1, 40),
+            L
+        ));
+        // y past B bits: the high limb out of the sign table, at both ends.
+        assert!(accepts_with(
+            limb_rescale(3, 127, (0, 0), (7, 15), 1, 127),
+            L
+        ));
+        assert!(!accepts_with(
+            limb_rescale(3, 128, (0, 0), (8, 0), 1, 128),
+            L
+        ));
+        assert!(accepts_with(
+            limb_rescale(3, -128, (0, 0), (-8, 0), 0, 0),
+            L
+        ));
+        assert!(!accepts_with(
+            limb_rescale(3, -129, (0, 0), (-9, 15), 0, 0),
+            L
+        ));
+        // A wrong sign (ReLU passes a negative value, or zeroes a positive one).
+        assert!(!accepts_with(
+            limb_rescale(3, -6, (3, 0), (-1, 10), 1, -6),
+            L
+        ));
+        assert!(!accepts_with(limb_rescale(3, 5, (5, 0), (0, 5), 0, 0), L));
+        assert!(!accepts_with(limb_rescale(3, 5, (5, 0), (0, 5), 1, 0), L));
+        // Limbs that do not add up to y.
+        assert!(!accepts_with(limb_rescale(3, 5, (5, 0), (0, 6), 1, 5), L));
+    }
+
     #[test]
     fn other_rows_keep_their_remainder_at_zero_whatever_their_constant() {
-        let add = |aux, k| Row {
-            add: true,
-            advice: [2, 3, aux, 2 * 3 + 3 * 5 + k],
-            fixed: [3, 5, k],
-            ..Row::default()
-        };
-        // An addition's constant sits where an activation row's tag does: not a tag here.
-        assert!(accepts(add(0, 7)));
-        assert!(accepts(add(0, RELU_TAG as i64)));
-        assert!(!accepts(add(1, 7)));
-        assert!(!accepts(add(3, RELU_TAG as i64)));
-        let mul = |aux| Row {
-            mul: true,
-            advice: [4, -5, aux, -20],
-            ..Row::default()
-        };
-        assert!(accepts(mul(0)));
-        assert!(!accepts(mul(2)));
-        // A row with no gate at all: out and in1 free, aux not.
-        assert!(accepts(Row {
-            advice: [9, 1000, 0, -77],
-            fixed: [0, 0, 5],
-            ..Row::default()
-        }));
-        assert!(!accepts(Row {
-            advice: [0, 0, 1, 0],
-            ..Row::default()
-        }));
+        for limb_bits in [0, L] {
+            let accepts = |row| accepts_with(row, limb_bits);
+            let add = |aux, k| Row {
+                add: true,
+                advice: [2, 3, aux, 2 * 3 + 3 * 5 + k],
+                fixed: [3, 5, k],
+                ..Row::default()
+            };
+            // An addition's constant sits where an activation row's tag does: not a tag
+            // here, nor is its multiplier where a rescale row has its remainder's tag.
+            assert!(accepts(add(0, 7)));
+            assert!(accepts(add(0, RELU_TAG as i64)));
+            assert!(!accepts(add(1, 7)));
+            assert!(!accepts(add(3, RELU_TAG as i64)));
+            let mul = |aux| Row {
+                mul: true,
+                advice: [4, -5, aux, -20],
+                ..Row::default()
+            };
+            assert!(accepts(mul(0)));
+            assert!(!accepts(mul(2)));
+            // A row with no gate at all: out and in1 free, aux not.
+            assert!(accepts(Row {
+                advice: [9, 1000, 0, -77],
+                fixed: [0, 0, 5],
+                ..Row::default()
+            }));
+            assert!(!accepts(Row {
+                advice: [0, 0, 1, 0],
+                ..Row::default()
+            }));
+        }
+        // With limbs, neither limb of a remainder nor of a bound survives off their rows,
+        // whatever the fixed cells hold.
+        for limbs in [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]] {
+            let row = Row {
+                add: true,
+                advice: [2, 3, 0, 2 + 3 * (RANGE_TAG as i64)],
+                fixed: [1, RANGE_TAG as i64, 0],
+                f_t: (RANGE_TAG + 2) as i64,
+                limbs,
+                ..Row::default()
+            };
+            assert!(!accepts_with(row, L), "{limbs:?}");
+            assert!(accepts_with(
+                Row {
+                    limbs: [0; 4],
+                    ..row
+                },
+                L
+            ));
+        }
     }
 }

@@ -114,6 +114,35 @@ pub enum LinearArgument {
     Freivalds,
 }
 
+/// How activations and remainders are range-checked (`compile --range`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RangeCheck {
+    /// Whichever the cost model predicts proves faster (see [`crate::plan`]).
+    #[default]
+    Auto,
+    /// Against one table of every `B`-bit value: one lookup a value, `2^B` rows.
+    Table,
+    /// In two limbs ([`Layout::limb_bits`]): two lookups a value, `~2^(B/2+1)` rows.
+    Limbs,
+}
+
+/// The planner's choices of argument: how linear layers and range checks are proven.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Arguments {
+    pub linear: LinearArgument,
+    pub range: RangeCheck,
+}
+
+impl From<LinearArgument> for Arguments {
+    fn from(linear: LinearArgument) -> Self {
+        Arguments {
+            linear,
+            ..Arguments::default()
+        }
+    }
+}
+
 /// Lower-case names, as the CLI flags and the files spell them.
 macro_rules! named {
     ($t:ty { $($v:ident => $n:literal),* }) => {
@@ -137,6 +166,7 @@ named!(ParamsMode { Fixed => "fixed", Hashed => "hashed" });
 named!(InputMode { Public => "public", Private => "private", Hashed => "hashed", Linked => "linked" });
 named!(OutputMode { Public => "public", Hashed => "hashed", Linked => "linked" });
 named!(LinearArgument { Auto => "auto", Dot => "dot", Freivalds => "freivalds" });
+named!(RangeCheck { Auto => "auto", Table => "table", Limbs => "limbs" });
 
 impl std::fmt::Display for Visibility {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -180,6 +210,19 @@ pub struct Layout {
     /// argument ([`crate::freivalds`]) instead of dot products.
     #[serde(default)]
     pub freivalds: Vec<usize>,
+    /// How activations and remainders are range-checked: 0, against the one table of all
+    /// `2^B` values (tag RELU); `L > 0`, decomposed into `L`-bit limbs against tables of
+    /// `2^(L+1)` and `2^(B-L)` rows ([`crate::table`], [`crate::elementwise`]).
+    #[serde(default)]
+    pub limb_bits: u32,
+    /// Banks the lookup table is laid out in, side by side ([`crate::table`]): the
+    /// tabulated functions are dealt round them, each bank a lookup on every lane.
+    #[serde(default = "one")]
+    pub banks: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Default for Layout {
@@ -197,6 +240,8 @@ impl Default for Layout {
             link_bits: 0,
             horner_lanes: 0,
             freivalds: Vec::new(),
+            limb_bits: 0,
+            banks: 1,
         }
     }
 }
@@ -227,7 +272,9 @@ impl Layout {
             }
             && self.horner_lanes <= 256
             && (self.horner_lanes > 0) != self.freivalds.is_empty()
-            && self.freivalds.windows(2).all(|w| w[0] < w[1]);
+            && self.freivalds.windows(2).all(|w| w[0] < w[1])
+            && self.limb_bits <= MAX_LIMB_BITS
+            && (1..=MAX_BANKS).contains(&self.banks);
         if ok {
             Ok(())
         } else {
@@ -235,6 +282,12 @@ impl Layout {
         }
     }
 }
+
+/// The most banks the table is laid out in.
+pub const MAX_BANKS: usize = 4;
+
+/// The widest limb of a decomposed range check (half the widest activation width).
+pub const MAX_LIMB_BITS: u32 = 15;
 
 /// The widest weights `--params hashed` packs (its range table has `2^bits` rows).
 pub const MAX_WEIGHT_BITS: u32 = 16;

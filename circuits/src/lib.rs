@@ -30,7 +30,9 @@ pub use halo2_proofs;
 use halo2_proofs::halo2curves::bn256::Fr;
 use halo2_proofs::halo2curves::ff::PrimeField;
 
-pub use layout::{InputMode, Layout, LinearArgument, OutputMode, ParamsMode, Visibility};
+pub use layout::{
+    Arguments, InputMode, Layout, LinearArgument, OutputMode, ParamsMode, RangeCheck, Visibility,
+};
 pub use model::{link, ModelCircuit, Salts};
 pub use plan::{plan_layout, Plan};
 

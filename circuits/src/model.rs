@@ -399,14 +399,14 @@ impl Circuit<Fr> for ModelCircuit {
     }
 
     fn configure_with_params(meta: &mut ConstraintSystem<Fr>, layout: Layout) -> ModelConfig {
-        let table = TableConfig::configure(meta);
+        let table = TableConfig::configure(meta, layout.banks);
         let hashed = layout.visibility.params == ParamsMode::Hashed;
         let linear =
             LinearConfig::configure(meta, layout.x_cols.max(1), layout.acc_cols.max(1), hashed);
         let freivalds = (layout.horner_lanes > 0)
             .then(|| FreivaldsConfig::configure(meta, &linear, layout.horner_lanes));
         let lanes = (0..layout.lanes.max(1))
-            .map(|_| LaneConfig::configure(meta, &table))
+            .map(|_| LaneConfig::configure(meta, &table, layout.limb_bits))
             .collect();
         let pack = (0..layout.pack_lanes)
             .map(|_| PackConfig::configure(meta, Some(&table), layout.weight_bits))

@@ -173,7 +173,7 @@ impl PackConfig {
                 step * (cur - prev * base - w - off.clone()),
             ]
         });
-        if let Some(table) = range {
+        if let Some(table) = range.map(TableConfig::ranges) {
             meta.lookup("weight range", |meta| {
                 let q = meta.query_selector(q_first) + meta.query_selector(q_step);
                 let w = meta.query_advice(w, Rotation::cur());

@@ -12,7 +12,10 @@ use zkinfer_qir::{QModel, QOp};
 
 use crate::cost::{Prediction, Shape, Terms};
 use crate::freivalds::{horner_rows, is_eligible, matvec_rows, sequences};
-use crate::layout::{Layout, LinearArgument, ParamsMode, Visibility, MAX_WEIGHT_BITS};
+use crate::layout::{
+    Arguments, Layout, LinearArgument, ParamsMode, RangeCheck, Visibility, MAX_BANKS,
+    MAX_WEIGHT_BITS,
+};
 use crate::model::ModelCircuit;
 use crate::params::{per_element, weight_bits};
 use crate::poseidon::BLOCK_ROWS;
@@ -33,6 +36,8 @@ impl Layout {
             link_lanes: self.link_lanes,
             horner_lanes: self.horner_lanes,
             freivalds: self.freivalds.clone(),
+            limbs: self.limb_bits > 0,
+            banks: self.banks,
         };
         if let Some(&i) = self
             .freivalds
@@ -90,10 +95,14 @@ pub struct Plan {
 
 impl Plan {
     pub fn rows(&self) -> usize {
+        self.rows_but_table().max(self.table_rows)
+    }
+
+    /// The rows of every section but the lookup table.
+    pub fn rows_but_table(&self) -> usize {
         self.linear_rows
             .max(self.horner_rows)
             .max(self.elementwise_rows)
-            .max(self.table_rows)
             .max(self.hash_rows)
             .max(self.pack_rows)
             .max(self.link_rows)
@@ -101,36 +110,81 @@ impl Plan {
     }
 }
 
+/// The constraint system of a layout, and the rows halo2 reserves for blinding: one
+/// configured.
+fn configured(layout: &Layout) -> (Shape, usize) {
+    let mut cs = ConstraintSystem::<Fr>::default();
+    ModelCircuit::configure_with_params(&mut cs, layout.clone());
+    let shape = Shape {
+        k: 0,
+        advice: cs.num_advice_columns(),
+        fixed: cs.num_fixed_columns() + cs.num_selectors(),
+        instance: cs.num_instance_columns(),
+        lookups: cs.lookups().len(),
+        permutation: cs.permutation().get_columns().len(),
+        degree: cs.degree(),
+    };
+    (shape, cs.blinding_factors() + 1)
+}
+
+/// Sets one kind of lane of a layout to two.
+type TwoLanes = fn(&mut Layout);
+
 /// The constraint system of a layout, and the rows halo2 reserves for blinding.
 ///
 /// The constraint system depends on the column counts and the visibility only (not on
-/// `k`, nor on which ops Freivalds' argument checks), and the segment planner prices the
-/// same candidates for many ranges of ops: configured once per thread and shape.
+/// `k`, nor on which ops Freivalds' argument checks). Its columns, lookups and
+/// permutation columns are sums over its parts, and lanes of one kind are alike: the
+/// shape is the one of the layout with at most one lane of each kind, plus for each kind
+/// with more the columns one more lane adds (degree and blinding rows are the maximum
+/// over alike lanes, the one-lane layout's). So planning configures a few constraint
+/// systems per linear block, not one per candidate (configuring was most of its time
+/// with many hash lanes). Cached per thread: the segment planner prices the same
+/// candidates for many ranges of ops.
 fn shape(layout: &Layout) -> (Shape, usize) {
     thread_local! {
         static SHAPES: RefCell<HashMap<Layout, (Shape, usize)>> = RefCell::new(HashMap::new());
     }
-    let key = Layout {
+    let cached = |l: &Layout| {
+        SHAPES.with(|cache| {
+            *cache
+                .borrow_mut()
+                .entry(l.clone())
+                .or_insert_with_key(configured)
+        })
+    };
+    let unit = Layout {
         k: 0,
         freivalds: Vec::new(),
+        lanes: 1,
+        hash_lanes: layout.hash_lanes.min(1),
+        pack_lanes: layout.pack_lanes.min(1),
+        link_lanes: layout.link_lanes.min(1),
+        horner_lanes: layout.horner_lanes.min(1),
         ..layout.clone()
     };
-    let (mut shape, reserved) = SHAPES.with(|cache| {
-        *cache.borrow_mut().entry(key).or_insert_with_key(|key| {
-            let mut cs = ConstraintSystem::<Fr>::default();
-            ModelCircuit::configure_with_params(&mut cs, key.clone());
-            let shape = Shape {
-                k: 0,
-                advice: cs.num_advice_columns(),
-                fixed: cs.num_fixed_columns() + cs.num_selectors(),
-                instance: cs.num_instance_columns(),
-                lookups: cs.lookups().len(),
-                permutation: cs.permutation().get_columns().len(),
-                degree: cs.degree(),
-            };
-            (shape, cs.blinding_factors() + 1)
-        })
-    });
+    let (one, reserved) = cached(&unit);
+    let mut shape = one;
+    let more: [(usize, TwoLanes); 5] = [
+        (layout.lanes, |l| l.lanes = 2),
+        (layout.hash_lanes, |l| l.hash_lanes = 2),
+        (layout.pack_lanes, |l| l.pack_lanes = 2),
+        (layout.link_lanes, |l| l.link_lanes = 2),
+        (layout.horner_lanes, |l| l.horner_lanes = 2),
+    ];
+    for (n, two_of) in more {
+        if n > 1 {
+            let mut two = unit.clone();
+            two_of(&mut two);
+            let (two, _) = cached(&two);
+            let times = n - 1;
+            shape.advice += times * (two.advice - one.advice);
+            shape.fixed += times * (two.fixed - one.fixed);
+            shape.instance += times * (two.instance - one.instance);
+            shape.lookups += times * (two.lookups - one.lookups);
+            shape.permutation += times * (two.permutation - one.permutation);
+        }
+    }
     shape.k = layout.k;
     (shape, reserved)
 }
@@ -147,6 +201,25 @@ pub struct Candidate {
     pub link_lanes: usize,
     pub horner_lanes: usize,
     pub freivalds: Vec<usize>,
+    /// Range checks decomposed into limbs ([`limb_bits`]).
+    pub limbs: bool,
+    /// Banks of the lookup table ([`crate::table`]).
+    pub banks: usize,
+}
+
+/// The layout's `limb_bits` for `model`: [`limb_bits`] with limbs, 0 without.
+fn chosen_limb_bits(model: &QModel, limbs: bool) -> u32 {
+    if limbs {
+        limb_bits(model.act_bits)
+    } else {
+        0
+    }
+}
+
+/// The limb width of `B`-bit range checks: `⌊B/2⌋`, the least table (`2^(L+1) + 2^(B-L)`
+/// rows) for which a remainder below `2^(B-1)` splits into two limbs.
+pub fn limb_bits(act_bits: u32) -> u32 {
+    act_bits / 2
 }
 
 /// The linear ops of `model` that `argument` checks by Freivalds' argument with blocks of
@@ -180,12 +253,16 @@ pub fn freivalds_ops(
         .collect()
 }
 
-/// Evaluates one candidate layout.
-pub fn evaluate(
-    model: &QModel,
-    visibility: Visibility,
-    c: Candidate,
-) -> Result<Plan, CircuitError> {
+/// What pricing a candidate needs of the model and statement that no candidate changes
+/// (computed once per [`plan_layout`], not once per candidate).
+struct ModelWork {
+    weight_bits: u32,
+    elementwise: usize,
+    hash_blocks: usize,
+    weights: usize,
+}
+
+fn model_work(model: &QModel, visibility: &Visibility) -> Result<ModelWork, CircuitError> {
     let hashed = visibility.params == ParamsMode::Hashed;
     let weight_bits = if hashed { weight_bits(model) } else { 0 };
     if hashed && weight_bits > MAX_WEIGHT_BITS {
@@ -194,12 +271,39 @@ pub fn evaluate(
             max: MAX_WEIGHT_BITS,
         });
     }
+    let (hash_blocks, weights) = hash_work(model, visibility, weight_bits);
+    Ok(ModelWork {
+        weight_bits,
+        elementwise: elementwise_elements(model, visibility),
+        hash_blocks,
+        weights,
+    })
+}
+
+/// Evaluates one candidate layout.
+pub fn evaluate(
+    model: &QModel,
+    visibility: Visibility,
+    c: Candidate,
+) -> Result<Plan, CircuitError> {
+    let work = model_work(model, &visibility)?;
     let linear = linear_section_rows(model, c.x_cols, c.acc_cols, &c.freivalds);
+    evaluate_with(model, visibility, c, &work, linear)
+}
+
+/// [`evaluate`] with the model's work and the candidate's linear rows computed.
+fn evaluate_with(
+    model: &QModel,
+    visibility: Visibility,
+    c: Candidate,
+    work: &ModelWork,
+    linear: usize,
+) -> Result<Plan, CircuitError> {
+    let weight_bits = work.weight_bits;
     let horner = horner_rows(model, &c.freivalds, c.horner_lanes);
-    let elementwise = elementwise_elements(model, &visibility).div_ceil(c.lanes);
-    let (hash_blocks, weights) = hash_work(model, &visibility, weight_bits);
-    let hash_rows = hash_blocks.div_ceil(c.hash_lanes.max(1)) * BLOCK_ROWS;
-    let pack_rows = pack_rows(weights, per_element(weight_bits.max(1)), c.pack_lanes);
+    let elementwise = work.elementwise.div_ceil(c.lanes);
+    let hash_rows = work.hash_blocks.div_ceil(c.hash_lanes.max(1)) * BLOCK_ROWS;
+    let pack_rows = pack_rows(work.weights, per_element(weight_bits.max(1)), c.pack_lanes);
     let link_rows = link_rows(model, &visibility, c.link_lanes);
     let mut layout = Layout {
         k: 0,
@@ -214,6 +318,8 @@ pub fn evaluate(
         link_bits: if c.link_lanes > 0 { model.act_bits } else { 0 },
         horner_lanes: c.horner_lanes,
         freivalds: c.freivalds.clone(),
+        limb_bits: chosen_limb_bits(model, c.limbs),
+        banks: c.banks,
     };
     let table = table_rows(model, &layout);
     let instance = visibility.public_values(
@@ -255,15 +361,28 @@ pub fn evaluate(
 }
 
 /// The layout of `model` with `visibility` that the cost model predicts proves fastest
-/// within `max_memory_mb` (when given), and the runner-up; `linear` says which argument
-/// checks the linear layers.
+/// within `max_memory_mb` (when given), and the runner-up; `arguments` say which argument
+/// checks the linear layers and how values are range-checked.
 pub fn plan_layout(
     model: &QModel,
     visibility: Visibility,
     max_memory_mb: Option<f64>,
-    linear: LinearArgument,
+    arguments: Arguments,
 ) -> Result<(Plan, Option<Plan>), CircuitError> {
     model.validate()?;
+    let Arguments { linear, range } = arguments;
+    let work = model_work(model, &visibility)?;
+    let limb_options: &[bool] = match range {
+        RangeCheck::Auto => &[false, true],
+        RangeCheck::Table => &[false],
+        RangeCheck::Limbs => &[true],
+    };
+    // More banks than tables (the range checks' and each function's) buy nothing. The
+    // first option is the simplest: one table, in limbs if they are forced.
+    let table_options: Vec<(bool, usize)> = limb_options
+        .iter()
+        .flat_map(|&l| (1..=MAX_BANKS.min(1 + model.tables.len())).map(move |b| (l, b)))
+        .collect();
     let hashes = visibility.hashes_anything();
     let packs = visibility.params == ParamsMode::Hashed;
     let hash_options: &[usize] = if hashes { &[1, 2, 4, 8, 16] } else { &[0] };
@@ -286,6 +405,7 @@ pub fn plan_layout(
                 sets.push(Vec::new());
             }
             for freivalds in &sets {
+                let linear_rows = linear_section_rows(model, x_cols, acc_cols, freivalds);
                 let horner_options: &[usize] = if freivalds.is_empty() {
                     &[0]
                 } else {
@@ -300,20 +420,48 @@ pub fn plan_layout(
                                 })
                             })
                         {
-                            let c = Candidate {
-                                x_cols,
-                                acc_cols,
-                                lanes,
-                                hash_lanes,
-                                pack_lanes,
-                                link_lanes,
-                                horner_lanes,
-                                freivalds: freivalds.clone(),
-                            };
-                            match evaluate(model, visibility, c) {
-                                Ok(p) => plans.push(p),
-                                Err(e @ CircuitError::WeightsTooWide { .. }) => return Err(e),
-                                Err(_) => {}
+                            // The first table option's others rows, reserved rows and k.
+                            let mut base: Option<(usize, usize, u32)> = None;
+                            for &(limbs, banks) in &table_options {
+                                // Limbs and banks cost columns and lookups, and pay only by
+                                // lowering the `k` the table sets: a variant whose table
+                                // cannot is not priced.
+                                if let Some((others, reserved, k)) = base {
+                                    let table = table_rows(
+                                        model,
+                                        &Layout {
+                                            weight_bits: work.weight_bits,
+                                            limb_bits: chosen_limb_bits(model, limbs),
+                                            banks,
+                                            ..Layout::default()
+                                        },
+                                    );
+                                    if others.max(table) + reserved > 1usize << (k - 1) {
+                                        continue;
+                                    }
+                                }
+                                let c = Candidate {
+                                    x_cols,
+                                    acc_cols,
+                                    lanes,
+                                    hash_lanes,
+                                    pack_lanes,
+                                    link_lanes,
+                                    horner_lanes,
+                                    freivalds: freivalds.clone(),
+                                    limbs,
+                                    banks,
+                                };
+                                // A candidate too large for any `k` is not a plan.
+                                if let Ok(p) =
+                                    evaluate_with(model, visibility, c, &work, linear_rows)
+                                {
+                                    if base.is_none() {
+                                        let reserved = (1usize << p.layout.k) - p.usable_rows;
+                                        base = Some((p.rows_but_table(), reserved, p.layout.k));
+                                    }
+                                    plans.push(p);
+                                }
                             }
                         }
                     }
@@ -344,4 +492,78 @@ pub fn plan_layout(
         .next()
         .ok_or(CircuitError::TooLarge { rows: usize::MAX })?;
     Ok((best, it.next()))
+}
+
+#[cfg(test)]
+mod tests {
+    // Test code: a panic is the failure report.
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::{InputMode, OutputMode};
+
+    /// The shape summed from one-lane layouts is the configured one, for every kind of
+    /// lane, hashed statements, linked boundaries, Freivalds' argument, limbs and banks.
+    #[test]
+    fn summed_shapes_are_configured_shapes() {
+        let hashed = Visibility {
+            params: ParamsMode::Hashed,
+            input: InputMode::Hashed,
+            output: OutputMode::Hashed,
+        };
+        let linked = Visibility {
+            input: InputMode::Linked,
+            output: OutputMode::Linked,
+            ..Visibility::default()
+        };
+        let layouts = [
+            Layout {
+                lanes: 5,
+                ..Layout::default()
+            },
+            Layout {
+                x_cols: 4,
+                acc_cols: 2,
+                lanes: 3,
+                visibility: hashed,
+                hash_lanes: 4,
+                pack_lanes: 3,
+                weight_bits: 12,
+                limb_bits: 6,
+                banks: 3,
+                ..Layout::default()
+            },
+            Layout {
+                lanes: 2,
+                visibility: linked,
+                hash_lanes: 2,
+                link_lanes: 4,
+                link_bits: 12,
+                horner_lanes: 8,
+                freivalds: vec![0],
+                limb_bits: 4,
+                ..Layout::default()
+            },
+        ];
+        for layout in layouts {
+            let (mut summed, reserved) = shape(&layout);
+            summed.k = 0;
+            let (configured, configured_reserved) = configured(&layout);
+            assert_eq!(
+                (summed.advice, summed.fixed, summed.instance),
+                (configured.advice, configured.fixed, configured.instance),
+                "{layout:?}"
+            );
+            assert_eq!(
+                (summed.lookups, summed.permutation, summed.degree, reserved),
+                (
+                    configured.lookups,
+                    configured.permutation,
+                    configured.degree,
+                    configured_reserved
+                ),
+                "{layout:?}"
+            );
+        }
+    }
 }

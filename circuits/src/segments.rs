@@ -10,7 +10,7 @@
 
 use zkinfer_qir::{QModel, Segment};
 
-use crate::layout::{InputMode, LinearArgument, OutputMode, Visibility};
+use crate::layout::{Arguments, InputMode, OutputMode, Visibility};
 use crate::plan::{plan_layout, Plan};
 use crate::CircuitError;
 
@@ -52,7 +52,7 @@ pub fn plan_cuts(
     statement: Visibility,
     cuts: &[usize],
     budget_mb: Option<f64>,
-    linear: LinearArgument,
+    arguments: Arguments,
 ) -> Result<Vec<PlannedSegment>, CircuitError> {
     let segments = model.split(cuts)?;
     let n = segments.len();
@@ -61,7 +61,7 @@ pub fn plan_cuts(
         .enumerate()
         .map(|(i, segment)| {
             let vis = segment_visibility(statement, i, n);
-            plan_one(model, segment, vis, budget_mb, linear)
+            plan_one(model, segment, vis, budget_mb, arguments)
         })
         .collect()
 }
@@ -72,11 +72,11 @@ fn plan_range(
     statement: Visibility,
     ops: std::ops::Range<usize>,
     budget_mb: Option<f64>,
-    linear: LinearArgument,
+    arguments: Arguments,
 ) -> Result<PlannedSegment, CircuitError> {
     let vis = ends(statement, ops.start == 0, ops.end == model.ops.len());
     let segment = model.segment(ops)?;
-    plan_one(model, segment, vis, budget_mb, linear)
+    plan_one(model, segment, vis, budget_mb, arguments)
 }
 
 fn plan_one(
@@ -84,7 +84,7 @@ fn plan_one(
     segment: Segment,
     vis: Visibility,
     budget_mb: Option<f64>,
-    linear: LinearArgument,
+    arguments: Arguments,
 ) -> Result<PlannedSegment, CircuitError> {
     let whole = segment.ops.start == 0 && segment.ops.end == model.ops.len();
     let sub = if whole {
@@ -92,7 +92,7 @@ fn plan_one(
     } else {
         model.segment_model(&segment)?
     };
-    let plan = match plan_layout(&sub, vis, budget_mb, linear) {
+    let plan = match plan_layout(&sub, vis, budget_mb, arguments) {
         Err(CircuitError::OverMemory { budget, least }) if !whole => {
             return Err(CircuitError::SegmentOverMemory {
                 ops: format!("{:?}", segment.ops),
@@ -124,7 +124,7 @@ pub fn plan_segments(
     statement: Visibility,
     budget_mb: f64,
     min_segments: usize,
-    linear: LinearArgument,
+    arguments: Arguments,
 ) -> Result<(QModel, Vec<PlannedSegment>), CircuitError> {
     if statement.is_linked() {
         return Err(CircuitError::Model(zkinfer_qir::QirError::Malformed {
@@ -143,9 +143,9 @@ pub fn plan_segments(
     let mut done = Vec::new();
     loop {
         let (ops, error) =
-            match greedy_cuts(&model, statement, budget_mb, min_segments, &done, linear)? {
+            match greedy_cuts(&model, statement, budget_mb, min_segments, &done, arguments)? {
                 Ok(cuts) => {
-                    let planned = plan_cuts(&model, statement, &cuts, Some(budget_mb), linear)?;
+                    let planned = plan_cuts(&model, statement, &cuts, Some(budget_mb), arguments)?;
                     return Ok((model, planned));
                 }
                 Err((cuts, stuck_at)) => {
@@ -192,7 +192,7 @@ fn greedy_cuts(
     budget_mb: f64,
     min_segments: usize,
     done: &[usize],
-    linear: LinearArgument,
+    arguments: Arguments,
 ) -> Result<Result<Vec<usize>, (Vec<usize>, (std::ops::Range<usize>, CircuitError))>, CircuitError>
 {
     let bounded = model.bounded_cuts();
@@ -215,7 +215,7 @@ fn greedy_cuts(
                 .collect();
             options.push(to);
             let attempt =
-                |end: usize| plan_range(model, statement, start..end, Some(budget_mb), linear);
+                |end: usize| plan_range(model, statement, start..end, Some(budget_mb), arguments);
             let over = |e: &CircuitError| {
                 matches!(
                     e,
@@ -295,12 +295,12 @@ mod tests {
     fn a_model_that_fits_stays_whole() {
         let m = residual_model();
         let (_, s) =
-            plan_segments(&m, Visibility::default(), 1e9, 1, LinearArgument::Auto).unwrap();
+            plan_segments(&m, Visibility::default(), 1e9, 1, Arguments::default()).unwrap();
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].model, m);
         assert_eq!(
             s[0].plan,
-            plan_layout(&m, Visibility::default(), None, LinearArgument::Auto)
+            plan_layout(&m, Visibility::default(), None, Arguments::default())
                 .unwrap()
                 .0
         );
@@ -309,11 +309,11 @@ mod tests {
     #[test]
     fn segments_fit_the_budget_and_link_at_bounded_cuts() {
         let m = residual_model();
-        let whole = plan_layout(&m, Visibility::default(), None, LinearArgument::Auto)
+        let whole = plan_layout(&m, Visibility::default(), None, Arguments::default())
             .unwrap()
             .0;
         let (_, forced) =
-            plan_segments(&m, Visibility::default(), 1e9, 3, LinearArgument::Auto).unwrap();
+            plan_segments(&m, Visibility::default(), 1e9, 3, Arguments::default()).unwrap();
         assert!(forced.len() >= 3, "{} segments", forced.len());
         for (i, s) in forced.iter().enumerate() {
             let vis = s.plan.layout.visibility;
@@ -323,7 +323,7 @@ mod tests {
         }
         // A budget below the whole circuit's prediction cuts it.
         let budget = whole.predicted.peak_mb - 1.0;
-        match plan_segments(&m, Visibility::default(), budget, 1, LinearArgument::Auto) {
+        match plan_segments(&m, Visibility::default(), budget, 1, Arguments::default()) {
             Ok((_, s)) => {
                 assert!(s.len() > 1);
                 assert!(s.iter().all(|s| s.plan.predicted.peak_mb <= budget));
@@ -332,7 +332,7 @@ mod tests {
         }
         // A budget nothing fits names the smallest prediction.
         assert!(matches!(
-            plan_segments(&m, Visibility::default(), 1.0, 1, LinearArgument::Auto),
+            plan_segments(&m, Visibility::default(), 1.0, 1, Arguments::default()),
             Err(CircuitError::SegmentOverMemory { .. })
         ));
     }

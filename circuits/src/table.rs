@@ -7,6 +7,11 @@
 //! tabulated functions (`QModel::tables`), over the same inputs. With hashed weights,
 //! tag [`WEIGHT_TAG`] holds `(x, x)` for `x ∈ [0, 2^b)`: the range check of the packed
 //! `b`-bit weights.
+//!
+//! With limb-decomposed range checks (`Layout::limb_bits = L > 0`) tag 1 is absent: a
+//! `B`-bit value is `hi·2^L + lo`, `lo` checked against [`RANGE_TAG`]` + L` (`[0, 2^L)`) and
+//! `hi` against [`SIGN_TAG`], which also gives its sign, so ReLU and the range check cost
+//! `2^(L+1) + 2^(B-L)` rows instead of `2^B` (see [`crate::elementwise`]).
 
 use halo2_proofs::circuit::{Layouter, Value};
 use halo2_proofs::halo2curves::bn256::Fr;
@@ -30,30 +35,112 @@ pub fn tag(act: Activation) -> u64 {
     }
 }
 
+/// One bank of the table: three lookup columns, `(tag, x, f(x))`.
 #[derive(Clone, Debug)]
-pub struct TableConfig {
+pub struct TableColumns {
     pub tag: TableColumn,
     pub input: TableColumn,
     pub output: TableColumn,
 }
 
-/// Rows the table occupies for `model`.
+/// The table, in `Layout::banks` banks side by side: bank 0 holds the range checks (and
+/// the weights' range), and the tabulated functions are dealt round the banks
+/// ([`bank_of`]), so that the table's rows are its largest bank's, not the sum.
+#[derive(Clone, Debug)]
+pub struct TableConfig {
+    pub banks: Vec<TableColumns>,
+}
+
+/// The bank of tabulated function `i` among `banks`: function `i` takes bank `i + 1`
+/// (mod `banks`), bank 0 being the range checks'.
+pub fn bank_of(i: usize, banks: usize) -> usize {
+    (i + 1) % banks.max(1)
+}
+
+/// The first tag of the limb ranges: tag `RANGE_TAG + j` holds `(x, x)` for `x ∈ [0, 2^j)`.
+pub const RANGE_TAG: u64 = 1 << 18;
+/// The tag of the high limb's sign: `(h, [h ≥ 0])` for `h ∈ [-2^(B-1-L), 2^(B-1-L))`.
+pub const SIGN_TAG: u64 = 1 << 19;
+
+/// The range checks' rows, `(tag, x, f(x))`, for `B = act_bits`: with `limb_bits` 0,
+/// ReLU over all `2^B` values (tag [`RELU_TAG`]); with `L = limb_bits`, the ranges
+/// `[0, 2^j)` for `j ≤ L` and the sign of a `(B-L)`-bit high limb. The zero row first.
+pub fn range_entries(act_bits: u32, limb_bits: u32) -> Vec<(u64, i64, i64)> {
+    let mut rows = vec![(0, 0, 0)];
+    if limb_bits == 0 {
+        let half = 1i64 << (act_bits - 1);
+        rows.extend((-half..half).map(|x| (RELU_TAG, x, x.max(0))));
+    } else {
+        for j in 0..=limb_bits {
+            rows.extend((0..1i64 << j).map(|x| (RANGE_TAG + u64::from(j), x, x)));
+        }
+        let half = 1i64 << (act_bits - 1 - limb_bits);
+        rows.extend((-half..half).map(|h| (SIGN_TAG, h, i64::from(h >= 0))));
+    }
+    rows
+}
+
+/// Rows the table occupies for `model`: its largest bank's.
 pub fn table_rows(model: &QModel, layout: &Layout) -> usize {
     let weights = if layout.weight_bits > 0 {
         1usize << layout.weight_bits
     } else {
         0
     };
-    1 + (1 + model.tables.len()) * (1usize << model.act_bits) + weights
+    let ranges = if layout.limb_bits == 0 {
+        1 + (1usize << model.act_bits)
+    } else {
+        (1usize << (layout.limb_bits + 1)) + (1usize << (model.act_bits - layout.limb_bits))
+    };
+    let banks = layout.banks.max(1);
+    (0..banks)
+        .map(|b| {
+            let functions = (0..model.tables.len())
+                .filter(|&i| bank_of(i, banks) == b)
+                .count();
+            let own = if b == 0 { ranges + weights } else { 1 };
+            own + functions * (1usize << model.act_bits)
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+impl TableColumns {
+    /// Assigns `rows` from row 0.
+    pub fn assign(
+        &self,
+        layouter: &mut impl Layouter<Fr>,
+        rows: impl IntoIterator<Item = (u64, i64, i64)> + Clone,
+    ) -> Result<(), Error> {
+        layouter.assign_table(
+            || "tagged nonlinearity table",
+            |mut table| {
+                for (row, (tag, x, y)) in rows.clone().into_iter().enumerate() {
+                    table.assign_cell(|| "tag", self.tag, row, || Value::known(Fr::from(tag)))?;
+                    table.assign_cell(|| "x", self.input, row, || Value::known(fe(x)))?;
+                    table.assign_cell(|| "f(x)", self.output, row, || Value::known(fe(y)))?;
+                }
+                Ok(())
+            },
+        )
+    }
 }
 
 impl TableConfig {
-    pub fn configure(meta: &mut ConstraintSystem<Fr>) -> Self {
-        TableConfig {
-            tag: meta.lookup_table_column(),
-            input: meta.lookup_table_column(),
-            output: meta.lookup_table_column(),
-        }
+    pub fn configure(meta: &mut ConstraintSystem<Fr>, banks: usize) -> Self {
+        let banks = (0..banks.max(1))
+            .map(|_| TableColumns {
+                tag: meta.lookup_table_column(),
+                input: meta.lookup_table_column(),
+                output: meta.lookup_table_column(),
+            })
+            .collect();
+        TableConfig { banks }
+    }
+
+    /// The bank of the range checks.
+    pub fn ranges(&self) -> &TableColumns {
+        &self.banks[0]
     }
 
     pub fn load(
@@ -63,34 +150,27 @@ impl TableConfig {
         layout: &Layout,
     ) -> Result<(), Error> {
         let act_bits = model.act_bits;
-        layouter.assign_table(
-            || "tagged nonlinearity table",
-            |mut table| {
-                let mut row = 0;
-                let mut put = |tag: u64, x: i64, y: i64| -> Result<(), Error> {
-                    table.assign_cell(|| "tag", self.tag, row, || Value::known(Fr::from(tag)))?;
-                    table.assign_cell(|| "x", self.input, row, || Value::known(fe(x)))?;
-                    table.assign_cell(|| "f(x)", self.output, row, || Value::known(fe(y)))?;
-                    row += 1;
-                    Ok(())
-                };
-                put(0, 0, 0)?;
-                let half = 1i64 << (act_bits - 1);
-                for x in -half..half {
-                    put(RELU_TAG, x, x.max(0))?;
-                }
-                for (i, t) in model.tables.iter().enumerate() {
-                    for x in -half..half {
-                        put(tag(Activation::Table(i)), x, t.eval(x, act_bits))?;
-                    }
-                }
-                if layout.weight_bits > 0 {
-                    for x in 0..1i64 << layout.weight_bits {
-                        put(WEIGHT_TAG, x, x)?;
-                    }
-                }
-                Ok(())
-            },
-        )
+        let half = 1i64 << (act_bits - 1);
+        let banks = self.banks.len();
+        for (b, columns) in self.banks.iter().enumerate() {
+            let functions = model
+                .tables
+                .iter()
+                .enumerate()
+                .filter(move |&(i, _)| bank_of(i, banks) == b)
+                .flat_map(move |(i, t)| {
+                    (-half..half).map(move |x| (tag(Activation::Table(i)), x, t.eval(x, act_bits)))
+                });
+            if b == 0 {
+                let weights = (0..(1i64 << layout.weight_bits))
+                    .filter(|_| layout.weight_bits > 0)
+                    .map(|x| (WEIGHT_TAG, x, x));
+                let ranges = range_entries(act_bits, layout.limb_bits);
+                columns.assign(layouter, ranges.into_iter().chain(functions).chain(weights))?;
+            } else {
+                columns.assign(layouter, std::iter::once((0, 0, 0)).chain(functions))?;
+            }
+        }
+        Ok(())
     }
 }

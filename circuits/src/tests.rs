@@ -47,10 +47,15 @@ fn candidate(cols: (usize, usize, usize), vis: Visibility) -> Candidate {
         link_lanes: usize::from(vis.is_linked()),
         horner_lanes: 0,
         freivalds: Vec::new(),
+        limbs: false,
+        banks: 1,
     }
 }
 
-/// [`mock`] with a visibility, and a hook that may alter the public values.
+/// [`mock`] with a visibility, and a hook that may alter the public values. It runs
+/// every way of range-checking — against the one table, in limbs, and in limbs with the
+/// table in two banks where the model has a function to put in the second — and panics
+/// where they disagree: every chip test below holds for each.
 fn mock_with(
     model: &QModel,
     input: &[i64],
@@ -64,7 +69,27 @@ fn mock_with(
     let mut instances = ModelCircuit::instances(model, &plan.layout, &trace, &Default::default());
     alter(&mut instances);
     corrupt(&mut trace);
-    run_mock(model, &plan.layout, trace, instances)
+    let table = run_mock(model, &plan.layout, trace.clone(), instances.clone());
+    let mut others = vec![(true, 1)];
+    if !model.tables.is_empty() {
+        others.push((true, 2));
+    }
+    for (limbs, banks) in others {
+        let c = Candidate {
+            limbs,
+            banks,
+            ..candidate(cols, vis)
+        };
+        let layout = evaluate(model, vis, c).map_err(|e| e.to_string())?.layout;
+        assert!(layout.limb_bits > 0);
+        let r = run_mock(model, &layout, trace.clone(), instances.clone());
+        assert_eq!(
+            table.is_ok(),
+            r.is_ok(),
+            "range checks by table: {table:?}; in limbs, {banks} banks: {r:?}"
+        );
+    }
+    table
 }
 
 /// MockProver on `trace` as the witness and `instances` as the public values.
@@ -98,24 +123,31 @@ fn a_private_or_hashed_input_out_of_range_is_rejected() {
             input: input_mode,
             ..Visibility::default()
         };
-        let plan = evaluate(&model, vis, candidate((1, 1, 1), vis)).unwrap();
-        for (x0, ok) in [
-            (127, true),
-            (-128, true),
-            (128, false),
-            (-129, false),
-            (600, false),
-        ] {
-            let mut x = input.clone();
-            x[0] = x0;
-            assert_eq!(model.run(&x).is_ok(), ok, "the interpreter's range");
-            let trace = wide.run(&x).unwrap();
-            let instances =
-                ModelCircuit::instances(&model, &plan.layout, &trace, &Default::default());
-            let r = run_mock(&model, &plan.layout, trace, instances);
-            assert_eq!(r.is_ok(), ok, "{vis}: input {x0}: {r:?}");
-            if let Err(e) = r {
-                assert!(e.contains("activation"), "{vis}: fails elsewhere: {e}");
+        for limbs in [false, true] {
+            let c = Candidate {
+                limbs,
+                ..candidate((1, 1, 1), vis)
+            };
+            let plan = evaluate(&model, vis, c).unwrap();
+            let check = if limbs { "limb" } else { "activation" };
+            for (x0, ok) in [
+                (127, true),
+                (-128, true),
+                (128, false),
+                (-129, false),
+                (600, false),
+            ] {
+                let mut x = input.clone();
+                x[0] = x0;
+                assert_eq!(model.run(&x).is_ok(), ok, "the interpreter's range");
+                let trace = wide.run(&x).unwrap();
+                let instances =
+                    ModelCircuit::instances(&model, &plan.layout, &trace, &Default::default());
+                let r = run_mock(&model, &plan.layout, trace, instances);
+                assert_eq!(r.is_ok(), ok, "{vis}, limbs {limbs}: input {x0}: {r:?}");
+                if let Err(e) = r {
+                    assert!(e.contains(check), "{vis}: fails elsewhere: {e}");
+                }
             }
         }
     }
@@ -473,8 +505,13 @@ fn planner_finds_a_layout_and_counts_rows() {
         crate::plan_layout(&model, Visibility::default(), None, Default::default()).unwrap();
     assert!(best.rows() <= best.usable_rows);
     assert!(runner_up.is_some_and(|r| r.predicted.prove_s >= best.predicted.prove_s));
-    // table: 1 + 2^8 rows
-    assert_eq!(best.table_rows, 257);
+    // One table: 1 + 2^8 rows; 4-bit limbs: [0, 2^j) for j ≤ 4, and 16 signs.
+    let table = if best.layout.limb_bits == 0 {
+        257
+    } else {
+        1 + 31 + 16
+    };
+    assert_eq!(best.table_rows, table);
 }
 
 /// A linear layer followed by an addition of a constant tensor (both carry parameters).

@@ -74,7 +74,7 @@ pub fn compile(
         let mark = if w.taken { " <- chosen" } else { "" };
         let bits = format!("bits {:2}, weights {:2}", w.act_bits, w.weight_bits);
         match &w.plan {
-            Ok((k, s)) => match &w.fidelity {
+            Ok(zkinfer_pipeline::Cost { k, prove_s: s, .. }) => match &w.fidelity {
                 Some(f) => eprintln!(
                     "  {bits}  k {k}, predicted prove {s:.2} s, max |error| {:.5}{mark}",
                     f.max_abs_error
@@ -185,14 +185,15 @@ fn print_plan(compiled: &CompiledCircuit, vis: Visibility, runner_up: Option<&Pl
         l.k, compiled.model.act_bits
     );
     println!(
-        "  columns   {} advice, {} fixed, {} lookups (linear {}x{}, {} element-wise lane{})",
+        "  columns   {} advice, {} fixed, {} lookups (linear {}x{}, {} element-wise lane{}, {})",
         p.advice_columns,
         p.fixed_columns,
         p.lookups,
         l.x_cols,
         l.acc_cols,
         l.lanes,
-        if l.lanes == 1 { "" } else { "s" }
+        if l.lanes == 1 { "" } else { "s" },
+        range_checks(l)
     );
     println!(
         "  predicted prove {:.2} s, peak {:.0} MB (setup {:.0}, prove {:.0}; cost model, \
@@ -201,12 +202,13 @@ fn print_plan(compiled: &CompiledCircuit, vis: Visibility, runner_up: Option<&Pl
     );
     if let Some(r) = runner_up {
         println!(
-            "  runner-up k {}, linear {}x{}, {} lanes: {} advice, {} fixed, {} lookups; \
+            "  runner-up k {}, linear {}x{}, {} lanes, {}: {} advice, {} fixed, {} lookups; \
              predicted prove {:.2} s, peak {:.0} MB",
             r.layout.k,
             r.layout.x_cols,
             r.layout.acc_cols,
             r.layout.lanes,
+            range_checks(&r.layout),
             r.advice_columns,
             r.fixed_columns,
             r.lookups,
@@ -489,5 +491,13 @@ pub fn pinned(key: &VerifierKey, dir: &Path, expected_id: Option<&str>, verdict:
             false
         }
         _ => true,
+    }
+}
+
+/// How a layout range-checks values (`compile --range`), in words.
+fn range_checks(l: &zkinfer_circuits::Layout) -> String {
+    match l.limb_bits {
+        0 => "range checks by table".into(),
+        b => format!("range checks in {b}-bit limbs"),
     }
 }

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use zkinfer::commands::{Batch, Bits, CompileOptions};
 use zkinfer::engines::EngineChoice;
 use zkinfer::{aggregate, certify, commands, demo, engines, evm, segmented};
-use zkinfer_circuits::{InputMode, LinearArgument, OutputMode, ParamsMode, Visibility};
+use zkinfer_circuits::{InputMode, LinearArgument, OutputMode, ParamsMode, RangeCheck, Visibility};
 use zkinfer_compiler::Target;
 
 #[derive(Parser)]
@@ -74,6 +74,11 @@ enum Command {
         /// rows) or `auto` (per layer, whichever lays out fewer cells).
         #[arg(long, default_value = "auto")]
         linear: LinearArgument,
+        /// How activations and remainders are range-checked: `table` (one lookup into a
+        /// table of every 2^bits value), `limbs` (two lookups into tables of about
+        /// 2^(bits/2+1) rows) or `auto` (whichever the cost model predicts proves faster).
+        #[arg(long, default_value = "auto")]
+        range: RangeCheck,
         /// Compile the model's capability certificate circuit instead: N samples a proof,
         /// each followed (in the input) by its label; its one public output is the number
         /// of samples whose argmax equals the label, its weights and input are hashed.
@@ -330,6 +335,7 @@ fn main() -> ExitCode {
             max_memory,
             segments,
             linear,
+            range,
             certify,
             samples,
         } => match certificate_batch(certify, samples) {
@@ -362,6 +368,7 @@ fn main() -> ExitCode {
                     max_memory_mb: max_memory,
                     min_segments: segments.max(1),
                     linear,
+                    range,
                     weight_bits,
                     certificate,
                 };

@@ -220,6 +220,34 @@ fn attack_2_a_rewritten_header_is_another_model_id() {
     assert_eq!(verdict("verify", &dir, None, "unknown field"), 2);
 }
 
+/// How the circuit range-checks (`--range`: limb width, table banks) is part of the
+/// layout, which the header carries: a key whose header claims other range checks is
+/// another model id, and its proof does not verify (the constraint system it would
+/// rebuild is another one).
+#[test]
+fn attack_2_other_range_checks_in_the_header_are_refused() {
+    let f = fixture();
+    let header = vk_parts(&std::fs::read(f.dev.join("vk")).unwrap()).0;
+    let limb_bits = header["layout"]["limb_bits"].as_u64().unwrap();
+    assert!(
+        limb_bits > 0,
+        "the 8-bit mlp_tiny is range-checked in limbs"
+    );
+    for (field, value) in [("limb_bits", 0), ("limb_bits", limb_bits + 1), ("banks", 2)] {
+        let dir = copy(&f.dev, &format!("range-{field}-{value}"));
+        edit_header(&dir, |h| h["layout"][field] = value.into());
+        let out = zkinfer(&["verify", s(&dir), "--proof", s(&dir.join("proof.json"))]);
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(!text.contains("panicked"), "{field} {value}: {text}");
+        assert_ne!(code(&out), 0, "{field} {value}: {text}");
+        let id = zkinfer(&["model-id", s(&dir)]);
+        assert!(
+            code(&id) != 0 || stdout(&id).trim() != f.dev_id,
+            "{field} {value} is not bound"
+        );
+    }
+}
+
 #[test]
 fn attack_3_a_public_input_outside_the_quantized_width_is_invalid() {
     let f = fixture();

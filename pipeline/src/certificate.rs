@@ -8,7 +8,7 @@ use zkinfer_compiler::{import_certificate, parse_dataset_json, parse_input_json,
 use zkinfer_prover::CompiledCircuit;
 use zkinfer_verifier::Certificate;
 
-use crate::{compile_laid_out, Compilation, CompileOptions, PipelineError};
+use crate::{compile_laid_out, Compilation, CompileOptions, Cost, PipelineError};
 
 /// What a certificate's statement makes public: the weights hash (the hidden model's
 /// id), the batch's hash (its part of the dataset id) and the count.
@@ -42,16 +42,8 @@ pub const MAX_BATCHES: usize = 16;
 #[derive(Clone, Debug)]
 pub struct BatchTrial {
     pub batch: usize,
-    pub plan: Result<BatchCost, String>,
+    pub plan: Result<Cost, String>,
     pub taken: bool,
-}
-
-/// A batch circuit's `k`, and its predicted prove seconds and peak memory (MB).
-#[derive(Clone, Copy, Debug)]
-pub struct BatchCost {
-    pub k: u32,
-    pub prove_s: f64,
-    pub peak_mb: f64,
 }
 
 impl BatchTrial {
@@ -87,12 +79,7 @@ pub fn compile_batched(
     for b in candidates {
         let (trial, compiled) = match compile_certificate(onnx, calibration, b, options) {
             Ok(c) => {
-                let p = &c.circuits[0].plan;
-                let plan = Ok(BatchCost {
-                    k: p.layout.k,
-                    prove_s: p.predicted.prove_s,
-                    peak_mb: p.predicted.peak_mb,
-                });
+                let plan = Ok(Cost::of(&c.circuits[0].plan));
                 (plan, Some(c))
             }
             Err(e) => (Err(e.to_string()), None),

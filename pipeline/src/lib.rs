@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use zkinfer_circuits::segments::{plan_segments, PlannedSegment};
-use zkinfer_circuits::{LinearArgument, Plan, Visibility};
+use zkinfer_circuits::{Arguments, LinearArgument, Plan, RangeCheck, Visibility};
 use zkinfer_compiler::quantize::Trial;
 use zkinfer_compiler::{
     calibrate, fidelity, import_onnx, layer_errors, parse_input_json, quantize,
@@ -53,9 +53,8 @@ pub enum Bits {
     Target(Target),
     /// Of the activation widths of [`WIDEST_BITS`], then the weight widths of the same
     /// range (unless [`CompileOptions::weight_bits`] fixes them), whose circuit costs what
-    /// the narrowest's does (the same `k` and at most [`WIDEST_SLACK`] more predicted
-    /// prove time), the most accurate on the calibration samples. Where the lookup
-    /// tables do not set `k`, precision is free up to there.
+    /// the narrowest's does ([`costs_no_more`]), the most accurate on the calibration
+    /// samples. Where the lookup tables do not set `k`, precision is free up to there.
     Widest,
 }
 
@@ -63,8 +62,40 @@ pub enum Bits {
 /// and of weights.
 pub const WIDEST_BITS: std::ops::RangeInclusive<u32> = 12..=16;
 
-/// How much more predicted prove time [`Bits::Widest`] accepts for a wider width.
+/// How much more predicted prove time [`Bits::Widest`] accepts for a wider width: a
+/// fraction of the narrowest's, or seconds, whichever is more.
 pub const WIDEST_SLACK: f64 = 0.02;
+pub const WIDEST_SLACK_S: f64 = 0.25;
+
+/// A circuit's `k`, and its predicted prove seconds and peak memory (MB).
+#[derive(Clone, Copy, Debug)]
+pub struct Cost {
+    pub k: u32,
+    pub prove_s: f64,
+    pub peak_mb: f64,
+}
+
+impl Cost {
+    pub fn of(plan: &Plan) -> Cost {
+        Cost {
+            k: plan.layout.k,
+            prove_s: plan.predicted.prove_s,
+            peak_mb: plan.predicted.peak_mb,
+        }
+    }
+}
+
+/// Whether a circuit costs what the `reference` does for [`Bits::Widest`]: its `k` at
+/// most `max_k` (the 12-bit circuit's with every value range-checked in one table: no
+/// default needs a larger SRS than 12 bits did), and its predicted prove time within
+/// [`WIDEST_SLACK`] of the reference's or within [`WIDEST_SLACK_S`] — less than a
+/// proof's fixed costs (loading keys and SRS, writing the proof), which a user of a
+/// small model does not tell from noise, and which buys it 2 to 4 more bits.
+pub fn costs_no_more(cost: Cost, reference: Cost, max_k: u32) -> bool {
+    cost.k <= max_k
+        && cost.prove_s
+            <= (reference.prove_s * (1.0 + WIDEST_SLACK)).max(reference.prove_s + WIDEST_SLACK_S)
+}
 
 /// One pair of widths [`Bits::Widest`] tried: its whole-model circuit's `k` and predicted
 /// prove seconds, or why it has none; and its output's fidelity where it costs no more.
@@ -72,7 +103,7 @@ pub const WIDEST_SLACK: f64 = 0.02;
 pub struct Widening {
     pub act_bits: u32,
     pub weight_bits: u32,
-    pub plan: Result<(u32, f64), String>,
+    pub plan: Result<Cost, String>,
     pub fidelity: Option<Fidelity>,
     pub taken: bool,
 }
@@ -90,12 +121,24 @@ pub struct CompileOptions {
     pub min_segments: usize,
     /// Which argument checks the linear layers.
     pub linear: LinearArgument,
+    /// How values are range-checked.
+    pub range: RangeCheck,
     /// The weights' signed width; `None`: 12 bits, widened by [`Bits::Widest`] where free.
     pub weight_bits: Option<u32>,
     /// Compile the model's capability certificate circuit instead (see [`certificate`]),
     /// for batches of a given size or of the size the planner chooses; its visibility is
     /// the certificate's.
     pub certificate: Option<certificate::Batch>,
+}
+
+impl CompileOptions {
+    /// The planner's choices of argument.
+    pub fn arguments(&self) -> Arguments {
+        Arguments {
+            linear: self.linear,
+            range: self.range,
+        }
+    }
 }
 
 impl Default for CompileOptions {
@@ -106,6 +149,7 @@ impl Default for CompileOptions {
             max_memory_mb: None,
             min_segments: 1,
             linear: LinearArgument::default(),
+            range: RangeCheck::default(),
             weight_bits: None,
             certificate: None,
         }
@@ -266,7 +310,8 @@ pub(crate) fn compile_laid_out(
     } else if let Some(plans) = planned {
         Some(plans)
     } else {
-        match zkinfer_circuits::plan_layout(&model, vis, options.max_memory_mb, options.linear) {
+        match zkinfer_circuits::plan_layout(&model, vis, options.max_memory_mb, options.arguments())
+        {
             Ok(plans) => Some(plans),
             // Too large for one circuit within the budget: cut it.
             Err(zkinfer_circuits::CircuitError::OverMemory { .. }) if segment => None,
@@ -282,7 +327,7 @@ pub(crate) fn compile_laid_out(
                 vis,
                 budget.unwrap_or(f64::INFINITY),
                 options.min_segments,
-                options.linear,
+                options.arguments(),
             )?;
             let circuits = planned
                 .iter()
@@ -310,10 +355,10 @@ pub(crate) fn compile_laid_out(
 type Planned = (Plan, Option<Plan>);
 
 /// [`Bits::Widest`]: quantizes with `at(act_bits, weight_bits)` from the narrowest
-/// activations of [`WIDEST_BITS`] and `weight_bits` up, and keeps widening the
-/// activations, then the weights (unless [`CompileOptions::weight_bits`] fixes them),
-/// while the whole-model circuit keeps the narrowest one's `k` and predicted prove time
-/// (within [`WIDEST_SLACK`]); of those, it takes the one whose output error (`fid`) is
+/// activations of [`WIDEST_BITS`] and `weight_bits` up, and tries every wider activation
+/// width, then weight width at the chosen activations (unless
+/// [`CompileOptions::weight_bits`] fixes them); of those whose whole-model circuit costs
+/// what the narrowest one's does ([`costs_no_more`]), it takes the one whose output error (`fid`) is
 /// least without losing argmax agreement. Returns that model with its fidelity and plans (none where
 /// the model is to be segmented, which stays at the narrowest widths), and every pair
 /// of widths tried.
@@ -324,7 +369,12 @@ fn widest(
     options: &CompileOptions,
 ) -> Result<(QModel, Fidelity, Option<Planned>, Vec<Widening>), PipelineError> {
     let plan = |q: &QModel| {
-        zkinfer_circuits::plan_layout(q, options.visibility, options.max_memory_mb, options.linear)
+        zkinfer_circuits::plan_layout(
+            q,
+            options.visibility,
+            options.max_memory_mb,
+            options.arguments(),
+        )
     };
     let mut widths = (*WIDEST_BITS.start(), weight_bits);
     let mut best = at(widths.0, widths.1)?;
@@ -337,7 +387,15 @@ fn widest(
         // Segmented, or an error the caller reports when it lays the model out.
         Err(_) => return Ok((best, best_fid, None, Vec::new())),
     };
-    let reference = (best_plans.0.layout.k, best_plans.0.predicted.prove_s);
+    let reference = Cost::of(&best_plans.0);
+    // The 12-bit circuit with one table: the largest `k` a wider width may take.
+    let one_table = Arguments {
+        range: RangeCheck::Table,
+        ..options.arguments()
+    };
+    let max_k =
+        zkinfer_circuits::plan_layout(&best, options.visibility, options.max_memory_mb, one_table)
+            .map_or(reference.k, |(p, _)| p.layout.k.max(reference.k));
     let mut tried = vec![Widening {
         act_bits: widths.0,
         weight_bits: widths.1,
@@ -379,11 +437,13 @@ fn widest(
                     break;
                 }
             };
-            let cost = (plans.0.layout.k, plans.0.predicted.prove_s);
+            let cost = Cost::of(&plans.0);
             trial.plan = Ok(cost);
-            if cost.0 > reference.0 || cost.1 > reference.1 * (1.0 + WIDEST_SLACK) {
+            // Nor is the cost monotonic in a width: a wider table may take limbs, or
+            // another layout, and cost less than a narrower one.
+            if !costs_no_more(cost, reference, max_k) {
                 tried.push(trial);
-                break;
+                continue;
             }
             let f = fid(&q)?;
             trial.fidelity = Some(f.clone());
