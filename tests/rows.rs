@@ -15,16 +15,11 @@ use zkinfer_circuits::witness::advice_rows_used;
 use zkinfer_circuits::{
     plan_layout, InputMode, LinearArgument, ModelCircuit, OutputMode, ParamsMode, Visibility,
 };
-use zkinfer_tests::compile_shared_with;
+use zkinfer_tests::compile_shared;
 
-/// `name` (12-bit weights: hashed ones are range-checked in a table of `2^weight_bits`
-/// rows, which the default width search does not price under fixed weights).
+/// `name` at the default settings.
 fn check(name: &str, visibilities: &[Visibility], arguments: &[LinearArgument]) {
-    let options = zkinfer_pipeline::CompileOptions {
-        weight_bits: Some(12),
-        ..Default::default()
-    };
-    let (model, input) = compile_shared_with(name, &options);
+    let (model, input) = compile_shared(name);
     let trace = Arc::new(model.run(&input).unwrap());
     let model = Arc::new(model);
     for (&vis, argument) in visibilities
@@ -57,7 +52,11 @@ fn check(name: &str, visibilities: &[Visibility], arguments: &[LinearArgument]) 
             .iter()
             .flat_map(|h| h.s.iter().chain(&h.q).copied())
             .collect();
-        let pack = config.pack.iter().flat_map(|p| [p.w, p.acc]).collect();
+        let pack = config
+            .pack
+            .iter()
+            .flat_map(|p| [p.w, p.acc].into_iter().chain(p.hi))
+            .collect();
         let mut horner = Vec::new();
         if let Some(f) = &config.freivalds {
             linear.extend(f.x.iter().chain(&f.acc));

@@ -11,9 +11,8 @@
 use zkinfer_circuits::params::Params;
 use zkinfer_circuits::poseidon::{hash, Domain};
 use zkinfer_circuits::{fe, InputMode, OutputMode, ParamsMode, Visibility};
-use zkinfer_pipeline::CompileOptions;
 use zkinfer_qir::{dequantize, QModel, QOp};
-use zkinfer_tests::{compile_shared, compile_shared_with, prove_model, Proven};
+use zkinfer_tests::{compile_shared, prove_model, Proven};
 use zkinfer_verifier::{fr_from_hex, fr_to_hex, verify, Verdict};
 
 fn public_of(p: &Proven) -> zkinfer_verifier::Public {
@@ -56,15 +55,10 @@ fn each_flag_value() -> Vec<Visibility> {
 
 /// Proves `name` with each of `visibilities`; checks what each statement reveals against
 /// the native computation, and that altering any public value is rejected. One model for
-/// all (compiled for fixed weights, as the statements share its weights hash) with 12-bit
-/// weights: hashed weights are range-checked in a table of `2^weight_bits` rows, which
-/// the default width search does not price under fixed weights.
+/// all (compiled at the default settings, for fixed weights, as the statements share its
+/// weights hash).
 fn every_visibility(name: &str, visibilities: &[Visibility]) {
-    let options = CompileOptions {
-        weight_bits: Some(12),
-        ..CompileOptions::default()
-    };
-    let (model, input) = compile_shared_with(name, &options);
+    let (model, input) = compile_shared(name);
     let trace = model.run(&input).unwrap();
     let values = |id| trace.get(id).iter().map(|&v| fe(v)).collect::<Vec<_>>();
     let out_scale = model.value(model.output).scale;

@@ -611,9 +611,16 @@ mod tests {
             (lane, table): Self::Config,
             mut layouter: impl Layouter<Fr>,
         ) -> Result<(), Error> {
-            table
-                .ranges()
-                .assign(&mut layouter, range_entries(B, self.1))?;
+            table.ranges().assign(
+                &mut layouter,
+                range_entries(
+                    B,
+                    &crate::Layout {
+                        limb_bits: self.1,
+                        ..crate::Layout::default()
+                    },
+                ),
+            )?;
             let r = self.0;
             layouter.assign_region(
                 || "row",

@@ -289,5 +289,6 @@ pub const MAX_BANKS: usize = 4;
 /// The widest limb of a decomposed range check (half the widest activation width).
 pub const MAX_LIMB_BITS: u32 = 15;
 
-/// The widest weights `--params hashed` packs (its range table has `2^bits` rows).
+/// The widest weights `--params hashed` packs (range-checked in a table of `2^bits` rows,
+/// or in two limbs of at most 8 bits: [`crate::params::PackConfig`]).
 pub const MAX_WEIGHT_BITS: u32 = 16;

@@ -18,7 +18,7 @@ use crate::fe;
 use crate::freivalds::{FreivaldsConfig, Placement};
 use crate::layout::{InputMode, Layout, OutputMode, ParamsMode};
 use crate::linear::LinearConfig;
-use crate::params::{chunk_slot, pack, per_element, PackConfig, Params};
+use crate::params::{chunk_slot, pack, per_element, PackConfig, PackRange, Params};
 use crate::poseidon::{assign_hash, hash, Domain, Element, PoseidonConfig, BLOCK_ROWS};
 use crate::rows::{
     add_is_parametric, input_is_range_checked, output_needs_zero_cell, rescale_is_wide,
@@ -133,9 +133,8 @@ impl ModelCircuit {
         let mut message = Vec::new();
         for (c, chunk) in params.weights.chunks(per).enumerate() {
             let (lane, row) = chunk_slot(c, config.pack.len(), per);
-            let values: Vec<_> = chunk.iter().map(|&w| Value::known(fe(w))).collect();
             let (cells, packed, value) =
-                config.pack[lane].assign_chunk(region, row, &values, bits)?;
+                config.pack[lane].assign_weights(region, row, chunk, bits)?;
             weights.extend(cells);
             message.push(Element::Cell(packed, value));
         }
@@ -408,11 +407,16 @@ impl Circuit<Fr> for ModelCircuit {
         let lanes = (0..layout.lanes.max(1))
             .map(|_| LaneConfig::configure(meta, &table, layout.limb_bits))
             .collect();
+        let weight_range = if layout.limb_bits > 0 {
+            PackRange::Limbs(&table)
+        } else {
+            PackRange::Table(&table)
+        };
         let pack = (0..layout.pack_lanes)
-            .map(|_| PackConfig::configure(meta, Some(&table), layout.weight_bits))
+            .map(|_| PackConfig::configure(meta, weight_range, layout.weight_bits))
             .collect();
         let link = (0..layout.link_lanes)
-            .map(|_| PackConfig::configure(meta, None, layout.link_bits))
+            .map(|_| PackConfig::configure(meta, PackRange::None, layout.link_bits))
             .collect();
         let hash = (0..layout.hash_lanes)
             .map(|_| PoseidonConfig::configure(meta))

@@ -15,13 +15,15 @@
 
 use halo2_proofs::circuit::{Cell, Region, Value};
 use halo2_proofs::halo2curves::bn256::Fr;
-use halo2_proofs::plonk::{Advice, Column, ConstraintSystem, Error, Expression, Selector};
+use halo2_proofs::plonk::{
+    Advice, Column, ConstraintSystem, Error, Expression, Selector, VirtualCells,
+};
 use halo2_proofs::poly::Rotation;
 use zkinfer_qir::{AddOperand, QModel, QOp};
 
 use crate::fe;
 use crate::poseidon::{hash, Domain};
-use crate::table::{TableConfig, WEIGHT_TAG};
+use crate::table::{weight_limbs, TableConfig, RANGE_TAG, WEIGHT_TAG};
 
 /// Where an op's parameters start in [`Params::weights`] and [`Params::wide`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -141,21 +143,36 @@ pub fn chunk_slot(c: usize, lanes: usize, per: usize) -> (usize, usize) {
 /// lookup; a lane for a segment boundary does not, since its values are copies of cells
 /// the circuit already bounds to the activation width (a rescale's lookup, or the linked
 /// input's range check).
+///
+/// A weight's offset value `u = w + 2^(b-1)` is looked up whole against the table's
+/// `[0, 2^b)` ([`WEIGHT_TAG`]), or, where the range checks are in limbs, as two limbs:
+/// `hi` (an advice cell) against `[0, 2^⌈b/2⌉)` and `lo = u − hi·2^⌊b/2⌋` (an
+/// expression) against `[0, 2^⌊b/2⌋)`, which together hold `u` to `[0, 2^b)` without a
+/// table of `2^b` rows.
 #[derive(Clone, Debug)]
 pub struct PackConfig {
     pub w: Column<Advice>,
     pub acc: Column<Advice>,
     pub q_first: Selector,
     pub q_step: Selector,
+    /// The high limb of each weight, where weights are range-checked in limbs.
+    pub hi: Option<Column<Advice>>,
+}
+
+/// How a packing lane range-checks its values.
+#[derive(Clone, Copy, Debug)]
+pub enum PackRange<'a> {
+    /// Not at all (a boundary's values are bounded where they are computed).
+    None,
+    /// Against the table's `[0, 2^b)` ([`WEIGHT_TAG`]).
+    Table(&'a TableConfig),
+    /// In two limbs against the table's ranges ([`weight_limbs`]).
+    Limbs(&'a TableConfig),
 }
 
 impl PackConfig {
-    /// A lane for `bits`-bit values, range-checked against `range` when given.
-    pub fn configure(
-        meta: &mut ConstraintSystem<Fr>,
-        range: Option<&TableConfig>,
-        bits: u32,
-    ) -> Self {
+    /// A lane for `bits`-bit values, range-checked as `range` says.
+    pub fn configure(meta: &mut ConstraintSystem<Fr>, range: PackRange<'_>, bits: u32) -> Self {
         let (w, acc) = (meta.advice_column(), meta.advice_column());
         meta.enable_equality(w);
         meta.enable_equality(acc);
@@ -173,24 +190,82 @@ impl PackConfig {
                 step * (cur - prev * base - w - off.clone()),
             ]
         });
-        if let Some(table) = range.map(TableConfig::ranges) {
-            meta.lookup("weight range", |meta| {
-                let q = meta.query_selector(q_first) + meta.query_selector(q_step);
-                let w = meta.query_advice(w, Rotation::cur());
-                let shifted = q.clone() * (w + off);
-                vec![
-                    (q * Expression::Constant(Fr::from(WEIGHT_TAG)), table.tag),
-                    (shifted.clone(), table.input),
-                    (shifted, table.output),
-                ]
-            });
+        // `(tag, x, x)` looked up where either selector is on, `(0, 0, 0)` elsewhere.
+        let range_lookup =
+            |meta: &mut ConstraintSystem<Fr>,
+             name: &'static str,
+             table: &TableConfig,
+             tag: u64,
+             x: &dyn Fn(&mut VirtualCells<'_, Fr>) -> Expression<Fr>| {
+                let table = table.ranges().clone();
+                meta.lookup(name, |meta| {
+                    let q = meta.query_selector(q_first) + meta.query_selector(q_step);
+                    let x = q.clone() * x(meta);
+                    vec![
+                        (q * Expression::Constant(Fr::from(tag)), table.tag),
+                        (x.clone(), table.input),
+                        (x, table.output),
+                    ]
+                });
+            };
+        let shifted = move |meta: &mut VirtualCells<'_, Fr>| {
+            meta.query_advice(w, Rotation::cur()) + Expression::Constant(fe(offset(bits)))
+        };
+        let mut hi = None;
+        match range {
+            PackRange::None => {}
+            PackRange::Table(table) => {
+                range_lookup(meta, "weight range", table, WEIGHT_TAG, &shifted);
+            }
+            PackRange::Limbs(table) => {
+                let (lo_bits, hi_bits) = weight_limbs(bits);
+                let high = meta.advice_column();
+                let base = Expression::Constant(Fr::from(1u64 << lo_bits));
+                let low = move |meta: &mut VirtualCells<'_, Fr>| {
+                    shifted(meta) - meta.query_advice(high, Rotation::cur()) * base.clone()
+                };
+                let high_tag = RANGE_TAG + u64::from(hi_bits);
+                range_lookup(
+                    meta,
+                    "weight low limb",
+                    table,
+                    RANGE_TAG + u64::from(lo_bits),
+                    &low,
+                );
+                range_lookup(meta, "weight high limb", table, high_tag, &|meta| {
+                    meta.query_advice(high, Rotation::cur())
+                });
+                hi = Some(high);
+            }
         }
         PackConfig {
             w,
             acc,
             q_first,
             q_step,
+            hi,
         }
+    }
+
+    /// Lays out one chunk of weights from `row` ([`PackConfig::assign_chunk`]) with their
+    /// high limbs where they are range-checked in limbs.
+    pub fn assign_weights(
+        &self,
+        region: &mut Region<'_, Fr>,
+        row: usize,
+        chunk: &[i64],
+        bits: u32,
+    ) -> Result<(Vec<Cell>, Cell, Value<Fr>), Error> {
+        let values: Vec<_> = chunk.iter().map(|&w| Value::known(fe(w))).collect();
+        let packed = self.assign_chunk(region, row, &values, bits)?;
+        if let Some(hi) = self.hi {
+            let (lo_bits, _) = weight_limbs(bits);
+            for (t, &w) in chunk.iter().enumerate() {
+                let high = (w + offset(bits)) >> lo_bits;
+                region.assign_advice(hi, row + t, Value::known(fe(high)));
+            }
+        }
+        Ok(packed)
     }
 
     /// Lays out one chunk (the values as field elements) from `row`; returns the values'
@@ -223,7 +298,101 @@ impl PackConfig {
 
 #[cfg(test)]
 mod tests {
+    // Test code: a panic is the failure report.
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use halo2_proofs::circuit::{Layouter, SimpleFloorPlanner};
+    use halo2_proofs::dev::MockProver;
+    use halo2_proofs::plonk::Circuit;
+
     use super::*;
+    use crate::table::range_entries;
+    use crate::Layout;
+
+    /// Weight width of the limb tests, and the activation width of their table.
+    const BITS: u32 = 8;
+    const ACT: u32 = 8;
+
+    /// One weight `.0` alone in a chunk of a packing lane that range-checks in limbs,
+    /// with `.1` as its high limb (honest: `(w + 2^(b-1)) >> ⌊b/2⌋`).
+    #[derive(Clone)]
+    struct OneWeight(i64, i64);
+
+    impl Circuit<Fr> for OneWeight {
+        type Config = (PackConfig, TableConfig);
+        type FloorPlanner = SimpleFloorPlanner;
+        type Params = ();
+
+        fn without_witnesses(&self) -> Self {
+            self.clone()
+        }
+
+        fn configure(meta: &mut ConstraintSystem<Fr>) -> Self::Config {
+            let table = TableConfig::configure(meta, 1);
+            (
+                PackConfig::configure(meta, PackRange::Limbs(&table), BITS),
+                table,
+            )
+        }
+
+        fn synthesize(
+            &self,
+            (pack, table): Self::Config,
+            mut layouter: impl Layouter<Fr>,
+        ) -> Result<(), Error> {
+            let layout = Layout {
+                limb_bits: ACT / 2,
+                weight_bits: BITS,
+                ..Layout::default()
+            };
+            table
+                .ranges()
+                .assign(&mut layouter, range_entries(ACT, &layout))?;
+            layouter.assign_region(
+                || "weight",
+                |mut region| {
+                    let w = Value::known(fe(self.0));
+                    pack.assign_chunk(&mut region, 0, &[w], BITS)?;
+                    let hi = pack.hi.ok_or(Error::Synthesis)?;
+                    region.assign_advice(hi, 0, Value::known(fe(self.1)));
+                    Ok(())
+                },
+            )
+        }
+    }
+
+    fn accepts(w: i64, hi: i64) -> bool {
+        MockProver::run(ACT + 2, &OneWeight(w, hi), vec![])
+            .unwrap()
+            .verify()
+            .is_ok()
+    }
+
+    #[test]
+    fn weight_limbs_hold_a_weight_to_its_width_whatever_the_high_limb() {
+        let (lo_bits, hi_bits) = weight_limbs(BITS);
+        let half = offset(BITS);
+        let honest = |w: i64| (w + half) >> lo_bits;
+        for w in [-half, -1, 0, 1, half - 1] {
+            assert!(accepts(w, honest(w)), "in range: {w}");
+            assert!(
+                !accepts(w, honest(w) + 1),
+                "{w} with a high limb one too many"
+            );
+            assert!(
+                !accepts(w, honest(w) - 1),
+                "{w} with a high limb one too few"
+            );
+        }
+        // Out of range by one at either end, or by a whole `2^b` (the packing's collision),
+        // with every high limb a prover could write (and a few outside the table).
+        let highs = -2..(1i64 << hi_bits) + 2;
+        for w in [-half - 1, half, half + (1 << BITS), -half - (1 << BITS)] {
+            for hi in highs.clone() {
+                assert!(!accepts(w, hi), "out of range: {w} with high limb {hi}");
+            }
+        }
+    }
 
     #[test]
     fn packing_is_positional_and_offset() {

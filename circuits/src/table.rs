@@ -8,10 +8,13 @@
 //! tag [`WEIGHT_TAG`] holds `(x, x)` for `x ∈ [0, 2^b)`: the range check of the packed
 //! `b`-bit weights.
 //!
-//! With limb-decomposed range checks (`Layout::limb_bits = L > 0`) tag 1 is absent: a
-//! `B`-bit value is `hi·2^L + lo`, `lo` checked against [`RANGE_TAG`]` + L` (`[0, 2^L)`) and
-//! `hi` against [`SIGN_TAG`], which also gives its sign, so ReLU and the range check cost
-//! `2^(L+1) + 2^(B-L)` rows instead of `2^B` (see [`crate::elementwise`]).
+//! With limb-decomposed range checks (`Layout::limb_bits = L > 0`) tags 1 and
+//! [`WEIGHT_TAG`] are absent: a `B`-bit value is `hi·2^L + lo`, `lo` checked against
+//! [`RANGE_TAG`]` + L` (`[0, 2^L)`) and `hi` against [`SIGN_TAG`], which also gives its
+//! sign, so ReLU and the range check cost `2^(L+1) + 2^(B-L)` rows instead of `2^B` (see
+//! [`crate::elementwise`]); a packed `b`-bit weight is two limbs of [`weight_limbs`]`(b)`
+//! bits against the same ranges (see [`crate::params::PackConfig`]), which then reach
+//! `⌈b/2⌉` bits where that is more than `L`.
 
 use halo2_proofs::circuit::{Layouter, Value};
 use halo2_proofs::halo2curves::bn256::Fr;
@@ -62,16 +65,33 @@ pub const RANGE_TAG: u64 = 1 << 18;
 /// The tag of the high limb's sign: `(h, [h ≥ 0])` for `h ∈ [-2^(B-1-L), 2^(B-1-L))`.
 pub const SIGN_TAG: u64 = 1 << 19;
 
+/// The low and high limbs' widths of a packed `bits`-bit weight: `⌊b/2⌋` and `⌈b/2⌉`.
+pub fn weight_limbs(bits: u32) -> (u32, u32) {
+    (bits / 2, bits - bits / 2)
+}
+
+/// The widest range tag in limbs (`RANGE_TAG + j` for `j ≤` this): the limb width `L`, or
+/// a hashed weight's high limb where that is wider. 0 without limbs.
+pub fn range_top(layout: &Layout) -> u32 {
+    if layout.limb_bits == 0 {
+        0
+    } else {
+        layout.limb_bits.max(weight_limbs(layout.weight_bits).1)
+    }
+}
+
 /// The range checks' rows, `(tag, x, f(x))`, for `B = act_bits`: with `limb_bits` 0,
 /// ReLU over all `2^B` values (tag [`RELU_TAG`]); with `L = limb_bits`, the ranges
-/// `[0, 2^j)` for `j ≤ L` and the sign of a `(B-L)`-bit high limb. The zero row first.
-pub fn range_entries(act_bits: u32, limb_bits: u32) -> Vec<(u64, i64, i64)> {
+/// `[0, 2^j)` for `j ≤` [`range_top`] and the sign of a `(B-L)`-bit high limb. The zero
+/// row first.
+pub fn range_entries(act_bits: u32, layout: &Layout) -> Vec<(u64, i64, i64)> {
+    let limb_bits = layout.limb_bits;
     let mut rows = vec![(0, 0, 0)];
     if limb_bits == 0 {
         let half = 1i64 << (act_bits - 1);
         rows.extend((-half..half).map(|x| (RELU_TAG, x, x.max(0))));
     } else {
-        for j in 0..=limb_bits {
+        for j in 0..=range_top(layout) {
             rows.extend((0..1i64 << j).map(|x| (RANGE_TAG + u64::from(j), x, x)));
         }
         let half = 1i64 << (act_bits - 1 - limb_bits);
@@ -82,15 +102,15 @@ pub fn range_entries(act_bits: u32, limb_bits: u32) -> Vec<(u64, i64, i64)> {
 
 /// Rows the table occupies for `model`: its largest bank's.
 pub fn table_rows(model: &QModel, layout: &Layout) -> usize {
-    let weights = if layout.weight_bits > 0 {
-        1usize << layout.weight_bits
-    } else {
-        0
-    };
     let ranges = if layout.limb_bits == 0 {
-        1 + (1usize << model.act_bits)
+        let weights = if layout.weight_bits > 0 {
+            1usize << layout.weight_bits
+        } else {
+            0
+        };
+        1 + (1usize << model.act_bits) + weights
     } else {
-        (1usize << (layout.limb_bits + 1)) + (1usize << (model.act_bits - layout.limb_bits))
+        (1usize << (range_top(layout) + 1)) + (1usize << (model.act_bits - layout.limb_bits))
     };
     let banks = layout.banks.max(1);
     (0..banks)
@@ -98,7 +118,7 @@ pub fn table_rows(model: &QModel, layout: &Layout) -> usize {
             let functions = (0..model.tables.len())
                 .filter(|&i| bank_of(i, banks) == b)
                 .count();
-            let own = if b == 0 { ranges + weights } else { 1 };
+            let own = if b == 0 { ranges } else { 1 };
             own + functions * (1usize << model.act_bits)
         })
         .max()
@@ -162,10 +182,16 @@ impl TableConfig {
                     (-half..half).map(move |x| (tag(Activation::Table(i)), x, t.eval(x, act_bits)))
                 });
             if b == 0 {
-                let weights = (0..(1i64 << layout.weight_bits))
-                    .filter(|_| layout.weight_bits > 0)
+                // Hashed weights' range, where it is not checked in limbs.
+                let weight_bits = if layout.limb_bits == 0 {
+                    layout.weight_bits
+                } else {
+                    0
+                };
+                let weights = (0..(1i64 << weight_bits))
+                    .filter(|_| weight_bits > 0)
                     .map(|x| (WEIGHT_TAG, x, x));
-                let ranges = range_entries(act_bits, layout.limb_bits);
+                let ranges = range_entries(act_bits, layout);
                 columns.assign(layouter, ranges.into_iter().chain(functions).chain(weights))?;
             } else {
                 columns.assign(layouter, std::iter::once((0, 0, 0)).chain(functions))?;

@@ -575,12 +575,24 @@ fn altered_hashes_are_rejected() {
 
 #[test]
 fn other_weights_do_not_prove_this_weights_hash() {
+    // Weights range-checked against the table's `[0, 2^b)` and in limbs.
+    for limbs in [false, true] {
+        other_weights_do_not_prove_this_weights_hash_with(limbs);
+    }
+}
+
+fn other_weights_do_not_prove_this_weights_hash_with(limbs: bool) {
     let (model, input) = params_model(23);
     let vis = Visibility {
         params: ParamsMode::Hashed,
         ..Visibility::default()
     };
-    let plan = evaluate(&model, vis, candidate((2, 2, 1), vis)).unwrap();
+    let c = Candidate {
+        limbs,
+        ..candidate((2, 2, 1), vis)
+    };
+    let plan = evaluate(&model, vis, c).unwrap();
+    assert_eq!(plan.layout.limb_bits > 0, limbs);
     let trace = model.run(&input).unwrap();
     let instances = ModelCircuit::instances(&model, &plan.layout, &trace, &Default::default());
     let prove_with = |other: QModel| {

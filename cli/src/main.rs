@@ -39,8 +39,9 @@ enum Command {
         #[arg(long, conflicts_with = "target")]
         bits: Option<u32>,
         /// Signed bit width of the weights. Default: 12, and without --bits or --target the
-        /// widest of 12 to 16 whose circuit keeps the k and predicted prove time (with
-        /// hashed weights their range table grows with it, so there it rarely pays).
+        /// widest of 12 to 16 whose circuit keeps the k and predicted prove time (hashed
+        /// weights are range-checked in a table of 2^N rows, or in two limbs of N/2 bits
+        /// where the range checks are in limbs).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=24))]
         weight_bits: Option<u32>,
         /// Choose the activation width from the fidelity on the calibration data: `size`

@@ -23,18 +23,14 @@ use tract_onnx::prelude::*;
 /// A shared model compiled by the library pipeline (default settings, as `zkinfer
 /// compile` does); returns its integer model with its first calibration sample, quantized.
 pub fn compile_shared(name: &str) -> (zkinfer_qir::QModel, Vec<i64>) {
-    compile_shared_with(name, &zkinfer_pipeline::CompileOptions::default())
-}
-
-/// [`compile_shared`] with `options`.
-pub fn compile_shared_with(
-    name: &str,
-    options: &zkinfer_pipeline::CompileOptions,
-) -> (zkinfer_qir::QModel, Vec<i64>) {
     let dir = shared_models();
     let text = std::fs::read_to_string(dir.join(format!("{name}.input.json"))).expect("input");
-    let compiled = zkinfer_pipeline::compile(&dir.join(format!("{name}.onnx")), &text, options)
-        .expect("compiles");
+    let compiled = zkinfer_pipeline::compile(
+        &dir.join(format!("{name}.onnx")),
+        &text,
+        &zkinfer_pipeline::CompileOptions::default(),
+    )
+    .expect("compiles");
     let model = compiled.model;
     let data = zkinfer_compiler::parse_input_json(&text, &[model.value(model.input).shape.clone()])
         .expect("parses");
