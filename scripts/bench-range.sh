@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The two range checks side by side in one run (issue 17):
 #
-#   scripts/bench-range.sh MODEL ...
+#   [COMPILE_ARGS="--params hashed"] scripts/bench-range.sh MODEL ...
 #
 # For each MODEL (of ../shared/models or ../shared/models/large), compiles at the default
 # settings twice: `--range table` (every value looked up in one table of 2^bits rows, as
@@ -10,7 +10,8 @@
 # (/usr/bin/time: wall seconds, peak MB). Prints a markdown table: k (activation bits),
 # table rows, lookups, the predicted and measured prove time, and the output's max |error|
 # against the float model. Uses $ZKINFER (default target/release/zkinfer, built when
-# missing).
+# missing); $COMPILE_ARGS are added to both compiles (e.g. hashed weights, whose range
+# check is in limbs too where the activations' is).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Z=${ZKINFER:-$PWD/target/release/zkinfer}
@@ -28,7 +29,7 @@ for model in "$@"; do
   for range in table auto; do
     d=$tmp/$model-$range
     "$Z" compile "$M/$model.onnx" --calibration "$M/$model.input.json" --out "$d" \
-      --range $range >"$tmp/compile.log"
+      --range $range ${COMPILE_ARGS:-} >"$tmp/compile.log" 2>&1
     read -r k bits table lookups ps limbs <<<"$(python3 - "$d/circuit.json" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
@@ -43,8 +44,8 @@ PY
       --proof "$d/proof.json" --engine cpu)"
     verdict=$("$Z" verify "$d" --proof "$d/proof.json" 2>/dev/null || true)
     verdict=${verdict%%:*}
-    how=$range
-    [ "$limbs" = 0 ] || how="$range ($limbs-bit limbs)"
+    how="$range${COMPILE_ARGS:+ $COMPILE_ARGS}"
+    [ "$limbs" = 0 ] || how="$how ($limbs-bit limbs)"
     echo "| $model | $how | $k ($bits) | $table | $lookups | $ps | $ss / $sm | $pt / $pp | $verdict | $err |"
     rm -rf "$d"
   done
