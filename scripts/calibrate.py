@@ -5,7 +5,8 @@ activation width and visibility), runs compile, setup and prove as separate proc
 (wall time from `prove`'s own report, peak RSS from /usr/bin/time), reads the cost
 model's work terms and its prediction from circuit.json, then
 
-  - fits prove seconds = t0 + t_commit * commit + t_extended * extended, and the peak
+  - fits prove seconds = t_polys * polys + t_commit * commit + t_extended * extended
+    (committed polynomials, committed elements, extended-domain evaluations), and the peak
     MB of setup and of prove, each m0 + m_resident * resident + m_extended * extended_mb
     + m_fixed * fixed_mb,
     minimising the squared *relative* error (the target is a relative one);
@@ -99,14 +100,17 @@ def main():
     else:
         data = [measure(name, flags) for name, flags in CONFIGS]
         json.dump(data, open(saved, "w"), indent=1)
-    t = fit([[1.0, d["terms"]["commit"], d["terms"]["extended"]] for d in data],
-            [d["prove_s"] for d in data])
+    # Committed polynomials (hundreds), from the committed elements at 2^k rows (a file of
+    # an older version has no `polys`).
+    polys = lambda d: d["terms"].get("polys") or d["terms"]["commit"] * 1e6 / 2 ** d["k"] / 100
+    time_terms = lambda d: [polys(d), d["terms"]["commit"], d["terms"]["extended"]]
+    t = fit([time_terms(d) for d in data], [d["prove_s"] for d in data])
     mem = lambda x: [1.0, x["resident_mb"], x["extended_mb"], x["fixed_mb"]]
     ms = fit([mem(d["terms"]) for d in data], [d["setup_mb"] for d in data])
     mp = fit([mem(d["terms"]) for d in data], [d["prove_mb"] for d in data])
     apply = lambda c, x: sum(a * b for a, b in zip(c, mem(x)))
     print("fitted constants (paste into circuits/src/cost.rs):")
-    print(f"  prove: t0 {t[0]:.4e}, t_commit {t[1]:.4e}, t_extended {t[2]:.4e}")
+    print(f"  prove: t_polys {t[0]:.4e}, t_commit {t[1]:.4e}, t_extended {t[2]:.4e}")
     for name, c in (("setup", ms), ("prove", mp)):
         print(f"  {name} memory: m0 {c[0]:.4e}, m_resident {c[1]:.4e}, "
               f"m_extended {c[2]:.4e}, m_fixed {c[3]:.4e}")
@@ -119,7 +123,7 @@ def main():
         x = d["terms"]
         errors = [
             d["predicted"]["prove_s"] / d["prove_s"] - 1,
-            (t[0] + t[1] * x["commit"] + t[2] * x["extended"]) / d["prove_s"] - 1,
+            sum(a * b for a, b in zip(t, time_terms(d))) / d["prove_s"] - 1,
             apply(ms, x) / d["setup_mb"] - 1,
             apply(mp, x) / d["prove_mb"] - 1,
             d["predicted"]["peak_mb"] / d["peak_mb"] - 1,

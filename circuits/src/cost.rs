@@ -7,7 +7,10 @@
 //! the constraints on the extended domain (`2^k` times the next power of two of
 //! `degree − 1`), which needs every column there: advice, fixed (selectors included),
 //! instance, the lookups' five polynomials, the permutation's sigma columns and
-//! products. Prove time is modelled as affine in those two amounts of work, and the
+//! products. Prove time is modelled as linear in those two amounts of work and in the
+//! number of committed polynomials (each commitment and transform has a fixed cost
+//! whatever its size: on circuits of many columns at small `k`, such as lenet5's, it is
+//! a fifth of the time, which a model in the rows' work alone under-priced), and the
 //! peak memory of `setup` and of `prove` each as affine in the columns resident at `2^k`
 //! rows (the key's fixed and permutation polynomials, twice each, the witness columns,
 //! the lookup polynomials), in one extended-domain column, and in the fixed columns alone
@@ -24,14 +27,16 @@
 use serde::{Deserialize, Serialize};
 
 // Fitted by `scripts/calibrate.sh` (the fit and its errors are in docs/BENCHMARKS.md).
-const T0: f64 = 0.1252;
-const T_COMMIT: f64 = 1.603;
-const T_EXTENDED: f64 = 0.3017;
+/// Seconds per hundred committed polynomials, per million committed field elements, per
+/// million extended-domain evaluations.
+const T_POLYS: f64 = 0.2370;
+const T_COMMIT: f64 = 1.976;
+const T_EXTENDED: f64 = 0.2875;
 /// Memory, `[setup, prove]`: MB, MB per resident MB, per extended-column MB, per fixed MB.
-const M0: [f64; 2] = [13.22, 14.44];
-const M_RESIDENT: [f64; 2] = [1.321, 1.730];
-const M_EXTENDED: [f64; 2] = [11.43, 9.412];
-const M_FIXED: [f64; 2] = [2.999, 1.039];
+const M0: [f64; 2] = [10.47, 11.37];
+const M_RESIDENT: [f64; 2] = [1.343, 1.933];
+const M_EXTENDED: [f64; 2] = [9.147, 6.459];
+const M_FIXED: [f64; 2] = [3.530, 0.6804];
 
 /// The shape of a layout's constraint system, as the prover sees it.
 #[derive(Clone, Copy, Debug)]
@@ -51,6 +56,9 @@ pub struct Shape {
 /// The work one proof of a layout does, in the units the constants are per.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Terms {
+    /// Hundreds of committed polynomials.
+    #[serde(default)]
+    pub polys: f64,
     /// Millions of field elements committed to (`2^k` × committed polynomials).
     pub commit: f64,
     /// Millions of extended-domain evaluations (extended size × columns there).
@@ -108,6 +116,7 @@ impl Shape {
         let on_extended = a + f + self.instance as f64 + 5.0 * l + chunks + p;
         let resident = 2.0 * (f + p + a) + 5.0 * l + 2.0 * chunks + 3.0;
         Terms {
+            polys: committed / 100.0,
             commit: n * committed / 1e6,
             extended: ext * on_extended / 1e6,
             resident_mb: n * resident * FIELD_BYTES / 1e6,
@@ -127,7 +136,7 @@ impl Terms {
         };
         let (setup_mb, prove_mb) = (mb(0), mb(1));
         Prediction {
-            prove_s: T0 + T_COMMIT * self.commit + T_EXTENDED * self.extended,
+            prove_s: T_POLYS * self.polys + T_COMMIT * self.commit + T_EXTENDED * self.extended,
             peak_mb: setup_mb.max(prove_mb),
             setup_mb,
             prove_mb,
