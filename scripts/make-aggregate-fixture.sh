@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Makes tests/fixtures/aggregate: mlp_tiny (8-bit) cut into 2 segments, proven and folded
-# into one aggregated proof at k 21 with the development SRS (~10 minutes and ~13 GB on
-# two cores), kept as the files a verifier reads: the segments' verifying keys, the
+# Makes tests/fixtures/aggregate: mlp_tiny (8-bit) cut into 2 segments planned for folding
+# (`compile --aggregate`), proven and folded into one aggregated proof at k 21 with the
+# development SRS (~6 minutes and ~13 GB on two cores), kept as the files a verifier reads: the segments' verifying keys, the
 # aggregation verifying key, the segment manifest and the aggregated proof. The test
 # command verifies them natively, in wasm and in the EVM (aggregating in CI would take
 # ~10 of its minutes). Rerun after a change to the circuits or the key formats
@@ -14,7 +14,7 @@ OUT=tests/fixtures/aggregate
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$ZKINFER" compile "$M/mlp_tiny.onnx" --calibration "$M/mlp_tiny.input.json" --out "$work/m" \
-  --bits 8 --segments 2
+  --bits 8 --segments 2 --aggregate
 "$ZKINFER" setup "$work/m" --dev-srs
 /usr/bin/time -v "$ZKINFER" aggregate "$work/m" --input "$M/mlp_tiny.input.json" \
   --proof "$work/aggregate.json" --dev-srs 2> "$work/time" || { cat "$work/time" >&2; exit 1; }

@@ -45,7 +45,8 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-/// mlp_tiny in 2 segments folded afresh, as `scripts/make-aggregate-fixture.sh` does.
+/// mlp_tiny in 2 segments planned for folding and folded afresh, as
+/// `scripts/make-aggregate-fixture.sh` does.
 fn fresh() -> Fixture {
     {
         let models = shared_models();
@@ -53,6 +54,7 @@ fn fresh() -> Fixture {
         let options = CompileOptions {
             bits: zkinfer_pipeline::Bits::Fixed(8),
             min_segments: 2,
+            objective: zkinfer_circuits::Objective::Aggregate,
             ..Default::default()
         };
         let c = compile(&models.join("mlp_tiny.onnx"), &cal, &options).unwrap();

@@ -32,6 +32,11 @@ use serde::{Deserialize, Serialize};
 const T_POLYS: f64 = 0.2370;
 const T_COMMIT: f64 = 1.976;
 const T_EXTENDED: f64 = 0.2875;
+/// Seconds the aggregation circuit (`zkinfer aggregate`, 2^21 rows) spends proving per
+/// hundred commitments of an inner proof and its key: mlp_tiny's two 8-bit segments,
+/// 146 commitments with range checks by table and 178 in limbs, folded in 224.5 s and
+/// 270.7 s on the reference machine (docs/BENCHMARKS.md).
+const T_AGGREGATE: f64 = 144.4;
 /// Memory, `[setup, prove]`: MB, MB per resident MB, per extended-column MB, per fixed MB.
 const M0: [f64; 2] = [10.47, 11.37];
 const M_RESIDENT: [f64; 2] = [1.343, 1.933];
@@ -59,6 +64,10 @@ pub struct Terms {
     /// Hundreds of committed polynomials.
     #[serde(default)]
     pub polys: f64,
+    /// Hundreds of commitments an aggregation circuit verifies for one proof: the
+    /// committed polynomials and the key's fixed and permutation commitments.
+    #[serde(default)]
+    pub verified: f64,
     /// Millions of field elements committed to (`2^k` × committed polynomials).
     pub commit: f64,
     /// Millions of extended-domain evaluations (extended size × columns there).
@@ -117,6 +126,7 @@ impl Shape {
         let resident = 2.0 * (f + p + a) + 5.0 * l + 2.0 * chunks + 3.0;
         Terms {
             polys: committed / 100.0,
+            verified: (committed + f + p) / 100.0,
             commit: n * committed / 1e6,
             extended: ext * on_extended / 1e6,
             resident_mb: n * resident * FIELD_BYTES / 1e6,
@@ -127,6 +137,12 @@ impl Shape {
 }
 
 impl Terms {
+    /// Predicted seconds that folding one proof of this layout adds to an aggregation
+    /// (keys and proof), which grows with its commitments, not its rows.
+    pub fn aggregation_s(&self) -> f64 {
+        T_AGGREGATE * self.verified
+    }
+
     pub fn predict(&self) -> Prediction {
         let mb = |i: usize| {
             M0[i]

@@ -127,11 +127,27 @@ pub enum RangeCheck {
     Limbs,
 }
 
-/// The planner's choices of argument: how linear layers and range checks are proven.
+/// What the planner minimises (`compile --aggregate`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// The predicted time to prove.
+    #[default]
+    Prove,
+    /// The time to prove and to fold the proof into an aggregation
+    /// ([`crate::cost::Terms::aggregation_s`]): an aggregation circuit verifies every
+    /// commitment of a proof and its key, at a cost far above proving a small circuit,
+    /// so this takes the layouts of fewest commitments.
+    Aggregate,
+}
+
+/// The planner's choices of argument: how linear layers and range checks are proven,
+/// and what it minimises.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Arguments {
     pub linear: LinearArgument,
     pub range: RangeCheck,
+    pub objective: Objective,
 }
 
 impl From<LinearArgument> for Arguments {

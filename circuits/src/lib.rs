@@ -31,7 +31,8 @@ use halo2_proofs::halo2curves::bn256::Fr;
 use halo2_proofs::halo2curves::ff::PrimeField;
 
 pub use layout::{
-    Arguments, InputMode, Layout, LinearArgument, OutputMode, ParamsMode, RangeCheck, Visibility,
+    Arguments, InputMode, Layout, LinearArgument, Objective, OutputMode, ParamsMode, RangeCheck,
+    Visibility,
 };
 pub use model::{link, ModelCircuit, Salts};
 pub use plan::{plan_layout, Plan};

@@ -13,7 +13,7 @@ use zkinfer_qir::{QModel, QOp};
 use crate::cost::{Prediction, Shape, Terms};
 use crate::freivalds::{horner_rows, is_eligible, matvec_rows, sequences};
 use crate::layout::{
-    Arguments, Layout, LinearArgument, ParamsMode, RangeCheck, Visibility, MAX_BANKS,
+    Arguments, Layout, LinearArgument, Objective, ParamsMode, RangeCheck, Visibility, MAX_BANKS,
     MAX_WEIGHT_BITS,
 };
 use crate::model::ModelCircuit;
@@ -361,8 +361,9 @@ fn evaluate_with(
 }
 
 /// The layout of `model` with `visibility` that the cost model predicts proves fastest
-/// within `max_memory_mb` (when given), and the runner-up; `arguments` say which argument
-/// checks the linear layers and how values are range-checked.
+/// (or, for [`Objective::Aggregate`], proves and folds fastest) within `max_memory_mb`
+/// (when given), and the runner-up; `arguments` say which argument checks the linear
+/// layers and how values are range-checked.
 pub fn plan_layout(
     model: &QModel,
     visibility: Visibility,
@@ -370,7 +371,11 @@ pub fn plan_layout(
     arguments: Arguments,
 ) -> Result<(Plan, Option<Plan>), CircuitError> {
     model.validate()?;
-    let Arguments { linear, range } = arguments;
+    let Arguments {
+        linear,
+        range,
+        objective,
+    } = arguments;
     let work = model_work(model, &visibility)?;
     let limb_options: &[bool] = match range {
         RangeCheck::Auto => &[false, true],
@@ -481,10 +486,13 @@ pub fn plan_layout(
         }
     }
     let columns = |p: &Plan| p.advice_columns + p.fixed_columns;
+    let cost = |p: &Plan| match objective {
+        Objective::Prove => p.predicted.prove_s,
+        Objective::Aggregate => p.predicted.prove_s + p.terms.aggregation_s(),
+    };
     plans.sort_by(|a, b| {
-        a.predicted
-            .prove_s
-            .total_cmp(&b.predicted.prove_s)
+        cost(a)
+            .total_cmp(&cost(b))
             .then(columns(a).cmp(&columns(b)))
     });
     let mut it = plans.into_iter();

@@ -514,6 +514,33 @@ fn planner_finds_a_layout_and_counts_rows() {
     assert_eq!(best.table_rows, table);
 }
 
+/// `--aggregate`: the planner takes the layout that proves and folds fastest. On a model
+/// whose 12-bit table sets `k`, proving alone is fastest in limbs (a small `k`), while
+/// folding, which costs seconds per commitment, is fastest with the one table (fewer
+/// columns and lookups): each objective's plan is the best under its own cost.
+#[test]
+fn the_aggregate_objective_takes_the_layout_of_fewest_commitments() {
+    use crate::layout::{Arguments, Objective};
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let (mut model, _) = linear_model(&mut rng, 1, 100, 10, true);
+    model.act_bits = 12;
+    let vis = Visibility::default();
+    let plan = |objective| {
+        let arguments = Arguments {
+            objective,
+            ..Arguments::default()
+        };
+        crate::plan_layout(&model, vis, None, arguments).unwrap().0
+    };
+    let (fast, folded) = (plan(Objective::Prove), plan(Objective::Aggregate));
+    let total = |p: &crate::Plan| p.predicted.prove_s + p.terms.aggregation_s();
+    assert!(fast.layout.limb_bits > 0, "{:?}", fast.layout);
+    assert_eq!(folded.layout.limb_bits, 0, "{:?}", folded.layout);
+    assert!(folded.terms.verified < fast.terms.verified);
+    assert!(fast.predicted.prove_s < folded.predicted.prove_s);
+    assert!(total(&folded) < total(&fast));
+}
+
 /// A linear layer followed by an addition of a constant tensor (both carry parameters).
 fn params_model(seed: u64) -> (QModel, Vec<i64>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

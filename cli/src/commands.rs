@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use zkinfer_circuits::{Plan, Visibility};
+use zkinfer_circuits::{Objective, Plan, Visibility};
 use zkinfer_compiler::quantize::argmax;
 use zkinfer_pipeline::{Compilation, PipelineError};
 use zkinfer_prover::{
@@ -103,6 +103,16 @@ pub fn compile(
             compiled,
             compiled.plan.layout.visibility,
             compilation.runner_up.as_ref(),
+        );
+    }
+    if options.objective == Objective::Aggregate {
+        let (commitments, secs) = compilation.circuits.iter().fold((0.0, 0.0), |(n, s), c| {
+            let t = &c.plan.terms;
+            (n + 100.0 * t.verified, s + t.aggregation_s())
+        });
+        println!(
+            "  folding   planned for `zkinfer aggregate` (--aggregate): {commitments:.0} \
+             commitments to verify, predicted {secs:.0} s of aggregation"
         );
     }
     println!("  fidelity  {}", compilation.circuits[0].fidelity);

@@ -8,7 +8,9 @@ use clap::{Args, Parser, Subcommand};
 use zkinfer::commands::{Batch, Bits, CompileOptions};
 use zkinfer::engines::EngineChoice;
 use zkinfer::{aggregate, certify, commands, demo, engines, evm, segmented};
-use zkinfer_circuits::{InputMode, LinearArgument, OutputMode, ParamsMode, RangeCheck, Visibility};
+use zkinfer_circuits::{
+    InputMode, LinearArgument, Objective, OutputMode, ParamsMode, RangeCheck, Visibility,
+};
 use zkinfer_compiler::Target;
 
 #[derive(Parser)]
@@ -80,6 +82,12 @@ enum Command {
         /// 2^(bits/2+1) rows) or `auto` (whichever the cost model predicts proves faster).
         #[arg(long, default_value = "auto")]
         range: RangeCheck,
+        /// Plan the circuits for `zkinfer aggregate`: an aggregation circuit verifies every
+        /// commitment of a proof and of its key, at seconds each, so this takes the
+        /// layouts of fewest commitments where the fastest to prove alone have more (a
+        /// bundle of segments folds faster, into a smaller verifier that costs less gas).
+        #[arg(long)]
+        aggregate: bool,
         /// Compile the model's capability certificate circuit instead: N samples a proof,
         /// each followed (in the input) by its label; its one public output is the number
         /// of samples whose argmax equals the label, its weights and input are hashed.
@@ -337,6 +345,7 @@ fn main() -> ExitCode {
             segments,
             linear,
             range,
+            aggregate,
             certify,
             samples,
         } => match certificate_batch(certify, samples) {
@@ -370,6 +379,11 @@ fn main() -> ExitCode {
                     min_segments: segments.max(1),
                     linear,
                     range,
+                    objective: if aggregate {
+                        Objective::Aggregate
+                    } else {
+                        Objective::Prove
+                    },
                     weight_bits,
                     certificate,
                 };

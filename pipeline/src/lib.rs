@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use zkinfer_circuits::segments::{plan_segments, PlannedSegment};
-use zkinfer_circuits::{Arguments, LinearArgument, Plan, RangeCheck, Visibility};
+use zkinfer_circuits::{Arguments, LinearArgument, Objective, Plan, RangeCheck, Visibility};
 use zkinfer_compiler::quantize::Trial;
 use zkinfer_compiler::{
     calibrate, fidelity, import_onnx, layer_errors, parse_input_json, quantize,
@@ -123,6 +123,9 @@ pub struct CompileOptions {
     pub linear: LinearArgument,
     /// How values are range-checked.
     pub range: RangeCheck,
+    /// What the planner minimises: the proof's time, or its time with folding it into
+    /// an aggregation (`zkinfer aggregate`).
+    pub objective: Objective,
     /// The weights' signed width; `None`: 12 bits, widened by [`Bits::Widest`] where free.
     pub weight_bits: Option<u32>,
     /// Compile the model's capability certificate circuit instead (see [`certificate`]),
@@ -137,6 +140,7 @@ impl CompileOptions {
         Arguments {
             linear: self.linear,
             range: self.range,
+            objective: self.objective,
         }
     }
 }
@@ -150,6 +154,7 @@ impl Default for CompileOptions {
             min_segments: 1,
             linear: LinearArgument::default(),
             range: RangeCheck::default(),
+            objective: Objective::default(),
             weight_bits: None,
             certificate: None,
         }
