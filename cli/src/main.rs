@@ -95,7 +95,7 @@ enum Command {
         /// 16 proofs, predicted to prove the whole dataset fastest within the memory
         /// budget. Prove it with `zkinfer certify`.
         #[arg(long, value_name = "N|auto", value_parser = parse_batch,
-              conflicts_with_all = ["params", "input", "output", "segments"])]
+              conflicts_with_all = ["params", "input", "output", "segments", "aggregate"])]
         certify: Option<BatchArg>,
         /// With `--certify auto`: how many samples the dataset to certify has.
         #[arg(long, value_name = "M", requires = "certify",

@@ -466,3 +466,44 @@ fn verify_reads_an_aggregated_proof_and_its_pin() {
     assert_eq!(code(&out), 1);
     assert!(stdout(&out).contains("aggregate id"), "{}", stdout(&out));
 }
+
+/// `compile --aggregate` plans the segments for folding: fewer commitments than the
+/// default plan (here the one-table range checks where proving alone takes limbs), said
+/// on its output; it does not combine with `--certify`, whose batches are not folded.
+#[test]
+fn compile_for_aggregation_plans_fewer_commitments() {
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("segments-aggregate");
+    let _ = std::fs::remove_dir_all(&root);
+    let verified = |dir: &Path| -> (f64, Vec<u64>) {
+        (0..2).fold((0.0, Vec::new()), |(n, mut limbs), i| {
+            let c = read_json(&dir.join(format!("segment-{i}/circuit.json")));
+            limbs.push(c["plan"]["layout"]["limb_bits"].as_u64().unwrap());
+            (n + c["plan"]["terms"]["verified"].as_f64().unwrap(), limbs)
+        })
+    };
+    let fast = root.join("fast");
+    compile(&fast, "mlp_tiny", &["--segments", "2"]);
+    let folded = root.join("folded");
+    let out = compile(&folded, "mlp_tiny", &["--segments", "2", "--aggregate"]);
+    assert!(out.contains("planned for `zkinfer aggregate`"), "{out}");
+    let ((fast_n, fast_limbs), (folded_n, folded_limbs)) = (verified(&fast), verified(&folded));
+    assert!(folded_n < fast_n, "{folded_n} commitments against {fast_n}");
+    assert_eq!(folded_limbs, [0, 0]);
+    assert!(fast_limbs.iter().all(|&l| l > 0), "{fast_limbs:?}");
+
+    let models = shared_models();
+    let out = zkinfer(&[
+        "compile",
+        s(&models.join("mlp_tiny.onnx")),
+        "--calibration",
+        s(&models.join("mlp_tiny.input.json")),
+        "--out",
+        s(&root.join("cert")),
+        "--certify",
+        "2",
+        "--aggregate",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 2, "{err}");
+    assert!(err.contains("--aggregate"), "{err}");
+}
