@@ -236,7 +236,8 @@ fn the_evm_verifies_an_aggregated_proof_and_refuses_another_digest() {
     evm_accepts(fixture());
 }
 
-/// One contract verifies the aggregated proof in revm, and refuses another digest.
+/// One contract verifies the aggregated proof in revm within 600k gas, and refuses another
+/// digest or an altered proof.
 fn evm_accepts(fx: &Fixture) {
     let solc = zkinfer_evm::Solc::find().expect("a Solidity compiler (scripts/install-solc.sh)");
     let params = fx.avk.verifier_params().unwrap();
@@ -255,9 +256,23 @@ fn evm_accepts(fx: &Fixture) {
         run.gas_used
     );
     assert!(run.accepted, "{:?}", run.reason);
+    // The target: one contract within EIP-170 (the generated code's reads folded
+    // into loops) and a call within 600k gas.
+    assert_eq!(run.code_sizes.len(), 1, "{:?}", run.code_sizes);
+    assert!(run.gas_used <= 600_000, "{} gas", run.gas_used);
     // The digest of another statement: refused.
     let mut other = fx.file.clone();
     other.digest = bumped(&other.digest);
     let run = zkinfer_evm::deploy_and_call(&build.bytecode, other.calldata().unwrap()).unwrap();
     assert!(!run.accepted);
+    // A commitment of the proof altered (the first, read by the folded loop), and the
+    // last byte of the proof: refused.
+    let calldata = fx.file.calldata().unwrap();
+    let first_point = 32 * zkinfer_aggregate::NUM_INSTANCE;
+    for at in [first_point + 5, calldata.len() - 1] {
+        let mut bad = calldata.clone();
+        bad[at] ^= 1;
+        let run = zkinfer_evm::deploy_and_call(&build.bytecode, bad).unwrap();
+        assert!(!run.accepted, "byte {at} altered");
+    }
 }

@@ -4,6 +4,7 @@
 //! run of the contract in an in-process EVM (revm) with the mainnet rules, EIP-170's
 //! 24,576-byte code limit included.
 
+mod compact;
 mod solc;
 mod split;
 
@@ -187,7 +188,8 @@ pub struct Build {
 }
 
 /// Keccak-256 of the verifier generated for `key`, with this crate's version and the
-/// source of the splitter that cuts it: equal fingerprints mean the same contracts.
+/// sources of the passes that shrink and cut it: equal fingerprints mean the same
+/// contracts.
 pub fn fingerprint(key: &VerifierKey) -> Result<String, EvmError> {
     Ok(fingerprint_of(&generated_code(key)?))
 }
@@ -195,6 +197,7 @@ pub fn fingerprint(key: &VerifierKey) -> Result<String, EvmError> {
 fn fingerprint_of(code: &str) -> String {
     let mut h = Keccak256::new();
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    h.update(include_str!("compact.rs").as_bytes());
     h.update(include_str!("split.rs").as_bytes());
     h.update(code.as_bytes());
     format!("0x{}", hex::encode(h.finalize()))
@@ -212,10 +215,37 @@ pub fn build_verifier(key: &VerifierKey, solc: &Solc) -> Result<Build, EvmError>
 /// ~100 KB of source anyway.
 const MAX_SOURCE_BYTES: usize = 512 * 1024;
 
+/// Builds `code` as it is and, where that takes more than one contract (or cannot be
+/// cut), with its runs of reads folded into loops ([`compact`]); takes the build with
+/// fewer contracts. Fewer contracts first: EIP-170 is the hard limit and every contract
+/// is a deployment and a hand-over of the memory image; at equal counts the
+/// straight-line code, whose call costs less gas (a loop's counter costs a little on
+/// every iteration).
 fn build_code(code: String, public_values: usize, solc: &Solc) -> Result<Build, EvmError> {
+    let fingerprint = fingerprint_of(&code);
+    let plain = build_split(&code, &fingerprint, public_values, solc);
+    if matches!(&plain, Ok(b) if b.bytecode.len() == 1) {
+        return plain;
+    }
+    let compacted = build_split(&compact::compact(&code), &fingerprint, public_values, solc);
+    match (plain, compacted) {
+        (Ok(p), Ok(c)) if c.bytecode.len() < p.bytecode.len() => Ok(c),
+        (Ok(p), _) => Ok(p),
+        (Err(_), Ok(c)) => Ok(c),
+        (Err(e), Err(_)) => Err(e),
+    }
+}
+
+/// Splits `code` into as few contracts as keep each within EIP-170 and compiles them.
+fn build_split(
+    code: &str,
+    fingerprint: &str,
+    public_values: usize,
+    solc: &Solc,
+) -> Result<Build, EvmError> {
     let mut part_bytes = code.len().min(MAX_SOURCE_BYTES);
     loop {
-        let verifier = split::split(&code, part_bytes)?;
+        let verifier = split::split(code, part_bytes)?;
         // The parts in runs of the compiler of at most MAX_SOURCE_BYTES of source each.
         let mut bytecode = Vec::with_capacity(verifier.contracts.len());
         let mut batch: Vec<(String, &str)> = Vec::new();
@@ -233,7 +263,7 @@ fn build_code(code: String, public_values: usize, solc: &Solc) -> Result<Build, 
         let largest = bytecode.iter().map(|b| b.runtime.len()).max().unwrap_or(0);
         if largest <= MAX_CODE_SIZE {
             return Ok(Build {
-                fingerprint: fingerprint_of(&code),
+                fingerprint: fingerprint.to_string(),
                 verifier,
                 bytecode,
             });
