@@ -4,7 +4,8 @@
 # with each linear argument (dot products, Freivalds' two-phase circuit), and
 # a capability certificate of 10 digits test images, the aggregated proof of
 # tests/fixtures/aggregate (scripts/make-aggregate-fixture.sh) and the one the test
-# command's `cargo test` folds afresh (target/aggregate-fresh), and
+# command's `cargo test` folds afresh by a tree of aggregations (target/aggregate-tree),
+# and
 # mlp_tiny with every part of the statement hashed, and mlp_tiny set up from a snarkjs
 # powers-of-tau file (scripts/ptau/make-ptau.sh), then
 # runs Node's test runner: the package in Node, and examples/web in headless Chromium
@@ -79,11 +80,12 @@ node -e 'const fs = require("fs"); const d = JSON.parse(fs.readFileSync(process.
 rm -f "$cert/pk" "$cert/srs"
 ZKINFER_WASM_PKG=$ROOT/target/wasm/pkg ZKINFER_PROOFS=$proofs ZKINFER_BUNDLE=$bundle ZKINFER_CERTIFICATE=$cert \
   ZKINFER_AGGREGATE=$ROOT/tests/fixtures/aggregate node --test --test-reporter=spec verifier/wasm/tests/
-# The bundle the test command's `cargo test` folded afresh (tests/aggregate.rs).
-if [ -f target/aggregate-fresh/aggregate.json ]; then
-  echo "== the aggregated proof cargo test folded (target/aggregate-fresh)"
-  ZKINFER_WASM_PKG=$ROOT/target/wasm/pkg ZKINFER_AGGREGATE=$ROOT/target/aggregate-fresh \
+# The bundle the test command's `cargo test` folded afresh by a tree of aggregations
+# (tests/aggregate.rs).
+if [ -f target/aggregate-tree/aggregate.json ]; then
+  echo "== the tree of aggregations cargo test folded (target/aggregate-tree)"
+  ZKINFER_WASM_PKG=$ROOT/target/wasm/pkg ZKINFER_AGGREGATE=$ROOT/target/aggregate-tree \
     node --test --test-reporter=spec verifier/wasm/tests/aggregate.test.mjs
 else
-  echo "note: target/aggregate-fresh is absent (cargo test --test aggregate makes it); its wasm check is not run"
+  echo "note: target/aggregate-tree is absent (cargo test --test aggregate makes it); its wasm check is not run"
 fi

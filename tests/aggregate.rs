@@ -3,9 +3,10 @@
 //!
 //! The verifier's tests read the committed aggregated proof of `fixtures/aggregate`
 //! (mlp_tiny in 2 segments, `scripts/make-aggregate-fixture.sh`), so that every cheat is
-//! tried without waiting for a fold. One test folds the same bundle afresh (~9 minutes on
-//! two cores), verifies it, and checks that the committed fixture is what the current
-//! code makes.
+//! tried without waiting for a fold. One test folds the same bundle afresh by a tree of
+//! three aggregations (~16 minutes on two cores, one node at a time) and tries a cheat
+//! on its links; another checks that the committed fixture is what the current code
+//! makes.
 
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -45,10 +46,21 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-/// mlp_tiny in 2 segments planned for folding and folded afresh, as
-/// `scripts/make-aggregate-fixture.sh` does.
-fn fresh() -> Fixture {
-    {
+/// mlp_tiny in 2 segments planned for folding, as `scripts/make-aggregate-fixture.sh`
+/// compiles it: the segment keys, their proofs with the Poseidon transcript and their
+/// statements, made once for the fresh folds; and segment 1 proven on another input (a
+/// cheat's proof: valid alone, but not linked to segment 0's output).
+struct Segments {
+    big: Arc<zkinfer_prover::Params>,
+    keys: Vec<VerifierKey>,
+    snarks: Vec<zkinfer_aggregate::Snark>,
+    statements: Vec<zkinfer_verifier::ProofFile>,
+    unlinked: zkinfer_aggregate::Snark,
+}
+
+fn segments() -> &'static Segments {
+    static S: OnceLock<Segments> = OnceLock::new();
+    S.get_or_init(|| {
         let models = shared_models();
         let cal = std::fs::read_to_string(models.join("mlp_tiny.input.json")).unwrap();
         let options = CompileOptions {
@@ -63,36 +75,48 @@ fn fresh() -> Fixture {
         let big = zkinfer_tests::dev_srs(AGG_K);
         eprintln!("srs k={AGG_K}: {:?}", t.elapsed());
         let sample = zkinfer_pipeline::input_sample(&c.circuits[0], &cal).unwrap();
+        let other: Vec<f32> = sample.iter().map(|x| 0.5 * x).collect();
         let wf = zkinfer_pipeline::segments::witness(&c.circuits, &sample).unwrap();
-        let mut keys = Vec::new();
-        let mut snarks = Vec::new();
-        let mut statements = Vec::new();
+        let wo = zkinfer_pipeline::segments::witness(&c.circuits, &other).unwrap();
+        let (mut keys, mut snarks, mut statements, mut unlinked) = (vec![], vec![], vec![], None);
         for (i, circuit) in c.circuits.iter().enumerate() {
             let k = circuit.plan.layout.k;
             let mut params = (*big).clone();
             params.downsize(k);
             let (pk, vk) = zkinfer_pipeline::setup(circuit, &params).unwrap();
             let model = Arc::new(circuit.model.clone());
-            let trace = Arc::new(model.run(&wf.inputs[i]).unwrap());
-            let w = zkinfer_prover::witness(model, &pk, trace, wf.salts(i).unwrap()).unwrap();
-            statements.push(zkinfer_aggregate::statement_file(&vk, &w));
-            let t = Instant::now();
-            snarks.push(zkinfer_aggregate::prove_inner(&params, &pk, w).unwrap());
-            eprintln!(
-                "segment {i} k={k}: proven for aggregation in {:?}",
-                t.elapsed()
-            );
+            let prove = |w: &zkinfer_pipeline::segments::WitnessFile| {
+                let trace = Arc::new(model.run(&w.inputs[i]).unwrap());
+                let w = zkinfer_prover::witness(model.clone(), &pk, trace, w.salts(i).unwrap())
+                    .unwrap();
+                let statement = zkinfer_aggregate::statement_file(&vk, &w);
+                (
+                    zkinfer_aggregate::prove_inner(&params, &pk, w).unwrap(),
+                    statement,
+                )
+            };
+            let (snark, statement) = prove(&wf);
+            if i == 1 {
+                unlinked = Some(prove(&wo).0);
+            }
+            snarks.push(snark);
+            statements.push(statement);
             keys.push(vk);
         }
-        let t = Instant::now();
-        let (apk, avk) = zkinfer_aggregate::setup(&big, "mlp_tiny", &keys).unwrap();
-        eprintln!("aggregation keys: {:?} {:?}", t.elapsed(), avk.info.config);
-        let t = Instant::now();
-        let (instances, proof) = zkinfer_aggregate::prove(&big, &apk, snarks).unwrap();
-        eprintln!("aggregated: {:?}, {} bytes", t.elapsed(), proof.len());
-        let file = AggregateFile::new(&avk, statements, &instances, &proof);
-        Fixture { keys, avk, file }
-    }
+        Segments {
+            big,
+            keys,
+            snarks,
+            statements,
+            unlinked: unlinked.unwrap(),
+        }
+    })
+}
+
+/// An aggregation circuit's key generation or proof takes 7 to 13 GB: one at a time.
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[test]
@@ -104,29 +128,19 @@ fn the_committed_aggregated_proof_verifies() {
     assert!(matches!(v, Verdict::Valid { .. }), "{v:?}");
 }
 
-/// Where the test command's fresh aggregation leaves its files, as the fixture holds
-/// them, for the WebAssembly verifier (scripts/test-wasm.sh).
-fn fresh_dir() -> std::path::PathBuf {
+/// Where the test command's fresh tree of aggregations leaves its files, as the fixture
+/// holds them, for the WebAssembly verifier (scripts/test-wasm.sh).
+fn tree_dir() -> std::path::PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
         || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
         std::path::PathBuf::from,
     );
-    target.join("aggregate-fresh")
+    target.join("aggregate-tree")
 }
 
-/// The test command folds a bundle afresh (keygen and proving of a 2^21-row circuit:
-/// ~9 minutes and ~13 GB on two cores), verifies it natively and in the EVM, leaves it
-/// for the wasm verifier, and checks that the committed fixture is what this code makes.
-#[test]
-fn a_fresh_aggregation_verifies_and_is_the_committed_fixtures() {
-    let dir = fresh_dir();
-    let _ = std::fs::remove_dir_all(&dir);
-    let fx = fresh();
-    let t = Instant::now();
-    let v = zkinfer_aggregate::verify(&fx.keys, &fx.avk, &fx.file);
-    eprintln!("verified in {:?}", t.elapsed());
-    assert!(matches!(v, Verdict::Valid { .. }), "{v:?}");
-    evm_accepts(&fx);
+/// Writes an aggregated proof and its keys as the fixture holds them (for
+/// scripts/test-wasm.sh).
+fn leave_for_wasm(fx: &Fixture, dir: &std::path::Path) {
     for (i, key) in fx.keys.iter().enumerate() {
         let seg = dir.join(format!("m/segment-{i}"));
         std::fs::create_dir_all(&seg).unwrap();
@@ -135,9 +149,21 @@ fn a_fresh_aggregation_verifies_and_is_the_committed_fixtures() {
     std::fs::create_dir_all(dir.join("m/aggregate")).unwrap();
     std::fs::write(dir.join("m/aggregate/vk"), fx.avk.to_bytes()).unwrap();
     std::fs::write(dir.join("aggregate.json"), fx.file.to_json()).unwrap();
-    // Key generation is deterministic: the same code makes the committed keys.
+}
+
+/// The committed fixture is what this code makes: key generation is deterministic, so
+/// the aggregation verifying key of one circuit over the fresh segments' keys is the
+/// fixture's (its aggregate id binds the segment keys and the circuit). The tree test
+/// proves with the same code.
+#[test]
+fn the_committed_fixture_is_what_this_code_makes() {
+    let s = segments();
+    let _one = heavy();
+    let t = Instant::now();
+    let avk = zkinfer_aggregate::verifying_key(&s.big, "mlp_tiny", &s.keys, None, &[]).unwrap();
+    eprintln!("aggregation verifying key: {:?}", t.elapsed());
     assert_eq!(
-        fx.avk.id(),
+        avk.id(),
         fixture().avk.id(),
         "tests/fixtures/aggregate is stale: rerun scripts/make-aggregate-fixture.sh"
     );
@@ -152,6 +178,101 @@ fn refused(f: impl FnOnce(&mut AggregateFile)) -> String {
         Verdict::Invalid { reason } => reason,
         v => panic!("an edited aggregated proof was accepted: {v:?}"),
     }
+}
+
+/// A tree of aggregations over the same segments, one a leaf: two leaves folding a
+/// segment each (Poseidon transcripts, their accumulators and links exposed) and a root
+/// folding both, linking them. Verified natively and in the EVM (one contract, 13
+/// public values); a root over a leaf whose segment was proven on another input than
+/// the first segment's output (each leaf valid alone) does not verify.
+#[test]
+fn a_tree_of_aggregations_verifies_and_links_its_leaves() {
+    use zkinfer_aggregate::{Part, Tree};
+    let s = segments();
+    let _one = heavy();
+    let tree = |node| {
+        Some(Tree {
+            leaf: 1,
+            arity: 2,
+            node,
+        })
+    };
+    let nodes = zkinfer_aggregate::tree::nodes(&s.keys, tree(0)).unwrap();
+    assert_eq!(nodes.len(), 3);
+    assert_eq!(nodes[2].parts, vec![Part::Node(0), Part::Node(1)]);
+    // One node's keys at a time (a proving key is gigabytes): each node's proofs, the
+    // cheat's included, are made while its key is held.
+    let mut earlier = Vec::new();
+    let mut keys = |j: usize| {
+        let t = Instant::now();
+        let (apk, avk) =
+            zkinfer_aggregate::setup(&s.big, "mlp_tiny", &s.keys, tree(j), &earlier).unwrap();
+        eprintln!("node {j} keys: {:?} {:?}", t.elapsed(), avk.info.config);
+        earlier.push(avk.vk.clone());
+        (apk, avk)
+    };
+    let leaf = |j: usize,
+                apk: &zkinfer_aggregate::AggregateKey,
+                snark: &zkinfer_aggregate::Snark| {
+        let t = Instant::now();
+        let p = zkinfer_aggregate::prove_node(&s.big, apk, &nodes[j], vec![snark.clone()]).unwrap();
+        eprintln!("leaf {j}: {:?}", t.elapsed());
+        p
+    };
+    let (apk, leaf0_key) = keys(0);
+    let leaf0 = leaf(0, &apk, &s.snarks[0]);
+    drop(apk);
+    let (apk, _) = keys(1);
+    let leaf1 = leaf(1, &apk, &s.snarks[1]);
+    // Segment 1 proven on another input: its leaf is a valid proof, but not linked to
+    // segment 0's output.
+    let unlinked = leaf(1, &apk, &s.unlinked);
+    drop(apk);
+    // A leaf exposes its accumulator, its digest and its segment's link to the other.
+    assert_eq!(
+        leaf0.instances[0].len(),
+        zkinfer_aggregate::NUM_INSTANCE + 1
+    );
+    let (apk, root) = keys(2);
+    let t = Instant::now();
+    let (instances, proof) =
+        zkinfer_aggregate::prove(&s.big, &apk, &nodes[2], vec![leaf0.clone(), leaf1]).unwrap();
+    eprintln!("root: {:?}, {} bytes", t.elapsed(), proof.len());
+    // The root over the unlinked leaf: the link between the leaves does not hold.
+    let (cheat_instances, cheat_proof) =
+        zkinfer_aggregate::prove(&s.big, &apk, &nodes[2], vec![leaf0, unlinked]).unwrap();
+    drop(apk);
+    let fx = Fixture {
+        keys: s.keys.clone(),
+        avk: root.clone(),
+        file: AggregateFile::new(&root, s.statements.clone(), &instances, &proof),
+    };
+    let v = zkinfer_aggregate::verify(&fx.keys, &fx.avk, &fx.file);
+    assert!(matches!(v, Verdict::Valid { .. }), "{v:?}");
+    let verifier = evm_accepts(&fx);
+    let dir = tree_dir();
+    let _ = std::fs::remove_dir_all(&dir);
+    leave_for_wasm(&fx, &dir);
+    // The root is bound to its tree: an inner node's key, or the one-circuit fold's
+    // digest, is refused.
+    let v = zkinfer_aggregate::verify(&fx.keys, &leaf0_key, &fx.file);
+    assert!(matches!(v, Verdict::Invalid { .. }), "{v:?}");
+    let mut flat = fx.file.clone();
+    redigest(&mut flat);
+    let v = zkinfer_aggregate::verify(&fx.keys, &fx.avk, &flat);
+    assert!(
+        matches!(v, Verdict::Invalid { ref reason } if reason.contains("digest")),
+        "{v:?}"
+    );
+    let file = AggregateFile::new(&root, s.statements.clone(), &cheat_instances, &cheat_proof);
+    // The contract sees only the digest and the accumulator: it refuses the proof.
+    let run = zkinfer_evm::deploy_and_call(&verifier, file.calldata().unwrap()).unwrap();
+    assert!(
+        !run.accepted,
+        "the EVM accepted a tree over unlinked segments"
+    );
+    let v = zkinfer_aggregate::verify(&fx.keys, &fx.avk, &file);
+    assert!(matches!(v, Verdict::Invalid { .. }), "{v:?}");
 }
 
 /// `h` plus one, as 0x-hex.
@@ -233,12 +354,12 @@ fn every_cheat_on_an_aggregated_proof_is_refused() {
 
 #[test]
 fn the_evm_verifies_an_aggregated_proof_and_refuses_another_digest() {
-    evm_accepts(fixture());
+    let _ = evm_accepts(fixture());
 }
 
 /// One contract verifies the aggregated proof in revm within 600k gas, and refuses another
 /// digest or an altered proof.
-fn evm_accepts(fx: &Fixture) {
+fn evm_accepts(fx: &Fixture) -> Vec<zkinfer_evm::Bytecode> {
     let solc = zkinfer_evm::Solc::find().expect("a Solidity compiler (scripts/install-solc.sh)");
     let params = fx.avk.verifier_params().unwrap();
     let build = zkinfer_evm::build_aggregation_verifier(
@@ -275,4 +396,5 @@ fn evm_accepts(fx: &Fixture) {
         let run = zkinfer_evm::deploy_and_call(&build.bytecode, bad).unwrap();
         assert!(!run.accepted, "byte {at} altered");
     }
+    build.bytecode
 }

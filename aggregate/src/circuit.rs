@@ -54,18 +54,20 @@ mod build {
     pub use snark_verifier::halo2_base::gates::circuit::CircuitBuilderStage as Stage;
     pub use snark_verifier_sdk::halo2::aggregation::AggregationConfigParams as Config;
 
-    use super::Link;
+    use super::ACCUMULATOR_LIMBS;
+    use crate::tree::{Node, Part};
 
-    /// Builds the aggregation circuit over `snarks` (proven with the Poseidon transcript,
-    /// SHPLONK) at `stage`: inner verification, `links` constrained equal, digest exposed.
-    /// Each inner proof's verifying key is a constant of the circuit
+    /// Builds the aggregation circuit of `node` over `snarks` (its parts' proofs, with the
+    /// Poseidon transcript, SHPLONK) at `stage`: inner verification (an aggregated part's
+    /// accumulator folded in), the links constrained equal, the digest and the node's
+    /// ends exposed. Each inner proof's verifying key is a constant of the circuit
     /// ([`VerifierUniversality::None`]): the aggregated key binds them.
     pub fn build(
         stage: Stage,
         config: AggregationConfigParams,
         params: &ParamsKZG<Bn256>,
         snarks: Vec<Snark>,
-        links: &[Link],
+        node: &Node,
     ) -> AggregationCircuit {
         let mut circuit = AggregationCircuit::new::<SHPLONK>(
             stage,
@@ -76,7 +78,7 @@ mod build {
         );
         let previous = circuit.previous_instances().clone();
         let ctx = circuit.builder.main(0);
-        for link in links {
+        for link in &node.links {
             let out = previous[link.output.0][link.output.1];
             let inp = previous[link.input.0][link.input.1];
             ctx.constrain_equal(&out, &inp);
@@ -88,8 +90,12 @@ mod build {
         let loader = Halo2Loader::<G1Affine, _>::new(ecc_chip, pool);
         let digest = {
             let mut h = Poseidon::from_spec(&loader, POSEIDON_SPEC.clone());
-            for snark in &previous {
-                let scalars: Vec<_> = snark
+            for (snark, part) in previous.iter().zip(&node.parts) {
+                let stated = match part {
+                    Part::Segment(_) => &snark[..],
+                    Part::Node(_) => &snark[ACCUMULATOR_LIMBS..],
+                };
+                let scalars: Vec<_> = stated
                     .iter()
                     .map(|&x| loader.scalar_from_assigned(x))
                     .collect();
@@ -99,6 +105,9 @@ mod build {
         };
         *circuit.builder.pool(0) = loader.take_ctx();
         circuit.builder.assigned_instances[0].push(digest);
+        for &(part, index) in &node.ends {
+            circuit.builder.assigned_instances[0].push(previous[part][index]);
+        }
         circuit
     }
 }

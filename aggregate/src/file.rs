@@ -12,7 +12,7 @@ use zkinfer_verifier::artifact::{
 use zkinfer_verifier::bundle::linked_statement;
 use zkinfer_verifier::{keys_id, statement, ProofFile, Public, Verdict, VerifierKey, VerifyError};
 
-use crate::circuit::{statement_digest, ACCUMULATOR_LIMBS, BITS, LIMBS};
+use crate::circuit::{ACCUMULATOR_LIMBS, BITS, LIMBS};
 use crate::keys::AggregateVerifierKey;
 
 pub const AGGREGATE_FORMAT: &str = "zkinfer-aggregate";
@@ -36,7 +36,8 @@ pub struct AggregateFile {
     pub statements: Vec<ProofFile>,
     /// The KZG accumulator, 12 limbs of 88 bits, `0x`-hex.
     pub accumulator: Vec<String>,
-    /// Poseidon of every statement's public values, `0x`-hex.
+    /// Poseidon of every statement's public values (of a tree's root: of its children's
+    /// digests and exposed links, [`crate::tree`]), `0x`-hex.
     pub digest: String,
     /// The aggregated proof's bytes, `0x`-hex.
     pub proof: String,
@@ -139,10 +140,17 @@ fn check(
 ) -> Result<Public, String> {
     let id = keys_id(keys);
     // What the aggregation key's header says of the model must be the keys' (the circuit
-    // itself is bound by the aggregate id, which the caller pins).
-    let links = crate::links(keys).map_err(|e| e.to_string())?;
-    let counts: Vec<usize> = keys.iter().map(|k| k.info.public_values()).collect();
-    if key.info.links != links || key.info.num_instances != counts {
+    // itself is bound by the aggregate id, which the caller pins): the root of the tree
+    // it names (or the one node), folding these segments.
+    let nodes = crate::tree::nodes(keys, key.info.tree).map_err(|e| e.to_string())?;
+    let root = nodes.last().ok_or("an aggregation of no node")?;
+    if key.info.tree.is_some_and(|t| t.node + 1 != nodes.len()) {
+        return Err("the aggregation key is an inner node of its tree, not its root".into());
+    }
+    if key.info.links != root.links
+        || key.info.num_instances != root.num_instances
+        || root.public_values() != crate::NUM_INSTANCE
+    {
         return Err("the aggregation key folds another chain of segments than these keys".into());
     }
     if let Some(i) = keys.iter().position(|k| k.srs != key.srs) {
@@ -192,7 +200,12 @@ fn check(
     }
     let public = linked_statement(&id, &publics)?;
     let (values, proof) = file.public_values()?;
-    let digest = statement_digest(&instances);
+    let stated = crate::tree::statement_values(&nodes, &instances)?;
+    let digest = stated
+        .last()
+        .and_then(|v| v.first())
+        .copied()
+        .unwrap_or_default();
     if values[ACCUMULATOR_LIMBS] != digest {
         return Err(format!(
             "the digest {} is not the digest of the stated public values ({})",
@@ -268,6 +281,7 @@ mod tests {
     use halo2_proofs::halo2curves::ff::Field;
 
     use super::*;
+    use crate::circuit::statement_digest;
 
     fn file() -> AggregateFile {
         AggregateFile {

@@ -2,19 +2,21 @@
 //! constants of the circuit) and the proving key for `aggregate` (the `prove` feature).
 
 use halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
-use halo2_proofs::plonk::{keygen_pk, keygen_vk, ProvingKey};
+use halo2_proofs::plonk::{keygen_pk, keygen_vk, ProvingKey, VerifyingKey};
 use halo2_proofs::poly::commitment::{Params, ParamsProver};
 use halo2_proofs::poly::kzg::commitment::ParamsKZG;
 use halo2_proofs::SerdeFormat;
 use snark_verifier_sdk::halo2::aggregation::{AggregationCircuit, AggregationConfigParams};
 use snark_verifier_sdk::halo2::gen_dummy_snark_from_vk;
+use snark_verifier_sdk::CircuitExt;
 use snark_verifier_sdk::{Snark, SHPLONK};
 use zkinfer_verifier::artifact::{read_container, write_container};
 use zkinfer_verifier::{guard, verifier_params, SrsPoints, VerifierKey};
 
-use crate::circuit::{self, Link, Stage};
+use crate::circuit::{self, Stage};
 use crate::keys::{AggregateInfo, AggregateVerifierKey};
 use crate::shape::{Layout, Shape};
+use crate::tree::{Node, Part, Tree};
 use crate::AggregateError;
 
 const APK_MAGIC: &[u8; 8] = b"ZKINFAPK";
@@ -33,13 +35,19 @@ fn srs_points(params: &ParamsKZG<Bn256>) -> SrsPoints {
     }
 }
 
-/// The aggregation circuit of the model whose segments' verifying keys are `keys`, laid
-/// out for key generation (on placeholder proofs: key generation reads no witness).
+/// Node `tree.node` of the aggregation of the model whose segments' verifying keys are
+/// `keys` (the one node without a tree), laid out for key generation (on placeholder
+/// proofs: key generation reads no witness); `earlier` are the verifying keys of the
+/// tree's earlier nodes, in order (those it folds among them).
 fn keygen_circuit(
     params: &ParamsKZG<Bn256>,
     keys: &[VerifierKey],
-) -> Result<(AggregationCircuit, Vec<Link>, AggregationConfigParams), AggregateError> {
-    let links = crate::links(keys)?;
+    tree: Option<Tree>,
+    earlier: &[VerifyingKey<G1Affine>],
+) -> Result<(AggregationCircuit, Node, AggregationConfigParams), AggregateError> {
+    let nodes = crate::tree::nodes(keys, tree)?;
+    let index = tree.map_or(0, |t| t.node);
+    let node = nodes[index].clone();
     let points = srs_points(params);
     if let Some(i) = keys.iter().position(|k| k.srs != points) {
         return Err(AggregateError::Input(format!(
@@ -49,23 +57,45 @@ fn keygen_circuit(
         )));
     }
     let degree = params.k();
-    let snarks = keys
+    let snarks = node
+        .parts
         .iter()
-        .map(|key| {
-            let p = verifier_params(key).ok_or_else(|| {
-                AggregateError::Input("a segment key's SRS points are unusable".into())
-            })?;
-            guard(|| {
-                gen_dummy_snark_from_vk::<SHPLONK>(
-                    &p,
-                    &key.vk,
-                    vec![key.info.public_values()],
-                    None,
-                )
-            })
-            .ok_or_else(|| {
-                AggregateError::Keygen("snark-verifier cannot read a segment key".into())
-            })
+        .map(|part| match *part {
+            Part::Segment(i) => {
+                let key = &keys[i];
+                let p = verifier_params(key).ok_or_else(|| {
+                    AggregateError::Input("a segment key's SRS points are unusable".into())
+                })?;
+                guard(|| {
+                    gen_dummy_snark_from_vk::<SHPLONK>(
+                        &p,
+                        &key.vk,
+                        vec![key.info.public_values()],
+                        None,
+                    )
+                })
+                .ok_or_else(|| {
+                    AggregateError::Keygen("snark-verifier cannot read a segment key".into())
+                })
+            }
+            Part::Node(c) => {
+                let vk = earlier.get(c).ok_or_else(|| {
+                    AggregateError::Input(format!(
+                        "node {index} folds node {c}, whose verifying key is not given"
+                    ))
+                })?;
+                guard(|| {
+                    gen_dummy_snark_from_vk::<SHPLONK>(
+                        params,
+                        vk,
+                        vec![nodes[c].public_values()],
+                        AggregationCircuit::accumulator_indices(),
+                    )
+                })
+                .ok_or_else(|| {
+                    AggregateError::Keygen("snark-verifier cannot read a node's key".into())
+                })
+            }
         })
         .collect::<Result<Vec<Snark>, _>>()?;
     let start = AggregationConfigParams {
@@ -73,26 +103,30 @@ fn keygen_circuit(
         lookup_bits: degree as usize - 1,
         ..Default::default()
     };
-    let mut circuit = guard(|| circuit::build(Stage::Keygen, start, params, snarks, &links))
+    let mut circuit = guard(|| circuit::build(Stage::Keygen, start, params, snarks, &node))
         .ok_or_else(|| AggregateError::Keygen("building the aggregation circuit".into()))?;
     let config = guard(|| circuit.calculate_params(Some(20)))
         .ok_or_else(|| AggregateError::Keygen("laying out the aggregation circuit".into()))?;
-    Ok((circuit, links, config))
+    Ok((circuit, node, config))
 }
 
 /// The aggregation verifying key of the model named `model` whose segments' verifying
-/// keys are `keys` (in order), with `params` of `2^k` points from the segments' SRS.
-/// Deterministic: a verifier who trusts the model id recomputes the aggregate id from the
-/// segment keys with this, without the proving key's cost.
+/// keys are `keys` (in order), with `params` of `2^k` points from the segments' SRS: of
+/// node `tree.node` of a tree of aggregations (`earlier`: the earlier nodes' verifying
+/// keys), or of the one aggregation circuit without a tree. Deterministic: a verifier
+/// who trusts the model id recomputes the aggregate id from the segment keys with this,
+/// without the proving key's cost.
 pub fn verifying_key(
     params: &ParamsKZG<Bn256>,
     model: &str,
     keys: &[VerifierKey],
+    tree: Option<Tree>,
+    earlier: &[VerifyingKey<G1Affine>],
 ) -> Result<AggregateVerifierKey, AggregateError> {
-    let (circuit, links, config) = keygen_circuit(params, keys)?;
+    let (circuit, node, config) = keygen_circuit(params, keys, tree, earlier)?;
     let vk = keygen_vk(params, &circuit).map_err(|e| AggregateError::Keygen(format!("{e:?}")))?;
     Ok(AggregateVerifierKey {
-        info: info(model, keys, links, config, &circuit),
+        info: info(model, keys, tree, node, config, &circuit),
         k: params.k(),
         srs: srs_points(params),
         vk,
@@ -102,17 +136,19 @@ pub fn verifying_key(
 fn info(
     model: &str,
     keys: &[VerifierKey],
-    links: Vec<Link>,
+    tree: Option<Tree>,
+    node: Node,
     config: AggregationConfigParams,
     circuit: &AggregationCircuit,
 ) -> AggregateInfo {
     AggregateInfo {
         model: model.to_string(),
         model_id: zkinfer_verifier::keys_id(keys),
-        num_instances: keys.iter().map(|k| k.info.public_values()).collect(),
-        links,
+        num_instances: node.num_instances,
+        links: node.links,
         config: Layout::from(config),
         break_points: circuit.break_points(),
+        tree,
     }
 }
 
@@ -122,12 +158,14 @@ pub fn setup(
     params: &ParamsKZG<Bn256>,
     model: &str,
     keys: &[VerifierKey],
+    tree: Option<Tree>,
+    earlier: &[VerifyingKey<G1Affine>],
 ) -> Result<(AggregateKey, AggregateVerifierKey), AggregateError> {
-    let (circuit, links, config) = keygen_circuit(params, keys)?;
+    let (circuit, node, config) = keygen_circuit(params, keys, tree, earlier)?;
     let vk = keygen_vk(params, &circuit).map_err(|e| AggregateError::Keygen(format!("{e:?}")))?;
     let pk = keygen_pk(params, vk.clone(), &circuit)
         .map_err(|e| AggregateError::Keygen(format!("{e:?}")))?;
-    let info = info(model, keys, links, config, &circuit);
+    let info = info(model, keys, tree, node, config, &circuit);
     let verifier = AggregateVerifierKey {
         info: info.clone(),
         k: params.k(),
@@ -135,6 +173,35 @@ pub fn setup(
         vk,
     };
     Ok((AggregateKey { info, pk }, verifier))
+}
+
+/// The verifying keys of every node of a tree of aggregations (`leaf` segments a leaf,
+/// `arity` nodes a parent), leaves first, the root last: what `aggregate-id` recomputes.
+pub fn tree_verifying_keys(
+    params: &ParamsKZG<Bn256>,
+    model: &str,
+    keys: &[VerifierKey],
+    leaf: usize,
+    arity: usize,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Vec<AggregateVerifierKey>, AggregateError> {
+    let count = crate::tree::nodes(
+        keys,
+        Some(Tree {
+            leaf,
+            arity,
+            node: 0,
+        }),
+    )?
+    .len();
+    let mut made: Vec<AggregateVerifierKey> = Vec::with_capacity(count);
+    for node in 0..count {
+        progress(node, count);
+        let earlier: Vec<VerifyingKey<G1Affine>> = made.iter().map(|k| k.vk.clone()).collect();
+        let tree = Tree { leaf, arity, node };
+        made.push(verifying_key(params, model, keys, Some(tree), &earlier)?);
+    }
+    Ok(made)
 }
 
 /// The aggregation keys are one pair: the same circuit (info and halo2 verifying key).

@@ -16,6 +16,7 @@ use zkinfer_verifier::{guard, kzg_params, SrsPoints, VerifyError};
 
 use crate::circuit::Link;
 use crate::shape::{Layout, Shape};
+use crate::tree::Tree;
 
 const AVK_MAGIC: &[u8; 8] = b"ZKINFAVK";
 
@@ -55,6 +56,9 @@ pub struct AggregateInfo {
     pub links: Vec<Link>,
     pub config: Layout,
     pub break_points: Vec<Vec<usize>>,
+    /// A node of a tree of aggregations; absent for the one aggregation circuit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<Tree>,
 }
 
 impl AggregateInfo {
@@ -73,6 +77,12 @@ impl AggregateInfo {
         let n = self.num_instances.len();
         if n == 0 || n > zkinfer_verifier::bundle::MAX_SEGMENTS {
             return Err(format!("aggregates {n} proofs"));
+        }
+        if let Some(t) = self.tree {
+            let max = zkinfer_verifier::bundle::MAX_SEGMENTS;
+            if t.leaf == 0 || t.leaf > max || t.arity < 2 || t.arity > max || t.node >= 2 * max {
+                return Err(format!("an implausible tree of aggregations: {t:?}"));
+            }
         }
         Ok(())
     }
@@ -190,6 +200,7 @@ mod tests {
                 lookup_bits: 20,
             },
             break_points: vec![],
+            tree: None,
         };
         let bytes = write_container(AVK_MAGIC, &info, &[0; 64]);
         let e = AggregateVerifierKey::from_bytes(&bytes)

@@ -21,6 +21,7 @@ pub mod keys;
 #[cfg(feature = "prove")]
 mod prove;
 pub mod shape;
+pub mod tree;
 
 use halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
 use halo2_proofs::plonk::verify_proof;
@@ -34,12 +35,13 @@ use zkinfer_verifier::{guard, VerifierKey};
 pub use circuit::{statement_digest, Link, NUM_INSTANCE};
 pub use file::{verify, AggregateFile, AGGREGATE_FORMAT};
 #[cfg(feature = "prove")]
-pub use keygen::{same_circuit, setup, verifying_key, AggregateKey};
+pub use keygen::{same_circuit, setup, tree_verifying_keys, verifying_key, AggregateKey};
 pub use keys::{aggregate_id, AggregateVerifierKey};
 #[cfg(feature = "prove")]
-pub use prove::{prove, prove_inner, statement_file};
+pub use prove::{prove, prove_inner, prove_node, statement_file};
 #[cfg(feature = "prove")]
 pub use snark_verifier_sdk::Snark;
+pub use tree::{Node, Part, Tree};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

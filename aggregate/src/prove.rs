@@ -17,6 +17,10 @@ use zkinfer_prover::{Columns, ProverKey, Witness};
 use zkinfer_verifier::artifact::{fr_to_hex, FORMAT_VERSION, PROOF_FORMAT, PROTOCOL};
 use zkinfer_verifier::{guard, ProofFile, VerifierKey};
 
+use snark_verifier_sdk::halo2::aggregation::AggregationCircuit;
+use snark_verifier_sdk::CircuitExt;
+
+use crate::tree::Node;
 use crate::{circuit, AggregateError, AggregateKey};
 
 /// A folded proof's statement as the aggregated proof file states it: a proof file of
@@ -107,20 +111,27 @@ pub fn prove_inner(
 /// The accumulator limbs and the digest, as the aggregated proof's public values.
 pub(crate) type Instances = Vec<Fr>;
 
-/// Proves the aggregation of `snarks` (one per segment of `key`'s model, in order).
-pub fn prove(
+/// The circuit of `key`'s node over `snarks` (its parts' proofs, in order) for proving,
+/// and its public values.
+fn prover_circuit(
     params: &ParamsKZG<Bn256>,
     key: &AggregateKey,
+    node: &Node,
     snarks: Vec<Snark>,
-) -> Result<(Instances, Vec<u8>), AggregateError> {
+) -> Result<(AggregationCircuit, Instances), AggregateError> {
     key.check_snarks(&snarks)?;
+    if node.num_instances != key.info.num_instances || node.links != key.info.links {
+        return Err(AggregateError::Input(
+            "the aggregation key folds other proofs than this node of the tree".into(),
+        ));
+    }
     let circuit = guard(|| {
         circuit::build(
             circuit::Stage::Prover,
             key.info.config.into(),
             params,
             snarks,
-            &key.info.links,
+            node,
         )
         .use_break_points(key.info.break_points.clone())
     })
@@ -129,6 +140,19 @@ pub fn prove(
         .iter()
         .map(|v| *v.value())
         .collect::<Vec<Fr>>();
+    Ok((circuit, instances))
+}
+
+/// Proves the aggregation of `snarks` (the proofs `node` folds, in order) with `key`,
+/// the root's (or the only) aggregation key: a proof with the Keccak transcript that the
+/// native, wasm and EVM verifiers check.
+pub fn prove(
+    params: &ParamsKZG<Bn256>,
+    key: &AggregateKey,
+    node: &Node,
+    snarks: Vec<Snark>,
+) -> Result<(Instances, Vec<u8>), AggregateError> {
+    let (circuit, instances) = prover_circuit(params, key, node, snarks)?;
     let mut transcript = <zkinfer_verifier::KeccakTranscript<Vec<u8>> as TranscriptWriterBuffer<
         _,
         G1Affine,
@@ -144,4 +168,37 @@ pub fn prove(
     )
     .map_err(|e| AggregateError::Prove(format!("{e:?}")))?;
     Ok((instances, transcript.finalize()))
+}
+
+/// Proves an inner node of a tree of aggregations, as [`prove`] the root, with the
+/// Poseidon transcript its parent replays: a snark whose accumulator its parent folds.
+pub fn prove_node(
+    params: &ParamsKZG<Bn256>,
+    key: &AggregateKey,
+    node: &Node,
+    snarks: Vec<Snark>,
+) -> Result<Snark, AggregateError> {
+    let (circuit, instances) = prover_circuit(params, key, node, snarks)?;
+    let protocol = guard(|| {
+        compile(
+            params,
+            key.pk.get_vk(),
+            ProtocolConfig::kzg()
+                .with_num_instance(vec![instances.len()])
+                .with_accumulator_indices(AggregationCircuit::accumulator_indices()),
+        )
+    })
+    .ok_or_else(|| AggregateError::Prove("snark-verifier cannot read a node's key".into()))?;
+    let mut transcript =
+        PoseidonTranscript::<NativeLoader, Vec<u8>>::from_spec(vec![], POSEIDON_SPEC.clone());
+    create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _, _>(
+        params,
+        &key.pk,
+        &[circuit],
+        &[&[instances.as_slice()]],
+        OsRng,
+        &mut transcript,
+    )
+    .map_err(|e| AggregateError::Prove(format!("{e:?}")))?;
+    Ok(Snark::new(protocol, vec![instances], transcript.finalize()))
 }

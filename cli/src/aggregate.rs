@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use zkinfer_aggregate::{AggregateFile, AggregateKey, AggregateVerifierKey};
+use zkinfer_aggregate::{AggregateFile, AggregateKey, AggregateVerifierKey, Part, Tree};
 use zkinfer_prover::{read_srs, ProverKey};
 use zkinfer_verifier::{Verdict, VerifierKey};
 
@@ -32,6 +32,40 @@ fn segment_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
 fn key_paths(dir: &Path) -> (PathBuf, PathBuf) {
     let d = dir.join("aggregate");
     (d.join("pk"), d.join("vk"))
+}
+
+/// The keys of node `node` of `count`: the root's are DIR/aggregate/{pk,vk} (what
+/// `verify` reads), an inner node's DIR/aggregate/node-<i>/{pk,vk}.
+fn node_key_paths(dir: &Path, node: usize, count: usize) -> (PathBuf, PathBuf) {
+    if node + 1 == count {
+        key_paths(dir)
+    } else {
+        let d = dir.join("aggregate").join(format!("node-{node}"));
+        (d.join("pk"), d.join("vk"))
+    }
+}
+
+/// How `aggregate` and `aggregate-id` fold: the SRS, the circuits' size, and the tree.
+pub struct Folding<'a> {
+    pub srs: Option<&'a Path>,
+    pub dev: bool,
+    pub k: u32,
+    /// Segments a leaf of a tree of aggregations (none: one circuit folds them all).
+    pub leaf: Option<usize>,
+    /// Nodes a parent, with `leaf`.
+    pub arity: usize,
+}
+
+impl Folding<'_> {
+    /// The tree for `n` segments (none where one leaf would fold them all), as node
+    /// `node`.
+    fn tree(&self, n: usize, node: usize) -> Option<Tree> {
+        self.leaf.filter(|&leaf| leaf < n).map(|leaf| Tree {
+            leaf,
+            arity: self.arity,
+            node,
+        })
+    }
 }
 
 /// The verifying keys of the model's segments, in order.
@@ -62,17 +96,40 @@ fn model_name(dir: &Path, circuits: &[zkinfer_prover::CompiledCircuit]) -> Resul
 /// aggregation circuit's verifying key, deterministic), so that whoever trusts the model
 /// id can pin aggregated proofs without trusting DIR/aggregate/vk. `Ok(false)` when DIR
 /// holds an aggregation key with another id.
-pub fn aggregate_id(dir: &Path, srs: Option<&Path>, dev: bool, k: u32) -> Result<bool> {
+pub fn aggregate_id(dir: &Path, folding: &Folding<'_>) -> Result<bool> {
     let keys = segment_keys(dir)?;
     let circuits = segment_dirs(dir)?
         .iter()
         .map(|d| load_circuit(d))
         .collect::<Result<Vec<_>>>()?;
-    let (params, _) = load_srs(srs, dev, k)?;
+    let k = folding.k;
+    let (params, _) = load_srs(folding.srs, folding.dev, k)?;
     let name = model_name(dir, &circuits)?;
+    // The tree asked for, else the held key's.
+    let held_tree = load_aggregate_vk(dir).ok().and_then(|v| v.info.tree);
+    let shape = match (folding.tree(keys.len(), 0), held_tree, folding.leaf) {
+        (Some(t), _, _) => Some((t.leaf, t.arity)),
+        (None, Some(t), None) => Some((t.leaf, t.arity)),
+        _ => None,
+    };
     let (avk, t) = step(
         &format!("generating the aggregation verifying key (2^{k} rows)"),
-        || zkinfer_aggregate::verifying_key(&params, &name, &keys),
+        || match shape {
+            None => zkinfer_aggregate::verifying_key(&params, &name, &keys, None, &[]),
+            Some((leaf, arity)) => zkinfer_aggregate::tree_verifying_keys(
+                &params,
+                &name,
+                &keys,
+                leaf,
+                arity,
+                |i, n| eprintln!("  node {i} of {n}"),
+            )
+            .and_then(|mut all| {
+                all.pop().ok_or_else(|| {
+                    zkinfer_aggregate::AggregateError::Keygen("an empty tree".into())
+                })
+            }),
+        },
     );
     let avk = avk?;
     println!("aggregate id {}", avk.id());
@@ -102,6 +159,7 @@ pub fn aggregate_id(dir: &Path, srs: Option<&Path>, dev: bool, k: u32) -> Result
                         a.links != b.links || a.num_instances != b.num_instances,
                         "the links",
                     ),
+                    (a.tree != b.tree, "the tree of aggregations"),
                     (layout(a) != layout(b), "the circuit's layout"),
                     (held.srs != avk.srs || held.k != avk.k, "the SRS or k"),
                     (
@@ -118,67 +176,113 @@ pub fn aggregate_id(dir: &Path, srs: Option<&Path>, dev: bool, k: u32) -> Result
     }
 }
 
-/// `zkinfer aggregate DIR --input X --proof OUT`.
-pub fn aggregate(
+/// The aggregation keys of every node, made where DIR does not hold them for this
+/// model, `k`, SRS and tree (the root's verifying key decides): returns the root's
+/// verifying key and the key generation time, if any.
+fn ensure_keys(
     dir: &Path,
-    input: &Path,
-    proof_path: &Path,
-    srs: Option<&Path>,
-    dev: bool,
-    k: u32,
-) -> Result<()> {
+    params: &zkinfer_prover::Params,
+    keys: &[VerifierKey],
+    name: &str,
+    folding: &Folding<'_>,
+    count: usize,
+) -> Result<(AggregateVerifierKey, Option<std::time::Duration>)> {
+    let (_, vk_path) = key_paths(dir);
+    let id = zkinfer_verifier::keys_id(keys);
+    let want = folding.tree(keys.len(), count - 1);
+    if let Ok(bytes) = std::fs::read(&vk_path) {
+        let avk = AggregateVerifierKey::from_bytes(&bytes)
+            .with_context(|| vk_path.display().to_string())?;
+        if avk.info.model_id == id && avk.info.config.degree == folding.k && avk.info.tree == want {
+            if avk.srs != zkinfer_prover::srs_points(params) {
+                bail!(
+                    "{} was made with another SRS; remove {} to make the aggregation keys again",
+                    vk_path.display(),
+                    dir.join("aggregate").display()
+                );
+            }
+            return Ok((avk, None));
+        }
+    }
+    let start = Instant::now();
+    let mut earlier = Vec::with_capacity(count);
+    let mut root = None;
+    for node in 0..count {
+        let tree = folding.tree(keys.len(), node);
+        let what = match tree {
+            Some(_) => format!(
+                "generating the aggregation keys of node {node} of {count} (2^{} rows; once per model)",
+                folding.k
+            ),
+            None => format!(
+                "generating the aggregation keys (2^{} rows; once per model)",
+                folding.k
+            ),
+        };
+        let (made, _) = step(&what, || {
+            zkinfer_aggregate::setup(params, name, keys, tree, &earlier)
+        });
+        let (apk, avk) = made?;
+        let (pk_path, vk_path) = node_key_paths(dir, node, count);
+        if let Some(parent) = pk_path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        write(&pk_path, &apk.to_bytes())?;
+        write(&vk_path, &avk.to_bytes())?;
+        earlier.push(avk.vk.clone());
+        root = Some(avk);
+    }
+    let root = root.ok_or_else(|| anyhow::anyhow!("an aggregation of no node"))?;
+    Ok((root, Some(start.elapsed())))
+}
+
+/// The proving key of node `node` of `count`, checked to be the node's (and, for the
+/// root, the pair of `avk`).
+fn load_node_pk(
+    dir: &Path,
+    node: usize,
+    count: usize,
+    want: Option<Tree>,
+    avk: &AggregateVerifierKey,
+) -> Result<AggregateKey> {
+    let (pk_path, _) = node_key_paths(dir, node, count);
+    let apk = AggregateKey::from_bytes(&read(&pk_path, "aggregation proving key")?)
+        .with_context(|| pk_path.display().to_string())?;
+    let root = node + 1 == count;
+    if apk.info.tree != want
+        || apk.info.model_id != avk.info.model_id
+        || apk.info.config.degree != avk.info.config.degree
+        || (root && !zkinfer_aggregate::same_circuit(&apk, avk))
+    {
+        bail!(
+            "{} is not the proving key of this aggregation's node {node}; remove {} to make              the aggregation keys again",
+            pk_path.display(),
+            dir.join("aggregate").display()
+        );
+    }
+    Ok(apk)
+}
+
+/// `zkinfer aggregate DIR --input X --proof OUT`.
+pub fn aggregate(dir: &Path, input: &Path, proof_path: &Path, folding: &Folding<'_>) -> Result<()> {
     let dirs = segment_dirs(dir)?;
     let keys = segment_keys(dir)?;
     let circuits = dirs
         .iter()
         .map(|d| load_circuit(d))
         .collect::<Result<Vec<_>>>()?;
-    let (params, t_srs) = load_srs(srs, dev, k)?;
-    let (pk_path, vk_path) = key_paths(dir);
-    let id = zkinfer_verifier::keys_id(&keys);
-    let existing = match std::fs::read(&pk_path) {
-        Ok(bytes) => {
-            Some(AggregateKey::from_bytes(&bytes).with_context(|| pk_path.display().to_string())?)
-        }
-        Err(_) => None,
-    };
-    let (apk, avk, t_keygen) = match (existing, std::fs::read(&vk_path)) {
-        (Some(apk), Ok(vk)) if apk.info.model_id == id && apk.info.config.degree == k => {
-            let avk = AggregateVerifierKey::from_bytes(&vk)
-                .with_context(|| vk_path.display().to_string())?;
-            if !zkinfer_aggregate::same_circuit(&apk, &avk)
-                || avk.srs != zkinfer_prover::srs_points(&params)
-            {
-                bail!(
-                    "{} and {} are not one pair of aggregation keys made with this SRS; remove \
-                     {} to make them again",
-                    pk_path.display(),
-                    vk_path.display(),
-                    dir.join("aggregate").display()
-                );
-            }
-            (apk, avk, None)
-        }
-        _ => {
-            let name = model_name(dir, &circuits)?;
-            let (keys_made, t) = step(
-                &format!("generating the aggregation keys (2^{k} rows; once per model)"),
-                || zkinfer_aggregate::setup(&params, &name, &keys),
-            );
-            let (apk, avk) = keys_made?;
-            std::fs::create_dir_all(dir.join("aggregate"))
-                .with_context(|| format!("creating {}", dir.join("aggregate").display()))?;
-            write(&pk_path, &apk.to_bytes())?;
-            write(&vk_path, &avk.to_bytes())?;
-            (apk, avk, Some(t))
-        }
-    };
+    let nodes = zkinfer_aggregate::tree::nodes(&keys, folding.tree(keys.len(), 0))?;
+    let count = nodes.len();
+    let (params, t_srs) = load_srs(folding.srs, folding.dev, folding.k)?;
+    let name = model_name(dir, &circuits)?;
+    let (avk, t_keygen) = ensure_keys(dir, &params, &keys, &name, folding, count)?;
     let sample = zkinfer_pipeline::input_sample(&circuits[0], &read_text(input)?)
         .map_err(|e| anyhow::Error::new(e).context(input.display().to_string()))?;
     let w = zkinfer_pipeline::segments::witness(&circuits, &sample)
         .with_context(|| format!("running the model on {}", input.display()))?;
     let start = Instant::now();
-    let mut snarks = Vec::with_capacity(dirs.len());
+    let mut segment_snarks = Vec::with_capacity(dirs.len());
     let mut statements = Vec::with_capacity(dirs.len());
     for (i, (d, circuit)) in dirs.iter().zip(&circuits).enumerate() {
         let paths = Paths::new(d);
@@ -209,25 +313,63 @@ pub fn aggregate(
             &format!("proving segment {i} of {} for aggregation", dirs.len()),
             || zkinfer_aggregate::prove_inner(&seg_params, &pk, witness),
         );
-        snarks.push(snark.with_context(|| format!("segment {i}"))?);
+        segment_snarks.push(Some(snark.with_context(|| format!("segment {i}"))?));
     }
     let t_inner = start.elapsed();
-    let (proven, t_agg) = step("aggregating", || {
-        zkinfer_aggregate::prove(&params, &apk, snarks)
-    });
-    let (instances, proof) = proven?;
+    let start = Instant::now();
+    let mut node_snarks = Vec::with_capacity(count);
+    let mut proven = None;
+    for (j, node) in nodes.iter().enumerate() {
+        let apk = load_node_pk(dir, j, count, folding.tree(keys.len(), j), &avk)?;
+        let snarks = node
+            .parts
+            .iter()
+            .map(|part| match *part {
+                Part::Segment(i) => segment_snarks.get_mut(i).and_then(Option::take),
+                Part::Node(c) => node_snarks.get_mut(c).and_then(Option::take),
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| anyhow::anyhow!("node {j} folds a proof twice"))?;
+        if j + 1 < count {
+            let (snark, _) = step(&format!("aggregating node {j} of {count}"), || {
+                zkinfer_aggregate::prove_node(&params, &apk, node, snarks)
+            });
+            node_snarks.push(Some(snark.with_context(|| format!("node {j}"))?));
+        } else {
+            let (made, _) = step(
+                &if count == 1 {
+                    "aggregating".to_string()
+                } else {
+                    format!("aggregating the root, node {j} of {count}")
+                },
+                || zkinfer_aggregate::prove(&params, &apk, node, snarks),
+            );
+            proven = Some(made?);
+        }
+    }
+    let t_agg = start.elapsed();
+    let (instances, proof) = proven.ok_or_else(|| anyhow::anyhow!("an aggregation of no node"))?;
     let file = AggregateFile::new(&avk, statements, &instances, &proof);
     write(proof_path, file.to_json().as_bytes())?;
     println!(
-        "aggregated proof of `{}` ({} proof{} folded) -> {}",
+        "aggregated proof of `{}` ({} proof{} folded{}) -> {}",
         file.model,
         dirs.len(),
         if dirs.len() == 1 { "" } else { "s" },
+        if count == 1 {
+            String::new()
+        } else {
+            format!(" by a tree of {count} aggregations")
+        },
         proof_path.display()
     );
     println!("  model id      {}", file.model_id);
     println!("  aggregate id  {}", file.aggregate_id);
-    println!("  proof         {} bytes, 13 public values", proof.len());
+    println!(
+        "  proof         {} bytes, {} public values",
+        proof.len(),
+        zkinfer_aggregate::NUM_INSTANCE
+    );
     println!(
         "  time          srs {}, keygen {}, segments {}, aggregation {}",
         secs(t_srs),

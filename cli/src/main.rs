@@ -264,6 +264,27 @@ struct AggregationCircuit {
     /// The aggregation circuit has 2^k rows (fewer rows, more columns: more gas).
     #[arg(long, default_value_t = 21, value_parser = clap::value_parser!(u32).range(18..=25))]
     k: u32,
+    /// Fold in a tree of aggregation circuits, this many segments a leaf (each circuit
+    /// verifies fewer proofs: less memory, and a tree level's nodes are independent).
+    /// Default: one circuit folds every segment (for `aggregate-id`: the tree of
+    /// DIR/aggregate/vk)
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+    leaf: Option<u64>,
+    /// With --leaf: this many nodes a parent node of the tree
+    #[arg(long, default_value_t = 2, requires = "leaf", value_parser = clap::value_parser!(u64).range(2..=64))]
+    arity: u64,
+}
+
+impl AggregationCircuit {
+    fn folding(&self) -> aggregate::Folding<'_> {
+        aggregate::Folding {
+            srs: self.srs.as_deref(),
+            dev: self.dev_srs,
+            k: self.k,
+            leaf: self.leaf.map(|l| l as usize),
+            arity: self.arity as usize,
+        }
+    }
 }
 
 /// Exit 0 for valid, 1 for invalid.
@@ -417,10 +438,9 @@ fn main() -> ExitCode {
             input,
             proof,
             circuit: c,
-        } => aggregate::aggregate(&dir, &input, &proof, c.srs.as_deref(), c.dev_srs, c.k)
-            .map(|_| ExitCode::SUCCESS),
+        } => aggregate::aggregate(&dir, &input, &proof, &c.folding()).map(|_| ExitCode::SUCCESS),
         Command::AggregateId { dir, circuit: c } => {
-            aggregate::aggregate_id(&dir, c.srs.as_deref(), c.dev_srs, c.k).map(verdict)
+            aggregate::aggregate_id(&dir, &c.folding()).map(verdict)
         }
         Command::Verify {
             dir,

@@ -506,4 +506,28 @@ fn compile_for_aggregation_plans_fewer_commitments() {
     let err = stderr(&out);
     assert_eq!(code(&out), 2, "{err}");
     assert!(err.contains("--aggregate"), "{err}");
+
+    // A tree's shape is checked before any key is made: --arity needs --leaf, a leaf
+    // folds at least one segment and a parent at least two nodes.
+    let input = models.join("mlp_tiny.input.json");
+    for (extra, says) in [
+        (&["--arity", "3"][..], "--leaf"),
+        (&["--leaf", "0"][..], "--leaf"),
+        (&["--leaf", "1", "--arity", "1"][..], "--arity"),
+    ] {
+        let mut args = vec![
+            "aggregate",
+            s(&folded),
+            "--input",
+            s(&input),
+            "--proof",
+            "unused.json",
+            "--dev-srs",
+        ];
+        args.extend_from_slice(extra);
+        let out = zkinfer(&args);
+        let err = stderr(&out);
+        assert_eq!(code(&out), 2, "{extra:?}: {err}");
+        assert!(err.contains(says), "{extra:?}: {err}");
+    }
 }
