@@ -228,11 +228,16 @@ fn a_tree_of_aggregations_verifies_and_links_its_leaves() {
     // segment 0's output.
     let unlinked = leaf(1, &apk, &s.unlinked);
     drop(apk);
-    // A leaf exposes its accumulator, its digest and its segment's link to the other.
+    // A leaf exposes its accumulator, its digest and its segment's link to the other, and
+    // its parent reads the accumulator as one to fold (without the indices a parent would
+    // take it for plain values, and an honest tree would still verify: a leaf over a
+    // proof that fails its pairing would then pass, so the indices are pinned here).
     assert_eq!(
         leaf0.instances[0].len(),
         zkinfer_aggregate::NUM_INSTANCE + 1
     );
+    let limbs: Vec<(usize, usize)> = (0..12).map(|i| (0, i)).collect();
+    assert_eq!(leaf0.protocol.accumulator_indices, vec![limbs]);
     let (apk, root) = keys(2);
     let t = Instant::now();
     let (instances, proof) =

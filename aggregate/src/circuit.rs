@@ -1,7 +1,9 @@
 //! The aggregation circuit: snark-verifier's (every inner proof verified up to its final
 //! pairing, the pairings folded into one KZG accumulator), with what zkinfer adds:
 //! the links between consecutive segments constrained equal inside it, and one Poseidon
-//! digest of every inner public value exposed beside the accumulator.
+//! digest of every inner public value exposed beside the accumulator (of a tree's node:
+//! of its segments' public values and its child nodes' digests and exposed links,
+//! [`crate::tree`]).
 //!
 //! Public values of the aggregated proof: the accumulator's 12 limbs (`lhs.x, lhs.y,
 //! rhs.x, rhs.y`, 3 limbs of 88 bits each), then the statement digest.

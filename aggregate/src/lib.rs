@@ -2,6 +2,8 @@
 //! one proof by snark-verifier's aggregation circuit — KZG accumulation over SHPLONK, on
 //! halo2-base — whose public values are a constant 13 (the accumulator's limbs and one
 //! Poseidon digest of the statement) whatever the model, so that one contract verifies it.
+//! Many segments fold by a tree of such circuits ([`tree`]); the digest is then nested
+//! (a node's digest covers its children's digests), and [`verify`] recomputes it.
 //!
 //! ```text
 //! segment proofs, Poseidon transcript (prove_inner) ──▶ Snark

@@ -120,7 +120,10 @@ fn prover_circuit(
     snarks: Vec<Snark>,
 ) -> Result<(AggregationCircuit, Instances), AggregateError> {
     key.check_snarks(&snarks)?;
-    if node.num_instances != key.info.num_instances || node.links != key.info.links {
+    if node.index != key.info.tree.map_or(0, |t| t.node)
+        || node.num_instances != key.info.num_instances
+        || node.links != key.info.links
+    {
         return Err(AggregateError::Input(
             "the aggregation key folds other proofs than this node of the tree".into(),
         ));

@@ -54,6 +54,8 @@ pub enum Part {
 /// link), as `(part, index)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Node {
+    /// The node's place among the tree's nodes, leaves first (the key's `Tree::node`).
+    pub index: usize,
     pub parts: Vec<Part>,
     pub num_instances: Vec<usize>,
     pub links: Vec<Link>,
@@ -132,7 +134,13 @@ fn grow(segments: Vec<Ends>, leaf: usize, arity: usize) -> Vec<Node> {
     loop {
         let mut next = Vec::new();
         for chunk in level.chunks(group) {
-            let node = node_of(chunk);
+            if let [(Part::Node(_), _)] = chunk {
+                // A node left alone at its level goes up as it is (wrapping it in a node
+                // of one part would cost a fold and prove nothing more).
+                next.push(chunk[0]);
+                continue;
+            }
+            let node = node_of(nodes.len(), chunk);
             let ends = Ends {
                 input: chunk[0].1.input.map(|_| NUM_INSTANCE),
                 output: chunk[chunk.len() - 1]
@@ -152,13 +160,17 @@ fn grow(segments: Vec<Ends>, leaf: usize, arity: usize) -> Vec<Node> {
     }
 }
 
-fn node_of(chunk: &[(Part, Ends)]) -> Node {
+fn node_of(index: usize, chunk: &[(Part, Ends)]) -> Node {
+    // Consecutive parts of a chain of segments: each has the link its neighbour needs
+    // (`crate::links` checked the chain), so a missing one is no link at all.
     let links = chunk
         .windows(2)
         .enumerate()
-        .map(|(j, pair)| Link {
-            output: (j, pair[0].1.output.unwrap_or(0)),
-            input: (j + 1, pair[1].1.input.unwrap_or(0)),
+        .filter_map(|(j, pair)| {
+            Some(Link {
+                output: (j, pair[0].1.output?),
+                input: (j + 1, pair[1].1.input?),
+            })
         })
         .collect();
     let last = chunk.len() - 1;
@@ -170,6 +182,7 @@ fn node_of(chunk: &[(Part, Ends)]) -> Node {
         .chain(chunk[last].1.output.map(|o| (last, o)))
         .collect();
     Node {
+        index,
         parts: chunk.iter().map(|(p, _)| *p).collect(),
         num_instances: chunk.iter().map(|(_, e)| e.count).collect(),
         links,
@@ -199,8 +212,9 @@ pub fn statement_values(nodes: &[Node], segments: &[Vec<Fr>]) -> Result<Vec<Vec<
                 Part::Segment(_) => 0,
                 Part::Node(_) => crate::circuit::ACCUMULATOR_LIMBS,
             };
-            let v = parts[part]
-                .get(index - offset)
+            let v = index
+                .checked_sub(offset)
+                .and_then(|i| parts[part].get(i))
                 .ok_or("an exposed link is not among the stated values")?;
             values.push(*v);
         }
@@ -235,6 +249,7 @@ mod tests {
             shape(2, 1, 2),
             vec![vec![Segment(0)], vec![Segment(1)], vec![Node(0), Node(1)]]
         );
+        // The leaf of segment 4, alone at its level, goes up to the root as it is.
         assert_eq!(
             shape(5, 2, 2),
             vec![
@@ -242,8 +257,22 @@ mod tests {
                 vec![Segment(2), Segment(3)],
                 vec![Segment(4)],
                 vec![Node(0), Node(1)],
-                vec![Node(2)],
-                vec![Node(3), Node(4)],
+                vec![Node(3), Node(2)],
+            ]
+        );
+        assert_eq!(
+            shape(7, 1, 3),
+            vec![
+                vec![Segment(0)],
+                vec![Segment(1)],
+                vec![Segment(2)],
+                vec![Segment(3)],
+                vec![Segment(4)],
+                vec![Segment(5)],
+                vec![Segment(6)],
+                vec![Node(0), Node(1), Node(2)],
+                vec![Node(3), Node(4), Node(5)],
+                vec![Node(7), Node(8), Node(6)],
             ]
         );
         assert_eq!(
@@ -260,10 +289,13 @@ mod tests {
             count,
         };
         // The middle leaf of three: its first segment takes a link at 1 (hashed weights).
-        let node = node_of(&[
-            (Part::Segment(2), e(Some(1), Some(6), 7)),
-            (Part::Segment(3), e(Some(0), Some(4), 5)),
-        ]);
+        let node = node_of(
+            0,
+            &[
+                (Part::Segment(2), e(Some(1), Some(6), 7)),
+                (Part::Segment(3), e(Some(0), Some(4), 5)),
+            ],
+        );
         assert_eq!(
             node.links,
             vec![Link {
@@ -292,6 +324,7 @@ mod tests {
         );
         // A parent of that node reads its links past the accumulator.
         let parent = Node {
+            index: 1,
             parts: vec![Part::Node(0)],
             num_instances: vec![NUM_INSTANCE + 2],
             links: vec![],

@@ -133,6 +133,16 @@ pub fn aggregate_id(dir: &Path, folding: &Folding<'_>) -> Result<bool> {
     );
     let avk = avk?;
     println!("aggregate id {}", avk.id());
+    if let Some((leaf, arity)) = shape {
+        println!(
+            "  tree      {leaf} segment(s) a leaf, {arity} nodes a parent{}",
+            if folding.leaf.is_none() {
+                " (the shape DIR/aggregate/vk names; --leaf to choose it)"
+            } else {
+                ""
+            }
+        );
+    }
     println!("  folds     model id {}", zkinfer_verifier::keys_id(&keys));
     println!("  time      {}", secs(t));
     let (_, vk_path) = key_paths(dir);
@@ -246,17 +256,24 @@ fn load_node_pk(
     want: Option<Tree>,
     avk: &AggregateVerifierKey,
 ) -> Result<AggregateKey> {
-    let (pk_path, _) = node_key_paths(dir, node, count);
+    let (pk_path, vk_path) = node_key_paths(dir, node, count);
     let apk = AggregateKey::from_bytes(&read(&pk_path, "aggregation proving key")?)
         .with_context(|| pk_path.display().to_string())?;
-    let root = node + 1 == count;
+    let pair = if node + 1 == count {
+        zkinfer_aggregate::same_circuit(&apk, avk)
+    } else {
+        let vk = AggregateVerifierKey::from_bytes(&read(&vk_path, "aggregation verifying key")?)
+            .with_context(|| vk_path.display().to_string())?;
+        zkinfer_aggregate::same_circuit(&apk, &vk) && vk.srs == avk.srs
+    };
     if apk.info.tree != want
         || apk.info.model_id != avk.info.model_id
         || apk.info.config.degree != avk.info.config.degree
-        || (root && !zkinfer_aggregate::same_circuit(&apk, avk))
+        || !pair
     {
         bail!(
-            "{} is not the proving key of this aggregation's node {node}; remove {} to make              the aggregation keys again",
+            "{} is not the proving key of this aggregation's node {node}; remove {} to make \
+             the aggregation keys again",
             pk_path.display(),
             dir.join("aggregate").display()
         );
