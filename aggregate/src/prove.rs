@@ -7,7 +7,7 @@ use halo2_proofs::poly::commitment::ParamsProver;
 use halo2_proofs::poly::kzg::commitment::{KZGCommitmentScheme, ParamsKZG};
 use halo2_proofs::poly::kzg::multiopen::{ProverSHPLONK, VerifierSHPLONK};
 use halo2_proofs::poly::kzg::strategy::SingleStrategy;
-use halo2_proofs::transcript::TranscriptWriterBuffer;
+use halo2_proofs::transcript::{EncodedChallenge, TranscriptWriterBuffer};
 use rand::rngs::OsRng;
 use snark_verifier::loader::native::NativeLoader;
 use snark_verifier::system::halo2::{compile, Config as ProtocolConfig};
@@ -156,21 +156,33 @@ pub fn prove(
     snarks: Vec<Snark>,
 ) -> Result<(Instances, Vec<u8>), AggregateError> {
     let (circuit, instances) = prover_circuit(params, key, node, snarks)?;
-    let mut transcript = <zkinfer_verifier::KeccakTranscript<Vec<u8>> as TranscriptWriterBuffer<
+    let transcript = <zkinfer_verifier::KeccakTranscript<Vec<u8>> as TranscriptWriterBuffer<
         _,
         G1Affine,
         _,
     >>::init(Vec::new());
+    let proof = create(params, key, circuit, &instances, transcript)?;
+    Ok((instances, proof))
+}
+
+/// halo2's SHPLONK prover on the aggregation circuit, writing `transcript`.
+fn create<E: EncodedChallenge<G1Affine>, T: TranscriptWriterBuffer<Vec<u8>, G1Affine, E>>(
+    params: &ParamsKZG<Bn256>,
+    key: &AggregateKey,
+    circuit: AggregationCircuit,
+    instances: &[Fr],
+    mut transcript: T,
+) -> Result<Vec<u8>, AggregateError> {
     create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _, _>(
         params,
         &key.pk,
         &[circuit],
-        &[&[instances.as_slice()]],
+        &[&[instances]],
         OsRng,
         &mut transcript,
     )
     .map_err(|e| AggregateError::Prove(format!("{e:?}")))?;
-    Ok((instances, transcript.finalize()))
+    Ok(transcript.finalize())
 }
 
 /// Proves an inner node of a tree of aggregations, as [`prove`] the root, with the
@@ -192,16 +204,8 @@ pub fn prove_node(
         )
     })
     .ok_or_else(|| AggregateError::Prove("snark-verifier cannot read a node's key".into()))?;
-    let mut transcript =
+    let transcript =
         PoseidonTranscript::<NativeLoader, Vec<u8>>::from_spec(vec![], POSEIDON_SPEC.clone());
-    create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _, _>(
-        params,
-        &key.pk,
-        &[circuit],
-        &[&[instances.as_slice()]],
-        OsRng,
-        &mut transcript,
-    )
-    .map_err(|e| AggregateError::Prove(format!("{e:?}")))?;
-    Ok(Snark::new(protocol, vec![instances], transcript.finalize()))
+    let proof = create(params, key, circuit, &instances, transcript)?;
+    Ok(Snark::new(protocol, vec![instances], proof))
 }
