@@ -4,9 +4,10 @@
 //! The verifier's tests read the committed aggregated proof of `fixtures/aggregate`
 //! (mlp_tiny in 2 segments, `scripts/make-aggregate-fixture.sh`), so that every cheat is
 //! tried without waiting for a fold. One test folds the same bundle afresh by a tree of
-//! three aggregations (~16 minutes on two cores, one node at a time) and tries a cheat
-//! on its links; another checks that the committed fixture is what the current code
-//! makes.
+//! three aggregations (~16 minutes on two cores, one node at a time), each proof passed
+//! on as the part file a cluster worker writes (`zkinfer fold`), and tries a cheat on
+//! its links and on the part files; another checks that the committed fixture is what
+//! the current code makes.
 
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,7 +15,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use zkinfer_aggregate::{AggregateFile, AggregateVerifierKey};
+use zkinfer_aggregate::{AggregateFile, AggregateVerifierKey, PartFile};
 use zkinfer_circuits::halo2_proofs::halo2curves::bn256::Fr;
 use zkinfer_circuits::halo2_proofs::poly::commitment::Params;
 use zkinfer_pipeline::{compile, CompileOptions};
@@ -160,7 +161,9 @@ fn the_committed_fixture_is_what_this_code_makes() {
     let s = segments();
     let _one = heavy();
     let t = Instant::now();
-    let avk = zkinfer_aggregate::verifying_key(&s.big, "mlp_tiny", &s.keys, None, &[]).unwrap();
+    let avk =
+        zkinfer_aggregate::verifying_key(&s.big, "mlp_tiny", &s.keys, None, &Default::default())
+            .unwrap();
     eprintln!("aggregation verifying key: {:?}", t.elapsed());
     assert_eq!(
         avk.id(),
@@ -184,7 +187,10 @@ fn refused(f: impl FnOnce(&mut AggregateFile)) -> String {
 /// segment each (Poseidon transcripts, their accumulators and links exposed) and a root
 /// folding both, linking them. Verified natively and in the EVM (one contract, 13
 /// public values); a root over a leaf whose segment was proven on another input than
-/// the first segment's output (each leaf valid alone) does not verify.
+/// the first segment's output (each leaf valid alone) does not verify. Each proof
+/// reaches its node through a part file, read back checked: a part whose statement,
+/// public values or proof bytes were altered, or given in another part's place, is
+/// refused.
 #[test]
 fn a_tree_of_aggregations_verifies_and_links_its_leaves() {
     use zkinfer_aggregate::{Part, Tree};
@@ -202,13 +208,13 @@ fn a_tree_of_aggregations_verifies_and_links_its_leaves() {
     assert_eq!(nodes[2].parts, vec![Part::Node(0), Part::Node(1)]);
     // One node's keys at a time (a proving key is gigabytes): each node's proofs, the
     // cheat's included, are made while its key is held.
-    let mut earlier = Vec::new();
+    let mut earlier = zkinfer_aggregate::Earlier::new();
     let mut keys = |j: usize| {
         let t = Instant::now();
         let (apk, avk) =
             zkinfer_aggregate::setup(&s.big, "mlp_tiny", &s.keys, tree(j), &earlier).unwrap();
         eprintln!("node {j} keys: {:?} {:?}", t.elapsed(), avk.info.config);
-        earlier.push(avk.vk.clone());
+        earlier.insert(j, avk.vk.clone());
         (apk, avk)
     };
     let leaf = |j: usize,
@@ -219,15 +225,66 @@ fn a_tree_of_aggregations_verifies_and_links_its_leaves() {
         eprintln!("leaf {j}: {:?}", t.elapsed());
         p
     };
+    // Every proof of the tree travels as the part file a cluster worker writes (`zkinfer
+    // fold`) and is read back, checked, by the node that folds it.
+    let travel = |part: &PartFile, want: Part, child: Option<&AggregateVerifierKey>| {
+        PartFile::parse(&part.to_json())
+            .unwrap()
+            .snark(want, &s.keys, &nodes, child)
+    };
+    let seg_part = |i: usize| {
+        PartFile::of_segment(
+            "mlp_tiny",
+            &s.keys,
+            i,
+            s.statements[i].clone(),
+            &s.snarks[i],
+        )
+    };
+    let parts_cheats_refused =
+        |part: &PartFile, want: Part, child: Option<&AggregateVerifierKey>| {
+            for (cheat, why) in part_cheats(part) {
+                let err = travel(&cheat, want, child).unwrap_err().to_string();
+                assert!(err.contains(why), "{why}: {err}");
+            }
+        };
+    parts_cheats_refused(&seg_part(0), Part::Segment(0), None);
+    let err = travel(&seg_part(0), Part::Segment(1), None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("the part of segment 0"), "{err}");
     let (apk, leaf0_key) = keys(0);
-    let leaf0 = leaf(0, &apk, &s.snarks[0]);
+    let leaf0 = leaf(
+        0,
+        &apk,
+        &travel(&seg_part(0), Part::Segment(0), None).unwrap(),
+    );
     drop(apk);
-    let (apk, _) = keys(1);
-    let leaf1 = leaf(1, &apk, &s.snarks[1]);
+    let (apk, leaf1_key) = keys(1);
+    let leaf1 = leaf(
+        1,
+        &apk,
+        &travel(&seg_part(1), Part::Segment(1), None).unwrap(),
+    );
     // Segment 1 proven on another input: its leaf is a valid proof, but not linked to
     // segment 0's output.
     let unlinked = leaf(1, &apk, &s.unlinked);
     drop(apk);
+    let part0 = PartFile::of_node(&leaf0_key, vec![s.statements[0].clone()], &leaf0);
+    let part1 = PartFile::of_node(&leaf1_key, vec![s.statements[1].clone()], &leaf1);
+    parts_cheats_refused(&part0, Part::Node(0), Some(&leaf0_key));
+    let err = travel(&part1, Part::Node(0), Some(&leaf0_key))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("the part of node 1"), "{err}");
+    let mut renamed = part1.clone();
+    renamed.node = Some(0);
+    let err = travel(&renamed, Part::Node(0), Some(&leaf0_key))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("aggregation key"), "{err}");
+    let leaf0 = travel(&part0, Part::Node(0), Some(&leaf0_key)).unwrap();
+    let leaf1 = travel(&part1, Part::Node(1), Some(&leaf1_key)).unwrap();
     // A leaf exposes its accumulator, its digest and its segment's link to the other, and
     // its parent reads the accumulator as one to fold (without the indices a parent would
     // take it for plain values, and an honest tree would still verify: a leaf over a
@@ -278,6 +335,44 @@ fn a_tree_of_aggregations_verifies_and_links_its_leaves() {
     );
     let v = zkinfer_aggregate::verify(&fx.keys, &fx.avk, &file);
     assert!(matches!(v, Verdict::Invalid { .. }), "{v:?}");
+}
+
+/// A part file's cheats, each with what its refusal says: a statement's last public value
+/// raised (its output too, where public) and, in a segment's part, the proof's public
+/// value with it (the proof refuses it), a public value the statements do not give,
+/// and the proof's last byte changed.
+fn part_cheats(part: &PartFile) -> Vec<(PartFile, &'static str)> {
+    let mut raised = part.clone();
+    let last = raised.statements.last_mut().unwrap();
+    let n = last.instances.len();
+    last.instances[n - 1] = bumped(&last.instances[n - 1]);
+    if let Some(out) = last.output.as_mut() {
+        let v = out.values.len() - 1;
+        out.values[v] += 2f64.powi(-out.scale);
+    }
+    if part.segment.is_some() {
+        let m = raised.instances.len();
+        raised.instances[m - 1] = bumped(&raised.instances[m - 1]);
+    }
+    let mut value = part.clone();
+    let m = value.instances.len();
+    value.instances[m - 1] = bumped(&value.instances[m - 1]);
+    let mut bytes = part.clone();
+    let tail = if bytes.proof.ends_with('0') { "1" } else { "0" };
+    bytes.proof.pop();
+    bytes.proof.push_str(tail);
+    vec![
+        (
+            raised,
+            if part.segment.is_some() {
+                "does not verify"
+            } else {
+                "not those of its statements"
+            },
+        ),
+        (value, "not those of its statements"),
+        (bytes, "does not verify"),
+    ]
 }
 
 /// `h` plus one, as 0x-hex.

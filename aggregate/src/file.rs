@@ -220,7 +220,7 @@ fn check(
 
 /// The final pairing of the folded proofs: the accumulator `(lhs, rhs)` from its limbs,
 /// `e(lhs, g2) = e(rhs, s·g2)` (snark-verifier's KZG decider; tested equal to it).
-fn decide(key: &AggregateVerifierKey, limbs: &[Fr]) -> Result<(), String> {
+pub(crate) fn decide(key: &AggregateVerifierKey, limbs: &[Fr]) -> Result<(), String> {
     let (lhs, rhs) = accumulator(limbs)
         .ok_or("the accumulator is not a pair of curve points in limbs of 88 bits")?;
     pairing_holds(&lhs, &rhs, &key.srs.g2, &key.srs.s_g2)

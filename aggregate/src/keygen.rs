@@ -1,6 +1,8 @@
 //! The aggregation keys' generation (once per model: its segments' verifying keys are
 //! constants of the circuit) and the proving key for `aggregate` (the `prove` feature).
 
+use std::collections::BTreeMap;
+
 use halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
 use halo2_proofs::plonk::{keygen_pk, keygen_vk, ProvingKey, VerifyingKey};
 use halo2_proofs::poly::commitment::{Params, ParamsProver};
@@ -21,6 +23,9 @@ use crate::AggregateError;
 
 const APK_MAGIC: &[u8; 8] = b"ZKINFAPK";
 
+/// The verifying keys of a tree's earlier nodes, by node index.
+pub type Earlier = BTreeMap<usize, VerifyingKey<G1Affine>>;
+
 /// The proving key of the aggregation circuit.
 pub struct AggregateKey {
     pub info: AggregateInfo,
@@ -37,13 +42,14 @@ fn srs_points(params: &ParamsKZG<Bn256>) -> SrsPoints {
 
 /// Node `tree.node` of the aggregation of the model whose segments' verifying keys are
 /// `keys` (the one node without a tree), laid out for key generation (on placeholder
-/// proofs: key generation reads no witness); `earlier` are the verifying keys of the
-/// tree's earlier nodes, in order (those it folds among them).
+/// proofs: key generation reads no witness); `earlier` holds the verifying keys of the
+/// earlier nodes it folds, by node index (others may be absent: a tree level's nodes are
+/// made side by side).
 fn keygen_circuit(
     params: &ParamsKZG<Bn256>,
     keys: &[VerifierKey],
     tree: Option<Tree>,
-    earlier: &[VerifyingKey<G1Affine>],
+    earlier: &Earlier,
 ) -> Result<(AggregationCircuit, Node, AggregationConfigParams), AggregateError> {
     let nodes = crate::tree::nodes(keys, tree)?;
     let index = tree.map_or(0, |t| t.node);
@@ -79,7 +85,7 @@ fn keygen_circuit(
                 })
             }
             Part::Node(c) => {
-                let vk = earlier.get(c).ok_or_else(|| {
+                let vk = earlier.get(&c).ok_or_else(|| {
                     AggregateError::Input(format!(
                         "node {index} folds node {c}, whose verifying key is not given"
                     ))
@@ -113,7 +119,7 @@ fn keygen_circuit(
 /// The aggregation verifying key of the model named `model` whose segments' verifying
 /// keys are `keys` (in order), with `params` of `2^k` points from the segments' SRS: of
 /// node `tree.node` of a tree of aggregations (`earlier`: the earlier nodes' verifying
-/// keys), or of the one aggregation circuit without a tree. Deterministic: a verifier
+/// keys by index), or of the one aggregation circuit without a tree. Deterministic: a verifier
 /// who trusts the model id recomputes the aggregate id from the segment keys with this,
 /// without the proving key's cost.
 pub fn verifying_key(
@@ -121,7 +127,7 @@ pub fn verifying_key(
     model: &str,
     keys: &[VerifierKey],
     tree: Option<Tree>,
-    earlier: &[VerifyingKey<G1Affine>],
+    earlier: &Earlier,
 ) -> Result<AggregateVerifierKey, AggregateError> {
     let (circuit, node, config) = keygen_circuit(params, keys, tree, earlier)?;
     let vk = keygen_vk(params, &circuit).map_err(|e| AggregateError::Keygen(format!("{e:?}")))?;
@@ -159,7 +165,7 @@ pub fn setup(
     model: &str,
     keys: &[VerifierKey],
     tree: Option<Tree>,
-    earlier: &[VerifyingKey<G1Affine>],
+    earlier: &Earlier,
 ) -> Result<(AggregateKey, AggregateVerifierKey), AggregateError> {
     let (circuit, node, config) = keygen_circuit(params, keys, tree, earlier)?;
     let vk = keygen_vk(params, &circuit).map_err(|e| AggregateError::Keygen(format!("{e:?}")))?;
@@ -195,11 +201,13 @@ pub fn tree_verifying_keys(
     )?
     .len();
     let mut made: Vec<AggregateVerifierKey> = Vec::with_capacity(count);
+    let mut earlier = Earlier::new();
     for node in 0..count {
         progress(node, count);
-        let earlier: Vec<VerifyingKey<G1Affine>> = made.iter().map(|k| k.vk.clone()).collect();
         let tree = Tree { leaf, arity, node };
-        made.push(verifying_key(params, model, keys, Some(tree), &earlier)?);
+        let key = verifying_key(params, model, keys, Some(tree), &earlier)?;
+        earlier.insert(node, key.vk.clone());
+        made.push(key);
     }
     Ok(made)
 }

@@ -21,6 +21,8 @@ mod file;
 pub mod keygen;
 pub mod keys;
 #[cfg(feature = "prove")]
+pub mod part;
+#[cfg(feature = "prove")]
 mod prove;
 pub mod shape;
 pub mod tree;
@@ -37,8 +39,10 @@ use zkinfer_verifier::{guard, VerifierKey};
 pub use circuit::{statement_digest, Link, NUM_INSTANCE};
 pub use file::{verify, AggregateFile, AGGREGATE_FORMAT};
 #[cfg(feature = "prove")]
-pub use keygen::{same_circuit, setup, tree_verifying_keys, verifying_key, AggregateKey};
+pub use keygen::{same_circuit, setup, tree_verifying_keys, verifying_key, AggregateKey, Earlier};
 pub use keys::{aggregate_id, AggregateVerifierKey};
+#[cfg(feature = "prove")]
+pub use part::PartFile;
 #[cfg(feature = "prove")]
 pub use prove::{prove, prove_inner, prove_node, statement_file};
 #[cfg(feature = "prove")]

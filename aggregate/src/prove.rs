@@ -2,24 +2,21 @@
 //! and the aggregated proof itself (the `prove` feature; the verifier needs none of it).
 
 use halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
-use halo2_proofs::plonk::{create_proof, create_proof_from_advice, verify_proof};
+use halo2_proofs::plonk::{create_proof, create_proof_from_advice};
 use halo2_proofs::poly::commitment::ParamsProver;
 use halo2_proofs::poly::kzg::commitment::{KZGCommitmentScheme, ParamsKZG};
-use halo2_proofs::poly::kzg::multiopen::{ProverSHPLONK, VerifierSHPLONK};
-use halo2_proofs::poly::kzg::strategy::SingleStrategy;
+use halo2_proofs::poly::kzg::multiopen::ProverSHPLONK;
 use halo2_proofs::transcript::{EncodedChallenge, TranscriptWriterBuffer};
 use rand::rngs::OsRng;
 use snark_verifier::loader::native::NativeLoader;
-use snark_verifier::system::halo2::{compile, Config as ProtocolConfig};
+use snark_verifier_sdk::halo2::aggregation::AggregationCircuit;
 use snark_verifier_sdk::halo2::{PoseidonTranscript, POSEIDON_SPEC};
 use snark_verifier_sdk::Snark;
 use zkinfer_prover::{Columns, ProverKey, Witness};
 use zkinfer_verifier::artifact::{fr_to_hex, FORMAT_VERSION, PROOF_FORMAT, PROTOCOL};
 use zkinfer_verifier::{guard, ProofFile, VerifierKey};
 
-use snark_verifier_sdk::halo2::aggregation::AggregationCircuit;
-use snark_verifier_sdk::CircuitExt;
-
+use crate::part::{poseidon_proof_holds, protocol};
 use crate::tree::Node;
 use crate::{circuit, AggregateError, AggregateKey};
 
@@ -79,32 +76,11 @@ pub fn prove_inner(
     .map_err(|e| fail(format!("{e:?}")))?;
     let proof = transcript.finalize();
     let vk = key.pk.get_vk();
-    let ok = guard(|| {
-        let mut t = PoseidonTranscript::<NativeLoader, &[u8]>::from_spec(
-            proof.as_slice(),
-            POSEIDON_SPEC.clone(),
-        );
-        let verifier = params.verifier_params();
-        verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
-            verifier,
-            vk,
-            SingleStrategy::new(verifier),
-            &[&[instances.as_slice()]],
-            &mut t,
-        )
-        .is_ok()
-    });
-    if ok != Some(true) {
+    if !poseidon_proof_holds(params.verifier_params(), vk, &instances, &proof) {
         return Err(fail("the proof does not verify".into()));
     }
-    let protocol = guard(|| {
-        compile(
-            params,
-            vk,
-            ProtocolConfig::kzg().with_num_instance(vec![instances.len()]),
-        )
-    })
-    .ok_or_else(|| fail("snark-verifier cannot read this circuit".into()))?;
+    let protocol = protocol(params, vk, instances.len(), false)
+        .ok_or_else(|| fail("snark-verifier cannot read this circuit".into()))?;
     Ok(Snark::new(protocol, vec![instances], proof))
 }
 
@@ -194,16 +170,8 @@ pub fn prove_node(
     snarks: Vec<Snark>,
 ) -> Result<Snark, AggregateError> {
     let (circuit, instances) = prover_circuit(params, key, node, snarks)?;
-    let protocol = guard(|| {
-        compile(
-            params,
-            key.pk.get_vk(),
-            ProtocolConfig::kzg()
-                .with_num_instance(vec![instances.len()])
-                .with_accumulator_indices(AggregationCircuit::accumulator_indices()),
-        )
-    })
-    .ok_or_else(|| AggregateError::Prove("snark-verifier cannot read a node's key".into()))?;
+    let protocol = protocol(params, key.pk.get_vk(), instances.len(), true)
+        .ok_or_else(|| AggregateError::Prove("snark-verifier cannot read a node's key".into()))?;
     let transcript =
         PoseidonTranscript::<NativeLoader, Vec<u8>>::from_spec(vec![], POSEIDON_SPEC.clone());
     let proof = create(params, key, circuit, &instances, transcript)?;

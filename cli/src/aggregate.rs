@@ -2,15 +2,22 @@
 //! into one proof with 13 public values, and its verification natively and in the EVM.
 //!
 //! ```text
-//! DIR/aggregate/pk, DIR/aggregate/vk   the aggregation keys (made on first use)
+//! DIR/aggregate/pk, DIR/aggregate/vk   the aggregation keys (made on first use; the
+//!                                      root's, for a tree of aggregations)
+//! DIR/aggregate/node-<i>/{pk,vk}       a tree's inner nodes' keys
 //! ```
+//!
+//! `zkinfer fold` ([`crate::fold`]) takes the same steps one process each, for a cluster.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use zkinfer_aggregate::{AggregateFile, AggregateKey, AggregateVerifierKey, Part, Tree};
+use zkinfer_aggregate::{
+    AggregateFile, AggregateKey, AggregateVerifierKey, Node, Part, Snark, Tree,
+};
 use zkinfer_prover::{read_srs, ProverKey};
 use zkinfer_verifier::{Verdict, VerifierKey};
 
@@ -20,7 +27,7 @@ use crate::progress::{secs, step};
 use crate::segmented;
 
 /// The model's segment directories in order (the model directory itself when whole).
-fn segment_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn segment_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
     if segmented::is_segmented(dir) {
         let n = segmented::load_manifest(dir)?.segments.len();
         Ok((0..n).map(|i| dir.join(format!("segment-{i}"))).collect())
@@ -36,7 +43,7 @@ fn key_paths(dir: &Path) -> (PathBuf, PathBuf) {
 
 /// The keys of node `node` of `count`: the root's are DIR/aggregate/{pk,vk} (what
 /// `verify` reads), an inner node's DIR/aggregate/node-<i>/{pk,vk}.
-fn node_key_paths(dir: &Path, node: usize, count: usize) -> (PathBuf, PathBuf) {
+pub(crate) fn node_key_paths(dir: &Path, node: usize, count: usize) -> (PathBuf, PathBuf) {
     if node + 1 == count {
         key_paths(dir)
     } else {
@@ -59,7 +66,7 @@ pub struct Folding<'a> {
 impl Folding<'_> {
     /// The tree for `n` segments (none where one leaf would fold them all), as node
     /// `node`.
-    fn tree(&self, n: usize, node: usize) -> Option<Tree> {
+    pub(crate) fn tree(&self, n: usize, node: usize) -> Option<Tree> {
         self.leaf.filter(|&leaf| leaf < n).map(|leaf| Tree {
             leaf,
             arity: self.arity,
@@ -69,7 +76,7 @@ impl Folding<'_> {
 }
 
 /// The verifying keys of the model's segments, in order.
-fn segment_keys(dir: &Path) -> Result<Vec<VerifierKey>> {
+pub(crate) fn segment_keys(dir: &Path) -> Result<Vec<VerifierKey>> {
     segment_dirs(dir)?.iter().map(|d| load_vk(d)).collect()
 }
 
@@ -115,7 +122,9 @@ pub fn aggregate_id(dir: &Path, folding: &Folding<'_>) -> Result<bool> {
     let (avk, t) = step(
         &format!("generating the aggregation verifying key (2^{k} rows)"),
         || match shape {
-            None => zkinfer_aggregate::verifying_key(&params, &name, &keys, None, &[]),
+            None => {
+                zkinfer_aggregate::verifying_key(&params, &name, &keys, None, &Default::default())
+            }
             Some((leaf, arity)) => zkinfer_aggregate::tree_verifying_keys(
                 &params,
                 &name,
@@ -186,99 +195,196 @@ pub fn aggregate_id(dir: &Path, folding: &Folding<'_>) -> Result<bool> {
     }
 }
 
-/// The aggregation keys of every node, made where DIR does not hold them for this
-/// model, `k`, SRS and tree (the root's verifying key decides): returns the root's
-/// verifying key and the key generation time, if any.
-fn ensure_keys(
+/// Node `j`'s aggregation keys where DIR holds them for this model, `k`, tree and SRS
+/// (one pair), else `None`.
+fn held_node_keys(
+    dir: &Path,
+    params: &zkinfer_prover::Params,
+    keys: &[VerifierKey],
+    folding: &Folding<'_>,
+    j: usize,
+    count: usize,
+) -> Result<Option<(AggregateKey, AggregateVerifierKey)>> {
+    let (pk_path, vk_path) = node_key_paths(dir, j, count);
+    let Ok(bytes) = std::fs::read(&vk_path) else {
+        return Ok(None);
+    };
+    let avk =
+        AggregateVerifierKey::from_bytes(&bytes).with_context(|| vk_path.display().to_string())?;
+    if avk.info.model_id != zkinfer_verifier::keys_id(keys)
+        || avk.info.config.degree != folding.k
+        || avk.info.tree != folding.tree(keys.len(), j)
+    {
+        return Ok(None);
+    }
+    if avk.srs != zkinfer_prover::srs_points(params) {
+        bail!(
+            "{} was made with another SRS; remove {} to make the aggregation keys again",
+            vk_path.display(),
+            dir.join("aggregate").display()
+        );
+    }
+    let Ok(bytes) = std::fs::read(&pk_path) else {
+        return Ok(None);
+    };
+    let apk = AggregateKey::from_bytes(&bytes).with_context(|| pk_path.display().to_string())?;
+    Ok(zkinfer_aggregate::same_circuit(&apk, &avk).then_some((apk, avk)))
+}
+
+/// Node `j`'s aggregation keys: DIR's where it holds this node's (unless `remake`: the
+/// node folds a node whose keys were just made, whose verifying key its own holds), else made from the segment keys and
+/// `children` (the verifying keys of the nodes it folds) and written to DIR. Returns the
+/// key generation time when made.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn node_keys(
     dir: &Path,
     params: &zkinfer_prover::Params,
     keys: &[VerifierKey],
     name: &str,
     folding: &Folding<'_>,
-    count: usize,
-) -> Result<(AggregateVerifierKey, Option<std::time::Duration>)> {
-    let (_, vk_path) = key_paths(dir);
-    let id = zkinfer_verifier::keys_id(keys);
-    let want = folding.tree(keys.len(), count - 1);
-    if let Ok(bytes) = std::fs::read(&vk_path) {
-        let avk = AggregateVerifierKey::from_bytes(&bytes)
-            .with_context(|| vk_path.display().to_string())?;
-        if avk.info.model_id == id && avk.info.config.degree == folding.k && avk.info.tree == want {
-            if avk.srs != zkinfer_prover::srs_points(params) {
-                bail!(
-                    "{} was made with another SRS; remove {} to make the aggregation keys again",
-                    vk_path.display(),
-                    dir.join("aggregate").display()
-                );
-            }
-            return Ok((avk, None));
+    nodes: &[Node],
+    j: usize,
+    children: &BTreeMap<usize, AggregateVerifierKey>,
+    remake: bool,
+) -> Result<(AggregateKey, AggregateVerifierKey, Option<Duration>)> {
+    let count = nodes.len();
+    if !remake {
+        if let Some((apk, avk)) = held_node_keys(dir, params, keys, folding, j, count)? {
+            return Ok((apk, avk, None));
         }
     }
-    let start = Instant::now();
-    let mut earlier = Vec::with_capacity(count);
-    let mut root = None;
-    for node in 0..count {
-        let tree = folding.tree(keys.len(), node);
-        let what = match tree {
-            Some(_) => format!(
-                "generating the aggregation keys of node {node} of {count} (2^{} rows; once per model)",
-                folding.k
-            ),
-            None => format!(
-                "generating the aggregation keys (2^{} rows; once per model)",
-                folding.k
-            ),
-        };
-        let (made, _) = step(&what, || {
-            zkinfer_aggregate::setup(params, name, keys, tree, &earlier)
-        });
-        let (apk, avk) = made?;
-        let (pk_path, vk_path) = node_key_paths(dir, node, count);
-        if let Some(parent) = pk_path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
+    let mut earlier = zkinfer_aggregate::Earlier::new();
+    for part in &nodes[j].parts {
+        if let Part::Node(c) = *part {
+            let key = children.get(&c).ok_or_else(|| {
+                anyhow::anyhow!("node {j} folds node {c}, whose aggregation key is not given")
+            })?;
+            earlier.insert(c, key.vk.clone());
         }
-        write(&pk_path, &apk.to_bytes())?;
-        write(&vk_path, &avk.to_bytes())?;
-        earlier.push(avk.vk.clone());
-        root = Some(avk);
     }
-    let root = root.ok_or_else(|| anyhow::anyhow!("an aggregation of no node"))?;
-    Ok((root, Some(start.elapsed())))
+    let what = if count == 1 {
+        format!(
+            "generating the aggregation keys (2^{} rows; once per model)",
+            folding.k
+        )
+    } else {
+        format!(
+            "generating the aggregation keys of node {j} of {count} (2^{} rows; once per model)",
+            folding.k
+        )
+    };
+    let (made, t) = step(&what, || {
+        zkinfer_aggregate::setup(params, name, keys, folding.tree(keys.len(), j), &earlier)
+    });
+    let (apk, avk) = made?;
+    let (pk_path, vk_path) = node_key_paths(dir, j, count);
+    if let Some(parent) = pk_path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    write(&pk_path, &apk.to_bytes())?;
+    write(&vk_path, &avk.to_bytes())?;
+    Ok((apk, avk, Some(t)))
 }
 
-/// The proving key of node `node` of `count`, checked to be the node's (and, for the
-/// root, the pair of `avk`).
-fn load_node_pk(
-    dir: &Path,
-    node: usize,
-    count: usize,
-    want: Option<Tree>,
-    avk: &AggregateVerifierKey,
-) -> Result<AggregateKey> {
-    let (pk_path, vk_path) = node_key_paths(dir, node, count);
-    let apk = AggregateKey::from_bytes(&read(&pk_path, "aggregation proving key")?)
-        .with_context(|| pk_path.display().to_string())?;
-    let pair = if node + 1 == count {
-        zkinfer_aggregate::same_circuit(&apk, avk)
-    } else {
-        let vk = AggregateVerifierKey::from_bytes(&read(&vk_path, "aggregation verifying key")?)
-            .with_context(|| vk_path.display().to_string())?;
-        zkinfer_aggregate::same_circuit(&apk, &vk) && vk.srs == avk.srs
-    };
-    if apk.info.tree != want
-        || apk.info.model_id != avk.info.model_id
-        || apk.info.config.degree != avk.info.config.degree
-        || !pair
-    {
+/// Segment `i`'s proof for aggregation (Poseidon transcript) from its boundary input
+/// and salts, and its statement.
+pub(crate) fn segment_snark(
+    d: &Path,
+    circuit: &zkinfer_prover::CompiledCircuit,
+    key: &VerifierKey,
+    (i, n): (usize, usize),
+    input: &[i64],
+    salts: zkinfer_circuits::Salts,
+) -> Result<(Snark, zkinfer_verifier::ProofFile)> {
+    let paths = Paths::new(d);
+    let pk = ProverKey::from_bytes(&read(&paths.pk, "proving key")?)
+        .with_context(|| paths.pk.display().to_string())?;
+    if pk.info != circuit.info() || pk.pk.get_vk().transcript_repr() != key.vk.transcript_repr() {
         bail!(
-            "{} is not the proving key of this aggregation's node {node}; remove {} to make \
-             the aggregation keys again",
-            pk_path.display(),
-            dir.join("aggregate").display()
+            "{}: the keys in {} were made for another compiled circuit, or are not one \
+             pair; run `zkinfer setup` again",
+            paths.pk.display(),
+            d.display()
         );
     }
-    Ok(apk)
+    let params =
+        read_srs(&read(&paths.srs, "SRS")?).with_context(|| paths.srs.display().to_string())?;
+    let model = Arc::new(circuit.model.clone());
+    let trace = Arc::new(model.run(input).with_context(|| format!("segment {i}"))?);
+    let witness = zkinfer_prover::witness(model, &pk, trace, salts)
+        .with_context(|| format!("segment {i}"))?;
+    let statement = zkinfer_aggregate::statement_file(key, &witness);
+    let (snark, _) = step(
+        &format!("proving segment {i} of {n} for aggregation"),
+        || zkinfer_aggregate::prove_inner(&params, &pk, witness),
+    );
+    Ok((snark.with_context(|| format!("segment {i}"))?, statement))
+}
+
+/// What one node of the aggregation made: an inner node's proof, or the root's file.
+pub(crate) enum Folded {
+    Inner(Box<Snark>),
+    Root(Box<AggregateFile>),
+}
+
+/// Proves node `j` of `nodes` over `snarks` (its parts' proofs, in order) with its keys;
+/// the root's proof becomes the aggregated file of `statements`.
+pub(crate) fn prove_node(
+    params: &zkinfer_prover::Params,
+    (apk, avk): (&AggregateKey, &AggregateVerifierKey),
+    nodes: &[Node],
+    j: usize,
+    snarks: Vec<Snark>,
+    statements: Vec<zkinfer_verifier::ProofFile>,
+) -> Result<Folded> {
+    let count = nodes.len();
+    if j + 1 < count {
+        let (snark, _) = step(&format!("aggregating node {j} of {count}"), || {
+            zkinfer_aggregate::prove_node(params, apk, &nodes[j], snarks)
+        });
+        return Ok(Folded::Inner(Box::new(
+            snark.with_context(|| format!("node {j}"))?,
+        )));
+    }
+    let what = if count == 1 {
+        "aggregating".to_string()
+    } else {
+        format!("aggregating the root, node {j} of {count}")
+    };
+    let (made, _) = step(&what, || {
+        zkinfer_aggregate::prove(params, apk, &nodes[j], snarks)
+    });
+    let (instances, proof) = made?;
+    Ok(Folded::Root(Box::new(AggregateFile::new(
+        avk, statements, &instances, &proof,
+    ))))
+}
+
+pub(crate) fn print_aggregated(
+    file: &AggregateFile,
+    proof_path: &Path,
+    segments: usize,
+    count: usize,
+) {
+    println!(
+        "aggregated proof of `{}` ({segments} proof{} folded{}) -> {}",
+        file.model,
+        if segments == 1 { "" } else { "s" },
+        if count == 1 {
+            String::new()
+        } else {
+            format!(" by a tree of {count} aggregations")
+        },
+        proof_path.display()
+    );
+    println!("  model id      {}", file.model_id);
+    println!("  aggregate id  {}", file.aggregate_id);
+    println!(
+        "  proof         {} bytes, {} public values",
+        (file.proof.len() - 2) / 2,
+        zkinfer_aggregate::NUM_INSTANCE
+    );
 }
 
 /// `zkinfer aggregate DIR --input X --proof OUT`.
@@ -293,7 +399,6 @@ pub fn aggregate(dir: &Path, input: &Path, proof_path: &Path, folding: &Folding<
     let count = nodes.len();
     let (params, t_srs) = load_srs(folding.srs, folding.dev, folding.k)?;
     let name = model_name(dir, &circuits)?;
-    let (avk, t_keygen) = ensure_keys(dir, &params, &keys, &name, folding, count)?;
     let sample = zkinfer_pipeline::input_sample(&circuits[0], &read_text(input)?)
         .map_err(|e| anyhow::Error::new(e).context(input.display().to_string()))?;
     let w = zkinfer_pipeline::segments::witness(&circuits, &sample)
@@ -302,43 +407,46 @@ pub fn aggregate(dir: &Path, input: &Path, proof_path: &Path, folding: &Folding<
     let mut segment_snarks = Vec::with_capacity(dirs.len());
     let mut statements = Vec::with_capacity(dirs.len());
     for (i, (d, circuit)) in dirs.iter().zip(&circuits).enumerate() {
-        let paths = Paths::new(d);
-        let pk = ProverKey::from_bytes(&read(&paths.pk, "proving key")?)
-            .with_context(|| paths.pk.display().to_string())?;
-        if pk.info != circuit.info()
-            || pk.pk.get_vk().transcript_repr() != keys[i].vk.transcript_repr()
-        {
-            bail!(
-                "{}: the keys in {} were made for another compiled circuit, or are not one \
-                 pair; run `zkinfer setup` again",
-                paths.pk.display(),
-                d.display()
-            );
-        }
-        let seg_params =
-            read_srs(&read(&paths.srs, "SRS")?).with_context(|| paths.srs.display().to_string())?;
-        let model = Arc::new(circuit.model.clone());
-        let trace = Arc::new(
-            model
-                .run(&w.inputs[i])
-                .with_context(|| format!("segment {i}"))?,
-        );
-        let witness = zkinfer_prover::witness(model, &pk, trace, w.salts(i)?)
-            .with_context(|| format!("segment {i}"))?;
-        statements.push(zkinfer_aggregate::statement_file(&keys[i], &witness));
-        let (snark, _) = step(
-            &format!("proving segment {i} of {} for aggregation", dirs.len()),
-            || zkinfer_aggregate::prove_inner(&seg_params, &pk, witness),
-        );
-        segment_snarks.push(Some(snark.with_context(|| format!("segment {i}"))?));
+        let (snark, statement) = segment_snark(
+            d,
+            circuit,
+            &keys[i],
+            (i, dirs.len()),
+            &w.inputs[i],
+            w.salts(i)?,
+        )?;
+        segment_snarks.push(Some(snark));
+        statements.push(statement);
     }
     let t_inner = start.elapsed();
-    let start = Instant::now();
+    let mut t_keygen: Option<Duration> = None;
+    let mut t_agg = Duration::ZERO;
+    let mut children = BTreeMap::new();
     let mut node_snarks = Vec::with_capacity(count);
-    let mut proven = None;
-    for (j, node) in nodes.iter().enumerate() {
-        let apk = load_node_pk(dir, j, count, folding.tree(keys.len(), j), &avk)?;
-        let snarks = node
+    let mut file = None;
+    let mut remade = Vec::with_capacity(count);
+    for j in 0..count {
+        // A node over a child whose keys were just made holds that child's new key.
+        let over_remade = nodes[j]
+            .parts
+            .iter()
+            .any(|p| matches!(*p, Part::Node(c) if remade.get(c) == Some(&true)));
+        let (apk, avk, made) = node_keys(
+            dir,
+            &params,
+            &keys,
+            &name,
+            folding,
+            &nodes,
+            j,
+            &children,
+            over_remade,
+        )?;
+        remade.push(made.is_some());
+        if let Some(t) = made {
+            t_keygen = Some(t_keygen.unwrap_or_default() + t);
+        }
+        let snarks = nodes[j]
             .parts
             .iter()
             .map(|part| match *part {
@@ -347,46 +455,17 @@ pub fn aggregate(dir: &Path, input: &Path, proof_path: &Path, folding: &Folding<
             })
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| anyhow::anyhow!("node {j} folds a proof twice"))?;
-        if j + 1 < count {
-            let (snark, _) = step(&format!("aggregating node {j} of {count}"), || {
-                zkinfer_aggregate::prove_node(&params, &apk, node, snarks)
-            });
-            node_snarks.push(Some(snark.with_context(|| format!("node {j}"))?));
-        } else {
-            let (made, _) = step(
-                &if count == 1 {
-                    "aggregating".to_string()
-                } else {
-                    format!("aggregating the root, node {j} of {count}")
-                },
-                || zkinfer_aggregate::prove(&params, &apk, node, snarks),
-            );
-            proven = Some(made?);
+        let start = Instant::now();
+        match prove_node(&params, (&apk, &avk), &nodes, j, snarks, statements.clone())? {
+            Folded::Inner(snark) => node_snarks.push(Some(*snark)),
+            Folded::Root(f) => file = Some(*f),
         }
+        t_agg += start.elapsed();
+        children.insert(j, avk);
     }
-    let t_agg = start.elapsed();
-    let (instances, proof) = proven.ok_or_else(|| anyhow::anyhow!("an aggregation of no node"))?;
-    let file = AggregateFile::new(&avk, statements, &instances, &proof);
+    let file = file.ok_or_else(|| anyhow::anyhow!("an aggregation of no node"))?;
     write(proof_path, file.to_json().as_bytes())?;
-    println!(
-        "aggregated proof of `{}` ({} proof{} folded{}) -> {}",
-        file.model,
-        dirs.len(),
-        if dirs.len() == 1 { "" } else { "s" },
-        if count == 1 {
-            String::new()
-        } else {
-            format!(" by a tree of {count} aggregations")
-        },
-        proof_path.display()
-    );
-    println!("  model id      {}", file.model_id);
-    println!("  aggregate id  {}", file.aggregate_id);
-    println!(
-        "  proof         {} bytes, {} public values",
-        proof.len(),
-        zkinfer_aggregate::NUM_INSTANCE
-    );
+    print_aggregated(&file, proof_path, dirs.len(), count);
     println!(
         "  time          srs {}, keygen {}, segments {}, aggregation {}",
         secs(t_srs),

@@ -9,5 +9,6 @@ pub mod demo;
 pub mod engines;
 pub mod evm;
 pub mod files;
+pub mod fold;
 pub mod progress;
 pub mod segmented;

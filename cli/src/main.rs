@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use zkinfer::commands::{Batch, Bits, CompileOptions};
 use zkinfer::engines::EngineChoice;
-use zkinfer::{aggregate, certify, commands, demo, engines, evm, segmented};
+use zkinfer::{aggregate, certify, commands, demo, engines, evm, fold, segmented};
 use zkinfer_circuits::{
     InputMode, LinearArgument, Objective, OutputMode, ParamsMode, RangeCheck, Visibility,
 };
@@ -167,6 +167,36 @@ enum Command {
         input: PathBuf,
         #[arg(long)]
         proof: PathBuf,
+        #[command(flatten)]
+        circuit: AggregationCircuit,
+    },
+    /// One step of an aggregation, for a cluster (`aggregate` takes every step in one
+    /// process; scripts/ray/prove_ray.py --aggregate runs these on Ray): --plan prints
+    /// the tree's nodes as JSON; --segment I proves segment I from --witness as a part
+    /// file; --node J folds node J from its parts' files (in `--plan`'s order) into a
+    /// part file, or, for the root, into the aggregated proof, which it verifies (exit 1
+    /// if it does not). A node's keys are made in DIR/aggregate/ where DIR lacks them,
+    /// from the segment keys and its children's verifying keys.
+    Fold {
+        dir: PathBuf,
+        /// Print the tree's nodes and what each folds (JSON).
+        #[arg(long, conflicts_with_all = ["segment", "node"], required_unless_present_any = ["segment", "node"])]
+        plan: bool,
+        /// Prove this segment (0-based) for aggregation, from --witness.
+        #[arg(long, requires_all = ["witness", "out"], conflicts_with = "node")]
+        segment: Option<usize>,
+        /// The model's witness (`zkinfer witness`), with --segment.
+        #[arg(long, requires = "segment")]
+        witness: Option<PathBuf>,
+        /// Fold this node (0-based, leaves first; the last is the root) from PARTS.
+        #[arg(long, requires = "out")]
+        node: Option<usize>,
+        /// Where to write the part file (the aggregated proof, for the root).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// With --node: the part files of what the node folds, in order.
+        #[arg(requires = "node")]
+        parts: Vec<PathBuf>,
         #[command(flatten)]
         circuit: AggregationCircuit,
     },
@@ -439,6 +469,27 @@ fn main() -> ExitCode {
             proof,
             circuit: c,
         } => aggregate::aggregate(&dir, &input, &proof, &c.folding()).map(|_| ExitCode::SUCCESS),
+        Command::Fold {
+            dir,
+            plan,
+            segment,
+            witness,
+            node,
+            out,
+            parts,
+            circuit: c,
+        } => match (plan, segment, witness, node, out) {
+            (true, ..) => fold::plan(&dir, &c.folding()).map(|_| ExitCode::SUCCESS),
+            (_, Some(i), Some(w), _, Some(out)) => {
+                fold::fold_segment(&dir, i, &w, &out).map(|_| ExitCode::SUCCESS)
+            }
+            (_, _, _, Some(j), Some(out)) => {
+                fold::fold_node(&dir, j, &parts, &out, &c.folding()).map(verdict)
+            }
+            _ => Err(anyhow::anyhow!(
+                "give --plan, --segment I --witness W --out PART, or --node J --out OUT PART..."
+            )),
+        },
         Command::AggregateId { dir, circuit: c } => {
             aggregate::aggregate_id(&dir, &c.folding()).map(verdict)
         }

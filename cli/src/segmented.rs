@@ -171,6 +171,29 @@ fn load_witness(path: &Path) -> Result<WitnessFile> {
     WitnessFile::from_json(&bytes).with_context(|| path.display().to_string())
 }
 
+/// DIR's manifest and the witness file `witness` of its segments, for segment `i`.
+pub fn load_witness_of(dir: &Path, witness: &Path, i: usize) -> Result<(Manifest, WitnessFile)> {
+    let manifest = load_manifest(dir)?;
+    let w = load_witness(witness)?;
+    let n = manifest.segments.len();
+    if w.inputs.len() != n {
+        bail!(
+            "{}: holds {} segments' boundaries; {} has {n} segments",
+            witness.display(),
+            w.inputs.len(),
+            dir.display()
+        );
+    }
+    if i >= n {
+        bail!(
+            "--segment {i}: {} has segments 0 to {}",
+            dir.display(),
+            n - 1
+        );
+    }
+    Ok((manifest, w))
+}
+
 fn compute_witness(dir: &Path, input: &Path) -> Result<(Manifest, WitnessFile)> {
     let manifest = load_manifest(dir)?;
     let circuits = (0..manifest.segments.len())
@@ -230,24 +253,8 @@ pub fn prove_segment(
     i: usize,
     proof: &Path,
 ) -> Result<()> {
-    let manifest = load_manifest(dir)?;
-    let w = load_witness(witness)?;
+    let (manifest, w) = load_witness_of(dir, witness, i)?;
     let n = manifest.segments.len();
-    if w.inputs.len() != n {
-        bail!(
-            "{}: holds {} segments' boundaries; {} has {n} segments",
-            witness.display(),
-            w.inputs.len(),
-            dir.display()
-        );
-    }
-    if i >= n {
-        bail!(
-            "--segment {i}: {} has segments 0 to {}",
-            dir.display(),
-            n - 1
-        );
-    }
     let (r, _) = step(
         &format!(
             "segment {i}/{n}: proving (2^{} rows)",

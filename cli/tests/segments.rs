@@ -96,6 +96,20 @@ fn fixture() -> &'static Fixture {
     })
 }
 
+/// `zkinfer witness` of `input()` into `name` under the fixture's root.
+fn witness(fx: &Fixture, name: &str) -> PathBuf {
+    let w = fx.root.join(name);
+    ok(&[
+        "witness",
+        s(&fx.dir),
+        "--input",
+        s(&input()),
+        "--out",
+        s(&w),
+    ]);
+    w
+}
+
 fn read_json(p: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
@@ -171,15 +185,7 @@ fn a_segmented_bundle_verifies_and_states_the_whole_circuits_output() {
 #[test]
 fn workers_prove_segments_from_a_witness_file_and_bundle_them() {
     let fx = fixture();
-    let w = fx.root.join("witness.json");
-    ok(&[
-        "witness",
-        s(&fx.dir),
-        "--input",
-        s(&input()),
-        "--out",
-        s(&w),
-    ]);
+    let w = witness(fx, "witness.json");
     let mut parts = Vec::new();
     for i in 0..3 {
         let p = fx.root.join(format!("part{i}.json"));
@@ -436,6 +442,82 @@ fn a_ray_cluster_proves_the_segments() {
     assert!(out.status.success(), "{said}");
     eprintln!("{said}");
     ok(&["verify", s(&fx.dir), "--proof", s(&bundle)]);
+}
+
+/// The steps of a distributed aggregation (`zkinfer fold`, what the Ray driver's tasks
+/// run): the plan of a tree over three segments, a segment's part file, and a node that
+/// refuses a wrong part, a wrong count of parts, a node that is not there and a child
+/// whose key it does not have — all before any aggregation key is made.
+#[test]
+fn fold_plans_a_tree_proves_a_part_and_refuses_wrong_parts() {
+    let fx = fixture();
+    let plan: Value =
+        serde_json::from_str(&ok(&["fold", s(&fx.dir), "--plan", "--leaf", "1"])).unwrap();
+    assert_eq!(plan["format"], "zkinfer-aggregate-plan");
+    assert_eq!(plan["segments"], 3);
+    let nodes = plan["nodes"].as_array().unwrap();
+    // Leaves 0, 1, 2; node 3 folds 0 and 1; node 2, alone at its level, goes up as it
+    // is; the root folds 3 and 2.
+    assert_eq!(nodes.len(), 5);
+    assert_eq!(
+        nodes[3]["parts"],
+        serde_json::json!([{"node": 0}, {"node": 1}])
+    );
+    assert_eq!(
+        nodes[4]["parts"],
+        serde_json::json!([{"node": 3}, {"node": 2}])
+    );
+    let flat: Value = serde_json::from_str(&ok(&["fold", s(&fx.dir), "--plan"])).unwrap();
+    assert_eq!(flat["nodes"].as_array().unwrap().len(), 1);
+
+    let w = witness(fx, "fold-witness.json");
+    let part = fx.root.join("fold-part0.json");
+    let out = ok(&[
+        "fold",
+        s(&fx.dir),
+        "--segment",
+        "0",
+        "--witness",
+        s(&w),
+        "--out",
+        s(&part),
+    ]);
+    assert!(out.contains("segment 0 of 3"), "{out}");
+    let file = read_json(&part);
+    assert_eq!(file["format"], "zkinfer-aggregate-part");
+    assert_eq!(file["segment"], 0);
+    assert_eq!(file["statements"].as_array().unwrap().len(), 1);
+
+    let out_file = fx.root.join("fold-out.json");
+    let fold = |extra: &[&str]| {
+        let mut args = vec![
+            "fold",
+            s(&fx.dir),
+            "--leaf",
+            "1",
+            "--dev-srs",
+            "--out",
+            s(&out_file),
+        ];
+        args.extend_from_slice(extra);
+        let out = zkinfer(&args);
+        assert_eq!(code(&out), 2, "{extra:?}: {}{}", stdout(&out), stderr(&out));
+        assert!(!out_file.exists());
+        stderr(&out)
+    };
+    let err = fold(&["--node", "1", s(&part)]);
+    assert!(
+        err.contains("the part of segment 0") && err.contains("segment 1"),
+        "{err}"
+    );
+    let err = fold(&["--node", "9", s(&part)]);
+    assert!(err.contains("nodes 0 to 4"), "{err}");
+    let err = fold(&["--node", "0", s(&part), s(&part)]);
+    assert!(err.contains("node 0 folds 1 (segment 0); given 2"), "{err}");
+    let err = fold(&["--node", "3", s(&part), s(&part)]);
+    assert!(err.contains("fold --node 0"), "{err}");
+    let out = zkinfer(&["fold", s(&fx.dir)]);
+    assert_eq!(code(&out), 2);
 }
 
 /// `zkinfer verify` of the committed aggregated proof (mlp_tiny in 2 segments folded into
