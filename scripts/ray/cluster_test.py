@@ -2,12 +2,16 @@
 """Runs prove_ray.py against a local 3-node Ray cluster (head + 2 workers, each one CPU).
 
     python scripts/ray/cluster_test.py DIR --input INPUT.json --proof OUT.json --zkinfer PATH \
-        [--node-memory-mb MB] [--object-store-mb MB]
+        [--node-memory-mb MB] [--object-store-mb MB] \
+        [--aggregate [--leaf N] [--arity A] [--k K] [--dev-srs]]
 
 All three nodes are processes on this machine, each with its own raylet and object
 store, so tasks really cross node boundaries (objects are transferred between stores).
-Asserts that the bundle was written and that the segments ran on at least two nodes,
-then shuts the cluster down, also on failure or SIGTERM.
+Asserts that the bundle (with --aggregate: the aggregated proof) was written and that the
+tasks ran on at least two nodes, then shuts the cluster down, also on failure or SIGTERM.
+With --aggregate each node offers --node-memory-mb (default 13500) of Ray memory: the
+leaves of a tree then run side by side, one a node, each taking ~8 GB at k 21 (a root of
+two, ~13 GB).
 """
 
 import argparse
@@ -34,6 +38,7 @@ WORKERS = 2
 # object store (they travel through it) and its tasks more memory per node.
 DEFAULT_NODE_MEMORY_MB = 4000
 DEFAULT_OBJECT_STORE_MB = 80
+AGGREGATE_NODE_MEMORY_MB = 13500
 
 
 def main(argv=None):
@@ -42,9 +47,20 @@ def main(argv=None):
     p.add_argument("--input", required=True)
     p.add_argument("--proof", required=True)
     p.add_argument("--zkinfer", required=True)
-    p.add_argument("--node-memory-mb", type=int, default=DEFAULT_NODE_MEMORY_MB)
+    p.add_argument("--node-memory-mb", type=int)
     p.add_argument("--object-store-mb", type=int, default=DEFAULT_OBJECT_STORE_MB)
+    p.add_argument("--aggregate", action="store_true")
+    p.add_argument("--leaf", type=int)
+    p.add_argument("--arity", type=int)
+    p.add_argument("--k", type=int)
+    p.add_argument("--dev-srs", action="store_true")
     a = p.parse_args(argv)
+    aggregate = None
+    if a.aggregate:
+        aggregate = {"leaf": a.leaf, "arity": a.arity, "k": a.k, "srs": None,
+                     "dev_srs": a.dev_srs}
+    if a.node_memory_mb is None:
+        a.node_memory_mb = AGGREGATE_NODE_MEMORY_MB if a.aggregate else DEFAULT_NODE_MEMORY_MB
     node_args = {"node_ip_address": "127.0.0.1", "num_cpus": 1,
                  "object_store_memory": a.object_store_mb * 2**20,
                  "memory": a.node_memory_mb * 10**6}
@@ -62,13 +78,14 @@ def main(argv=None):
               f"up in {time.monotonic() - start:.1f} s", flush=True)
 
         t = time.monotonic()
-        results = prove_ray.run(a.dir, a.input, a.proof, cluster.address, a.zkinfer)
+        results = prove_ray.run(a.dir, a.input, a.proof, cluster.address, a.zkinfer,
+                                aggregate)
         print(f"driver: {time.monotonic() - t:.1f} s", flush=True)
         bundle = Path(a.proof)
-        assert bundle.is_file() and bundle.stat().st_size > 0, f"no bundle at {bundle}"
+        assert bundle.is_file() and bundle.stat().st_size > 0, f"no proof at {bundle}"
         nodes = {r["node"] for r in results}
-        print(f"cluster test: {len(results)} segments ran on {len(nodes)} distinct nodes")
-        assert len(nodes) >= 2 or len(results) < 2, "all segments ran on one node"
+        print(f"cluster test: {len(results)} tasks ran on {len(nodes)} distinct nodes")
+        assert len(nodes) >= 2 or len(results) < 2, "all tasks ran on one node"
         code = 0
     except prove_ray.DriverError as e:
         print(f"error: {e}", file=sys.stderr)
