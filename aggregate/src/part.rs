@@ -220,6 +220,24 @@ impl PartFile {
                 self.model_id
             )));
         }
+        // A node's part is of the key its parent holds for it (checked first: its
+        // statements would otherwise be read against the wrong segments).
+        if let Part::Node(c) = want {
+            let key = child.ok_or_else(|| {
+                bad(format!(
+                    "node {c}'s aggregation key is needed to read its part"
+                ))
+            })?;
+            if self.aggregate_id.as_deref() != Some(key.id().as_str())
+                || key.info.tree.map(|t| t.node) != Some(c)
+            {
+                return Err(bad(format!(
+                    "the part is of aggregation key {}; node {c}'s is {}",
+                    self.aggregate_id.as_deref().unwrap_or("(none)"),
+                    key.id()
+                )));
+            }
+        }
         let under = segments_under(nodes, want);
         if self.statements.len() != under.len() || under.is_empty() {
             return Err(bad(format!(
@@ -267,15 +285,6 @@ impl PartFile {
                         "node {c}'s aggregation key is needed to read its part"
                     ))
                 })?;
-                if self.aggregate_id.as_deref() != Some(key.id().as_str())
-                    || key.info.tree.map(|t| t.node) != Some(c)
-                {
-                    return Err(bad(format!(
-                        "the part is of aggregation key {}; node {c}'s is {}",
-                        self.aggregate_id.as_deref().unwrap_or("(none)"),
-                        key.id()
-                    )));
-                }
                 // The values of every other segment do not enter node c's.
                 for (i, s) in stated.iter_mut().enumerate() {
                     if s.is_empty() {
