@@ -9,12 +9,12 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use zkinfer_pipeline::certificate::{dataset_batches, per_sample};
 use zkinfer_prover::{read_srs, srs_points, Engine, ProverKey};
-use zkinfer_verifier::certificate::{claim, dataset_id_of, is_certificate};
-use zkinfer_verifier::{verify_certificate, CertificateFile, VerifierKey};
+use zkinfer_verifier::certificate::{claim, dataset_id_of, is_certificate, stated};
+use zkinfer_verifier::{verify_certificate, CertificateFile, Claim, VerifierKey};
 
 use crate::commands::{pinned, print_srs};
 use crate::files::{load_circuit, load_vk, read, read_text, write, Paths};
-use crate::progress::secs;
+use crate::progress::{secs, step};
 
 /// Whether the file at `path` is a certificate.
 pub fn is_certificate_file(path: &Path) -> bool {
@@ -122,18 +122,142 @@ pub fn verify(
         }
     };
     let elapsed = start.elapsed();
-    if let Some(data) = dataset {
-        let id = dataset_id(&key, data)?;
-        if id != claim.dataset {
-            println!(
-                "invalid: the certificate is of dataset {}; {} is dataset {id}",
-                claim.dataset,
-                data.display()
-            );
+    if !of_dataset(&key, &claim, dataset, "invalid")? {
+        return Ok(false);
+    }
+    println!("valid: {}", claim.sentence());
+    print_claim(&key, &claim, dataset);
+    println!("  time      verify {}", secs(elapsed));
+    Ok(true)
+}
+
+/// Verifies the certificate at `path` in an in-process EVM: one call of the key's
+/// `CertificateVerifier`, which has `Halo2Verifier` check every batch proof and returns
+/// the claim; that claim must be what the file states (and, with `dataset`, of that
+/// dataset). Prints it.
+pub fn verify_evm(
+    dir: &Path,
+    path: &Path,
+    expected_id: Option<&str>,
+    dataset: Option<&Path>,
+) -> Result<bool> {
+    crate::segmented::refuse_evm(dir)?;
+    let key = load_vk(dir)?;
+    let (cert, batches) = batch_calldata(path)?;
+    if !pinned(&key, dir, expected_id, "rejected") {
+        return Ok(false);
+    }
+    if key.info.certificate.is_none() {
+        bail!(
+            "{}: the verifying key is not a certificate circuit's (`compile --certify N`)",
+            dir.display()
+        );
+    }
+    // Each proof file's own statement (its model id and stated output), as for one proof;
+    // the contract checks the proofs.
+    for (i, proof) in cert.proofs.iter().enumerate() {
+        if let Err(reason) = zkinfer_verifier::statement(&key, proof) {
+            println!("rejected: batch {i}: {reason}");
             return Ok(false);
         }
     }
-    println!("valid: {}", claim.sentence());
+    let (build, t_build) = crate::evm::build(&key)?;
+    if key.srs.is_insecure_dev_srs() {
+        eprintln!("{}", crate::commands::DEV_SRS_WARNING);
+    }
+    let (run, t_evm) = step(
+        &format!(
+            "deploying and calling CertificateVerifier.certify with {} batch proof(s) in revm",
+            batches.len()
+        ),
+        || zkinfer_evm::certify_in_evm(&build, &batches),
+    );
+    let run = run?;
+    let Some(returned) = &run.claim else {
+        println!(
+            "rejected: {}",
+            run.run
+                .reason
+                .as_deref()
+                .unwrap_or("the contract returned no claim")
+        );
+        crate::evm::print_run(&run.run, t_build, t_evm);
+        return Ok(false);
+    };
+    if key.info.params_hash.as_deref() != Some(returned.weights_hash.as_str()) {
+        bail!(
+            "the contract returned weights hash {}, not its key's: the verifier is broken",
+            returned.weights_hash
+        );
+    }
+    let claim = Claim {
+        model_id: key.model_id(),
+        params_hash: returned.weights_hash.clone(),
+        dataset: returned.dataset.clone(),
+        samples: returned.samples,
+        correct: returned.correct,
+    };
+    if let Err(reason) = stated(&key, &cert, &claim) {
+        println!(
+            "rejected: the contract proves {}; {reason}",
+            claim.sentence()
+        );
+        return Ok(false);
+    }
+    if !of_dataset(&key, &claim, dataset, "rejected")? {
+        return Ok(false);
+    }
+    println!("accepted: {}", claim.sentence());
+    print_claim(&key, &claim, dataset);
+    println!(
+        "  call      CertificateVerifier.certify, {} batch proof(s) in one call",
+        batches.len()
+    );
+    crate::evm::print_run(&run.run, t_build, t_evm);
+    Ok(true)
+}
+
+/// The certificate at `path` and the calldata of each of its batch proofs.
+pub(crate) fn batch_calldata(path: &Path) -> Result<(CertificateFile, Vec<Vec<u8>>)> {
+    let cert =
+        CertificateFile::parse(&read_text(path)?).with_context(|| path.display().to_string())?;
+    let batches = cert
+        .proofs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            zkinfer_evm::calldata(p)
+                .map_err(|e| anyhow::anyhow!("{}: batch {i}: {e}", path.display()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((cert, batches))
+}
+
+/// Whether `claim` is of the labelled dataset at `dataset` (if one is given); prints why
+/// not after `verdict`.
+fn of_dataset(
+    key: &VerifierKey,
+    claim: &Claim,
+    dataset: Option<&Path>,
+    verdict: &str,
+) -> Result<bool> {
+    let Some(data) = dataset else {
+        return Ok(true);
+    };
+    let id = dataset_id(key, data)?;
+    if id != claim.dataset {
+        println!(
+            "{verdict}: the certificate is of dataset {}; {} is dataset {id}",
+            claim.dataset,
+            data.display()
+        );
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// The model id, dataset and SRS lines under a verified claim.
+fn print_claim(key: &VerifierKey, claim: &Claim, dataset: Option<&Path>) {
     println!("  model id  {} (`{}`)", claim.model_id, key.info.model);
     if let Some(data) = dataset {
         println!(
@@ -142,9 +266,7 @@ pub fn verify(
             claim.dataset
         );
     }
-    print_srs(&key);
-    println!("  time      verify {}", secs(elapsed));
-    Ok(true)
+    print_srs(key);
 }
 
 /// The dataset id of the labelled dataset at `path` for a certificate key.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
-use zkinfer_evm::{Build, Solc, MAX_CODE_SIZE, TX_GAS_CAP};
+use zkinfer_evm::{Build, EvmRun, Solc, MAX_CODE_SIZE, TX_GAS_CAP};
 use zkinfer_verifier::VerifierKey;
 
 use crate::files::{load_proof, load_vk, write};
@@ -24,7 +24,7 @@ fn cache_dir() -> Option<PathBuf> {
 
 /// The compiled verifier for `key`: from the cache when one was built for the same
 /// generated code, else generated and compiled (under a spinner), then cached.
-fn build(key: &VerifierKey) -> Result<(Build, Duration)> {
+pub(crate) fn build(key: &VerifierKey) -> Result<(Build, Duration)> {
     let fingerprint = zkinfer_evm::fingerprint(key)?;
     let cache = cache_dir().map(|d| d.join(format!("{fingerprint}.json")));
     let cached = cache
@@ -60,7 +60,11 @@ pub fn export_solidity(dir: &Path, out: &Path, expected_id: Option<&str>) -> Res
     }
     let (build, t) = build(&key)?;
     let verifier = build.verifier;
-    let source = verifier.source_for(&key.model_id(), &key.srs.fingerprint());
+    let mut source = verifier.source_for(&key.model_id(), &key.srs.fingerprint());
+    if let Some(c) = &build.certificate {
+        source += "\n";
+        source += &c.code;
+    }
     write(out, source.as_bytes())?;
     println!(
         "Solidity verifier for `{}` -> {} ({} bytes of source, {})",
@@ -81,6 +85,13 @@ pub fn export_solidity(dir: &Path, out: &Path, expected_id: Option<&str>) -> Res
         verifier.calldata_len
     );
     println!("  verdict   returns empty on a valid proof, reverts otherwise");
+    if build.certificate.is_some() {
+        println!(
+            "  certify   deploy CertificateVerifier(Halo2Verifier's address); call \
+             certify(bytes[]) with every batch's calldata (`zkinfer encode-calldata --proof \
+             CERT`): it returns (weights hash, dataset id, samples, correct)"
+        );
+    }
     println!(
         "  model id  {} (its constants are this key's)",
         key.model_id()
@@ -90,9 +101,13 @@ pub fn export_solidity(dir: &Path, out: &Path, expected_id: Option<&str>) -> Res
 }
 
 pub fn encode_calldata(proof_path: &Path, out: Option<&Path>) -> Result<()> {
-    let proof = load_proof(proof_path)?;
-    let data = zkinfer_evm::calldata(&proof)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", proof_path.display()))?;
+    let data = if crate::certify::is_certificate_file(proof_path) {
+        zkinfer_evm::certify_calldata(&crate::certify::batch_calldata(proof_path)?.1)
+    } else {
+        let proof = load_proof(proof_path)?;
+        zkinfer_evm::calldata(&proof)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", proof_path.display()))?
+    };
     match out {
         Some(out) => {
             write(out, &data)?;
@@ -136,6 +151,12 @@ pub fn verify_evm(dir: &Path, proof_path: &Path, expected_id: Option<&str>) -> R
         ),
         Some(reason) => println!("rejected: {reason}"),
     }
+    print_run(&run, t_build, t_evm);
+    Ok(run.accepted)
+}
+
+/// The gas, code and time lines of a run in revm.
+pub(crate) fn print_run(run: &EvmRun, t_build: Duration, t_evm: Duration) {
     println!(
         "  gas       {} for the call (deployment {})",
         run.gas_used, run.deploy_gas
@@ -165,5 +186,4 @@ pub fn verify_evm(dir: &Path, proof_path: &Path, expected_id: Option<&str>) -> R
         "  time      generate and compile {compile}, evm {}",
         secs(t_evm)
     );
-    Ok(run.accepted)
 }

@@ -254,7 +254,8 @@ enum Command {
         #[arg(long)]
         model_id: Option<String>,
     },
-    /// Write the calldata for the Solidity verifier: instances, then proof bytes.
+    /// Write the calldata for the Solidity verifier: instances, then proof bytes. For a
+    /// certificate, the call `certify(bytes[])` of its CertificateVerifier with every batch.
     EncodeCalldata {
         #[arg(long)]
         proof: PathBuf,
@@ -263,7 +264,8 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Verify a proof in an in-process EVM: compile the Solidity verifier, deploy, call.
-    /// Exit 0 accepted, 1 rejected, 2 error.
+    /// A certificate: one call of its CertificateVerifier, which verifies every batch and
+    /// returns the claim. Exit 0 accepted, 1 rejected, 2 error.
     VerifyEvm {
         dir: PathBuf,
         #[arg(long)]
@@ -272,6 +274,10 @@ enum Command {
         /// so this pins its constants too.
         #[arg(long)]
         model_id: Option<String>,
+        /// A certificate: also require the dataset id the contract returns to be this
+        /// labelled dataset's.
+        #[arg(long)]
+        dataset: Option<PathBuf>,
     },
     /// Run compile, setup, prove and verify on an embedded example model.
     Demo {
@@ -535,6 +541,20 @@ fn main() -> ExitCode {
             dir,
             proof,
             model_id,
+            dataset,
+        } if certify::is_certificate_file(&proof) => {
+            certify::verify_evm(&dir, &proof, model_id.as_deref(), dataset.as_deref()).map(verdict)
+        }
+        Command::VerifyEvm {
+            dataset: Some(_), ..
+        } => Err(anyhow::anyhow!(
+            "--dataset checks a certificate; this proof file is not one"
+        )),
+        Command::VerifyEvm {
+            dir,
+            proof,
+            model_id,
+            ..
         } if aggregate::is_aggregate(&proof) => {
             aggregate::verify_evm(&dir, &proof, model_id.as_deref()).map(verdict)
         }
@@ -542,6 +562,7 @@ fn main() -> ExitCode {
             dir,
             proof,
             model_id,
+            ..
         } => evm::verify_evm(&dir, &proof, model_id.as_deref()).map(verdict),
         Command::Demo { dir } => demo::run(dir),
     };

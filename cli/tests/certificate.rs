@@ -2,7 +2,8 @@
 //! compiled as a certificate circuit of 5 samples a proof, 10 test images certified in
 //! two batches, the proven count equal to the integer interpreter's and the float
 //! model's; and every cheat (a count, sample number, dataset or model id altered, a batch
-//! omitted or reordered, a proof's count changed, another dataset or header) rejected.
+//! omitted or reordered, a proof's count changed, another dataset or header) rejected,
+//! natively and by the certificate contract in one EVM call.
 
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -124,12 +125,22 @@ fn fixture() -> &'static Fixture {
 
 /// Runs `verify` on the fixture's certificate edited by `f`; returns (exit code, stdout).
 fn verify_edited(name: &str, extra: &[&str], f: impl FnOnce(&mut Value)) -> (i32, String) {
+    run_edited("verify", name, extra, f)
+}
+
+/// Runs `command` (`verify` or `verify-evm`) on the fixture's certificate edited by `f`.
+fn run_edited(
+    command: &str,
+    name: &str,
+    extra: &[&str],
+    f: impl FnOnce(&mut Value),
+) -> (i32, String) {
     let fx = fixture();
     let mut c = read_json(&fx.cert);
     f(&mut c);
     let path = fx.root.join(name);
     std::fs::write(&path, serde_json::to_vec(&c).unwrap()).unwrap();
-    let mut args = vec!["verify", s(&fx.dir), "--proof", s(&path)];
+    let mut args = vec![command, s(&fx.dir), "--proof", s(&path)];
     args.extend_from_slice(extra);
     let out = zkinfer(&args);
     (code(&out), stdout(&out))
@@ -171,13 +182,12 @@ fn a_certificate_states_the_proven_count_of_its_dataset() {
     ]);
 }
 
-#[test]
-fn altered_statements_are_invalid() {
-    let fx = fixture();
-    let c = read_json(&fx.cert);
-    let correct = c["correct"].as_u64().unwrap();
-    type Edit = Box<dyn FnOnce(&mut Value)>;
-    let cases: Vec<(&str, Edit)> = vec![
+type Edit = Box<dyn FnOnce(&mut Value)>;
+
+/// A certificate's statements altered, each with what it alters; `correct` is the
+/// fixture's count.
+fn cheats(correct: u64) -> Vec<(&'static str, Edit)> {
+    vec![
         (
             "count",
             Box::new(move |c| c["correct"] = json!(correct + 1)),
@@ -223,8 +233,14 @@ fn altered_statements_are_invalid() {
                 c["correct"] = json!(correct + 1);
             }),
         ),
-    ];
-    for (what, f) in cases {
+    ]
+}
+
+#[test]
+fn altered_statements_are_invalid() {
+    let fx = fixture();
+    let correct = read_json(&fx.cert)["correct"].as_u64().unwrap();
+    for (what, f) in cheats(correct) {
         let (rc, out) = verify_edited("edited.json", &[], f);
         assert_eq!(rc, 1, "{what}: {out}");
         assert!(out.starts_with("invalid"), "{what}: {out}");
@@ -248,6 +264,104 @@ fn altered_statements_are_invalid() {
     });
     assert_eq!(rc, 1, "{out}");
     assert!(out.contains("is dataset"), "{out}");
+}
+
+/// The certificate as one EVM call: `verify-evm` deploys the key's verifier and its
+/// CertificateVerifier, which checks both batch proofs in one call and returns the claim;
+/// the claim is the native verifier's, and every cheat is rejected (an altered proof by
+/// the contract itself, which reverts).
+#[test]
+fn the_evm_verifies_a_certificate_in_one_call() {
+    let fx = fixture();
+    let native = ok(&["verify", s(&fx.dir), "--proof", s(&fx.cert)]);
+    let sentence = native
+        .lines()
+        .next()
+        .unwrap()
+        .strip_prefix("valid: ")
+        .unwrap();
+    let out = ok(&[
+        "verify-evm",
+        s(&fx.dir),
+        "--proof",
+        s(&fx.cert),
+        "--dataset",
+        s(&fx.dataset),
+    ]);
+    assert!(
+        out.starts_with(&format!("accepted: {sentence}")),
+        "{out}\nnative: {native}"
+    );
+    assert!(out.contains("2 batch proof(s) in one call"), "{out}");
+
+    let correct = read_json(&fx.cert)["correct"].as_u64().unwrap();
+    for (what, f) in cheats(correct) {
+        let (rc, out) = run_edited("verify-evm", "evm-edited.json", &[], f);
+        assert_eq!(rc, 1, "{what}: {out}");
+        assert!(out.starts_with("rejected"), "{what}: {out}");
+        if what == "a proven count" {
+            assert!(out.contains("a batch proof does not verify"), "{out}");
+        }
+    }
+    // Reordered batches: the contract proves another dataset; accepted as that, not as
+    // this dataset.
+    let swap = |c: &mut Value| c["proofs"].as_array_mut().unwrap().swap(0, 1);
+    let (rc, out) = run_edited("verify-evm", "evm-swapped.json", &[], |c| {
+        swap(c);
+        c["dataset"] = json!("0x00");
+    });
+    assert_eq!(rc, 1, "{out}");
+    let swapped = out
+        .split("its proofs' inputs are dataset ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    let (rc, out) = run_edited("verify-evm", "evm-swapped.json", &[], |c| {
+        swap(c);
+        c["dataset"] = json!(swapped);
+    });
+    assert_eq!(rc, 0, "{out}");
+    let (rc, out) = run_edited(
+        "verify-evm",
+        "evm-swapped.json",
+        &["--dataset", s(&fx.dataset)],
+        |c| {
+            swap(c);
+            c["dataset"] = json!(swapped);
+        },
+    );
+    assert_eq!(rc, 1, "{out}");
+    assert!(out.contains("is dataset"), "{out}");
+
+    // The call's calldata, for a wallet: certify(bytes[]) with both batches.
+    let data = ok(&["encode-calldata", "--proof", s(&fx.cert)]);
+    let selector = hex::encode(&zkinfer_evm::certify_calldata(&[])[..4]);
+    assert!(data.trim().starts_with(&format!("0x{selector}")), "{data}");
+}
+
+/// The verifier contract of a hashed-weights key pins the weights hash: built for
+/// another weights hash (the same circuit), it refuses a genuine proof that its own
+/// key's contract accepts.
+#[test]
+fn a_contract_for_another_weights_hash_refuses_the_proof() {
+    use zkinfer_verifier::{ProofFile, VerifierKey};
+    let fx = fixture();
+    let key = VerifierKey::from_bytes(&std::fs::read(fx.dir.join("vk")).unwrap()).unwrap();
+    let proof = read_json(&fx.cert)["proofs"][0].to_string();
+    let data = zkinfer_evm::calldata(&ProofFile::parse(&proof).unwrap()).unwrap();
+    let solc = zkinfer_evm::Solc::find().expect("a Solidity compiler (scripts/install-solc.sh)");
+    let call = |key: &VerifierKey| {
+        let build = zkinfer_evm::build_verifier(key, &solc).unwrap();
+        zkinfer_evm::deploy_and_call(&build.bytecode, data.clone())
+            .unwrap()
+            .accepted
+    };
+    assert!(call(&key));
+    let mut other = key.clone();
+    other.info.params_hash = Some(format!("0x{}", "01".repeat(32)));
+    assert_ne!(other.info.params_hash, key.info.params_hash);
+    assert!(!call(&other), "a contract of another weights hash accepted");
 }
 
 #[test]

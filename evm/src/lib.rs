@@ -4,6 +4,7 @@
 //! run of the contract in an in-process EVM (revm) with the mainnet rules, EIP-170's
 //! 24,576-byte code limit included.
 
+mod certificate;
 mod compact;
 mod solc;
 mod split;
@@ -30,6 +31,7 @@ use snark_verifier::verifier::SnarkVerifier;
 use zkinfer_circuits::{InputMode, ParamsMode};
 use zkinfer_verifier::{guard, verifier_params, ProofFile, VerifierKey};
 
+pub use certificate::{certificate_code, certify_calldata, CertificateContract, EvmClaim};
 pub use solc::{Bytecode, Solc};
 pub use split::{Contract, SolidityVerifier};
 
@@ -155,12 +157,25 @@ fn insert_checks(code: &str, block: String) -> Result<String, EvmError> {
 /// snark-verifier reads each public value as `calldataload(i) mod r`, so `x + k·r` would
 /// pass for `x`, and a public input is any field element. This puts a block first in the
 /// verifier that reverts unless every public value is a canonical field element (below
-/// r) and, when the input is public, every input element an integer of the statement's
-/// input width (`v < 2^(b-1)` or `v ≥ r − 2^(b-1)`), as the native verifier checks.
+/// r), the weights hash (when the weights are hashed) is the key's, and, when the input
+/// is public, every input element an integer of the statement's input width
+/// (`v < 2^(b-1)` or `v ≥ r − 2^(b-1)`), as the native verifier checks.
 fn check_public_values(code: &str, key: &VerifierKey) -> Result<String, EvmError> {
     let info = &key.info;
     let vis = info.visibility();
     let mut block = canonical_check(info.public_values());
+    if vis.params == ParamsMode::Hashed {
+        // The key's model id is its circuit digest and this weights hash: without the pin
+        // the contract would accept a proof of any weights for the same circuit.
+        let hash = info
+            .params_hash
+            .as_deref()
+            .ok_or_else(|| split::unexpected("hashed weights without a weights hash"))?;
+        block += &format!(
+            "// zkinfer: the weights hash is this model's.\n\
+             if iszero(eq(calldataload(0), {hash})) {{ revert(0, 0) }}\n"
+        );
+    }
     if vis.input == InputMode::Public {
         let first = usize::from(vis.params == ParamsMode::Hashed);
         let half = 1u64 << (info.input_bits - 1);
@@ -185,29 +200,47 @@ pub struct Build {
     pub fingerprint: String,
     pub verifier: SolidityVerifier,
     pub bytecode: Vec<Bytecode>,
+    /// A certificate circuit's `CertificateVerifier` (deployed after the verifier, with
+    /// `Halo2Verifier`'s address).
+    #[serde(default)]
+    pub certificate: Option<CertificateContract>,
 }
 
 /// Keccak-256 of the verifier generated for `key`, with this crate's version and the
 /// sources of the passes that shrink and cut it: equal fingerprints mean the same
 /// contracts.
 pub fn fingerprint(key: &VerifierKey) -> Result<String, EvmError> {
-    Ok(fingerprint_of(&generated_code(key)?))
+    let code = generated_code(key)?;
+    let certificate = certificate_code(key, split::calldata_len(&code)?)?;
+    Ok(fingerprint_of(&code, certificate.as_deref()))
 }
 
-fn fingerprint_of(code: &str) -> String {
+fn fingerprint_of(code: &str, certificate: Option<&str>) -> String {
     let mut h = Keccak256::new();
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
     h.update(include_str!("compact.rs").as_bytes());
     h.update(include_str!("split.rs").as_bytes());
     h.update(code.as_bytes());
+    if let Some(c) = certificate {
+        h.update(c.as_bytes());
+    }
     format!("0x{}", hex::encode(h.finalize()))
 }
 
 /// Generates the Solidity verifier for `key` and compiles it, split into as few contracts
 /// as keep every one within EIP-170's limit (see [`split`]). The cut is found by
 /// compiling: code density differs along the verifier, so source size alone cannot tell.
+/// For a certificate circuit's key, also its `CertificateVerifier`.
 pub fn build_verifier(key: &VerifierKey, solc: &Solc) -> Result<Build, EvmError> {
-    build_code(generated_code(key)?, key.info.public_values(), solc)
+    let code = generated_code(key)?;
+    let Some(certificate) = certificate_code(key, split::calldata_len(&code)?)? else {
+        return build_code(code, key.info.public_values(), solc);
+    };
+    let fingerprint = fingerprint_of(&code, Some(&certificate));
+    let mut build = build_code(code, key.info.public_values(), solc)?;
+    build.fingerprint = fingerprint;
+    build.certificate = Some(certificate::compile(certificate, solc)?);
+    Ok(build)
 }
 
 /// Source compiled in one run of the compiler. solc-js runs out of its 2 GiB heap on a
@@ -222,7 +255,7 @@ const MAX_SOURCE_BYTES: usize = 512 * 1024;
 /// straight-line code, whose call costs less gas (a loop's counter costs a little on
 /// every iteration).
 fn build_code(code: String, public_values: usize, solc: &Solc) -> Result<Build, EvmError> {
-    let fingerprint = fingerprint_of(&code);
+    let fingerprint = fingerprint_of(&code, None);
     let plain = build_split(&code, &fingerprint, public_values, solc);
     if matches!(&plain, Ok(b) if b.bytecode.len() == 1) {
         return plain;
@@ -266,6 +299,7 @@ fn build_split(
                 fingerprint: fingerprint.to_string(),
                 verifier,
                 bytecode,
+                certificate: None,
             });
         }
         if let Some(b) = verifier
@@ -313,6 +347,15 @@ pub struct EvmRun {
     pub deploy_gas: u64,
     /// Why the call failed, when it did.
     pub reason: Option<String>,
+    /// What the call returned (empty for a verifier).
+    pub output: Vec<u8>,
+}
+
+/// A 32-byte ABI word holding `address`.
+fn address_word(address: &Address) -> Vec<u8> {
+    let mut w = vec![0u8; 12];
+    w.extend(address.as_slice());
+    w
 }
 
 /// ABI encoding of a constructor's single `address[]` argument.
@@ -326,8 +369,7 @@ fn encode_addresses(addresses: &[Address]) -> Vec<u8> {
     out.extend(word(0x20));
     out.extend(word(addresses.len()));
     for a in addresses {
-        out.extend([0u8; 12]);
-        out.extend(a.as_slice());
+        out.extend(address_word(a));
     }
     out
 }
@@ -336,6 +378,52 @@ fn encode_addresses(addresses: &[Address]) -> Vec<u8> {
 /// enforced) — a split verifier's parts first, then `Halo2Verifier` with their addresses
 /// — and calls `Halo2Verifier` with `calldata`.
 pub fn deploy_and_call(contracts: &[Bytecode], calldata: Vec<u8>) -> Result<EvmRun, EvmError> {
+    run(contracts, None, calldata)
+}
+
+/// What `CertificateVerifier.certify` made of a certificate's batch proofs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CertificateRun {
+    /// The call (`accepted` when it returned), its gas and the contracts.
+    pub run: EvmRun,
+    /// What it returned, when it did.
+    pub claim: Option<EvmClaim>,
+}
+
+/// Deploys a certificate key's verifier and its `CertificateVerifier` in a fresh
+/// in-memory EVM and calls `certify` once with the calldata of every batch proof.
+pub fn certify_in_evm(build: &Build, batches: &[Vec<u8>]) -> Result<CertificateRun, EvmError> {
+    let Some(certificate) = &build.certificate else {
+        return Err(EvmError::Evm(
+            "this verifier is not a certificate circuit's: it has no CertificateVerifier".into(),
+        ));
+    };
+    let run = run(
+        &build.bytecode,
+        Some(&certificate.bytecode),
+        certify_calldata(batches),
+    )?;
+    let claim = if run.accepted {
+        Some(certificate::decode_claim(&run.output).ok_or_else(|| {
+            EvmError::Evm(format!(
+                "CertificateVerifier returned {} bytes, not its four words",
+                run.output.len()
+            ))
+        })?)
+    } else {
+        None
+    };
+    Ok(CertificateRun { run, claim })
+}
+
+/// Deploys `contracts` (a verifier, `Halo2Verifier` last) and, if given, `wrapper` with
+/// `Halo2Verifier`'s address as its constructor argument; calls the wrapper if there is
+/// one, else `Halo2Verifier`, with `calldata`.
+fn run(
+    contracts: &[Bytecode],
+    wrapper: Option<&Bytecode>,
+    calldata: Vec<u8>,
+) -> Result<EvmRun, EvmError> {
     let mut evm = Context::mainnet()
         .with_db(InMemoryDB::default())
         .build_mainnet();
@@ -345,10 +433,13 @@ pub fn deploy_and_call(contracts: &[Bytecode], calldata: Vec<u8>) -> Result<EvmR
     let Some((main, parts)) = contracts.split_last() else {
         return Err(EvmError::Evm("no contract to deploy".into()));
     };
-    for (i, code) in parts.iter().chain([main]).enumerate() {
+    for (i, code) in parts.iter().chain([main]).chain(wrapper).enumerate() {
         let mut data = code.deployment.clone();
         if i == parts.len() && !parts.is_empty() {
             data.extend(encode_addresses(&addresses));
+        }
+        if i == contracts.len() {
+            data.extend(address_word(&addresses[parts.len()]));
         }
         let create = TxEnv {
             gas_limit: 30_000_000,
@@ -396,15 +487,24 @@ pub fn deploy_and_call(contracts: &[Bytecode], calldata: Vec<u8>) -> Result<EvmR
     let result = evm
         .transact_commit(call)
         .map_err(|e| EvmError::Evm(format!("call: {e:?}")))?;
-    let (accepted, gas_used, reason) = match result {
-        ExecutionResult::Success { gas_used, .. } => (true, gas_used, None),
-        ExecutionResult::Revert { gas_used, .. } => {
-            (false, gas_used, Some("the contract reverted".to_string()))
-        }
+    let (accepted, gas_used, reason, output) = match result {
+        ExecutionResult::Success {
+            gas_used, output, ..
+        } => (true, gas_used, None, output.data().to_vec()),
+        ExecutionResult::Revert { gas_used, output } => (
+            false,
+            gas_used,
+            Some(match revert_message(&output) {
+                Some(m) => format!("the contract reverted: {m}"),
+                None => "the contract reverted".to_string(),
+            }),
+            output.to_vec(),
+        ),
         ExecutionResult::Halt { reason, gas_used } => (
             false,
             gas_used,
             Some(format!("the call halted: {reason:?}")),
+            Vec::new(),
         ),
     };
     Ok(EvmRun {
@@ -413,5 +513,13 @@ pub fn deploy_and_call(contracts: &[Bytecode], calldata: Vec<u8>) -> Result<EvmR
         code_sizes,
         deploy_gas,
         reason,
+        output,
     })
+}
+
+/// The message of a Solidity `require(…, "message")` revert (`Error(string)`).
+fn revert_message(out: &[u8]) -> Option<String> {
+    let body = out.strip_prefix(&Keccak256::digest(b"Error(string)")[..4])?;
+    let len = usize::try_from(u64::from_be_bytes(body.get(56..64)?.try_into().ok()?)).ok()?;
+    String::from_utf8(body.get(64..64usize.checked_add(len)?)?.to_vec()).ok()
 }

@@ -43,7 +43,7 @@ pub struct SolidityVerifier {
     pub calldata_len: usize,
 }
 
-const PRAGMA: &str = "// SPDX-License-Identifier: MIT\npragma solidity ^0.8.19;\n";
+pub(crate) const PRAGMA: &str = "// SPDX-License-Identifier: MIT\npragma solidity ^0.8.19;\n";
 
 impl SolidityVerifier {
     /// `true` when the verifier is split: `Halo2Verifier` then takes the parts'
@@ -204,7 +204,7 @@ fn flat_block(stmt: &str) -> Option<&str> {
 }
 
 /// Largest `calldataload(0x…)` offset + 32: the calldata length the code reads.
-fn calldata_len(code: &str) -> Result<usize, EvmError> {
+pub(crate) fn calldata_len(code: &str) -> Result<usize, EvmError> {
     code.match_indices("calldataload(0x")
         .map(|(i, m)| {
             let hex = &code[i + m.len()..];

@@ -9,7 +9,9 @@
 //! file holds one proof per batch; the verifier checks each, sums the counts, and
 //! recomputes the dataset id from the batches' hashes, in order:
 //!
-//! `dataset id = Keccak-256("zkinfer dataset id v1" ‖ batch ‖ batches ‖ hash_0 ‖ …)`
+//! `dataset id = Keccak-256("zkinfer dataset id v2" ‖ batch ‖ classes ‖ input length ‖
+//! input scale ‖ input bits ‖ batches ‖ hash_0 ‖ …)` (numbers as little-endian u64, hashes
+//! as 32-byte little-endian field elements).
 //!
 //! Anyone holding the dataset recomputes the id with [`dataset_id_of`]: the samples are
 //! quantized exactly as the prover's input and hashed as the circuit hashes it.
@@ -120,24 +122,39 @@ impl Claim {
 /// quantized (batch, classes, values per batch, input scale and width), so one id never
 /// names two datasets under two keys.
 pub fn dataset_id(info: &StatementInfo, spec: &Certificate, hashes: &[Fr]) -> String {
-    dataset_digest(
-        [
-            spec.batch as u64,
-            spec.classes as u64,
-            info.input_len() as u64,
-            i64::from(info.input_scale) as u64,
-            u64::from(info.input_bits),
-        ],
-        hashes,
-    )
+    dataset_digest(dataset_params(info, spec), hashes)
 }
 
+/// The packing parameters a dataset id binds (see [`dataset_id`]).
+fn dataset_params(info: &StatementInfo, spec: &Certificate) -> [u64; 5] {
+    [
+        spec.batch as u64,
+        spec.classes as u64,
+        info.input_len() as u64,
+        i64::from(info.input_scale) as u64,
+        u64::from(info.input_bits),
+    ]
+}
+
+/// The bytes a dataset id's preimage starts with under this statement, before the number
+/// of batches and their hashes: the EVM's certificate contract holds them as a constant.
+pub fn dataset_id_prefix(info: &StatementInfo, spec: &Certificate) -> Vec<u8> {
+    prefix(dataset_params(info, spec))
+}
+
+fn prefix(params: [u64; 5]) -> Vec<u8> {
+    let mut p = b"zkinfer dataset id v2".to_vec();
+    for x in params {
+        p.extend(x.to_le_bytes());
+    }
+    p
+}
+
+/// Keccak-256 of the prefix, the number of batches (u64, little-endian) and each batch
+/// hash as its 32-byte little-endian representation.
 fn dataset_digest(params: [u64; 5], hashes: &[Fr]) -> String {
     let mut h = Keccak256::new();
-    h.update(b"zkinfer dataset id v2");
-    for x in params {
-        h.update(x.to_le_bytes());
-    }
+    h.update(prefix(params));
     h.update((hashes.len() as u64).to_le_bytes());
     for x in hashes {
         h.update(x.to_repr());
@@ -224,6 +241,14 @@ pub fn dataset_id_of(
 /// `Err` is the reason it is invalid.
 pub fn verify_certificate(key: &VerifierKey, cert: &CertificateFile) -> Result<Claim, String> {
     let claim = claim(key, &cert.proofs)?;
+    stated(key, cert, &claim)?;
+    Ok(claim)
+}
+
+/// Checks that what the certificate file states (model, model id, counts, dataset) is
+/// `claim`, what its proofs prove (natively, or as the EVM's certificate contract
+/// returned it).
+pub fn stated(key: &VerifierKey, cert: &CertificateFile, claim: &Claim) -> Result<(), String> {
     if cert.model != key.info.model {
         return Err(format!(
             "the certificate names model `{}`; this verifying key's is `{}`",
@@ -248,7 +273,7 @@ pub fn verify_certificate(key: &VerifierKey, cert: &CertificateFile) -> Result<C
             cert.dataset, claim.dataset
         ));
     }
-    Ok(claim)
+    Ok(())
 }
 
 /// What these batch proofs prove together, each checked against the key (a
