@@ -123,12 +123,8 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-/// Runs `verify` on the fixture's certificate edited by `f`; returns (exit code, stdout).
-fn verify_edited(name: &str, extra: &[&str], f: impl FnOnce(&mut Value)) -> (i32, String) {
-    run_edited("verify", name, extra, f)
-}
-
-/// Runs `command` (`verify` or `verify-evm`) on the fixture's certificate edited by `f`.
+/// Runs `command` (`verify` or `verify-evm`) on the fixture's certificate edited by `f`;
+/// returns (exit code, stdout).
 fn run_edited(
     command: &str,
     name: &str,
@@ -238,38 +234,48 @@ fn cheats(correct: u64) -> Vec<(&'static str, Edit)> {
 
 #[test]
 fn altered_statements_are_invalid() {
+    every_cheat_is_refused("verify", "invalid");
+}
+
+/// Runs `command` on every cheat of [`cheats`] and on reordered batches: each refused
+/// with `verdict`. Reordered batches are a valid certificate of another dataset: accepted
+/// as that, refused as this one.
+fn every_cheat_is_refused(command: &str, verdict: &str) {
     let fx = fixture();
     let correct = read_json(&fx.cert)["correct"].as_u64().unwrap();
     for (what, f) in cheats(correct) {
-        let (rc, out) = verify_edited("edited.json", &[], f);
-        assert_eq!(rc, 1, "{what}: {out}");
-        assert!(out.starts_with("invalid"), "{what}: {out}");
+        let (rc, out) = run_edited(command, &format!("{command}-edited.json"), &[], f);
+        assert_eq!(rc, 1, "{command}, {what}: {out}");
+        assert!(out.starts_with(verdict), "{command}, {what}: {out}");
+        if command == "verify-evm" && what == "a proven count" {
+            // The contract itself reverts.
+            assert!(out.contains("a batch proof does not verify"), "{out}");
+        }
     }
-    // Reordered batches are a valid certificate of another dataset, not of this one.
     let swap = |c: &mut Value| c["proofs"].as_array_mut().unwrap().swap(0, 1);
-    let (rc, out) = verify_edited("swapped.json", &[], |c| {
+    let name = format!("{command}-swapped.json");
+    let (rc, out) = run_edited(command, &name, &[], |c| {
         swap(c);
         c["dataset"] = json!("0x00");
     });
-    assert_eq!(rc, 1, "{out}");
-    let dataset_of_swapped = out
+    assert_eq!(rc, 1, "{command}: {out}");
+    let swapped = out
         .split("its proofs' inputs are dataset ")
         .nth(1)
         .unwrap()
         .trim()
         .to_string();
-    let (rc, out) = verify_edited("swapped.json", &["--dataset", s(&fx.dataset)], |c| {
+    let stating = |c: &mut Value| {
         swap(c);
-        c["dataset"] = json!(dataset_of_swapped);
-    });
-    assert_eq!(rc, 1, "{out}");
-    assert!(out.contains("is dataset"), "{out}");
+        c["dataset"] = json!(swapped);
+    };
+    let (rc, out) = run_edited(command, &name, &[], stating);
+    assert_eq!(rc, 0, "{command}: {out}");
+    let (rc, out) = run_edited(command, &name, &["--dataset", s(&fx.dataset)], stating);
+    assert_eq!(rc, 1, "{command}: {out}");
+    assert!(out.contains("is dataset"), "{command}: {out}");
 }
 
-/// The certificate as one EVM call: `verify-evm` deploys the key's verifier and its
-/// CertificateVerifier, which checks both batch proofs in one call and returns the claim;
-/// the claim is the native verifier's, and every cheat is rejected (an altered proof by
-/// the contract itself, which reverts).
 #[test]
 fn the_evm_verifies_a_certificate_in_one_call() {
     let fx = fixture();
@@ -294,45 +300,7 @@ fn the_evm_verifies_a_certificate_in_one_call() {
     );
     assert!(out.contains("2 batch proof(s) in one call"), "{out}");
 
-    let correct = read_json(&fx.cert)["correct"].as_u64().unwrap();
-    for (what, f) in cheats(correct) {
-        let (rc, out) = run_edited("verify-evm", "evm-edited.json", &[], f);
-        assert_eq!(rc, 1, "{what}: {out}");
-        assert!(out.starts_with("rejected"), "{what}: {out}");
-        if what == "a proven count" {
-            assert!(out.contains("a batch proof does not verify"), "{out}");
-        }
-    }
-    // Reordered batches: the contract proves another dataset; accepted as that, not as
-    // this dataset.
-    let swap = |c: &mut Value| c["proofs"].as_array_mut().unwrap().swap(0, 1);
-    let (rc, out) = run_edited("verify-evm", "evm-swapped.json", &[], |c| {
-        swap(c);
-        c["dataset"] = json!("0x00");
-    });
-    assert_eq!(rc, 1, "{out}");
-    let swapped = out
-        .split("its proofs' inputs are dataset ")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_string();
-    let (rc, out) = run_edited("verify-evm", "evm-swapped.json", &[], |c| {
-        swap(c);
-        c["dataset"] = json!(swapped);
-    });
-    assert_eq!(rc, 0, "{out}");
-    let (rc, out) = run_edited(
-        "verify-evm",
-        "evm-swapped.json",
-        &["--dataset", s(&fx.dataset)],
-        |c| {
-            swap(c);
-            c["dataset"] = json!(swapped);
-        },
-    );
-    assert_eq!(rc, 1, "{out}");
-    assert!(out.contains("is dataset"), "{out}");
+    every_cheat_is_refused("verify-evm", "rejected");
 
     // The call's calldata, for a wallet: certify(bytes[]) with both batches.
     let data = ok(&["encode-calldata", "--proof", s(&fx.cert)]);
