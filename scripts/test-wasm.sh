@@ -3,9 +3,8 @@
 # shared model with the zkinfer binary given as $1 (default target/debug/zkinfer), lenet5
 # with each linear argument (dot products, Freivalds' two-phase circuit), and
 # a capability certificate of 10 digits test images, the aggregated proof of
-# tests/fixtures/aggregate (scripts/make-aggregate-fixture.sh) and the one the test
-# command's `cargo test` folds afresh by a tree of aggregations (target/aggregate-tree),
-# and
+# tests/fixtures/aggregate (scripts/make-aggregate-fixture.sh) and the tree of
+# aggregations of tests/fixtures/aggregate-tree, and
 # mlp_tiny with every part of the statement hashed, and mlp_tiny set up from a snarkjs
 # powers-of-tau file (scripts/ptau/make-ptau.sh), then
 # runs Node's test runner: the package in Node, and examples/web in headless Chromium
@@ -80,12 +79,8 @@ node -e 'const fs = require("fs"); const d = JSON.parse(fs.readFileSync(process.
 rm -f "$cert/pk" "$cert/srs"
 ZKINFER_WASM_PKG=$ROOT/target/wasm/pkg ZKINFER_PROOFS=$proofs ZKINFER_BUNDLE=$bundle ZKINFER_CERTIFICATE=$cert \
   ZKINFER_AGGREGATE=$ROOT/tests/fixtures/aggregate node --test --test-reporter=spec verifier/wasm/tests/
-# The bundle the test command's `cargo test` folded afresh by a tree of aggregations
-# (tests/aggregate.rs).
-if [ -f target/aggregate-tree/aggregate.json ]; then
-  echo "== the tree of aggregations cargo test folded (target/aggregate-tree)"
-  ZKINFER_WASM_PKG=$ROOT/target/wasm/pkg ZKINFER_AGGREGATE=$ROOT/target/aggregate-tree \
-    node --test --test-reporter=spec verifier/wasm/tests/aggregate.test.mjs
-else
-  echo "note: target/aggregate-tree is absent (cargo test --test aggregate makes it); its wasm check is not run"
-fi
+# The same segments folded by a tree of aggregations (tests/fixtures/aggregate-tree,
+# committed; tests/aggregate.rs checks it is what the code makes and remakes it).
+echo "== the tree of aggregations (tests/fixtures/aggregate-tree)"
+ZKINFER_WASM_PKG=$ROOT/target/wasm/pkg ZKINFER_AGGREGATE=$ROOT/tests/fixtures/aggregate-tree \
+  node --test --test-reporter=spec verifier/wasm/tests/aggregate.test.mjs

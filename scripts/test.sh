@@ -14,10 +14,12 @@ cargo fmt --all -- --check
 # gpu/tests/auto.rs checks that on this machine (no GPU) `--engine auto` says why and
 # falls back to the CPU even when the GPU build is installed.
 . scripts/cuda-env.sh
-cargo clippy --workspace --all-targets --locked -- -D warnings
 # solc-js (npm) for the EVM tests, unless a native solc is on PATH.
 scripts/install-solc.sh
-cargo test --workspace --locked
+# Clippy's lints run in the build of the tests (scripts/clippy-driver.sh): one pass over
+# the workspace instead of `cargo clippy --workspace --all-targets -- -D warnings` and
+# then a build; a lint fails the build.
+RUSTC_WORKSPACE_WRAPPER=$PWD/scripts/clippy-driver.sh cargo test --workspace --locked
 if readelf -d target/debug/zkinfer-cuda | grep -q libcudart; then
   echo "error: zkinfer-cuda links libcudart dynamically; expected the static runtime" >&2
   exit 1

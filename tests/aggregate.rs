@@ -1,13 +1,13 @@
 //! Aggregation (issue 18): a model's segment proofs folded into one proof, verified
 //! natively and in the EVM; every cheat on the aggregated statement is refused.
 //!
-//! The verifier's tests read the committed aggregated proof of `fixtures/aggregate`
-//! (mlp_tiny in 2 segments, `scripts/make-aggregate-fixture.sh`), so that every cheat is
-//! tried without waiting for a fold. One test folds the same bundle afresh by a tree of
-//! three aggregations (~16 minutes on two cores, one node at a time), each proof passed
-//! on as the part file a cluster worker writes (`zkinfer fold`), and tries a cheat on
-//! its links and on the part files; another checks that the committed fixture is what
-//! the current code makes.
+//! The verifier's tests read committed aggregated proofs, so that every cheat is tried
+//! without waiting for a fold (a 2^21-row proof takes minutes): `fixtures/aggregate`
+//! (mlp_tiny in 2 segments folded by one circuit, `scripts/make-aggregate-fixture.sh`)
+//! and `fixtures/aggregate-tree` (the same segments folded by a tree of three
+//! aggregations, each proof passed on as the part file a cluster worker writes, `zkinfer
+//! fold`; remade by the tree test with `ZKINFER_REMAKE_TREE=1`). Both are checked to be
+//! what the current code makes: their keys are made afresh from the segments' keys.
 
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -48,12 +48,17 @@ fn fixture() -> &'static Fixture {
 }
 
 /// mlp_tiny in 2 segments planned for folding, as `scripts/make-aggregate-fixture.sh`
-/// compiles it: the segment keys, their proofs with the Poseidon transcript and their
-/// statements, made once for the fresh folds; and segment 1 proven on another input (a
-/// cheat's proof: valid alone, but not linked to segment 0's output).
+/// compiles it: the segment keys, and, only to remake the committed tree (see
+/// [`REMAKE_TREE`]), their proofs with the Poseidon transcript and their statements, and
+/// segment 1 proven on another input (a cheat's proof: valid alone, but not linked to
+/// segment 0's output).
 struct Segments {
     big: Arc<zkinfer_prover::Params>,
     keys: Vec<VerifierKey>,
+    proven: Option<Proven>,
+}
+
+struct Proven {
     snarks: Vec<zkinfer_aggregate::Snark>,
     statements: Vec<zkinfer_verifier::ProofFile>,
     unlinked: zkinfer_aggregate::Snark,
@@ -79,6 +84,7 @@ fn segments() -> &'static Segments {
         let other: Vec<f32> = sample.iter().map(|x| 0.5 * x).collect();
         let wf = zkinfer_pipeline::segments::witness(&c.circuits, &sample).unwrap();
         let wo = zkinfer_pipeline::segments::witness(&c.circuits, &other).unwrap();
+        let remaking = std::env::var_os(REMAKE_TREE).is_some();
         let (mut keys, mut snarks, mut statements, mut unlinked) = (vec![], vec![], vec![], None);
         for (i, circuit) in c.circuits.iter().enumerate() {
             let k = circuit.plan.layout.k;
@@ -96,21 +102,22 @@ fn segments() -> &'static Segments {
                     statement,
                 )
             };
-            let (snark, statement) = prove(&wf);
-            if i == 1 {
-                unlinked = Some(prove(&wo).0);
+            if remaking {
+                let (snark, statement) = prove(&wf);
+                if i == 1 {
+                    unlinked = Some(prove(&wo).0);
+                }
+                snarks.push(snark);
+                statements.push(statement);
             }
-            snarks.push(snark);
-            statements.push(statement);
             keys.push(vk);
         }
-        Segments {
-            big,
-            keys,
+        let proven = unlinked.map(|unlinked| Proven {
             snarks,
             statements,
-            unlinked: unlinked.unwrap(),
-        }
+            unlinked,
+        });
+        Segments { big, keys, proven }
     })
 }
 
@@ -127,29 +134,6 @@ fn the_committed_aggregated_proof_verifies() {
     let v = zkinfer_aggregate::verify(&fx.keys, &fx.avk, &fx.file);
     eprintln!("verified in {:?}", t.elapsed());
     assert!(matches!(v, Verdict::Valid { .. }), "{v:?}");
-}
-
-/// Where the test command's fresh tree of aggregations leaves its files, as the fixture
-/// holds them, for the WebAssembly verifier (scripts/test-wasm.sh).
-fn tree_dir() -> std::path::PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
-        std::path::PathBuf::from,
-    );
-    target.join("aggregate-tree")
-}
-
-/// Writes an aggregated proof and its keys as the fixture holds them (for
-/// scripts/test-wasm.sh).
-fn leave_for_wasm(fx: &Fixture, dir: &std::path::Path) {
-    for (i, key) in fx.keys.iter().enumerate() {
-        let seg = dir.join(format!("m/segment-{i}"));
-        std::fs::create_dir_all(&seg).unwrap();
-        std::fs::write(seg.join("vk"), key.to_bytes()).unwrap();
-    }
-    std::fs::create_dir_all(dir.join("m/aggregate")).unwrap();
-    std::fs::write(dir.join("m/aggregate/vk"), fx.avk.to_bytes()).unwrap();
-    std::fs::write(dir.join("aggregate.json"), fx.file.to_json()).unwrap();
 }
 
 /// The committed fixture is what this code makes: key generation is deterministic, so
@@ -183,36 +167,37 @@ fn refused(f: impl FnOnce(&mut AggregateFile)) -> String {
     }
 }
 
-/// The committed root of the tree test over a leaf whose segment was proven on another
-/// input, and the variable that has the test remake it.
-const UNLINKED_ROOT: &str = "fixtures/aggregate-tree-unlinked.json";
+/// The committed tree of aggregations (see the tree test): its segment and leaf part
+/// files, its root's aggregated proof with the keys a verifier reads (as
+/// `fixtures/aggregate` holds them: the WebAssembly verifier's test reads it too), and a
+/// cheat's root.
+const TREE: &str = "fixtures/aggregate-tree";
+/// Set, the tree test folds the tree afresh and rewrites [`TREE`] (~25 minutes, 14 GB).
+const REMAKE_TREE: &str = "ZKINFER_REMAKE_TREE";
+/// Set with [`REMAKE_TREE`], the cheat's root is remade too (two k 21 proofs more).
 const REMAKE_CHEAT: &str = "ZKINFER_REMAKE_TREE_CHEAT";
 
-/// A tree of aggregations over the same segments, one a leaf: two leaves folding a
-/// segment each (Poseidon transcripts, their accumulators and links exposed) and a root
-/// folding both, linking them. Verified natively and in the EVM (one contract, 13
-/// public values); a root over a leaf whose segment was proven on another input than
-/// the first segment's output (each leaf valid alone; committed, see [`UNLINKED_ROOT`])
-/// does not verify. Each proof reaches its node through a part file, read back checked:
-/// a part whose statement, public values or proof bytes were altered, or given in
-/// another part's place, is refused.
-#[test]
-fn a_tree_of_aggregations_verifies_and_links_its_leaves() {
-    use zkinfer_aggregate::{Part, Tree};
-    let s = segments();
-    let _one = heavy();
-    let tree = |node| {
-        Some(Tree {
-            leaf: 1,
-            arity: 2,
-            node,
-        })
-    };
+/// The tree of the tree test: one segment a leaf, two children a node.
+fn tree(node: usize) -> Option<zkinfer_aggregate::Tree> {
+    Some(zkinfer_aggregate::Tree {
+        leaf: 1,
+        arity: 2,
+        node,
+    })
+}
+
+/// Folds the segments by the tree afresh, as `zkinfer fold` does node by node, and
+/// writes [`TREE`]; returns the nodes' verifying keys. Each proof reaches its node as a
+/// part file, read back checked. The root over a leaf of segment 1 proven on another
+/// input is remade only when [`REMAKE_CHEAT`] is set.
+fn remake_tree(s: &Segments, dir: &std::path::Path) -> Vec<AggregateVerifierKey> {
+    use zkinfer_aggregate::Part;
+    let p = s.proven.as_ref().unwrap();
     let nodes = zkinfer_aggregate::tree::nodes(&s.keys, tree(0)).unwrap();
-    assert_eq!(nodes.len(), 3);
-    assert_eq!(nodes[2].parts, vec![Part::Node(0), Part::Node(1)]);
-    // One node's keys at a time (a proving key is gigabytes): each node's proofs, the
-    // cheat's included, are made while its key is held.
+    std::fs::create_dir_all(dir).unwrap();
+    let write = |name: &str, text: String| std::fs::write(dir.join(name), text).unwrap();
+    // One node's keys at a time (a proving key is gigabytes): each node's proofs are
+    // made while its key is held.
     let mut earlier = zkinfer_aggregate::Earlier::new();
     let mut keys = |j: usize| {
         let t = Instant::now();
@@ -222,29 +207,140 @@ fn a_tree_of_aggregations_verifies_and_links_its_leaves() {
         earlier.insert(j, avk.vk.clone());
         (apk, avk)
     };
-    let leaf = |j: usize,
-                apk: &zkinfer_aggregate::AggregateKey,
-                snark: &zkinfer_aggregate::Snark| {
+    let fold = |j: usize, apk: &zkinfer_aggregate::AggregateKey, parts: Vec<_>| {
         let t = Instant::now();
-        let p = zkinfer_aggregate::prove_node(&s.big, apk, &nodes[j], vec![snark.clone()]).unwrap();
-        eprintln!("leaf {j}: {:?}", t.elapsed());
-        p
+        let proof = zkinfer_aggregate::prove_node(&s.big, apk, &nodes[j], parts).unwrap();
+        eprintln!("node {j}: {:?}", t.elapsed());
+        proof
     };
+    let segment = |i: usize| {
+        let part = PartFile::of_segment(
+            "mlp_tiny",
+            &s.keys,
+            i,
+            p.statements[i].clone(),
+            &p.snarks[i],
+        );
+        write(&format!("segment-{i}.part.json"), part.to_json());
+        part.snark(Part::Segment(i), &s.keys, &nodes, None).unwrap()
+    };
+    let (seg0, seg1) = (segment(0), segment(1));
+    let (apk, leaf0_key) = keys(0);
+    let leaf0 = fold(0, &apk, vec![seg0]);
+    drop(apk);
+    let (apk, leaf1_key) = keys(1);
+    let leaf1 = fold(1, &apk, vec![seg1]);
+    let cheat = std::env::var_os(REMAKE_CHEAT).is_some();
+    let unlinked = cheat.then(|| fold(1, &apk, vec![p.unlinked.clone()]));
+    drop(apk);
+    let node_part = |key: &AggregateVerifierKey, i: usize, snark| {
+        let part = PartFile::of_node(key, vec![p.statements[i].clone()], snark);
+        write(&format!("node-{i}.part.json"), part.to_json());
+        part.snark(Part::Node(i), &s.keys, &nodes, Some(key))
+            .unwrap()
+    };
+    let (leaf0, leaf1) = (
+        node_part(&leaf0_key, 0, &leaf0),
+        node_part(&leaf1_key, 1, &leaf1),
+    );
+    let (apk, root) = keys(2);
+    let t = Instant::now();
+    let (instances, proof) =
+        zkinfer_aggregate::prove(&s.big, &apk, &nodes[2], vec![leaf0.clone(), leaf1]).unwrap();
+    eprintln!("root: {:?}, {} bytes", t.elapsed(), proof.len());
+    write(
+        "aggregate.json",
+        AggregateFile::new(&root, p.statements.clone(), &instances, &proof).to_json(),
+    );
+    if let Some(unlinked) = unlinked {
+        let (i, proof) =
+            zkinfer_aggregate::prove(&s.big, &apk, &nodes[2], vec![leaf0, unlinked]).unwrap();
+        write(
+            "unlinked.json",
+            AggregateFile::new(&root, p.statements.clone(), &i, &proof).to_json(),
+        );
+    }
+    for (i, key) in s.keys.iter().enumerate() {
+        let seg = dir.join(format!("m/segment-{i}"));
+        std::fs::create_dir_all(&seg).unwrap();
+        std::fs::write(seg.join("vk"), key.to_bytes()).unwrap();
+    }
+    std::fs::create_dir_all(dir.join("m/aggregate")).unwrap();
+    std::fs::write(dir.join("m/aggregate/vk"), root.to_bytes()).unwrap();
+    vec![leaf0_key, leaf1_key, root]
+}
+
+/// A tree of aggregations over the same segments, one a leaf: two leaves folding a
+/// segment each (Poseidon transcripts, their accumulators and links exposed) and a root
+/// folding both, linking them. Verified natively and in the EVM (one contract, 13
+/// public values); a root over a leaf whose segment was proven on another input than
+/// the first segment's output (each leaf valid alone) does not verify. Each proof
+/// reaches its node through a part file, read back checked: a part whose statement,
+/// public values or proof bytes were altered, or given in another part's place, is
+/// refused.
+///
+/// The tree's proofs are committed ([`TREE`]; three 2^21-row proofs would take CI 20 to
+/// 40 minutes): the test makes every node's verifying key from the fresh segment keys
+/// with this code (the root's circuit holds its children's keys, theirs the segments')
+/// and checks every committed file against them, so a change to the circuits fails it
+/// until the tree is remade with [`REMAKE_TREE`] set (with [`REMAKE_CHEAT`] too where
+/// the root's key changed).
+#[test]
+fn a_tree_of_aggregations_verifies_and_links_its_leaves() {
+    use zkinfer_aggregate::Part;
+    let s = segments();
+    let _one = heavy();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(TREE);
+    let nodes = zkinfer_aggregate::tree::nodes(&s.keys, tree(0)).unwrap();
+    assert_eq!(nodes.len(), 3);
+    assert_eq!(nodes[2].parts, vec![Part::Node(0), Part::Node(1)]);
+    let node_keys = if s.proven.is_some() {
+        remake_tree(s, &dir)
+    } else {
+        let mut earlier = zkinfer_aggregate::Earlier::new();
+        (0..3)
+            .map(|j| {
+                let t = Instant::now();
+                let avk = zkinfer_aggregate::verifying_key(
+                    &s.big,
+                    "mlp_tiny",
+                    &s.keys,
+                    tree(j),
+                    &earlier,
+                )
+                .unwrap();
+                eprintln!("node {j} verifying key: {:?}", t.elapsed());
+                earlier.insert(j, avk.vk.clone());
+                avk
+            })
+            .collect()
+    };
+    let [leaf0_key, leaf1_key, root] = &node_keys[..] else {
+        panic!("three nodes")
+    };
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    // The committed root was made with this code: its key is the one just made.
+    let file = AggregateFile::parse(&read("aggregate.json")).unwrap();
+    assert_eq!(
+        file.aggregate_id,
+        root.id(),
+        "{TREE} is stale: rerun this test with {REMAKE_TREE}=1 and {REMAKE_CHEAT}=1"
+    );
+    assert_eq!(
+        std::fs::read(dir.join("m/aggregate/vk")).unwrap(),
+        root.to_bytes()
+    );
+    for (i, key) in s.keys.iter().enumerate() {
+        let vk = std::fs::read(dir.join(format!("m/segment-{i}/vk"))).unwrap();
+        assert_eq!(vk, key.to_bytes(), "{TREE}/m/segment-{i}/vk");
+    }
     // Every proof of the tree travels as the part file a cluster worker writes (`zkinfer
     // fold`) and is read back, checked, by the node that folds it.
+    let part = |name: &str| PartFile::parse(&read(name)).unwrap();
     let travel = |part: &PartFile, want: Part, child: Option<&AggregateVerifierKey>| {
         PartFile::parse(&part.to_json())
             .unwrap()
             .snark(want, &s.keys, &nodes, child)
-    };
-    let seg_part = |i: usize| {
-        PartFile::of_segment(
-            "mlp_tiny",
-            &s.keys,
-            i,
-            s.statements[i].clone(),
-            &s.snarks[i],
-        )
     };
     let parts_cheats_refused =
         |part: &PartFile, want: Part, child: Option<&AggregateVerifierKey>| {
@@ -253,44 +349,28 @@ fn a_tree_of_aggregations_verifies_and_links_its_leaves() {
                 assert!(err.contains(why), "{why}: {err}");
             }
         };
-    parts_cheats_refused(&seg_part(0), Part::Segment(0), None);
-    let err = travel(&seg_part(0), Part::Segment(1), None)
+    let seg0 = part("segment-0.part.json");
+    travel(&seg0, Part::Segment(0), None).unwrap();
+    travel(&part("segment-1.part.json"), Part::Segment(1), None).unwrap();
+    parts_cheats_refused(&seg0, Part::Segment(0), None);
+    let err = travel(&seg0, Part::Segment(1), None)
         .unwrap_err()
         .to_string();
     assert!(err.contains("the part of segment 0"), "{err}");
-    let (apk, leaf0_key) = keys(0);
-    let leaf0 = leaf(
-        0,
-        &apk,
-        &travel(&seg_part(0), Part::Segment(0), None).unwrap(),
-    );
-    drop(apk);
-    let (apk, leaf1_key) = keys(1);
-    let leaf1 = leaf(
-        1,
-        &apk,
-        &travel(&seg_part(1), Part::Segment(1), None).unwrap(),
-    );
-    // Segment 1 proven on another input: its leaf is a valid proof, but not linked to
-    // segment 0's output. Made only to remake the committed cheat (below).
-    let remake = std::env::var_os(REMAKE_CHEAT).is_some();
-    let unlinked = remake.then(|| leaf(1, &apk, &s.unlinked));
-    drop(apk);
-    let part0 = PartFile::of_node(&leaf0_key, vec![s.statements[0].clone()], &leaf0);
-    let part1 = PartFile::of_node(&leaf1_key, vec![s.statements[1].clone()], &leaf1);
-    parts_cheats_refused(&part0, Part::Node(0), Some(&leaf0_key));
-    let err = travel(&part1, Part::Node(0), Some(&leaf0_key))
+    let (part0, part1) = (part("node-0.part.json"), part("node-1.part.json"));
+    parts_cheats_refused(&part0, Part::Node(0), Some(leaf0_key));
+    let err = travel(&part1, Part::Node(0), Some(leaf0_key))
         .unwrap_err()
         .to_string();
     assert!(err.contains("the part of node 1"), "{err}");
     let mut renamed = part1.clone();
     renamed.node = Some(0);
-    let err = travel(&renamed, Part::Node(0), Some(&leaf0_key))
+    let err = travel(&renamed, Part::Node(0), Some(leaf0_key))
         .unwrap_err()
         .to_string();
     assert!(err.contains("aggregation key"), "{err}");
-    let leaf0 = travel(&part0, Part::Node(0), Some(&leaf0_key)).unwrap();
-    let leaf1 = travel(&part1, Part::Node(1), Some(&leaf1_key)).unwrap();
+    let leaf0 = travel(&part0, Part::Node(0), Some(leaf0_key)).unwrap();
+    travel(&part1, Part::Node(1), Some(leaf1_key)).unwrap();
     // A leaf exposes its accumulator, its digest and its segment's link to the other, and
     // its parent reads the accumulator as one to fold (without the indices a parent would
     // take it for plain values, and an honest tree would still verify: a leaf over a
@@ -301,35 +381,17 @@ fn a_tree_of_aggregations_verifies_and_links_its_leaves() {
     );
     let limbs: Vec<(usize, usize)> = (0..12).map(|i| (0, i)).collect();
     assert_eq!(leaf0.protocol.accumulator_indices, vec![limbs]);
-    let (apk, root) = keys(2);
-    let t = Instant::now();
-    let (instances, proof) =
-        zkinfer_aggregate::prove(&s.big, &apk, &nodes[2], vec![leaf0.clone(), leaf1]).unwrap();
-    eprintln!("root: {:?}, {} bytes", t.elapsed(), proof.len());
-    // The root over the unlinked leaf, made by this code with these keys: committed, as
-    // it takes a leaf and a root proof (~8 minutes) to make.
-    let cheat_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(UNLINKED_ROOT);
-    if let Some(unlinked) = unlinked {
-        let (i, p) =
-            zkinfer_aggregate::prove(&s.big, &apk, &nodes[2], vec![leaf0, unlinked]).unwrap();
-        let file = AggregateFile::new(&root, s.statements.clone(), &i, &p);
-        std::fs::write(&cheat_path, file.to_json()).unwrap();
-    }
-    drop(apk);
     let fx = Fixture {
         keys: s.keys.clone(),
         avk: root.clone(),
-        file: AggregateFile::new(&root, s.statements.clone(), &instances, &proof),
+        file,
     };
     let v = zkinfer_aggregate::verify(&fx.keys, &fx.avk, &fx.file);
     assert!(matches!(v, Verdict::Valid { .. }), "{v:?}");
     let verifier = evm_accepts(&fx);
-    let dir = tree_dir();
-    let _ = std::fs::remove_dir_all(&dir);
-    leave_for_wasm(&fx, &dir);
     // The root is bound to its tree: an inner node's key, or the one-circuit fold's
     // digest, is refused.
-    let v = zkinfer_aggregate::verify(&fx.keys, &leaf0_key, &fx.file);
+    let v = zkinfer_aggregate::verify(&fx.keys, leaf0_key, &fx.file);
     assert!(matches!(v, Verdict::Invalid { .. }), "{v:?}");
     let mut flat = fx.file.clone();
     redigest(&mut flat);
@@ -340,11 +402,11 @@ fn a_tree_of_aggregations_verifies_and_links_its_leaves() {
     );
     // The root over the unlinked leaf: the link between the leaves does not hold. Made
     // with this very root key (its id).
-    let file = AggregateFile::parse(&std::fs::read_to_string(&cheat_path).unwrap()).unwrap();
+    let file = AggregateFile::parse(&read("unlinked.json")).unwrap();
     assert_eq!(
         file.aggregate_id,
         root.id(),
-        "{UNLINKED_ROOT} is stale: rerun this test with {REMAKE_CHEAT}=1"
+        "{TREE}/unlinked.json is stale: rerun this test with {REMAKE_TREE}=1 and {REMAKE_CHEAT}=1"
     );
     // The contract sees only the digest and the accumulator: it refuses the proof.
     let run = zkinfer_evm::deploy_and_call(&verifier, file.calldata().unwrap()).unwrap();
