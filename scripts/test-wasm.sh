@@ -9,7 +9,6 @@
 # powers-of-tau file (scripts/ptau/make-ptau.sh), then
 # runs Node's test runner: the package in Node, and examples/web in headless Chromium
 # (Debian's chromium package, installed when missing; playwright-core from npm drives it).
-# `scripts/test-wasm.sh --prepare` builds and installs, and stops before proving.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -23,9 +22,6 @@ if [ ! -x /usr/bin/chromium ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
 fi
 (cd verifier/wasm/tests && npm ci --no-audit --no-fund --loglevel=error)
-# --prepare: only the package, chromium and the test's npm packages (the test command
-# makes them while the Rust tests run).
-[ "$ZKINFER" = --prepare ] && exit 0
 
 proofs=$(mktemp -d)
 trap 'rm -rf "$proofs"' EXIT

@@ -19,26 +19,7 @@ scripts/install-solc.sh
 # Clippy's lints run in the build of the tests (scripts/clippy-driver.sh): one pass over
 # the workspace instead of `cargo clippy --workspace --all-targets -- -D warnings` and
 # then a build; a lint fails the build.
-lint=$PWD/scripts/clippy-driver.sh
-RUSTC_WORKSPACE_WRAPPER=$lint cargo test --workspace --locked --no-run
-# While the tests run (many of their steps keep one core busy, not two), the fuzz targets
-# and the WebAssembly package build at a lower priority in their own target directories,
-# and Debian's packages for the wasm stage install: ~8 minutes of work on two cores that
-# would otherwise come after the tests.
-prepared=target/prepare.log
-setsid nice -n 10 bash -c 'scripts/fuzz.sh --build && scripts/test-wasm.sh --prepare' \
-  >"$prepared" 2>&1 </dev/null &
-prepare=$!
-trap 'kill -- -"$prepare" 2>/dev/null || true' EXIT
-RUSTC_WORKSPACE_WRAPPER=$lint cargo test --workspace --locked
-echo "== fuzz targets and wasm package, built while the tests ran ($prepared)"
-if ! wait "$prepare"; then
-  cat "$prepared" >&2
-  echo "error: building the fuzz targets or the wasm package failed" >&2
-  exit 1
-fi
-trap - EXIT
-cat "$prepared"
+RUSTC_WORKSPACE_WRAPPER=$PWD/scripts/clippy-driver.sh cargo test --workspace --locked
 if readelf -d target/debug/zkinfer-cuda | grep -q libcudart; then
   echo "error: zkinfer-cuda links libcudart dynamically; expected the static runtime" >&2
   exit 1
