@@ -139,7 +139,7 @@ fn the_committed_aggregated_proof_verifies() {
 /// The committed fixture is what this code makes: key generation is deterministic, so
 /// the aggregation verifying key of one circuit over the fresh segments' keys is the
 /// fixture's (its aggregate id binds the segment keys and the circuit). The tree test
-/// proves with the same code.
+/// checks its committed tree the same way.
 #[test]
 fn the_committed_fixture_is_what_this_code_makes() {
     let s = segments();
