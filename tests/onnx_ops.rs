@@ -69,6 +69,7 @@ fn prove_matches(
         QuantConfig {
             act_bits: 10,
             weight_bits: 10,
+            table_bits: 0,
         },
     )
     .unwrap();
@@ -1736,6 +1737,65 @@ fn the_default_widths_are_the_most_accurate_that_cost_what_12_bits_do() {
     assert_eq!(r.plan.layout.k, 13);
     assert!(t.plan.layout.k < r.plan.layout.k, "{:?}", tiny.widths);
     assert!(t.fidelity.max_abs_error < r.fidelity.max_abs_error);
+}
+
+/// Where a model's tabulated functions would set `k` at wider activations (attn_block:
+/// exp, erf, reciprocal and rsqrt, each a table of every activation value), the default
+/// reads them at a narrower width than the activations: the chosen circuit costs what
+/// the 12-bit one does, has less error than the widest circuit whose tables hold every
+/// activation value (the default before), and is satisfied by the integer interpreter.
+#[test]
+fn narrower_function_tables_buy_wider_activations() {
+    use zkinfer_pipeline::{compile, costs_no_more, Bits, CompileOptions, Cost};
+    let path = shared_models().join("attn_block.onnx");
+    let text = std::fs::read_to_string(path.with_extension("input.json")).unwrap();
+    let at = |bits, table_bits| {
+        let options = CompileOptions {
+            bits,
+            table_bits,
+            ..CompileOptions::default()
+        };
+        compile(&path, &text, &options).unwrap()
+    };
+    let chosen = at(Bits::Widest, None);
+    // A table width at or above the activations' is theirs: the tables hold every value.
+    let full = at(Bits::Widest, Some(16));
+    let reference = at(Bits::Fixed(12), None);
+    let (c, f, r) = (
+        &chosen.circuits[0],
+        &full.circuits[0],
+        &reference.circuits[0],
+    );
+    assert!(f.model.tables.iter().all(|t| t.in_bits == 0));
+    let narrowed: Vec<_> = c.model.tables.iter().filter(|t| t.in_bits > 0).collect();
+    assert!(!narrowed.is_empty(), "{:?}", chosen.widths);
+    assert!(narrowed
+        .iter()
+        .all(|t| t.func.is_continuous() && t.in_bits < c.model.act_bits));
+    assert!(c.model.act_bits > f.model.act_bits, "{:?}", chosen.widths);
+    let max_k = r.plan.layout.k;
+    assert!(costs_no_more(Cost::of(&c.plan), Cost::of(&r.plan), max_k));
+    assert!(
+        c.fidelity.max_abs_error < f.fidelity.max_abs_error,
+        "{} vs {}",
+        c.fidelity,
+        f.fidelity
+    );
+    // The trial chosen is the one compiled, and it says which width its tables read.
+    let taken: Vec<_> = chosen.widths.iter().filter(|t| t.taken).collect();
+    assert_eq!(taken.len(), 1, "{:?}", chosen.widths);
+    assert_eq!(taken[0].table_bits, narrowed[0].in_bits);
+
+    let data =
+        zkinfer_compiler::parse_input_json(&text, &[c.model.value(c.model.input).shape.clone()])
+            .unwrap();
+    let q = &c.model;
+    let trace = q.run(&quantize_input(q, &data.samples[0])).unwrap();
+    let instances = ModelCircuit::instances(q, &c.plan.layout, &trace, &Default::default());
+    let circuit =
+        ModelCircuit::with_trace(Arc::new(q.clone()), c.plan.layout.clone(), Arc::new(trace));
+    let prover = MockProver::run(c.plan.layout.k, &circuit, vec![instances]).unwrap();
+    assert_eq!(prover.verify(), Ok(()));
 }
 
 /// A node of the `ai.onnx.ml` domain with the given outputs.

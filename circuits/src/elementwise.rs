@@ -52,7 +52,7 @@ use halo2_proofs::plonk::{
 use halo2_proofs::poly::Rotation;
 use zkinfer_qir::{floor_shift, Activation, Add, AddOperand, Mul, QModel, Rescale};
 
-use crate::table::{bank_of, tag, TableConfig, RANGE_TAG, RELU_TAG, SIGN_TAG};
+use crate::table::{tag, TableConfig, RANGE_TAG, RELU_TAG, SIGN_TAG};
 use crate::wires::{Param, Wires};
 use crate::{fe, fe128};
 
@@ -354,7 +354,8 @@ impl LaneConfig {
     }
 
     /// One element of a rescale at `row` (for a wide rescale, its second row: the input is
-    /// `from = (cell, value)` of the first row and the shift what is left).
+    /// `from = (cell, value)` of the first row and the shift what is left); `banks` is
+    /// [`crate::table::banks_of`], the table bank of each function.
     #[allow(clippy::too_many_arguments)]
     pub fn assign_rescale(
         &self,
@@ -365,6 +366,7 @@ impl LaneConfig {
         i: usize,
         from: Option<(Cell, Option<i64>, u32)>,
         row: usize,
+        banks: &[usize],
     ) -> Result<(), Error> {
         self.q_rescale.enable(region, row)?;
         let (x, shift) = match from {
@@ -396,7 +398,9 @@ impl LaneConfig {
         self.rescale_fixed(region, model, shift, row)?;
         match (op.act, &self.limbs) {
             (Activation::Table(i), _) => {
-                self.q_act[bank_of(i, self.q_act.len())].enable(region, row)?;
+                let bank = banks.get(i).copied().ok_or(Error::Synthesis)?;
+                let q_act = self.q_act.get(bank).ok_or(Error::Synthesis)?;
+                q_act.enable(region, row)?;
                 region.assign_fixed(self.f_k, row, Fr::from(tag(op.act)));
             }
             _ => self.assign_bound(region, y, row)?,

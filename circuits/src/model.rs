@@ -241,6 +241,7 @@ impl ModelCircuit {
                 config.linear.init(region, 0);
                 let (mut linear_row, mut lane_pos) = (0usize, 0usize);
                 let mut placement = Placement::new(self.layout.horner_lanes);
+                let banks = crate::table::banks_of(model, &self.layout);
                 let mut pending = Vec::new();
                 let mut next_lane = || {
                     let at = (lane_pos % lanes, lane_pos / lanes);
@@ -295,8 +296,9 @@ impl ModelCircuit {
                                     Some((cell, v, bits - 1))
                                 };
                                 let (lane, row) = next_lane();
-                                config.lanes[lane]
-                                    .assign_rescale(region, &mut wires, model, r, i, from, row)?;
+                                config.lanes[lane].assign_rescale(
+                                    region, &mut wires, model, r, i, from, row, &banks,
+                                )?;
                             }
                         }
                         QOp::Add(a) => {

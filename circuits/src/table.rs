@@ -4,7 +4,9 @@
 //! on a row forces its inputs to zero there: chips switch lookups off by writing tag 0.
 //! Tag 1 is ReLU over `x ∈ [-2^(B-1), 2^(B-1))`; it doubles as the range check of the
 //! circuit (`(v, v)` is in it iff `0 ≤ v < 2^(B-1)`). Tags 2, 3, … are the model's
-//! tabulated functions (`QModel::tables`), over the same inputs. With hashed weights,
+//! tabulated functions (`QModel::tables`), over the same inputs or, for a table of
+//! narrower inputs (`TableSpec::in_bits`), over `[-2^(w-1), 2^(w-1))`: its lookup then
+//! bounds its input to `w` bits, and the function costs `2^w` rows. With hashed weights,
 //! tag [`WEIGHT_TAG`] holds `(x, x)` for `x ∈ [0, 2^b)`: the range check of the packed
 //! `b`-bit weights.
 //!
@@ -48,16 +50,29 @@ pub struct TableColumns {
 
 /// The table, in `Layout::banks` banks side by side: bank 0 holds the range checks (and
 /// the weights' range), and the tabulated functions are dealt round the banks
-/// ([`bank_of`]), so that the table's rows are its largest bank's, not the sum.
+/// ([`banks_of`]), so that the table's rows are its largest bank's, not the sum.
 #[derive(Clone, Debug)]
 pub struct TableConfig {
     pub banks: Vec<TableColumns>,
 }
 
-/// The bank of tabulated function `i` among `banks`: function `i` takes bank `i + 1`
-/// (mod `banks`), bank 0 being the range checks'.
-pub fn bank_of(i: usize, banks: usize) -> usize {
-    (i + 1) % banks.max(1)
+/// The bank of each of `model`'s tabulated functions, bank 0 being the range checks':
+/// largest table first, each into the bank with the fewest rows so far (the lowest on a
+/// tie). Tables of one size are so dealt round the banks from bank 1; tables of narrower
+/// inputs ([`zkinfer_qir::TableSpec::in_bits`]) fill the gaps beside wider ones.
+pub fn banks_of(model: &QModel, layout: &Layout) -> Vec<usize> {
+    let banks = layout.banks.max(1);
+    let mut fill = vec![1usize; banks];
+    fill[0] = range_rows(model, layout);
+    let mut order: Vec<usize> = (0..model.tables.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(model.tables[i].rows(model.act_bits)));
+    let mut bank = vec![0; model.tables.len()];
+    for i in order {
+        let b = (0..banks).min_by_key(|&b| fill[b]).unwrap_or(0);
+        fill[b] += model.tables[i].rows(model.act_bits);
+        bank[i] = b;
+    }
+    bank
 }
 
 /// The first tag of the limb ranges: tag `RANGE_TAG + j` holds `(x, x)` for `x ∈ [0, 2^j)`.
@@ -102,7 +117,19 @@ pub fn range_entries(act_bits: u32, layout: &Layout) -> Vec<(u64, i64, i64)> {
 
 /// Rows the table occupies for `model`: its largest bank's.
 pub fn table_rows(model: &QModel, layout: &Layout) -> usize {
-    let ranges = if layout.limb_bits == 0 {
+    let bank = banks_of(model, layout);
+    let mut fill = vec![1usize; layout.banks.max(1)];
+    fill[0] = range_rows(model, layout);
+    for (t, &b) in model.tables.iter().zip(&bank) {
+        fill[b] += t.rows(model.act_bits);
+    }
+    fill.into_iter().max().unwrap_or(0)
+}
+
+/// Rows of bank 0 without the functions: its zero row, the range checks and the hashed
+/// weights' range.
+fn range_rows(model: &QModel, layout: &Layout) -> usize {
+    if layout.limb_bits == 0 {
         let weights = if layout.weight_bits > 0 {
             1usize << layout.weight_bits
         } else {
@@ -111,18 +138,7 @@ pub fn table_rows(model: &QModel, layout: &Layout) -> usize {
         1 + (1usize << model.act_bits) + weights
     } else {
         (1usize << (range_top(layout) + 1)) + (1usize << (model.act_bits - layout.limb_bits))
-    };
-    let banks = layout.banks.max(1);
-    (0..banks)
-        .map(|b| {
-            let functions = (0..model.tables.len())
-                .filter(|&i| bank_of(i, banks) == b)
-                .count();
-            let own = if b == 0 { ranges } else { 1 };
-            own + functions * (1usize << model.act_bits)
-        })
-        .max()
-        .unwrap_or(0)
+    }
 }
 
 impl TableColumns {
@@ -170,16 +186,16 @@ impl TableConfig {
         layout: &Layout,
     ) -> Result<(), Error> {
         let act_bits = model.act_bits;
-        let half = 1i64 << (act_bits - 1);
-        let banks = self.banks.len();
+        let bank = banks_of(model, layout);
         for (b, columns) in self.banks.iter().enumerate() {
             let functions = model
                 .tables
                 .iter()
                 .enumerate()
-                .filter(move |&(i, _)| bank_of(i, banks) == b)
+                .filter(|&(i, _)| bank[i] == b)
                 .flat_map(move |(i, t)| {
-                    (-half..half).map(move |x| (tag(Activation::Table(i)), x, t.eval(x, act_bits)))
+                    t.inputs(act_bits)
+                        .map(move |x| (tag(Activation::Table(i)), x, t.eval(x, act_bits)))
                 });
             if b == 0 {
                 // Hashed weights' range, where it is not checked in limbs.

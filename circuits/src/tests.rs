@@ -463,6 +463,7 @@ fn mul_and_table_model() -> QModel {
             func: zkinfer_qir::Func::Exp,
             in_scale: 4,
             out_scale: 3,
+            in_bits: 0,
         }],
     }
 }
@@ -480,6 +481,77 @@ fn products_and_tabulated_functions_match_and_reject_corruption() {
         mock(&model, &input, (1, 1, 2), |t| t.values[2][5] -= 1).is_err(),
         "wrong table output"
     );
+}
+
+/// A table of narrower inputs (`TableSpec::in_bits`) bounds its input in the circuit as
+/// the interpreter does: a witness in which the function is applied to a value outside
+/// that width — the same model's trace with a table of every activation value, each
+/// cell consistent — fails the lookup, whether ranges are checked by table or in limbs,
+/// in one bank or two; the full table accepts that same witness.
+#[test]
+fn a_narrower_function_table_bounds_its_input() {
+    let full = mul_and_table_model();
+    let mut narrow = full.clone();
+    narrow.tables[0].in_bits = 5;
+    let input = [-5, -3, 0, 2, 4, 7];
+    assert_eq!(mock(&narrow, &input, (1, 1, 2), |_| {}), Ok(()));
+    // 9 · 9 = 81, rescaled by 2^2: 20, an 8-bit value but not a 5-bit one.
+    let far = [-5, -3, 0, 2, 4, 9];
+    assert!(matches!(
+        narrow.run(&far),
+        Err(zkinfer_qir::QirError::OutOfRange { bits: 5, .. })
+    ));
+    let trace = full.run(&far).unwrap();
+    let vis = Visibility::default();
+    for (limbs, banks) in [(false, 1), (true, 1), (true, 2)] {
+        let c = Candidate {
+            limbs,
+            banks,
+            ..candidate((1, 1, 2), vis)
+        };
+        let layout = evaluate(&narrow, vis, c.clone()).unwrap().layout;
+        let instances = ModelCircuit::instances(&narrow, &layout, &trace, &Default::default());
+        let refused = run_mock(&narrow, &layout, trace.clone(), instances.clone());
+        assert!(refused.is_err(), "limbs {limbs}, {banks} banks");
+        let layout = evaluate(&full, vis, c).unwrap().layout;
+        assert_eq!(
+            run_mock(&full, &layout, trace.clone(), instances),
+            Ok(()),
+            "limbs {limbs}, {banks} banks"
+        );
+    }
+}
+
+/// Tables are put into banks largest first, each into the emptiest: narrower tables fill
+/// the room beside the range checks, and the table's rows are its fullest bank's.
+#[test]
+fn narrower_tables_fill_the_emptiest_bank() {
+    let mut model = mul_and_table_model();
+    let spec = |func, in_bits| zkinfer_qir::TableSpec {
+        func,
+        in_scale: 4,
+        out_scale: 3,
+        in_bits,
+    };
+    use zkinfer_qir::Func;
+    model.tables = vec![
+        spec(Func::Exp, 0),
+        spec(Func::Erf, 6),
+        spec(Func::Reciprocal, 6),
+        spec(Func::Rsqrt, 0),
+    ];
+    let vis = Visibility::default();
+    let c = Candidate {
+        banks: 2,
+        ..candidate((1, 1, 2), vis)
+    };
+    let layout = evaluate(&model, vis, c).unwrap().layout;
+    assert_eq!((layout.banks, layout.limb_bits), (2, 0));
+    // Bank 0: the zero row and 2^8 ReLU rows (257), then the 256-row Rsqrt on the tie;
+    // bank 1: the zero row, Exp (256), and both 64-row tables.
+    assert_eq!(crate::table::banks_of(&model, &layout), vec![1, 1, 1, 0]);
+    assert_eq!(crate::table::table_rows(&model, &layout), 513);
+    // Dealt round in order instead (Exp, Reciprocal to bank 1; Erf, Rsqrt to bank 0): 577.
 }
 
 #[test]

@@ -72,7 +72,14 @@ pub fn compile(
     }
     for w in &compilation.widths {
         let mark = if w.taken { " <- chosen" } else { "" };
-        let bits = format!("bits {:2}, weights {:2}", w.act_bits, w.weight_bits);
+        let bits = if w.table_bits < w.act_bits {
+            format!(
+                "bits {:2}, weights {:2}, function inputs {:2}",
+                w.act_bits, w.weight_bits, w.table_bits
+            )
+        } else {
+            format!("bits {:2}, weights {:2}", w.act_bits, w.weight_bits)
+        };
         match &w.plan {
             Ok(zkinfer_pipeline::Cost { k, prove_s: s, .. }) => match &w.fidelity {
                 Some(f) => eprintln!(

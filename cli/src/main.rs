@@ -46,6 +46,13 @@ enum Command {
         /// where the range checks are in limbs).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=24))]
         weight_bits: Option<u32>,
+        /// Signed bit width at which continuous tabulated functions (exp, erf, reciprocal,
+        /// square roots, …) read their inputs, where narrower than the activations: each
+        /// such table has 2^N rows instead of 2^bits. Default: the activations' width with
+        /// --bits or --target; without them, chosen with the activation width (the widest
+        /// whose circuit keeps the 12-bit circuit's k and predicted prove time).
+        #[arg(long, value_name = "N", conflicts_with = "target", value_parser = clap::value_parser!(u32).range(2..=24))]
+        table_bits: Option<u32>,
         /// Choose the activation width from the fidelity on the calibration data: `size`
         /// (the narrowest whose argmax agrees and whose error is within 1% of the output
         /// range) or `accuracy` (the smallest error), trying 8 to 16 bits.
@@ -394,6 +401,7 @@ fn main() -> ExitCode {
             out,
             bits,
             weight_bits,
+            table_bits,
             target,
             params,
             input,
@@ -442,6 +450,7 @@ fn main() -> ExitCode {
                         Objective::Prove
                     },
                     weight_bits,
+                    table_bits,
                     certificate,
                 };
                 commands::compile(&model, &calibration, &out, &options).map(|_| ExitCode::SUCCESS)

@@ -62,6 +62,11 @@ pub enum Bits {
 /// and of weights.
 pub const WIDEST_BITS: std::ops::RangeInclusive<u32> = 12..=16;
 
+/// How far below the narrowest activations [`Bits::Widest`] reads continuous functions'
+/// inputs, at most: with wider activations, a narrower function table can keep the
+/// circuit's cost where a table of every activation value would not.
+pub const WIDEST_TABLE_BITS: u32 = 2;
+
 /// How much more predicted prove time [`Bits::Widest`] accepts for a wider width: a
 /// fraction of the narrowest's, or seconds, whichever is more.
 pub const WIDEST_SLACK: f64 = 0.02;
@@ -97,12 +102,15 @@ pub fn costs_no_more(cost: Cost, reference: Cost, max_k: u32) -> bool {
             <= (reference.prove_s * (1.0 + WIDEST_SLACK)).max(reference.prove_s + WIDEST_SLACK_S)
 }
 
-/// One pair of widths [`Bits::Widest`] tried: its whole-model circuit's `k` and predicted
+/// One set of widths [`Bits::Widest`] tried: its whole-model circuit's `k` and predicted
 /// prove seconds, or why it has none; and its output's fidelity where it costs no more.
 #[derive(Clone, Debug)]
 pub struct Widening {
     pub act_bits: u32,
     pub weight_bits: u32,
+    /// The width the continuous functions' tables read their inputs at (`act_bits`
+    /// where they are not narrower; [`QuantConfig::table_bits`]).
+    pub table_bits: u32,
     pub plan: Result<Cost, String>,
     pub fidelity: Option<Fidelity>,
     pub taken: bool,
@@ -128,6 +136,10 @@ pub struct CompileOptions {
     pub objective: Objective,
     /// The weights' signed width; `None`: 12 bits, widened by [`Bits::Widest`] where free.
     pub weight_bits: Option<u32>,
+    /// The width at which continuous functions' tables read their inputs, where narrower
+    /// than the activations (see [`QuantConfig::table_bits`]); `None`: the activations'
+    /// with fixed widths, chosen with them by [`Bits::Widest`].
+    pub table_bits: Option<u32>,
     /// Compile the model's capability certificate circuit instead (see [`certificate`]),
     /// for batches of a given size or of the size the planner chooses; its visibility is
     /// the certificate's.
@@ -156,6 +168,7 @@ impl Default for CompileOptions {
             range: RangeCheck::default(),
             objective: Objective::default(),
             weight_bits: None,
+            table_bits: None,
             certificate: None,
         }
     }
@@ -242,18 +255,20 @@ pub(crate) fn compile_laid_out(
     let weight_bits = options
         .weight_bits
         .unwrap_or(QuantConfig::default().weight_bits);
-    let at = |act_bits: u32, weight_bits: u32| {
+    let at = |act_bits: u32, weight_bits: u32, table_bits: u32| {
         let cfg = QuantConfig {
             act_bits,
             weight_bits,
+            table_bits,
         };
         quantize(&graph, &cal, cfg)
     };
+    let table_bits = options.table_bits.unwrap_or(0);
     let mut planned = None;
     let mut widths = Vec::new();
     let (mut model, fid, trials) = match options.bits {
         Bits::Fixed(bits) => {
-            let q = at(bits, weight_bits)?;
+            let q = at(bits, weight_bits, table_bits)?;
             let f = fidelity(&graph, &q, samples)?;
             (q, f, Vec::new())
         }
@@ -359,16 +374,19 @@ pub(crate) fn compile_laid_out(
 /// A whole-model circuit's plan and the planner's runner-up.
 type Planned = (Plan, Option<Plan>);
 
-/// [`Bits::Widest`]: quantizes with `at(act_bits, weight_bits)` from the narrowest
-/// activations of [`WIDEST_BITS`] and `weight_bits` up, and tries every wider activation
-/// width, then weight width at the chosen activations (unless
-/// [`CompileOptions::weight_bits`] fixes them); of those whose whole-model circuit costs
-/// what the narrowest one's does ([`costs_no_more`]), it takes the one whose output error (`fid`) is
-/// least without losing argmax agreement. Returns that model with its fidelity and plans (none where
-/// the model is to be segmented, which stays at the narrowest widths), and every pair
-/// of widths tried.
+/// [`Bits::Widest`]: quantizes with `at(act_bits, weight_bits, table_bits)` from the
+/// narrowest activations of [`WIDEST_BITS`] and `weight_bits` up, and tries every wider
+/// activation width, then weight width at the chosen activations (unless
+/// [`CompileOptions::weight_bits`] fixes them); at each activation width of a model with
+/// continuous tabulated functions, their tables' input width from the activations' own
+/// down to [`WIDEST_TABLE_BITS`] below the narrowest activations, until one costs no more
+/// (unless [`CompileOptions::table_bits`] fixes it). Of those whose whole-model circuit
+/// costs what the narrowest one's does ([`costs_no_more`]), it takes the one whose output
+/// error (`fid`) is least without losing argmax agreement. Returns that model with its
+/// fidelity and plans (none where the model is to be segmented, which stays at the
+/// narrowest widths), and every set of widths tried.
 fn widest(
-    at: impl Fn(u32, u32) -> Result<QModel, zkinfer_compiler::CompileError>,
+    at: impl Fn(u32, u32, u32) -> Result<QModel, zkinfer_compiler::CompileError>,
     fid: impl Fn(&QModel) -> Result<Fidelity, zkinfer_compiler::CompileError>,
     weight_bits: u32,
     options: &CompileOptions,
@@ -381,8 +399,10 @@ fn widest(
             options.arguments(),
         )
     };
-    let mut widths = (*WIDEST_BITS.start(), weight_bits);
-    let mut best = at(widths.0, widths.1)?;
+    let fixed_table = options.table_bits.unwrap_or(0);
+    // (activations, weights, tables); a table width of 0 is the activations'.
+    let mut widths = (*WIDEST_BITS.start(), weight_bits, fixed_table);
+    let mut best = at(widths.0, widths.1, widths.2)?;
     let mut best_fid = fid(&best)?;
     if options.min_segments > 1 || options.visibility.is_linked() {
         return Ok((best, best_fid, None, Vec::new()));
@@ -401,13 +421,23 @@ fn widest(
     let max_k =
         zkinfer_circuits::plan_layout(&best, options.visibility, options.max_memory_mb, one_table)
             .map_or(reference.k, |(p, _)| p.layout.k.max(reference.k));
+    let table_width = |q: &QModel| {
+        q.tables
+            .iter()
+            .map(|t| t.input_bits(q.act_bits))
+            .min()
+            .unwrap_or(q.act_bits)
+    };
     let mut tried = vec![Widening {
         act_bits: widths.0,
         weight_bits: widths.1,
+        table_bits: table_width(&best),
         plan: Ok(reference),
         fidelity: Some(best_fid.clone()),
         taken: true,
     }];
+    // Whether the model has a table a narrower input width would shrink.
+    let narrows = best.tables.iter().any(|t| t.func.is_continuous()) && fixed_table == 0;
     // Activations first (their rounding is most of the error), then weights.
     let steps: &[(u32, u32)] = if options.weight_bits.is_some() {
         &[(1, 0)]
@@ -415,7 +445,7 @@ fn widest(
         &[(1, 0), (0, 1)]
     };
     for &(da, dw) in steps {
-        let mut at_width = widths;
+        let mut at_width = (widths.0, widths.1);
         loop {
             let next = (at_width.0 + da, at_width.1 + dw);
             at_width = next;
@@ -423,50 +453,70 @@ fn widest(
             if (da > 0 && next.0 > end) || (dw > 0 && next.1 > end) {
                 break;
             }
-            let mut trial = Widening {
-                act_bits: next.0,
-                weight_bits: next.1,
-                plan: Err(String::new()),
-                fidelity: None,
-                taken: false,
+            // The functions' input widths to try at these activations, widest first: the
+            // first that costs no more is the one (a narrower one only loses precision).
+            let tables: Vec<u32> = if da > 0 && narrows {
+                let low = WIDEST_BITS.start().saturating_sub(WIDEST_TABLE_BITS);
+                std::iter::once(0).chain((low..next.0).rev()).collect()
+            } else {
+                vec![widths.2]
             };
-            let wider = at(next.0, next.1).map_err(|e| e.to_string()).and_then(|q| {
-                let plans = plan(&q).map_err(|e| e.to_string())?;
-                Ok((q, plans))
-            });
-            let (q, plans) = match wider {
-                Ok(w) => w,
-                Err(e) => {
-                    trial.plan = Err(e);
+            let mut failed = false;
+            for table_bits in tables {
+                let mut trial = Widening {
+                    act_bits: next.0,
+                    weight_bits: next.1,
+                    table_bits: next.0,
+                    plan: Err(String::new()),
+                    fidelity: None,
+                    taken: false,
+                };
+                let wider = at(next.0, next.1, table_bits)
+                    .map_err(|e| e.to_string())
+                    .and_then(|q| {
+                        let plans = plan(&q).map_err(|e| e.to_string())?;
+                        Ok((q, plans))
+                    });
+                let (q, plans) = match wider {
+                    Ok(w) => w,
+                    Err(e) => {
+                        trial.plan = Err(e);
+                        tried.push(trial);
+                        failed = true;
+                        break;
+                    }
+                };
+                trial.table_bits = table_width(&q);
+                let cost = Cost::of(&plans.0);
+                trial.plan = Ok(cost);
+                // Nor is the cost monotonic in a width: a wider table may take limbs, or
+                // another layout, and cost less than a narrower one.
+                if !costs_no_more(cost, reference, max_k) {
                     tried.push(trial);
-                    break;
+                    continue;
                 }
-            };
-            let cost = Cost::of(&plans.0);
-            trial.plan = Ok(cost);
-            // Nor is the cost monotonic in a width: a wider table may take limbs, or
-            // another layout, and cost less than a narrower one.
-            if !costs_no_more(cost, reference, max_k) {
+                let f = fid(&q)?;
+                trial.fidelity = Some(f.clone());
                 tried.push(trial);
-                continue;
+                // The most accurate free width wins (a wider one on a tie); the error is
+                // not always monotonic in a width, so a worse one does not end the search.
+                let agrees = |f: &Fidelity| f.argmax_agree.unwrap_or(0);
+                if f.max_abs_error <= best_fid.max_abs_error && agrees(&f) >= agrees(&best_fid) {
+                    widths = (next.0, next.1, table_bits);
+                    best = q;
+                    best_fid = f;
+                    best_plans = plans;
+                }
+                break;
             }
-            let f = fid(&q)?;
-            trial.fidelity = Some(f.clone());
-            tried.push(trial);
-            // The most accurate free width wins (a wider one on a tie); the error is not
-            // always monotonic in a width, so a worse one does not end the search.
-            let agrees = |f: &Fidelity| f.argmax_agree.unwrap_or(0);
-            if f.max_abs_error > best_fid.max_abs_error || agrees(&f) < agrees(&best_fid) {
-                continue;
+            if failed {
+                break;
             }
-            widths = next;
-            best = q;
-            best_fid = f;
-            best_plans = plans;
         }
     }
+    let chosen = (widths.0, widths.1, table_width(&best));
     for w in &mut tried {
-        w.taken = (w.act_bits, w.weight_bits) == widths;
+        w.taken = (w.act_bits, w.weight_bits, w.table_bits) == chosen;
     }
     Ok((best, best_fid, Some(best_plans), tried))
 }

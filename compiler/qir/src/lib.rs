@@ -434,9 +434,38 @@ pub struct TableSpec {
     pub func: Func,
     pub in_scale: i32,
     pub out_scale: i32,
+    /// The signed width of the inputs the table holds, narrower than the model's
+    /// activations (`2^in_bits` rows instead of `2^act_bits`; its lookup then bounds the
+    /// input to that width), or 0: the activations' width. Outputs keep the activations'.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub in_bits: u32,
+}
+
+fn is_zero(bits: &u32) -> bool {
+    *bits == 0
 }
 
 impl TableSpec {
+    /// The signed width of the table's inputs in a model of `act_bits`-bit activations.
+    pub fn input_bits(&self, act_bits: u32) -> u32 {
+        if self.in_bits == 0 {
+            act_bits
+        } else {
+            self.in_bits.min(act_bits)
+        }
+    }
+
+    /// The table's rows in a model of `act_bits`-bit activations: every input it holds.
+    pub fn rows(&self, act_bits: u32) -> usize {
+        1usize << self.input_bits(act_bits)
+    }
+
+    /// The inputs the table holds, `[-2^(w-1), 2^(w-1))` for `w` its input width.
+    pub fn inputs(&self, act_bits: u32) -> std::ops::Range<i64> {
+        let (min, max) = signed_range(self.input_bits(act_bits));
+        min..max + 1
+    }
+
     /// The table's output for the integer input `x` of a `bits`-bit model.
     pub fn eval(&self, x: i64, bits: u32) -> i64 {
         let (min, max) = signed_range(bits);
@@ -690,6 +719,22 @@ impl QModel {
                 format!("act_bits {} not in 2..=30", self.act_bits),
             ));
         }
+        if let Some(t) = self
+            .tables
+            .iter()
+            .find(|t| t.in_bits != 0 && !(2..=self.act_bits).contains(&t.in_bits))
+        {
+            return Err(bad(
+                0,
+                "model",
+                format!(
+                    "the {} table's input width {} is not in 2..={} (the activations')",
+                    t.func.op_type(),
+                    t.in_bits,
+                    self.act_bits
+                ),
+            ));
+        }
         let mut defined = vec![false; n];
         defined[self.input.0] = true;
         for (i, op) in self.ops.iter().enumerate() {
@@ -827,7 +872,6 @@ impl QModel {
     /// Runs the ops in `range` on `values` (indexed by [`ValueId`]; every value they read
     /// is set), setting the values they define.
     fn run_ops(&self, range: Range<usize>, values: &mut [Vec<i64>]) -> Result<(), QirError> {
-        let (min, max) = signed_range(self.act_bits);
         for (i, op) in self
             .ops
             .iter()
@@ -860,18 +904,24 @@ impl QModel {
                     y
                 }
                 QOp::Rescale(r) => {
+                    // A table narrower than the activations bounds its input to its width.
+                    let bits = match r.act {
+                        Activation::Table(t) => self.tables[t].input_bits(self.act_bits),
+                        _ => self.act_bits,
+                    };
+                    let (lo, hi) = signed_range(bits);
                     let mut z = Vec::with_capacity(values[r.input.0].len());
                     for (index, &x) in values[r.input.0].iter().enumerate() {
                         let (y, _) = floor_shift(x, r.shift);
-                        if y < min || y > max {
+                        if y < lo || y > hi {
                             return Err(QirError::OutOfRange {
                                 op: i,
                                 name: name.clone(),
                                 index,
                                 value: y,
-                                bits: self.act_bits,
-                                min,
-                                max,
+                                bits,
+                                min: lo,
+                                max: hi,
                             });
                         }
                         z.push(match r.act {
@@ -1066,6 +1116,65 @@ mod tests {
         assert!(matches!(err, QirError::OutOfRange { .. }), "{err}");
     }
 
+    /// `tiny` with its ReLU replaced by `exp` tabulated over `in_bits`-bit inputs.
+    fn tiny_exp(in_bits: u32) -> QModel {
+        let mut m = tiny();
+        if let QOp::Rescale(r) = &mut m.ops[1] {
+            r.act = Activation::Table(0);
+        }
+        m.tables = vec![TableSpec {
+            func: Func::Exp,
+            in_scale: 4,
+            out_scale: 4,
+            in_bits,
+        }];
+        m
+    }
+
+    /// A table of narrower inputs than the activations holds `2^in_bits` of them and
+    /// bounds what it is applied to to that width; a width of 0 is the activations'.
+    #[test]
+    fn a_narrower_table_bounds_its_input() {
+        let (narrow, full) = (tiny_exp(6), tiny_exp(0));
+        assert_eq!(narrow.tables[0].rows(8), 64);
+        assert_eq!(narrow.tables[0].inputs(8), -32..32);
+        assert_eq!(full.tables[0].rows(8), 256);
+        assert_eq!(tiny_exp(9).tables[0].input_bits(8), 8);
+        // h = [42, -138] → [2, -9] after the shift: inside 6 bits.
+        assert_eq!(narrow.run(&[16, 32, -16]), full.run(&[16, 32, -16]));
+        // h = [394, -970] → [24, -61]: -61 is an 8-bit value but not a 6-bit one.
+        let input = [64, 64, 64];
+        let h = full.run(&input).unwrap().get(ValueId(1)).to_vec();
+        let y: Vec<i64> = h.iter().map(|&v| floor_shift(v, 4).0).collect();
+        assert!(
+            y.iter().any(|v| !(-32..32).contains(v)) && y.iter().all(|v| (-128..128).contains(v)),
+            "{y:?}"
+        );
+        let err = narrow.run(&input).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                QirError::OutOfRange {
+                    bits: 6,
+                    min: -32,
+                    max: 31,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // A width above the activations', or below 2, is malformed.
+        let bad = |m: QModel| matches!(m.validate(), Err(QirError::Malformed { .. }));
+        assert!(bad(tiny_exp(9)) && bad(tiny_exp(1)));
+        assert!(narrow.validate().is_ok() && full.validate().is_ok());
+        // Serialized, the width is absent where it is the activations' (models and
+        // their ids from before it are unchanged) and kept where it is narrower.
+        let json = |m: &QModel| serde_json::to_string(&m.tables[0]).unwrap();
+        assert!(!json(&full).contains("in_bits"));
+        let back: TableSpec = serde_json::from_str(&json(&narrow)).unwrap();
+        assert_eq!(back, narrow.tables[0]);
+    }
+
     #[test]
     fn wrong_input_length_is_an_error() {
         assert!(matches!(
@@ -1100,6 +1209,7 @@ mod tests {
             func: Func::Exp,
             in_scale: 4,
             out_scale: 4,
+            in_bits: 0,
         };
         assert_eq!(exp.eval(0, 8), 16);
         assert_eq!(
@@ -1111,6 +1221,7 @@ mod tests {
             func: Func::Reciprocal,
             in_scale: 0,
             out_scale: 4,
+            in_bits: 0,
         };
         assert_eq!(recip.eval(0, 8), 127, "1/0 saturates");
     }

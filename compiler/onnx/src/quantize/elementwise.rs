@@ -406,11 +406,7 @@ impl Quantizer<'_> {
         let m = self.max_chain(x, &format!("{out}/extreme"), &taps, !max);
         let bits = self.cfg.act_bits;
         let rank_scale = scale_for(len as f64, bits, HEADROOM);
-        let is_zero = self.table(TableSpec {
-            func: Func::IsZero,
-            in_scale: x.scale,
-            out_scale: rank_scale,
-        });
+        let is_zero = self.table(Func::IsZero, x.scale, rank_scale);
         let candidates: Vec<QTensor> = (0..len)
             .map(|t| {
                 let index = taps.iter().map(|r| r[t]).collect();
@@ -427,11 +423,7 @@ impl Quantizer<'_> {
             reason: "the axis is too long".into(),
         })?;
         let out_scale = scale_for(f64::from(len), bits, HEADROOM);
-        let index = self.table(TableSpec {
-            func: Func::ArgIndex { len, last },
-            in_scale: rank_scale,
-            out_scale,
-        });
+        let index = self.table(Func::ArgIndex { len, last }, rank_scale, out_scale);
         let id = self.value(out, out_shape.to_vec(), out_scale);
         self.ops.push(QOp::Rescale(Rescale {
             input: top.id,
@@ -528,25 +520,17 @@ impl Quantizer<'_> {
         let lift: Vec<QTensor> = (0..len)
             .map(|t| self.difference(columns[t], floor, &format!("{name}/lift{t}"), rows))
             .collect();
-        let is_zero = self.table(TableSpec {
-            func: Func::IsZero,
-            in_scale: x.scale,
-            out_scale: rank_scale,
-        });
-        let is_rank = self.table(TableSpec {
-            func: Func::IsZero,
-            in_scale: rank_scale,
-            out_scale: 0,
-        });
+        let is_zero = self.table(Func::IsZero, x.scale, rank_scale);
+        let is_rank = self.table(Func::IsZero, rank_scale, 0);
         let out_scale = scale_for(len as f64, bits, HEADROOM);
-        let index_of = self.table(TableSpec {
-            func: Func::ArgIndex {
+        let index_of = self.table(
+            Func::ArgIndex {
                 len: len32,
                 last: false,
             },
-            in_scale: rank_scale,
+            rank_scale,
             out_scale,
-        });
+        );
         let lookup = |q: &mut Self, x: QTensor, name: &str, table, scale| {
             let id = q.value(name, vec![rows], scale);
             q.ops.push(QOp::Rescale(Rescale {
@@ -781,10 +765,14 @@ impl Quantizer<'_> {
         func: Func,
     ) -> Result<QTensor, CompileError> {
         let x = self.get(input)?;
-        let shift = if x.at_target {
+        // The table reads its input at its own width, which may be narrower than the
+        // activations' ([`Self::func_bits`]): a value at its target scale is rescaled again.
+        let bits = self.func_bits(func);
+        let target = self.target_scale_at(input, bits);
+        let shift = if x.at_target && bits == self.cfg.act_bits {
             0
         } else {
-            (x.scale - self.target_scale(input)).max(0)
+            (x.scale - target).max(0)
         };
         if shift > self.max_shift() {
             return Err(CompileError::Quantize {
@@ -801,11 +789,7 @@ impl Quantizer<'_> {
             }
             None => self.target_scale(out),
         };
-        let t = self.table(TableSpec {
-            func,
-            in_scale: x.scale - shift,
-            out_scale,
-        });
+        let t = self.table(func, x.scale - shift, out_scale);
         let id = self.value(out, out_shape.to_vec(), out_scale);
         self.ops.push(QOp::Rescale(Rescale {
             input: x.id,

@@ -40,6 +40,11 @@ pub struct QuantConfig {
     pub act_bits: u32,
     /// Signed bit width of quantized weights (before clamping to keep rescales in range).
     pub weight_bits: u32,
+    /// Signed bit width at which continuous tabulated functions (exp, erf, reciprocal,
+    /// …) read their inputs, where narrower than `act_bits`: each such table then has
+    /// `2^table_bits` rows. 0: `act_bits`.
+    #[serde(default)]
+    pub table_bits: u32,
 }
 
 impl Default for QuantConfig {
@@ -47,6 +52,7 @@ impl Default for QuantConfig {
         QuantConfig {
             act_bits: 12,
             weight_bits: 12,
+            table_bits: 0,
         }
     }
 }
@@ -278,8 +284,13 @@ impl Quantizer<'_> {
     }
 
     fn target_scale(&self, name: &str) -> i32 {
+        self.target_scale_at(name, self.cfg.act_bits)
+    }
+
+    /// The scale at which `name`'s calibrated range fills `bits` signed bits (with headroom).
+    fn target_scale_at(&self, name: &str, bits: u32) -> i32 {
         let m = self.cal.max_abs.get(name).copied().unwrap_or(0.0) as f64;
-        scale_for(m, self.cfg.act_bits, HEADROOM)
+        scale_for(m, bits, HEADROOM)
     }
 
     fn value(&mut self, name: &str, shape: Vec<usize>, scale: i32) -> ValueId {
@@ -439,8 +450,29 @@ impl Quantizer<'_> {
         )
     }
 
-    /// The index of the table for `spec`, adding it on first use.
-    fn table(&mut self, spec: TableSpec) -> usize {
+    /// The width at which a table of `func` reads its inputs: a continuous function's
+    /// at [`QuantConfig::table_bits`] where that is narrower than the activations (fewer
+    /// table rows, a coarser input); a step function's (a sign, a comparison, a rounding,
+    /// an index) at the activations' own, where it is exact.
+    fn func_bits(&self, func: Func) -> u32 {
+        let bits = self.cfg.act_bits;
+        if func.is_continuous() && self.cfg.table_bits != 0 {
+            self.cfg.table_bits.clamp(2, bits)
+        } else {
+            bits
+        }
+    }
+
+    /// The index of the table of `func` from inputs at `in_scale` to outputs at
+    /// `out_scale`, at the width [`Self::func_bits`] gives; added on first use.
+    fn table(&mut self, func: Func, in_scale: i32, out_scale: i32) -> usize {
+        let bits = self.func_bits(func);
+        let spec = TableSpec {
+            func,
+            in_scale,
+            out_scale,
+            in_bits: if bits < self.cfg.act_bits { bits } else { 0 },
+        };
         match self.tables.iter().position(|t| *t == spec) {
             Some(i) => i,
             None => {

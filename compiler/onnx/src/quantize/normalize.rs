@@ -49,28 +49,29 @@ impl Quantizer<'_> {
             a_mul: vec![1],
         }));
         let d = QTensor { id: d, ..half };
+        // The exponential's table may read its input coarser than the activations
+        // (`Self::func_bits`): then the same bound at its width, one more rescale on the
+        // row the lookup takes anyway.
+        let exp_bits = self.func_bits(Func::Exp);
+        let exp_scale = match self.cal.inner.get(&format!("{out}/spread")) {
+            Some(&s) if s > 0.0 => scale_for(f64::from(s), exp_bits, HEADROOM),
+            _ => self.target_scale_at(input, exp_bits) - 1,
+        }
+        .min(d.scale);
         let e_scale = bits - 2;
-        let exp = self.table(TableSpec {
-            func: Func::Exp,
-            in_scale: d.scale,
-            out_scale: e_scale,
-        });
+        let exp = self.table(Func::Exp, exp_scale, e_scale);
         let e = self.rescale_to(
             node,
             d,
             &format!("{out}/exp"),
             &[rows, len],
-            d.scale,
+            exp_scale,
             Activation::Table(exp),
         )?;
         let e = QTensor { nonneg: true, ..e };
         let sum = self.row_sum(e, &format!("{out}/sum"), rows, len, 1, 0, 0);
-        let sum_scale = scale_for(len as f64, self.cfg.act_bits, 1.0).min(e_scale);
-        let recip = self.table(TableSpec {
-            func: Func::Reciprocal,
-            in_scale: sum_scale,
-            out_scale: e_scale,
-        });
+        let sum_scale = scale_for(len as f64, self.func_bits(Func::Reciprocal), 1.0).min(e_scale);
+        let recip = self.table(Func::Reciprocal, sum_scale, e_scale);
         let r0 = self.rescale_to(
             node,
             sum,
@@ -188,7 +189,7 @@ impl Quantizer<'_> {
             let max_x = (self.cal.max_abs.get(input).copied().unwrap_or(0.0) as f64)
                 .max(2f64.powi(-self.target_scale(input)));
             let var = inner(&n.output, "var").map_or(max_x * max_x, |v| v + f64::from(epsilon));
-            let mut v = scale_for(var, bits, HEADROOM);
+            let mut v = scale_for(var, self.func_bits(Func::Rsqrt), HEADROOM);
             if let Some(&(_, a, _)) = norms.first() {
                 v -= (v - a).rem_euclid(2);
             }
@@ -297,11 +298,7 @@ impl Quantizer<'_> {
                 reason: format!("rescaling the variance by 2^{shift} is outside the remainder check; use more --bits"),
             });
         }
-        let rsqrt = self.table(TableSpec {
-            func: Func::Rsqrt,
-            in_scale: scales.table_in,
-            out_scale: scales.table_out,
-        });
+        let rsqrt = self.table(Func::Rsqrt, scales.table_in, scales.table_out);
         let id = self.value(&format!("{out}/rstd"), vec![rows, 1], scales.result);
         self.ops.push(QOp::Rescale(Rescale {
             input: var.id,
