@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# The two range checks side by side in one run (issue 17):
+# Two compile settings side by side in one run (issue 17), by default the two range checks:
 #
-#   [COMPILE_ARGS="--params hashed"] scripts/bench-range.sh MODEL ...
+#   [COMPILE_ARGS="--params hashed"] [VARIANTS="--range table;--range auto"] \
+#     scripts/bench-range.sh MODEL ...
 #
-# For each MODEL (of ../shared/models or ../shared/models/large), compiles at the default
-# settings twice: `--range table` (every value looked up in one table of 2^bits rows, as
-# before limbs) and `--range auto` (the default: the planner takes limbs where they pay),
-# each with its own default widths; then sets up, proves and verifies each
-# (/usr/bin/time: wall seconds, peak MB). Prints a markdown table: k (activation bits),
-# table rows, lookups, the predicted and measured prove time, and the output's max |error|
-# against the float model. Uses $ZKINFER (default target/release/zkinfer, built when
-# missing); $COMPILE_ARGS are added to both compiles (e.g. hashed weights, whose range
-# check is in limbs too where the activations' is).
+# For each MODEL (of ../shared/models or ../shared/models/large), compiles once per
+# variant (`;`-separated compile flags), by default twice at the default settings:
+# `--range table` (every value looked up in one table of 2^bits rows, as before limbs) and
+# `--range auto` (the default: the planner takes limbs where they pay), each with its own
+# default widths; then sets up, proves and verifies each (/usr/bin/time: wall seconds,
+# peak MB). Prints a markdown table: k (activation bits; the functions' input width where
+# narrower), table rows, lookups, the predicted and measured prove time, and the output's
+# max |error| against the float model. Uses $ZKINFER (default target/release/zkinfer,
+# built when missing); $COMPILE_ARGS are added to every compile (e.g. hashed weights,
+# whose range check is in limbs too where the activations' is). The old default against
+# narrower function tables: VARIANTS="--table-bits 16;" (an empty variant: the default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Z=${ZKINFER:-$PWD/target/release/zkinfer}
@@ -21,20 +24,26 @@ trap 'rm -rf "$tmp"' EXIT
 
 . scripts/measure.sh
 
-echo "| model | --range | k (bits) | table rows | lookups | predicted prove s | setup s / MB | prove s / MB | verify | max abs error |"
+IFS=';' read -r -a variants <<<"${VARIANTS:---range table;--range auto}"
+[[ "${VARIANTS:-}" != *";" ]] || variants+=("")
+echo "| model | settings | k (bits) | table rows | lookups | predicted prove s | setup s / MB | prove s / MB | verify | max abs error |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|---|---:|"
 for model in "$@"; do
   M=../shared/models/large
   [ -f "$M/$model.onnx" ] || M=../shared/models
-  for range in table auto; do
-    d=$tmp/$model-$range
+  for i in "${!variants[@]}"; do
+    args=${variants[$i]}
+    d=$tmp/$model-$i
+    # shellcheck disable=SC2086 # the flags are words
     "$Z" compile "$M/$model.onnx" --calibration "$M/$model.input.json" --out "$d" \
-      --range $range ${COMPILE_ARGS:-} >"$tmp/compile.log" 2>&1
+      $args ${COMPILE_ARGS:-} >"$tmp/compile.log" 2>&1
     read -r k bits table lookups ps limbs <<<"$(python3 - "$d/circuit.json" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
-p, l = c["plan"], c["plan"]["layout"]
-print(l["k"], c["model"]["act_bits"], p["table_rows"], p["lookups"],
+p, l, m = c["plan"], c["plan"]["layout"], c["model"]
+narrow = [t["in_bits"] for t in m.get("tables", []) if t.get("in_bits", 0)]
+bits = f'{m["act_bits"]}' + (f'/{min(narrow)}' if narrow else '')
+print(l["k"], bits, p["table_rows"], p["lookups"],
       f'{p["predicted"]["prove_s"]:.2f}', l.get("limb_bits", 0))
 PY
 )"
@@ -44,7 +53,7 @@ PY
       --proof "$d/proof.json" --engine cpu)"
     verdict=$("$Z" verify "$d" --proof "$d/proof.json" 2>/dev/null || true)
     verdict=${verdict%%:*}
-    how="$range${COMPILE_ARGS:+ $COMPILE_ARGS}"
+    how="${args:-default}${COMPILE_ARGS:+ $COMPILE_ARGS}"
     [ "$limbs" = 0 ] || how="$how ($limbs-bit limbs)"
     echo "| $model | $how | $k ($bits) | $table | $lookups | $ps | $ss / $sm | $pt / $pp | $verdict | $err |"
     rm -rf "$d"

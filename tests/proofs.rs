@@ -113,6 +113,75 @@ fn proof_for_one_model_fails_under_another_models_key() {
     assert!(is_invalid(verify(&vk_b, &p)));
 }
 
+/// x → exp(x·x / 4) on 6 elements, 8-bit activations, the exponential's table holding
+/// inputs of `in_bits` bits (0: every 8-bit value).
+fn exp_of_square(in_bits: u32) -> zkinfer_qir::QModel {
+    use zkinfer_qir::{Activation, Func, Mul, QModel, QValue, Rescale, TableSpec, ValueId};
+    let v = |name: &str| QValue {
+        name: name.into(),
+        shape: vec![6],
+        scale: 0,
+    };
+    QModel {
+        name: "exp_of_square".into(),
+        values: vec![v("x"), v("sq"), v("e")],
+        input: ValueId(0),
+        output: ValueId(2),
+        ops: vec![
+            QOp::Mul(Mul {
+                a: ValueId(0),
+                b: ValueId(0),
+                output: ValueId(1),
+            }),
+            QOp::Rescale(Rescale {
+                input: ValueId(1),
+                output: ValueId(2),
+                shift: 2,
+                act: Activation::Table(0),
+            }),
+        ],
+        act_bits: 8,
+        tables: vec![TableSpec {
+            func: Func::Exp,
+            in_scale: 4,
+            out_scale: 3,
+            in_bits,
+        }],
+    }
+}
+
+/// A function table's input width (`TableSpec::in_bits`, a field of the compiled model)
+/// is bound by the key: the same model and layout with a table of every activation value
+/// is another model id, and its proof of an input the narrower table does not hold —
+/// valid under its own key — is refused under the narrower model's key, relabelled or not.
+#[test]
+fn a_function_tables_input_width_is_bound_by_the_key() {
+    let (narrow, full) = (Arc::new(exp_of_square(5)), Arc::new(exp_of_square(0)));
+    // The layout of the full table, for both: only the table's contents differ.
+    let info = zkinfer_tests::info_for(&full, Default::default());
+    let params = dev_srs(info.layout.k);
+    let (_, vk_narrow) = setup(narrow.clone(), info.clone(), &params).unwrap();
+    let (pk_full, vk_full) = setup(full.clone(), info.clone(), &params).unwrap();
+    assert_ne!(vk_narrow.model_id(), vk_full.model_id());
+    // 9 · 9 / 4 = 20: an 8-bit value, not a 5-bit one.
+    let input = vec![-5, -3, 0, 2, 4, 9];
+    assert!(narrow.run(&input).is_err());
+    let trace = Arc::new(full.run(&input).unwrap());
+    let proof = zkinfer_pipeline::prove(
+        &zkinfer_prover::CpuEngine,
+        full.clone(),
+        &pk_full,
+        &params,
+        trace,
+    )
+    .unwrap();
+    assert!(matches!(verify(&vk_full, &proof), Verdict::Valid { .. }));
+    assert!(is_invalid(verify(&vk_narrow, &proof)));
+    let mut relabelled = proof.clone();
+    relabelled.model_id = vk_narrow.model_id();
+    assert!(is_invalid(verify(&vk_narrow, &relabelled)));
+}
+
 #[test]
 fn truncated_empty_and_random_proofs_are_rejected() {
     let f = fixture();
