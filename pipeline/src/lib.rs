@@ -62,11 +62,6 @@ pub enum Bits {
 /// and of weights.
 pub const WIDEST_BITS: std::ops::RangeInclusive<u32> = 12..=16;
 
-/// How far below the narrowest activations [`Bits::Widest`] reads continuous functions'
-/// inputs, at most: with wider activations, a narrower function table can keep the
-/// circuit's cost where a table of every activation value would not.
-pub const WIDEST_TABLE_BITS: u32 = 2;
-
 /// How much more predicted prove time [`Bits::Widest`] accepts for a wider width: a
 /// fraction of the narrowest's, or seconds, whichever is more.
 pub const WIDEST_SLACK: f64 = 0.02;
@@ -379,8 +374,8 @@ type Planned = (Plan, Option<Plan>);
 /// activation width, then weight width at the chosen activations (unless
 /// [`CompileOptions::weight_bits`] fixes them); at each activation width of a model with
 /// continuous tabulated functions, their tables' input width from the activations' own
-/// down to [`WIDEST_TABLE_BITS`] below the narrowest activations, until one costs no more
-/// (unless [`CompileOptions::table_bits`] fixes it). Of those whose whole-model circuit
+/// down to the narrowest activations' (never coarser than the reference reads them),
+/// until one costs no more (unless [`CompileOptions::table_bits`] fixes it). Of those whose whole-model circuit
 /// costs what the narrowest one's does ([`costs_no_more`]), it takes the one whose output
 /// error (`fid`) is least without losing argmax agreement. Returns that model with its
 /// fidelity and plans (none where the model is to be segmented, which stays at the
@@ -455,8 +450,13 @@ fn widest(
             }
             // The functions' input widths to try at these activations, widest first: the
             // first that costs no more is the one (a narrower one only loses precision).
+            // None is coarser than the narrowest activations': measured, 11-bit function
+            // inputs beside 16-bit activations halved attn_block's error, but their
+            // circuit (k 12, range checks in limbs, the table in four banks: 24 lookups)
+            // proved 30–60% slower than the 12-bit one where the cost model predicted
+            // 12% (docs/BENCHMARKS.md); it under-prices many lookups at small `k`.
             let tables: Vec<u32> = if da > 0 && narrows {
-                let low = WIDEST_BITS.start().saturating_sub(WIDEST_TABLE_BITS);
+                let low = *WIDEST_BITS.start();
                 std::iter::once(0).chain((low..next.0).rev()).collect()
             } else {
                 vec![widths.2]
