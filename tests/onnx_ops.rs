@@ -1642,6 +1642,21 @@ fn target_size_takes_the_narrowest_acceptable_width_and_accuracy_the_best() {
     );
 }
 
+/// MockProver: `c`'s circuit is satisfied by the integer interpreter's trace of the first
+/// sample of `text` (EZKL's input JSON).
+fn satisfied_on_its_input(c: &zkinfer_prover::artifact::CompiledCircuit, text: &str) {
+    let data =
+        zkinfer_compiler::parse_input_json(text, &[c.model.value(c.model.input).shape.clone()])
+            .unwrap();
+    let q = &c.model;
+    let trace = q.run(&quantize_input(q, &data.samples[0])).unwrap();
+    let instances = ModelCircuit::instances(q, &c.plan.layout, &trace, &Default::default());
+    let circuit =
+        ModelCircuit::with_trace(Arc::new(q.clone()), c.plan.layout.clone(), Arc::new(trace));
+    let prover = MockProver::run(c.plan.layout.k, &circuit, vec![instances]).unwrap();
+    assert_eq!(prover.verify(), Ok(()));
+}
+
 /// The default widths: of those whose circuit costs what the 12-bit one does (12-bit
 /// weights), the most accurate on the calibration samples. Where the rows set `k`
 /// (resnet8_c16: 49k rows of work at k 15) it widens the activations and weights, keeps
@@ -1707,16 +1722,7 @@ fn the_default_widths_are_the_most_accurate_that_cost_what_12_bits_do() {
         .collect();
     assert_eq!(acts, WIDEST_BITS.collect::<Vec<_>>());
 
-    let data =
-        zkinfer_compiler::parse_input_json(&text, &[c.model.value(c.model.input).shape.clone()])
-            .unwrap();
-    let q = &c.model;
-    let trace = q.run(&quantize_input(q, &data.samples[0])).unwrap();
-    let instances = ModelCircuit::instances(q, &c.plan.layout, &trace, &Default::default());
-    let circuit =
-        ModelCircuit::with_trace(Arc::new(q.clone()), c.plan.layout.clone(), Arc::new(trace));
-    let prover = MockProver::run(c.plan.layout.k, &circuit, vec![instances]).unwrap();
-    assert_eq!(prover.verify(), Ok(()));
+    satisfied_on_its_input(c, &text);
 
     // mlp_tiny does 200 rows of work: one 2^12-row table of every value set its k (13);
     // with range checks in limbs the table is a few hundred rows, and 2 more bits cost
@@ -1786,16 +1792,7 @@ fn narrower_function_tables_buy_wider_activations() {
     assert_eq!(taken.len(), 1, "{:?}", chosen.widths);
     assert_eq!(taken[0].table_bits, narrowed[0].in_bits);
 
-    let data =
-        zkinfer_compiler::parse_input_json(&text, &[c.model.value(c.model.input).shape.clone()])
-            .unwrap();
-    let q = &c.model;
-    let trace = q.run(&quantize_input(q, &data.samples[0])).unwrap();
-    let instances = ModelCircuit::instances(q, &c.plan.layout, &trace, &Default::default());
-    let circuit =
-        ModelCircuit::with_trace(Arc::new(q.clone()), c.plan.layout.clone(), Arc::new(trace));
-    let prover = MockProver::run(c.plan.layout.k, &circuit, vec![instances]).unwrap();
-    assert_eq!(prover.verify(), Ok(()));
+    satisfied_on_its_input(c, &text);
 }
 
 /// A node of the `ai.onnx.ml` domain with the given outputs.
