@@ -7,7 +7,12 @@
 //! and `fixtures/aggregate-tree` (the same segments folded by a tree of three
 //! aggregations, each proof passed on as the part file a cluster worker writes, `zkinfer
 //! fold`; remade by the tree test with `ZKINFER_REMAKE_TREE=1`). Both are checked to be
-//! what the current code makes: their keys are made afresh from the segments' keys.
+//! what the current code makes: the segment keys are made afresh, and two aggregation
+//! verifying keys from them (a leaf of the tree and its root; the one circuit and the tree
+//! share `circuit::build`), each compared with the committed one. The other two (the one
+//! circuit's and the second leaf's: ~7 minutes more at k 21) are `--ignored`, run by
+//! `scripts/bench-aggregate.sh`, and the one circuit's node (its links and public values)
+//! is compared in the test command without a key.
 
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -136,12 +141,35 @@ fn the_committed_aggregated_proof_verifies() {
     assert!(matches!(v, Verdict::Valid { .. }), "{v:?}");
 }
 
-/// The committed fixture is what this code makes: key generation is deterministic, so
-/// the aggregation verifying key of one circuit over the fresh segments' keys is the
-/// fixture's (its aggregate id binds the segment keys and the circuit). The tree test
-/// checks its committed tree the same way.
+/// The committed fixture is of this code's segments and node: its segment keys are the
+/// fresh ones byte for byte, and its key's node (the statements' public values and the
+/// links between the segments) is the one this code lays out for them. The circuit
+/// itself is the tree's (`circuit::build`), whose keys the tree test makes afresh; this
+/// one's key is made afresh by [`every_committed_key_is_what_this_code_makes`].
 #[test]
-fn the_committed_fixture_is_what_this_code_makes() {
+fn the_committed_fixture_is_of_this_codes_segments_and_node() {
+    let s = segments();
+    let fx = fixture();
+    let stale = "tests/fixtures/aggregate is stale: rerun scripts/make-aggregate-fixture.sh";
+    for (fresh, committed) in s.keys.iter().zip(&fx.keys) {
+        assert_eq!(fresh.to_bytes(), committed.to_bytes(), "{stale}");
+    }
+    let node = &zkinfer_aggregate::tree::nodes(&s.keys, None).unwrap()[0];
+    let info = &fx.avk.info;
+    assert_eq!(info.model_id, zkinfer_verifier::keys_id(&s.keys), "{stale}");
+    assert_eq!(info.num_instances, node.num_instances, "{stale}");
+    assert_eq!(info.links, node.links, "{stale}");
+    assert_eq!(info.tree, None);
+}
+
+/// The committed keys the test command reads without making them are what this code
+/// makes (key generation is deterministic): the one circuit's aggregation verifying key
+/// over the fresh segment keys is the fixture's (its aggregate id binds the segment keys
+/// and the circuit), and the tree's second leaf's is the committed one. Two 2^21-row key
+/// generations (~7 minutes here); `scripts/bench-aggregate.sh` runs it.
+#[test]
+#[ignore = "two 2^21-row key generations, ~7 minutes: scripts/bench-aggregate.sh runs it"]
+fn every_committed_key_is_what_this_code_makes() {
     let s = segments();
     let _one = heavy();
     let t = Instant::now();
@@ -154,6 +182,25 @@ fn the_committed_fixture_is_what_this_code_makes() {
         fixture().avk.id(),
         "tests/fixtures/aggregate is stale: rerun scripts/make-aggregate-fixture.sh"
     );
+    let t = Instant::now();
+    let leaf1 =
+        zkinfer_aggregate::verifying_key(&s.big, "mlp_tiny", &s.keys, tree(1), &Default::default())
+            .unwrap();
+    eprintln!("node 1 verifying key: {:?}", t.elapsed());
+    assert_eq!(
+        leaf1.to_bytes(),
+        committed_node_key(1).to_bytes(),
+        "{TREE} is stale: rerun the tree test with {REMAKE_TREE}=1 and {REMAKE_CHEAT}=1"
+    );
+}
+
+/// The committed verifying key of the tree's node `j` (a leaf: the root's is
+/// `m/aggregate/vk`), as a tree's keys are laid out (`DIR/aggregate/node-<j>/vk`).
+fn committed_node_key(j: usize) -> AggregateVerifierKey {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(TREE)
+        .join(format!("m/aggregate/node-{j}/vk"));
+    AggregateVerifierKey::from_bytes(&std::fs::read(&path).unwrap()).unwrap()
 }
 
 /// `verify` of the fixture's proof edited by `f`: the reason it is refused.
@@ -265,7 +312,11 @@ fn remake_tree(s: &Segments, dir: &std::path::Path) -> Vec<AggregateVerifierKey>
         std::fs::create_dir_all(&seg).unwrap();
         std::fs::write(seg.join("vk"), key.to_bytes()).unwrap();
     }
-    std::fs::create_dir_all(dir.join("m/aggregate")).unwrap();
+    for (j, key) in [&leaf0_key, &leaf1_key].into_iter().enumerate() {
+        let node = dir.join(format!("m/aggregate/node-{j}"));
+        std::fs::create_dir_all(&node).unwrap();
+        std::fs::write(node.join("vk"), key.to_bytes()).unwrap();
+    }
     std::fs::write(dir.join("m/aggregate/vk"), root.to_bytes()).unwrap();
     vec![leaf0_key, leaf1_key, root]
 }
@@ -280,11 +331,12 @@ fn remake_tree(s: &Segments, dir: &std::path::Path) -> Vec<AggregateVerifierKey>
 /// refused.
 ///
 /// The tree's proofs are committed ([`TREE`]; three 2^21-row proofs would take CI 20 to
-/// 40 minutes): the test makes every node's verifying key from the fresh segment keys
-/// with this code (the root's circuit holds its children's keys, theirs the segments')
-/// and checks every committed file against them, so a change to the circuits fails it
-/// until the tree is remade with [`REMAKE_TREE`] set (with [`REMAKE_CHEAT`] too where
-/// the root's key changed).
+/// 40 minutes): the test makes the first leaf's verifying key from the fresh segment keys
+/// with this code, and the root's from it and the committed second leaf's (the root's
+/// circuit holds its children's keys, theirs the segments'), and checks every committed
+/// file against them, so a change to the circuits fails it until the tree is remade with
+/// [`REMAKE_TREE`] set (with [`REMAKE_CHEAT`] too where the root's key changed). The
+/// second leaf's key is made afresh by `every_committed_key_is_what_this_code_makes`.
 #[test]
 fn a_tree_of_aggregations_verifies_and_links_its_leaves() {
     use zkinfer_aggregate::Part;
@@ -297,28 +349,31 @@ fn a_tree_of_aggregations_verifies_and_links_its_leaves() {
     let node_keys = if s.proven.is_some() {
         remake_tree(s, &dir)
     } else {
-        let mut earlier = zkinfer_aggregate::Earlier::new();
-        (0..3)
-            .map(|j| {
-                let t = Instant::now();
-                let avk = zkinfer_aggregate::verifying_key(
-                    &s.big,
-                    "mlp_tiny",
-                    &s.keys,
-                    tree(j),
-                    &earlier,
-                )
-                .unwrap();
-                eprintln!("node {j} verifying key: {:?}", t.elapsed());
-                earlier.insert(j, avk.vk.clone());
-                avk
-            })
-            .collect()
+        // The first leaf's key and the root's afresh, the second leaf's committed (made
+        // afresh by `every_committed_key_is_what_this_code_makes`).
+        let make = |j: usize, earlier: &zkinfer_aggregate::Earlier| {
+            let t = Instant::now();
+            let avk =
+                zkinfer_aggregate::verifying_key(&s.big, "mlp_tiny", &s.keys, tree(j), earlier)
+                    .unwrap();
+            eprintln!("node {j} verifying key: {:?}", t.elapsed());
+            avk
+        };
+        let leaf0 = make(0, &Default::default());
+        let leaf1 = committed_node_key(1);
+        let earlier = [(0, leaf0.vk.clone()), (1, leaf1.vk.clone())].into();
+        let root = make(2, &earlier);
+        vec![leaf0, leaf1, root]
     };
     let [leaf0_key, leaf1_key, root] = &node_keys[..] else {
         panic!("three nodes")
     };
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    assert_eq!(
+        committed_node_key(0).to_bytes(),
+        leaf0_key.to_bytes(),
+        "{TREE}/m/aggregate/node-0/vk is stale: rerun this test with {REMAKE_TREE}=1 and {REMAKE_CHEAT}=1"
+    );
     // The committed root was made with this code: its key is the one just made.
     let file = AggregateFile::parse(&read("aggregate.json")).unwrap();
     assert_eq!(
