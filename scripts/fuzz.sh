@@ -6,8 +6,6 @@
 #
 #   scripts/fuzz.sh [SECONDS [ZKINFER]]   # per target; default 20 (the test command's smoke run)
 #   scripts/fuzz.sh 3600                  # a real session
-#   scripts/fuzz.sh --build               # only build the targets (the test command does it
-#                                         # beside the tests; the run then finds them built)
 # ZKINFER is a built zkinfer binary to make the seeds with (the test command passes the one
 # `cargo test` built, saving a rebuild with other features); without it, one is built.
 #
@@ -18,23 +16,9 @@
 # hashed), keyed and proven with the freshly built zkinfer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+SECONDS_PER_TARGET=${1:-20}
 TARGETS="proof_file verifying_key compiled_circuit bundle_file certificate_file aggregate_file"
 TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
-
-build_targets() {
-  echo "== building the fuzz targets (instrumented)"
-  # --target keeps the instrumentation off build scripts and proc macros, as cargo fuzz does.
-  RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
--Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
--Cllvm-args=-sanitizer-coverage-trace-compares -Cllvm-args=-sanitizer-coverage-stack-depth \
---cfg fuzzing -Cdebug-assertions" \
-    cargo build -q --manifest-path fuzz/Cargo.toml --release --locked --target "$TRIPLE" --bins
-}
-if [ "${1:-}" = "--build" ]; then
-  build_targets
-  exit 0
-fi
-SECONDS_PER_TARGET=${1:-20}
 
 echo "== seeds: mlp_tiny compiled, keyed and proven"
 ZKINFER=${2:-}
@@ -78,7 +62,13 @@ export ZKINFER_FUZZ_CERTIFICATE_DIR=$seeds/c
 cp tests/fixtures/aggregate/aggregate.json fuzz/corpus/aggregate_file/seed-aggregate.json
 export ZKINFER_FUZZ_AGGREGATE_DIR=$PWD/tests/fixtures/aggregate/m
 
-build_targets
+echo "== building the fuzz targets (instrumented)"
+# --target keeps the instrumentation off build scripts and proc macros, as cargo fuzz does.
+RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+-Cllvm-args=-sanitizer-coverage-trace-compares -Cllvm-args=-sanitizer-coverage-stack-depth \
+--cfg fuzzing -Cdebug-assertions" \
+  cargo build -q --manifest-path fuzz/Cargo.toml --release --locked --target "$TRIPLE" --bins
 
 for t in $TARGETS; do
   echo "== fuzzing $t for ${SECONDS_PER_TARGET}s"

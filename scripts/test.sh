@@ -19,24 +19,7 @@ scripts/install-solc.sh
 # Clippy's lints run in the build of the tests (scripts/clippy-driver.sh): one pass over
 # the workspace instead of `cargo clippy --workspace --all-targets -- -D warnings` and
 # then a build; a lint fails the build.
-LINT=$PWD/scripts/clippy-driver.sh
-RUSTC_WORKSPACE_WRAPPER=$LINT cargo test --workspace --locked --no-run
-# The tests leave about a quarter of two cores idle (key generation, the EVM's compiles
-# and calls run partly on one thread): the instrumented fuzz targets and the wasm
-# package, which the last two steps need, are built meanwhile at the lowest priority,
-# so they take what the tests leave. Their output comes after the tests'.
-side=$(mktemp)
-setsid -w nice -n 19 bash -c 'scripts/fuzz.sh --build && scripts/build-wasm.sh' >"$side" 2>&1 &
-side_pid=$!
-trap 'kill -- -"$side_pid" 2>/dev/null || true; rm -f "$side"' EXIT
-RUSTC_WORKSPACE_WRAPPER=$LINT cargo test --workspace --locked
-echo "== the fuzz targets and the wasm package, built beside the tests"
-if ! wait "$side_pid"; then
-  cat "$side" >&2
-  echo "error: building the fuzz targets or the wasm package failed (above)" >&2
-  exit 1
-fi
-cat "$side"
+RUSTC_WORKSPACE_WRAPPER=$PWD/scripts/clippy-driver.sh cargo test --workspace --locked
 if readelf -d target/debug/zkinfer-cuda | grep -q libcudart; then
   echo "error: zkinfer-cuda links libcudart dynamically; expected the static runtime" >&2
   exit 1
