@@ -65,18 +65,28 @@ trap 'rm -rf "$proofs" "$bundle"' EXIT
 "$ZKINFER" prove "$bundle" --input "$M/attn_block.input.json" --proof "$bundle/bundle.json" \
   --engine cpu --jobs 2 >/dev/null 2>&1
 rm -f "$bundle"/segment-*/pk "$bundle"/segment-*/srs
-echo "== certifying 10 digits test images with the digits MLP's certificate circuit (batches of 5)"
 cert=$(mktemp -d)
 trap 'rm -rf "$proofs" "$bundle" "$cert"' EXIT
-R=$M/real
-"$ZKINFER" compile "$R/digits_mlp.onnx" --calibration "$R/digits_mlp.calibration.json" --out "$cert" \
-  --certify 5 >/dev/null
-"$ZKINFER" setup "$cert" --dev-srs >/dev/null 2>&1
-node -e 'const fs = require("fs"); const d = JSON.parse(fs.readFileSync(process.argv[1]));
-  fs.writeFileSync(process.argv[2], JSON.stringify({input_data: d.input_data.slice(0, 10), labels: d.labels.slice(0, 10)}));' \
-  "$R/digits_test.json" "$cert/ten.json"
-"$ZKINFER" certify "$cert" --dataset "$cert/ten.json" --out "$cert/certificate.json" >/dev/null 2>&1
-rm -f "$cert/pk" "$cert/srs"
+# cli/tests/certificate.rs certifies the same 10 images with the same circuit: where this
+# binary's `cargo test` left that certificate (after building it), it is verified here
+# rather than proven twice.
+made=target/tmp/certificate
+if [ "$made/cert.json" -nt "$ZKINFER" ] && [ -f "$made/digits/vk" ]; then
+  echo "== the certificate of 10 digits test images the CLI tests made ($made)"
+  cp "$made/digits/vk" "$cert/vk"
+  cp "$made/cert.json" "$cert/certificate.json"
+else
+  echo "== certifying 10 digits test images with the digits MLP's certificate circuit (batches of 5)"
+  R=$M/real
+  "$ZKINFER" compile "$R/digits_mlp.onnx" --calibration "$R/digits_mlp.calibration.json" \
+    --out "$cert" --certify 5 >/dev/null
+  "$ZKINFER" setup "$cert" --dev-srs >/dev/null 2>&1
+  node -e 'const fs = require("fs"); const d = JSON.parse(fs.readFileSync(process.argv[1]));
+    fs.writeFileSync(process.argv[2], JSON.stringify({input_data: d.input_data.slice(0, 10), labels: d.labels.slice(0, 10)}));' \
+    "$R/digits_test.json" "$cert/ten.json"
+  "$ZKINFER" certify "$cert" --dataset "$cert/ten.json" --out "$cert/certificate.json" >/dev/null 2>&1
+  rm -f "$cert/pk" "$cert/srs"
+fi
 ZKINFER_WASM_PKG=$ROOT/target/wasm/pkg ZKINFER_PROOFS=$proofs ZKINFER_BUNDLE=$bundle ZKINFER_CERTIFICATE=$cert \
   ZKINFER_AGGREGATE=$ROOT/tests/fixtures/aggregate node --test --test-reporter=spec verifier/wasm/tests/
 # The same segments folded by a tree of aggregations (tests/fixtures/aggregate-tree,
