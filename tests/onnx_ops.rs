@@ -1495,18 +1495,64 @@ fn integer_and_boolean_inputs_are_numbers() {
 
 #[test]
 fn integer_division_truncates_and_integer_constants_are_numbers() {
-    // a: int64 [1, 4]; y = a / 3 + 1 on integers (ONNX's Div truncates toward zero).
+    // a: int64 [1, 4]; y = a / 3 + a / -7 + 1 on integers (ONNX's Div truncates toward
+    // zero, as Rust's does).
     let a = typed_value_info("a", &[1, 4], 7);
-    let inits = vec![int_tensor("three", vec![3]), int_tensor("one", vec![1])];
+    let inits = vec![
+        int_tensor("three", vec![3]),
+        int_tensor("minus_seven", vec![-7]),
+        int_tensor("one", vec![1]),
+    ];
     let nodes = vec![
         node("Div", &["a", "three"], "q", vec![]),
-        node("Add", &["q", "one"], "r", vec![]),
+        node("Div", &["a", "minus_seven"], "p", vec![]),
+        node("Add", &["q", "p"], "s", vec![]),
+        node("Add", &["s", "one"], "r", vec![]),
         node("Cast", &["r"], "y", vec![("to", Attr::I(1))]),
     ];
     let m = model(nodes, inits, a, value_info_any("y"));
     let graph = import_proto(&m).unwrap().graph;
-    let y = &graph.run(&[7.0, -7.0, 2.0, 10.0]).unwrap()[&graph.output].data;
-    assert_eq!(y, &[3.0, -1.0, 1.0, 4.0]);
+    let want = |v: f32| (v as i64 / 3 + v as i64 / -7 + 1) as f32;
+    let x = [7.0, -7.0, 2.0, 10.0];
+    let y = &graph.run(&x).unwrap()[&graph.output].data;
+    assert_eq!(y, &[2.0, 0.0, 1.0, 3.0]);
+    assert_eq!(y, &x.map(want));
+    // Quantized, the divisions are exact on every integer calibration saw, exact
+    // multiples (which a reciprocal rounded to nearest put one below) and negative ones
+    // included, and the circuit is satisfied.
+    let samples: Vec<Vec<f32>> = (-64..64)
+        .step_by(4)
+        .map(|s| (s..s + 4).map(|v| v as f32).collect())
+        .collect();
+    let cal = calibrate(&graph, &samples).unwrap();
+    let q = quantize(&graph, &cal, QuantConfig::default()).unwrap();
+    let scale = q.value(q.output).scale;
+    for x in &samples {
+        let trace = q.run(&quantize_input(&q, x)).unwrap();
+        let got: Vec<f32> = trace
+            .get(q.output)
+            .iter()
+            .map(|&v| zkinfer_qir::dequantize(v, scale) as f32)
+            .collect();
+        let expected: Vec<f32> = x.iter().map(|&v| want(v)).collect();
+        assert_eq!(got, expected, "{x:?}");
+    }
+    // Where no scales make it exact (5-bit activations: a quotient's fractional bits
+    // and its integer part do not both fit), the division is refused, not approximated.
+    let narrow = QuantConfig {
+        act_bits: 5,
+        ..Default::default()
+    };
+    let err = quantize(&graph, &cal, narrow).unwrap_err().to_string();
+    assert!(err.contains("exact"), "{err}");
+    let first = [-21.0, -42.0, 21.0, -63.0];
+    let trace = q.run(&quantize_input(&q, &first)).unwrap();
+    let (plan, _) = plan_layout(&q, Default::default(), None, Default::default()).unwrap();
+    let instances = ModelCircuit::instances(&q, &plan.layout, &trace, &Default::default());
+    let circuit =
+        ModelCircuit::with_trace(Arc::new(q.clone()), plan.layout.clone(), Arc::new(trace));
+    let prover = MockProver::run(plan.layout.k, &circuit, vec![instances]).unwrap();
+    assert_eq!(prover.verify(), Ok(()));
 }
 
 #[test]

@@ -143,6 +143,9 @@ pub enum Op {
     Sub,
     Mul,
     Div,
+    /// ONNX's `Div` on integers, `trunc(a / b)`, by a constant divisor: quantized to an
+    /// exact integer division (checked over every input the circuit can take).
+    IntDiv,
     Neg,
     /// Softmax over the last axis.
     Softmax,
@@ -214,7 +217,7 @@ impl Op {
             Op::BatchNormalization { .. } => "BatchNormalization",
             Op::Sub => "Sub",
             Op::Mul => "Mul",
-            Op::Div => "Div",
+            Op::Div | Op::IntDiv => "Div",
             Op::Neg => "Neg",
             Op::Softmax => "Softmax",
             Op::LayerNormalization { .. } => "LayerNormalization",
@@ -331,6 +334,7 @@ impl Graph {
                 Op::Sub => broadcast_binary(get(0), get(1), &out_shape, |a, b| a - b),
                 Op::Mul => broadcast_binary(get(0), get(1), &out_shape, |a, b| a * b),
                 Op::Div => broadcast_binary(get(0), get(1), &out_shape, |a, b| a / b),
+                Op::IntDiv => broadcast_binary(get(0), get(1), &out_shape, |a, b| (a / b).trunc()),
                 Op::Neg => Tensor::new(out_shape, get(0).data.iter().map(|v| -v).collect()),
                 Op::Softmax => {
                     let x = get(0);

@@ -279,6 +279,86 @@ impl Quantizer<'_> {
         Ok(self.affine(x, out, out_shape, mul, k, acc))
     }
 
+    /// `out = trunc(x / d)` element-wise for an integer `x` and constant integer divisors
+    /// (ONNX's `Div` on integers), exactly: `x · m`, with `m` the scaled reciprocal of `d`
+    /// rounded away from zero, rescaled (a floor) into a truncation table that reads the
+    /// quotient with fractional bits. Rounded away from zero, an exact multiple of `d`
+    /// never lands below its quotient; the fractional bits keep a negative quotient from
+    /// landing on the next integer down. The scales are the first (fewest fractional
+    /// bits, then smallest shift) for which every integer input whose quotient the table
+    /// holds gives exactly `trunc(x / d)`, checked by enumerating them.
+    pub(super) fn int_div(
+        &mut self,
+        node: &str,
+        x: QTensor,
+        out: &str,
+        out_shape: &[usize],
+        divisors: &[i64],
+    ) -> Result<QTensor, CompileError> {
+        let bits = self.cfg.act_bits;
+        let out_scale = self.target_scale(out);
+        // The quotient before its truncation is within 1 of the truncated one.
+        let seen = self.cal.max_abs.get(out).copied().unwrap_or(0.0) as f64 + 1.0;
+        let natural = scale_for(seen, bits, HEADROOM);
+        let mut distinct = divisors.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        for in_scale in natural..natural + 3 {
+            let spec = TableSpec {
+                func: Func::Trunc,
+                in_scale,
+                out_scale,
+                in_bits: 0,
+            };
+            for shift in 0..=self.max_shift() {
+                let fs = in_scale + shift - x.scale;
+                let Some(muls) = distinct
+                    .iter()
+                    .map(|&d| reciprocal_away_from_zero(d, fs))
+                    .collect::<Option<Vec<i64>>>()
+                else {
+                    continue;
+                };
+                let exact = distinct
+                    .iter()
+                    .zip(&muls)
+                    .all(|(&d, &m)| int_div_is_exact(x.scale, d, m, shift, &spec, bits));
+                if !exact {
+                    continue;
+                }
+                let mul: Vec<i64> = divisors
+                    .iter()
+                    .map(|d| muls[distinct.binary_search(d).unwrap_or(0)])
+                    .collect();
+                let mul = if muls.len() == 1 { vec![muls[0]] } else { mul };
+                let real = format!("{out}/real");
+                let zeros = vec![0; divisors.len()];
+                let acc = self.affine(x, &real, out_shape, mul, zeros, x.scale + fs);
+                let t = self.table(Func::Trunc, in_scale, out_scale);
+                let id = self.value(out, out_shape.to_vec(), out_scale);
+                self.ops.push(QOp::Rescale(Rescale {
+                    input: acc.id,
+                    output: id,
+                    shift: shift as u32,
+                    act: Activation::Table(t),
+                }));
+                return Ok(QTensor {
+                    id,
+                    scale: out_scale,
+                    at_target: true,
+                    nonneg: false,
+                });
+            }
+        }
+        Err(CompileError::Quantize {
+            node: node.to_string(),
+            reason: format!(
+                "no scales make the integer division by {distinct:?} exact at {bits}-bit \
+                 activations for the quotients calibration saw (up to {seen}); use more --bits"
+            ),
+        })
+    }
+
     /// `m[r] = max_t x[index[r][t]]` as a chain of `max(m, v) = m + relu(v − m)`; every
     /// difference passes the ReLU lookup, so `x` must have a bit of headroom (or be ≥ 0).
     pub(super) fn max_chain(
@@ -862,4 +942,40 @@ fn by_rows(rows: usize, len: usize) -> Vec<Vec<Option<usize>>> {
     (0..rows)
         .map(|r| (0..len).map(|t| Some(r * len + t)).collect())
         .collect()
+}
+
+/// `2^fs / d` rounded away from zero, where it is at least 1 in magnitude and fits a
+/// constant factor (below 2^40).
+fn reciprocal_away_from_zero(d: i64, fs: i32) -> Option<i64> {
+    if !(0..=80).contains(&fs) {
+        return None;
+    }
+    let p = 1i128 << fs;
+    let a = d.unsigned_abs() as i128;
+    let m = (p + a - 1) / a;
+    (m < 1 << 40).then(|| (m as i64) * d.signum())
+}
+
+/// Whether `x · m`, floored by `2^shift` and read by `spec`'s truncation table, is
+/// `trunc(x / d)` at the table's output scale for every integer `x` a `bits`-bit value
+/// at `x_scale` holds whose rescaled value the table holds (the others fail its lookup,
+/// as any value out of range does).
+fn int_div_is_exact(x_scale: i32, d: i64, m: i64, shift: i32, spec: &TableSpec, bits: u32) -> bool {
+    let (lo, hi) = zkinfer_qir::signed_range(bits);
+    let held = spec.inputs(bits);
+    let limit = 2f64.powi(spec.out_scale);
+    (lo..=hi).all(|xq| {
+        let x = dequantize(xq, x_scale);
+        if x.fract() != 0.0 {
+            return true;
+        }
+        let v = (xq as i128 * m as i128).div_euclid(1i128 << shift);
+        if v < held.start as i128 || v >= held.end as i128 {
+            return true;
+        }
+        let want = ((x / d as f64).trunc() * limit)
+            .round()
+            .clamp(lo as f64, hi as f64) as i64;
+        spec.eval(v as i64, bits) == want
+    })
 }

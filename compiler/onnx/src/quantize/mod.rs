@@ -685,6 +685,19 @@ impl Quantizer<'_> {
                 let zeros = vec![0f32; factors.len()];
                 self.scale_and_shift(name, x, out, &out_shape, &factors, &zeros)?
             }
+            Op::IntDiv => {
+                let c = self
+                    .constant(&node.inputs[1])
+                    .cloned()
+                    .ok_or_else(|| unsupported("an integer division by a computed divisor"))?;
+                let idx = broadcast_index(&c.shape, &out_shape);
+                let divisors: Vec<i64> = idx.iter().map(|&i| c.data[i] as i64).collect();
+                if divisors.contains(&0) {
+                    return Err(unsupported("division by zero"));
+                }
+                let x = self.bounded_as(&node.inputs[0], name, &out_shape)?;
+                self.int_div(name, x, out, &out_shape, &divisors)?
+            }
             Op::BatchNormalization { epsilon } => {
                 let c = |i: usize| {
                     self.constant(&node.inputs[i])

@@ -20,18 +20,18 @@ pub(super) fn import_arithmetic(cx: &NodeCx<'_>) -> Result<Lowered, CompileError
     };
     let computed = |i: &String| !cx.constants.contains_key(i) && !cx.int_constants.contains_key(i);
     if op == Op::Div && cx.is_integer(&ins[0]) && cx.is_integer(&ins[1]) {
-        // Integer division truncates toward zero (ONNX's `Div` on integer types).
-        let q = if computed(&ins[1]) {
-            let recip = cx.emit(
-                "recip",
-                Op::Unary(zkinfer_qir::Func::Reciprocal),
-                vec![ins[1].clone()],
-                b,
-            );
-            cx.emit("real", Op::Mul, vec![ins[0].clone(), recip], s.clone())
-        } else {
-            cx.emit("real", Op::Div, ins.clone(), s.clone())
-        };
+        // Integer division truncates toward zero (ONNX's `Div` on integer types): by a
+        // constant, exactly; by a computed divisor, through its tabulated reciprocal.
+        if !computed(&ins[1]) {
+            return Ok((Op::IntDiv, ins.clone(), s));
+        }
+        let recip = cx.emit(
+            "recip",
+            Op::Unary(zkinfer_qir::Func::Reciprocal),
+            vec![ins[1].clone()],
+            b,
+        );
+        let q = cx.emit("real", Op::Mul, vec![ins[0].clone(), recip], s.clone());
         return Ok((Op::Unary(zkinfer_qir::Func::Trunc), vec![q], s));
     }
     if op == Op::Div && computed(&ins[1]) {
