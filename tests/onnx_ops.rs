@@ -78,14 +78,20 @@ fn prove_matches(
         fid.max_abs_error <= 0.05 * fid.output_max_abs.max(0.1),
         "quantized output too far from float: {fid}"
     );
-    let trace = q.run(&quantize_input(&q, &samples[0])).unwrap();
-    let (plan, _) = plan_layout(&q, Default::default(), None, Default::default()).unwrap();
-    let instances = ModelCircuit::instances(&q, &plan.layout, &trace, &Default::default());
+    satisfied(&q, &samples[0]);
+    q
+}
+
+/// MockProver: `q`'s circuit, at the planner's layout, is satisfied by the integer
+/// interpreter's trace of the float input `x`.
+fn satisfied(q: &zkinfer_qir::QModel, x: &[f32]) {
+    let trace = q.run(&quantize_input(q, x)).unwrap();
+    let (plan, _) = plan_layout(q, Default::default(), None, Default::default()).unwrap();
+    let instances = ModelCircuit::instances(q, &plan.layout, &trace, &Default::default());
     let circuit =
         ModelCircuit::with_trace(Arc::new(q.clone()), plan.layout.clone(), Arc::new(trace));
     let prover = MockProver::run(plan.layout.k, &circuit, vec![instances]).unwrap();
     assert_eq!(prover.verify(), Ok(()));
-    q
 }
 
 fn gemm_model(
@@ -1484,13 +1490,7 @@ fn integer_and_boolean_inputs_are_numbers() {
     }
     let cal = calibrate(&graph, &samples).unwrap();
     let q = quantize(&graph, &cal, QuantConfig::default()).unwrap();
-    let trace = q.run(&quantize_input(&q, &samples[1])).unwrap();
-    let (plan, _) = plan_layout(&q, Default::default(), None, Default::default()).unwrap();
-    let instances = ModelCircuit::instances(&q, &plan.layout, &trace, &Default::default());
-    let circuit =
-        ModelCircuit::with_trace(Arc::new(q.clone()), plan.layout.clone(), Arc::new(trace));
-    let prover = MockProver::run(plan.layout.k, &circuit, vec![instances]).unwrap();
-    assert_eq!(prover.verify(), Ok(()));
+    satisfied(&q, &samples[1]);
 }
 
 #[test]
@@ -1545,14 +1545,7 @@ fn integer_division_truncates_and_integer_constants_are_numbers() {
     };
     let err = quantize(&graph, &cal, narrow).unwrap_err().to_string();
     assert!(err.contains("exact"), "{err}");
-    let first = [-21.0, -42.0, 21.0, -63.0];
-    let trace = q.run(&quantize_input(&q, &first)).unwrap();
-    let (plan, _) = plan_layout(&q, Default::default(), None, Default::default()).unwrap();
-    let instances = ModelCircuit::instances(&q, &plan.layout, &trace, &Default::default());
-    let circuit =
-        ModelCircuit::with_trace(Arc::new(q.clone()), plan.layout.clone(), Arc::new(trace));
-    let prover = MockProver::run(plan.layout.k, &circuit, vec![instances]).unwrap();
-    assert_eq!(prover.verify(), Ok(()));
+    satisfied(&q, &[-21.0, -42.0, 21.0, -63.0]);
 }
 
 #[test]

@@ -335,19 +335,7 @@ impl Quantizer<'_> {
                 let zeros = vec![0; divisors.len()];
                 let acc = self.affine(x, &real, out_shape, mul, zeros, x.scale + fs);
                 let t = self.table(Func::Trunc, in_scale, out_scale);
-                let id = self.value(out, out_shape.to_vec(), out_scale);
-                self.ops.push(QOp::Rescale(Rescale {
-                    input: acc.id,
-                    output: id,
-                    shift: shift as u32,
-                    act: Activation::Table(t),
-                }));
-                return Ok(QTensor {
-                    id,
-                    scale: out_scale,
-                    at_target: true,
-                    nonneg: false,
-                });
+                return Ok(self.rescale_into(acc.id, shift, t, out, out_shape, out_scale, false));
             }
         }
         Err(CompileError::Quantize {
@@ -870,19 +858,34 @@ impl Quantizer<'_> {
             None => self.target_scale(out),
         };
         let t = self.table(func, x.scale - shift, out_scale);
+        Ok(self.rescale_into(x.id, shift, t, out, out_shape, out_scale, func.nonneg()))
+    }
+
+    /// `out = table(floor(input / 2^shift))`, at the table's output scale.
+    #[allow(clippy::too_many_arguments)]
+    fn rescale_into(
+        &mut self,
+        input: ValueId,
+        shift: i32,
+        table: usize,
+        out: &str,
+        out_shape: &[usize],
+        out_scale: i32,
+        nonneg: bool,
+    ) -> QTensor {
         let id = self.value(out, out_shape.to_vec(), out_scale);
         self.ops.push(QOp::Rescale(Rescale {
-            input: x.id,
+            input,
             output: id,
             shift: shift as u32,
-            act: Activation::Table(t),
+            act: Activation::Table(table),
         }));
-        Ok(QTensor {
+        QTensor {
             id,
             scale: out_scale,
             at_target: true,
-            nonneg: func.nonneg(),
-        })
+            nonneg,
+        }
     }
 
     /// `out = a · b` element-wise for two computed tensors (broadcast first).
