@@ -144,7 +144,8 @@ pub enum Op {
     Mul,
     Div,
     /// ONNX's `Div` on integers, `trunc(a / b)`, by a constant divisor: quantized to an
-    /// exact integer division (checked over every input the circuit can take).
+    /// exact integer division (checked at compile time over every integer input whose
+    /// quotient the truncation table holds).
     IntDiv,
     Neg,
     /// Softmax over the last axis.

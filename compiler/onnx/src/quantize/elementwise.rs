@@ -314,7 +314,7 @@ impl Quantizer<'_> {
                 let fs = in_scale + shift - x.scale;
                 let Some(muls) = distinct
                     .iter()
-                    .map(|&d| reciprocal_away_from_zero(d, fs))
+                    .map(|&d| reciprocal_away_from_zero(d, fs, bits))
                     .collect::<Option<Vec<i64>>>()
                 else {
                     continue;
@@ -947,16 +947,17 @@ fn by_rows(rows: usize, len: usize) -> Vec<Vec<Option<usize>>> {
         .collect()
 }
 
-/// `2^fs / d` rounded away from zero, where it is at least 1 in magnitude and fits a
-/// constant factor (below 2^40).
-fn reciprocal_away_from_zero(d: i64, fs: i32) -> Option<i64> {
+/// `2^fs / d` rounded away from zero, where it fits a constant factor (below 2^40) and
+/// its product with a `bits`-bit value fits 62 bits.
+fn reciprocal_away_from_zero(d: i64, fs: i32, bits: u32) -> Option<i64> {
     if !(0..=80).contains(&fs) {
         return None;
     }
     let p = 1i128 << fs;
     let a = d.unsigned_abs() as i128;
     let m = (p + a - 1) / a;
-    (m < 1 << 40).then(|| (m as i64) * d.signum())
+    let cap = 1i128 << 40.min(63 - bits as i32);
+    (m < cap).then(|| (m as i64) * d.signum())
 }
 
 /// Whether `x · m`, floored by `2^shift` and read by `spec`'s truncation table, is
