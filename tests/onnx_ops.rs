@@ -69,7 +69,7 @@ fn prove_matches(
         QuantConfig {
             act_bits: 10,
             weight_bits: 10,
-            table_bits: 0,
+            ..QuantConfig::default()
         },
     )
     .unwrap();
@@ -1738,6 +1738,10 @@ fn the_default_widths_are_the_most_accurate_that_cost_what_12_bits_do() {
     // that cost no more, and it is what was compiled.
     let w = &wide.widths;
     assert_eq!((w[0].act_bits, w[0].weight_bits), (12, 12));
+    // One calibration sample: no widths per tensor (too few to tell them from noise).
+    assert!(w
+        .iter()
+        .all(|t| t.widened == zkinfer_pipeline::Widened::Model));
     let taken: Vec<_> = w.iter().filter(|t| t.taken).collect();
     assert_eq!(taken.len(), 1, "{w:?}");
     assert_eq!(taken[0].act_bits, c.model.act_bits);
@@ -2244,6 +2248,121 @@ fn the_scikit_learn_digits_classifier_proves_the_float_label_on_all_450_test_ima
         proven_right += usize::from(ours[0] == label);
     }
     assert_eq!((float_right, proven_right), (438, 438));
+    // 128 calibration samples: widths per tensor were tried (half choose, half confirm),
+    // and the fidelity compiled is that of the last width taken.
+    use zkinfer_pipeline::Widened;
+    assert!(c.widths.iter().any(|w| w.widened != Widened::Model));
+    let last = c.widths.iter().rev().find(|w| w.taken).unwrap();
+    assert_eq!(last.fidelity.as_ref(), Some(&c.circuits[0].fidelity));
+}
+
+/// A width given for one tensor (`QuantConfig::tensors`) changes that tensor's node
+/// only: attn_block's functions read at 12 bits beside 13-bit activations, one node's at
+/// 13; the circuit is satisfied; a width for a tensor the graph does not make, or
+/// outside the widths allowed, is refused naming it.
+#[test]
+fn a_tensor_width_changes_that_tensors_node_only() {
+    use zkinfer_compiler::{parse_input_json, TensorWidths};
+    let path = shared_models().join("attn_block.onnx");
+    let graph = import_onnx(&path).unwrap().graph;
+    let text = std::fs::read_to_string(path.with_extension("input.json")).unwrap();
+    let samples = parse_input_json(&text, &[graph.input_shape().to_vec()])
+        .unwrap()
+        .samples;
+    let cal = calibrate(&graph, &samples).unwrap();
+    let at = |tensors: TensorWidths| {
+        quantize(
+            &graph,
+            &cal,
+            QuantConfig {
+                act_bits: 13,
+                weight_bits: 12,
+                table_bits: 12,
+                tensors,
+            },
+        )
+    };
+    let base = at(TensorWidths::default()).unwrap();
+    let narrowed = |q: &zkinfer_qir::QModel| q.tables.iter().filter(|t| t.in_bits == 12).count();
+    assert!(narrowed(&base) > 1);
+    let mut widened = Vec::new();
+    for n in &graph.nodes {
+        let mut tensors = TensorWidths::default();
+        tensors.tables.insert(n.output.clone(), 13);
+        let q = at(tensors).unwrap();
+        if q != base {
+            // That node's tables hold every activation value; the others' stay narrow
+            // (a narrow table another node shares stays too).
+            assert!(narrowed(&q) > 0, "{}", n.output);
+            assert!(q
+                .tables
+                .iter()
+                .any(|t| t.func.is_continuous() && t.in_bits == 0));
+            widened.push((n.output.clone(), q));
+        }
+    }
+    assert!(!widened.is_empty() && widened.len() < graph.nodes.len());
+    satisfied(&widened[0].1, &samples[0]);
+    // Wider weights for one node change its weights, not the tables.
+    let weighted = graph
+        .nodes
+        .iter()
+        .find_map(|n| {
+            let mut tensors = TensorWidths::default();
+            tensors.weights.insert(n.output.clone(), 16);
+            let q = at(tensors).unwrap();
+            (q != base).then_some(q)
+        })
+        .expect("a node with weights");
+    assert_eq!(weighted.tables, base.tables);
+    satisfied(&weighted, &samples[0]);
+
+    let mut unknown = TensorWidths::default();
+    unknown.weights.insert("no_such_tensor".into(), 14);
+    let err = at(unknown).unwrap_err().to_string();
+    assert!(
+        err.contains("`no_such_tensor`") && err.contains("no node"),
+        "{err}"
+    );
+    let mut wide = TensorWidths::default();
+    wide.tables.insert(widened[0].0.clone(), 14);
+    let err = at(wide).unwrap_err().to_string();
+    assert!(
+        err.contains(&widened[0].0) && err.contains("2..=13"),
+        "{err}"
+    );
+}
+
+/// Where the error grows: a node whose output the integer model does not name (a
+/// product its consumer rescales) shares the growth of the measured node it feeds, so
+/// that its weights are among the widths tried; a node that lowers the error is not.
+#[test]
+fn error_growth_reaches_the_unmeasured_product_behind_a_tensor() {
+    use zkinfer_compiler::{error_growth, LayerError};
+    let m = model(
+        vec![
+            node("MatMul", &["x", "w"], "m", vec![]),
+            node("Reshape", &["m", "shape"], "r", vec![]),
+            node("Relu", &["r"], "y", vec![]),
+        ],
+        vec![
+            float_tensor("w", &[4, 4], floats(1, 16)),
+            int_tensor("shape", vec![1, 4]),
+        ],
+        value_info("x", &[1, 4]),
+        value_info("y", &[1, 4]),
+    );
+    let graph = import_proto(&m).unwrap().graph;
+    let layer = |name: &str, rel: f64| LayerError {
+        name: name.into(),
+        max_abs_error: rel,
+        max_abs: 1.0,
+    };
+    let layers = [layer("x", 0.001), layer("r", 0.004), layer("y", 0.003)];
+    let grows = error_growth(&graph, &layers);
+    let names: Vec<&str> = grows.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["m", "r"]);
+    assert!(grows.iter().all(|(_, g)| (g - 0.003).abs() < 1e-12));
 }
 
 /// An int64 constant of the given shape.

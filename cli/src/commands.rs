@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use zkinfer_circuits::{Objective, Plan, Visibility};
 use zkinfer_compiler::quantize::argmax;
-use zkinfer_pipeline::{Compilation, PipelineError};
+use zkinfer_pipeline::{Compilation, PipelineError, Widened};
 use zkinfer_prover::{
     dev_srs, read_ceremony_srs, read_srs, srs_points, write_srs, CompiledCircuit, Engine, ProverKey,
 };
@@ -70,8 +70,28 @@ pub fn compile(
             }
         }
     }
+    let tensors = compilation
+        .widths
+        .iter()
+        .filter(|w| w.widened != Widened::Model)
+        .count();
     for w in &compilation.widths {
         let mark = if w.taken { " <- chosen" } else { "" };
+        let tensor = match &w.widened {
+            Widened::Model => None,
+            Widened::Functions(t) => Some((t, "function inputs", w.table_bits)),
+            Widened::Weights(t) => Some((t, "weights", w.weight_bits)),
+        };
+        if let Some((t, what, bits)) = tensor {
+            // Of the per-tensor widths (often a hundred), those taken.
+            if let (true, Ok(c), Some(f)) = (w.taken, &w.plan, &w.fidelity) {
+                eprintln!(
+                    "  `{t}`: {what} {bits:2}  k {}, predicted prove {:.2} s, max |error| {:.5}{mark}",
+                    c.k, c.prove_s, f.max_abs_error
+                );
+            }
+            continue;
+        }
         let bits = if w.table_bits < w.act_bits {
             format!(
                 "bits {:2}, weights {:2}, function inputs {:2}",
@@ -90,6 +110,14 @@ pub fn compile(
             },
             Err(e) => eprintln!("  {bits}  does not compile: {e}"),
         }
+    }
+    if tensors > 0 {
+        let taken = compilation
+            .widths
+            .iter()
+            .filter(|w| w.taken && w.widened != Widened::Model)
+            .count();
+        eprintln!("  per tensor, where the error grows: {tensors} widths tried, {taken} taken");
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     // What an earlier compile left would not fit this circuit: remove it.

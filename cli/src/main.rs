@@ -53,6 +53,12 @@ enum Command {
         /// whose circuit keeps the 12-bit circuit's k and predicted prove time).
         #[arg(long, value_name = "N", conflicts_with = "target", value_parser = clap::value_parser!(u32).range(2..=24))]
         table_bits: Option<u32>,
+        /// Keep the model-wide widths for every tensor. By default, with at least 16
+        /// calibration samples, `compile` then widens single tensors' weights and function
+        /// inputs where the error grows, if the circuit still costs no more and both halves
+        /// of the samples agree that the error falls.
+        #[arg(long)]
+        no_per_tensor: bool,
         /// Choose the activation width from the fidelity on the calibration data: `size`
         /// (the narrowest whose argmax agrees and whose error is within 1% of the output
         /// range) or `accuracy` (the smallest error), trying 8 to 16 bits.
@@ -402,6 +408,7 @@ fn main() -> ExitCode {
             bits,
             weight_bits,
             table_bits,
+            no_per_tensor,
             target,
             params,
             input,
@@ -451,6 +458,7 @@ fn main() -> ExitCode {
                     },
                     weight_bits,
                     table_bits,
+                    per_tensor: !no_per_tensor,
                     certificate,
                 };
                 commands::compile(&model, &calibration, &out, &options).map(|_| ExitCode::SUCCESS)

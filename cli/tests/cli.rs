@@ -518,3 +518,35 @@ fn engine_choice_falls_back_only_when_asked_to() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("(cpu)"));
     assert!(ok(&["verify", s(&dir), "--proof", s(&proof)]).starts_with("valid"));
 }
+
+/// With 16 or more calibration samples `compile` also tries widths per tensor and says
+/// how many it tried and took; `--no-per-tensor` keeps the model's widths.
+#[test]
+fn compile_tries_widths_per_tensor_unless_told_not_to() {
+    let tmp = tempfile::tempdir().unwrap();
+    let real = shared_models().join("real");
+    let onnx = real.join("digits_mlp.onnx");
+    let calibration = real.join("digits_mlp.calibration.json");
+    let dir = tmp.path().join("digits");
+    let compile = |flags: &[&str]| {
+        let mut args = vec![
+            "compile",
+            s(&onnx),
+            "--calibration",
+            s(&calibration),
+            "--out",
+            s(&dir),
+        ];
+        args.extend_from_slice(flags);
+        let out = zkinfer(&args);
+        assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = compile(&[]);
+    assert!(
+        err.contains("per tensor, where the error grows: ") && err.contains(" widths tried, "),
+        "{err}"
+    );
+    let err = compile(&["--no-per-tensor"]);
+    assert!(!err.contains("per tensor"), "{err}");
+}

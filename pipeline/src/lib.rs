@@ -17,7 +17,7 @@ use zkinfer_circuits::segments::{plan_segments, PlannedSegment};
 use zkinfer_circuits::{Arguments, LinearArgument, Objective, Plan, RangeCheck, Visibility};
 use zkinfer_compiler::quantize::Trial;
 use zkinfer_compiler::{
-    calibrate, fidelity, import_onnx, layer_errors, parse_input_json, quantize,
+    calibrate, error_growth, fidelity, import_onnx, layer_errors, parse_input_json, quantize,
     quantize_for_target, quantize_input, Imported, LayerError, QuantConfig, Target,
 };
 use zkinfer_prover::artifact::CIRCUIT_FORMAT;
@@ -106,6 +106,9 @@ pub struct Widening {
     /// The width the continuous functions' tables read their inputs at (`act_bits`
     /// where they are not narrower; [`QuantConfig::table_bits`]).
     pub table_bits: u32,
+    /// The model's widths, or one tensor's (whose width is then `weight_bits` or
+    /// `table_bits`).
+    pub widened: Widened,
     pub plan: Result<Cost, String>,
     pub fidelity: Option<Fidelity>,
     pub taken: bool,
@@ -135,6 +138,8 @@ pub struct CompileOptions {
     /// than the activations (see [`QuantConfig::table_bits`]); `None`: the activations'
     /// with fixed widths, chosen with them by [`Bits::Widest`].
     pub table_bits: Option<u32>,
+    /// With [`Bits::Widest`], widths per tensor after the model's (see [`tensor_widths`]).
+    pub per_tensor: bool,
     /// Compile the model's capability certificate circuit instead (see [`certificate`]),
     /// for batches of a given size or of the size the planner chooses; its visibility is
     /// the certificate's.
@@ -164,6 +169,7 @@ impl Default for CompileOptions {
             objective: Objective::default(),
             weight_bits: None,
             table_bits: None,
+            per_tensor: true,
             certificate: None,
         }
     }
@@ -250,27 +256,40 @@ pub(crate) fn compile_laid_out(
     let weight_bits = options
         .weight_bits
         .unwrap_or(QuantConfig::default().weight_bits);
-    let at = |act_bits: u32, weight_bits: u32, table_bits: u32| {
-        let cfg = QuantConfig {
-            act_bits,
-            weight_bits,
-            table_bits,
-        };
-        quantize(&graph, &cal, cfg)
-    };
+    let at = |cfg: &QuantConfig| quantize(&graph, &cal, cfg.clone());
     let table_bits = options.table_bits.unwrap_or(0);
     let mut planned = None;
     let mut widths = Vec::new();
     let (mut model, fid, trials) = match options.bits {
         Bits::Fixed(bits) => {
-            let q = at(bits, weight_bits, table_bits)?;
+            let q = at(&QuantConfig {
+                act_bits: bits,
+                weight_bits,
+                table_bits,
+                ..QuantConfig::default()
+            })?;
             let f = fidelity(&graph, &q, samples)?;
             (q, f, Vec::new())
         }
         Bits::Target(target) => quantize_for_target(&graph, &cal, samples, weight_bits, target)?,
         Bits::Widest => {
             let fid = |q: &QModel| fidelity(&graph, q, samples);
-            let (q, f, plans, tried) = widest(at, fid, weight_bits, options)?;
+            let growth = |q: &QModel| {
+                let layers = layer_errors(&graph, q, samples)?;
+                Ok(error_growth(&graph, &layers)
+                    .into_iter()
+                    .map(|(name, _)| name)
+                    .collect())
+            };
+            let half = |q: &QModel, which: usize| {
+                if !options.per_tensor || samples.len() < TENSOR_SAMPLES {
+                    return Ok(None);
+                }
+                let (choose, confirm) = samples.split_at(samples.len() / 2);
+                let half = if which == 0 { choose } else { confirm };
+                Ok(Some(fidelity(&graph, q, half)?))
+            };
+            let (q, f, plans, tried) = widest(at, fid, half, growth, weight_bits, options)?;
             planned = plans;
             widths = tried;
             (q, f, Vec::new())
@@ -369,20 +388,24 @@ pub(crate) fn compile_laid_out(
 /// A whole-model circuit's plan and the planner's runner-up.
 type Planned = (Plan, Option<Plan>);
 
-/// [`Bits::Widest`]: quantizes with `at(act_bits, weight_bits, table_bits)` from the
-/// narrowest activations of [`WIDEST_BITS`] and `weight_bits` up, and tries every wider
-/// activation width, then weight width at the chosen activations (unless
-/// [`CompileOptions::weight_bits`] fixes them); at each activation width of a model with
-/// continuous tabulated functions, their tables' input width from the activations' own
-/// down to the narrowest activations' (never coarser than the reference reads them),
-/// until one costs no more (unless [`CompileOptions::table_bits`] fixes it). Of those whose whole-model circuit
-/// costs what the narrowest one's does ([`costs_no_more`]), it takes the one whose output
-/// error (`fid`) is least without losing argmax agreement. Returns that model with its
+/// [`Bits::Widest`]: quantizes with `at` from the narrowest activations of
+/// [`WIDEST_BITS`] and `weight_bits` up, and tries every wider activation width, then
+/// weight width at the chosen activations (unless [`CompileOptions::weight_bits`] fixes
+/// them); at each activation width of a model with continuous tabulated functions, their
+/// tables' input width from the activations' own down to the narrowest activations'
+/// (never coarser than the reference reads them), until one costs no more (unless
+/// [`CompileOptions::table_bits`] fixes it). Of those whose whole-model circuit costs what
+/// the narrowest one's does ([`costs_no_more`]), it takes the one whose output error
+/// (`fid`) is least without losing argmax agreement. Then, tensor by tensor where the
+/// error grows most first (`growth`), the same for one tensor's function inputs and
+/// weights above the model's widths (see [`tensor_widths`]). Returns that model with its
 /// fidelity and plans (none where the model is to be segmented, which stays at the
 /// narrowest widths), and every set of widths tried.
 fn widest(
-    at: impl Fn(u32, u32, u32) -> Result<QModel, zkinfer_compiler::CompileError>,
+    at: impl Fn(&QuantConfig) -> Result<QModel, zkinfer_compiler::CompileError>,
     fid: impl Fn(&QModel) -> Result<Fidelity, zkinfer_compiler::CompileError>,
+    half: impl Fn(&QModel, usize) -> Result<Option<Fidelity>, zkinfer_compiler::CompileError>,
+    growth: impl Fn(&QModel) -> Result<Vec<String>, zkinfer_compiler::CompileError>,
     weight_bits: u32,
     options: &CompileOptions,
 ) -> Result<(QModel, Fidelity, Option<Planned>, Vec<Widening>), PipelineError> {
@@ -395,9 +418,15 @@ fn widest(
         )
     };
     let fixed_table = options.table_bits.unwrap_or(0);
+    let config = |act_bits, weight_bits, table_bits| QuantConfig {
+        act_bits,
+        weight_bits,
+        table_bits,
+        ..QuantConfig::default()
+    };
     // (activations, weights, tables); a table width of 0 is the activations'.
     let mut widths = (*WIDEST_BITS.start(), weight_bits, fixed_table);
-    let mut best = at(widths.0, widths.1, widths.2)?;
+    let mut best = at(&config(widths.0, widths.1, widths.2))?;
     let mut best_fid = fid(&best)?;
     if options.min_segments > 1 || options.visibility.is_linked() {
         return Ok((best, best_fid, None, Vec::new()));
@@ -427,6 +456,7 @@ fn widest(
         act_bits: widths.0,
         weight_bits: widths.1,
         table_bits: table_width(&best),
+        widened: Widened::Model,
         plan: Ok(reference),
         fidelity: Some(best_fid.clone()),
         taken: true,
@@ -467,11 +497,12 @@ fn widest(
                     act_bits: next.0,
                     weight_bits: next.1,
                     table_bits: next.0,
+                    widened: Widened::Model,
                     plan: Err(String::new()),
                     fidelity: None,
                     taken: false,
                 };
-                let wider = at(next.0, next.1, table_bits)
+                let wider = at(&config(next.0, next.1, table_bits))
                     .map_err(|e| e.to_string())
                     .and_then(|q| {
                         let plans = plan(&q).map_err(|e| e.to_string())?;
@@ -498,10 +529,7 @@ fn widest(
                 let f = fid(&q)?;
                 trial.fidelity = Some(f.clone());
                 tried.push(trial);
-                // The most accurate free width wins (a wider one on a tie); the error is
-                // not always monotonic in a width, so a worse one does not end the search.
-                let agrees = |f: &Fidelity| f.argmax_agree.unwrap_or(0);
-                if f.max_abs_error <= best_fid.max_abs_error && agrees(&f) >= agrees(&best_fid) {
+                if improves(&f, &best_fid) {
                     widths = (next.0, next.1, table_bits);
                     best = q;
                     best_fid = f;
@@ -518,7 +546,197 @@ fn widest(
     for w in &mut tried {
         w.taken = (w.act_bits, w.weight_bits, w.table_bits) == chosen;
     }
+    let model_wide = config(widths.0, widths.1, widths.2);
+    let search = TensorSearch {
+        at: &at,
+        fid: &fid,
+        half: &half,
+        plan: &plan,
+        reference,
+        max_k,
+    };
+    let (_, best, best_fid, best_plans) = tensor_widths(
+        &search,
+        (model_wide, best, best_fid, best_plans),
+        &growth,
+        options,
+        &mut tried,
+    )?;
     Ok((best, best_fid, Some(best_plans), tried))
+}
+
+/// The output error of `f` is below `best`'s (or equal, for a wider width), without
+/// losing argmax agreement: the error is not monotonic in a width, so each is measured.
+fn improves(f: &Fidelity, best: &Fidelity) -> bool {
+    let agrees = |f: &Fidelity| f.argmax_agree.unwrap_or(0);
+    f.max_abs_error <= best.max_abs_error && agrees(f) >= agrees(best)
+}
+
+/// What a [`Widening`] widened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Widened {
+    /// The model's widths.
+    Model,
+    /// The input width of one tensor's continuous functions (its node's tables).
+    Functions(String),
+    /// One tensor's weights.
+    Weights(String),
+}
+
+/// What [`tensor_widths`] tries a width with: `at`, `plan` and `fid` as for the model's
+/// widths; `half` the fidelity on the first or second half of the calibration samples
+/// (the first chooses, the second confirms), `None` with too few samples.
+struct TensorSearch<'a, A, F, H, P> {
+    at: &'a A,
+    fid: &'a F,
+    half: &'a H,
+    plan: &'a P,
+    reference: Cost,
+    max_k: u32,
+}
+
+/// The widths, model, fidelity and plans taken so far.
+type Taken = (QuantConfig, QModel, Fidelity, Planned);
+
+/// The fewest calibration samples with which [`tensor_widths`] chooses widths per tensor:
+/// half of them choose, the other half must agree. On one sample (measured on the
+/// shared models' own) a width that lowers its error as often raises the error on other
+/// inputs: a single tensor's width moves the output less than the sample's noise.
+pub const TENSOR_SAMPLES: usize = 16;
+
+/// Widths per tensor, after the model's: for each tensor where the error grows (`growth`
+/// of the model taken, largest growth first), its functions' input width from the
+/// activations' down to one above the model's (the widest that costs no more, as for
+/// the model), then its weights' from the widest of [`WIDEST_BITS`] down to one above
+/// the model's (each that costs no more). A width is taken where it lowers the mean
+/// error without raising the largest or losing argmax agreement on both halves of the
+/// calibration samples (`half`; none with fewer than [`TENSOR_SAMPLES`]). A wider table
+/// for a tensor that spoils the output is where a bank's spare rows pay; wider weights
+/// for one layer where all of them would cost more.
+fn tensor_widths<A, F, H, P>(
+    search: &TensorSearch<'_, A, F, H, P>,
+    taken: Taken,
+    growth: impl Fn(&QModel) -> Result<Vec<String>, zkinfer_compiler::CompileError>,
+    options: &CompileOptions,
+    tried: &mut Vec<Widening>,
+) -> Result<Taken, PipelineError>
+where
+    A: Fn(&QuantConfig) -> Result<QModel, zkinfer_compiler::CompileError>,
+    F: Fn(&QModel) -> Result<Fidelity, zkinfer_compiler::CompileError>,
+    H: Fn(&QModel, usize) -> Result<Option<Fidelity>, zkinfer_compiler::CompileError>,
+    P: Fn(&QModel) -> Result<Planned, zkinfer_circuits::CircuitError>,
+{
+    let (mut cfg, mut best, mut best_fid, mut best_plans) = taken;
+    let (Some(choose), Some(confirm)) = ((search.half)(&best, 0)?, (search.half)(&best, 1)?) else {
+        return Ok((cfg, best, best_fid, best_plans));
+    };
+    let mut best_halves = [choose, confirm];
+    let better = |f: &Fidelity, b: &Fidelity| improves(f, b) && f.mean_abs_error < b.mean_abs_error;
+    let top_weights = *WIDEST_BITS.end();
+    for name in growth(&best)? {
+        let functions = cfg.table_bits;
+        let kinds = [
+            (
+                Widened::Functions(name.clone()),
+                // Only where the model's tables are narrower than the activations.
+                if options.table_bits.is_none() && functions != 0 && functions < cfg.act_bits {
+                    (functions + 1..=cfg.act_bits).rev().collect()
+                } else {
+                    Vec::new()
+                },
+            ),
+            (
+                Widened::Weights(name.clone()),
+                if options.weight_bits.is_none() {
+                    (cfg.weight_bits + 1..=top_weights).rev().collect()
+                } else {
+                    Vec::new()
+                },
+            ),
+        ];
+        for (widened, widths) in kinds {
+            for bits in widths {
+                let mut c = cfg.clone();
+                let map = match &widened {
+                    Widened::Functions(_) => &mut c.tensors.tables,
+                    _ => &mut c.tensors.weights,
+                };
+                map.insert(name.clone(), bits);
+                let mut trial = Widening {
+                    act_bits: c.act_bits,
+                    weight_bits: c
+                        .tensors
+                        .weights
+                        .get(&name)
+                        .copied()
+                        .unwrap_or(c.weight_bits),
+                    table_bits: c.tensors.tables.get(&name).copied().unwrap_or(c.table_bits),
+                    widened: widened.clone(),
+                    plan: Err(String::new()),
+                    fidelity: None,
+                    taken: false,
+                };
+                let q = match (search.at)(&c) {
+                    Ok(q) => q,
+                    Err(e) => {
+                        trial.plan = Err(e.to_string());
+                        tried.push(trial);
+                        continue;
+                    }
+                };
+                // The tensor's node has no such width (no table, no weights), or it is
+                // bounded below the width tried: a narrower one changes nothing either.
+                if q == best {
+                    break;
+                }
+                let plans = match (search.plan)(&q) {
+                    Ok(plans) => plans,
+                    Err(e) => {
+                        trial.plan = Err(e.to_string());
+                        tried.push(trial);
+                        continue;
+                    }
+                };
+                let cost = Cost::of(&plans.0);
+                trial.plan = Ok(cost);
+                if !costs_no_more(cost, search.reference, search.max_k) {
+                    tried.push(trial);
+                    continue;
+                }
+                // The second half is measured only where the first sees a gain.
+                let Some(choose) = (search.half)(&q, 0)? else {
+                    break;
+                };
+                let confirm = if better(&choose, &best_halves[0]) {
+                    (search.half)(&q, 1)?.filter(|f| better(f, &best_halves[1]))
+                } else {
+                    None
+                };
+                trial.taken = confirm.is_some();
+                if let Some(confirm) = confirm {
+                    let f = (search.fid)(&q)?;
+                    trial.fidelity = Some(f.clone());
+                    // A width taken earlier for the same tensor and kind is replaced.
+                    for t in tried.iter_mut().filter(|t| t.widened == widened) {
+                        t.taken = false;
+                    }
+                    cfg = c;
+                    best = q;
+                    best_fid = f;
+                    best_halves = [choose, confirm];
+                    best_plans = plans;
+                } else {
+                    trial.fidelity = Some(choose);
+                }
+                let stop = trial.taken || matches!(widened, Widened::Functions(_));
+                tried.push(trial);
+                if stop {
+                    break;
+                }
+            }
+        }
+    }
+    Ok((cfg, best, best_fid, best_plans))
 }
 
 /// The proving and verifying keys of `circuit` with the SRS `params`.

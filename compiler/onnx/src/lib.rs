@@ -17,8 +17,8 @@ pub use import::certificate::{import_certificate, CertificateGraph};
 pub use import::{import_onnx, supported_ops, Imported};
 pub use input::{parse_dataset_json, parse_input_json, Dataset, InputData};
 pub use quantize::{
-    calibrate, fidelity, layer_errors, quantize, quantize_for_target, quantize_input,
-    run_quantized, Calibration, LayerError, QuantConfig, Target,
+    calibrate, error_growth, fidelity, layer_errors, quantize, quantize_for_target, quantize_input,
+    run_quantized, Calibration, LayerError, QuantConfig, Target, TensorWidths,
 };
 pub use zkinfer_qir::Fidelity;
 

@@ -75,6 +75,34 @@ fn layer_norm_ranges(x: &Tensor, epsilon: f32) -> [(&'static str, f32); 2] {
     [("var", var_max), ("rstd", rstd_max)]
 }
 
+/// `f` of every sample, in order, on as many threads as the machine has (the float and
+/// integer interpreters are single-threaded, and each sample is independent).
+fn per_sample<T: Send>(
+    samples: &[Vec<f32>],
+    f: impl Fn(&[f32]) -> Result<T, CompileError> + Sync,
+) -> Result<Vec<T>, CompileError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || samples.len() < 2 {
+        return samples.iter().map(|s| f(s)).collect();
+    }
+    let chunk = samples.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = samples
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(|s| f(s)).collect::<Vec<_>>()))
+            .collect();
+        let mut all = Vec::with_capacity(samples.len());
+        for h in handles {
+            match h.join() {
+                Ok(results) => all.extend(results),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        all.into_iter().collect()
+    })
+}
+
 /// Index of the largest element (first on ties).
 pub fn argmax(v: &[f64]) -> usize {
     v.iter()
@@ -113,14 +141,16 @@ pub fn fidelity(
         classes.push(0..graph.output_shape().iter().product());
     }
     let is_class_vector = !classes.is_empty();
-    for s in samples {
+    let outputs = per_sample(samples, |s| {
         let float = graph.run(s)?;
         let fo: Vec<f64> = float[&graph.output]
             .data
             .iter()
             .map(|&v| v as f64)
             .collect();
-        let qo = run_quantized(model, s)?;
+        Ok((fo, run_quantized(model, s)?))
+    })?;
+    for (fo, qo) in outputs {
         for (a, b) in fo.iter().zip(&qo) {
             let e = (a - b).abs();
             max_err = max_err.max(e);
@@ -186,11 +216,11 @@ pub fn layer_errors(
         .enumerate()
         .map(|(i, v)| (v.name.as_str(), i))
         .collect();
-    let mut layers: Vec<LayerError> = Vec::new();
-    for (k, s) in samples.iter().enumerate() {
+    // Per sample: each tensor's (largest error, largest magnitude), in model order.
+    let runs = per_sample(samples, |s| {
         let float = graph.run(s)?;
         let trace = model.run(&quantize_input(model, s))?;
-        let mut at = 0;
+        let mut tensors = Vec::new();
         for (i, v) in model.values.iter().enumerate() {
             let Some(f) = float
                 .get(&v.name)
@@ -204,9 +234,16 @@ pub fn layer_errors(
                 err = err.max((a as f64 - dequantize(b, v.scale)).abs());
                 range = range.max((a as f64).abs());
             }
+            tensors.push((v.name.clone(), err, range));
+        }
+        Ok(tensors)
+    })?;
+    let mut layers: Vec<LayerError> = Vec::new();
+    for (k, tensors) in runs.into_iter().enumerate() {
+        for (at, (name, err, range)) in tensors.into_iter().enumerate() {
             if k == 0 {
                 layers.push(LayerError {
-                    name: v.name.clone(),
+                    name,
                     max_abs_error: err,
                     max_abs: range,
                 });
@@ -214,10 +251,66 @@ pub fn layer_errors(
                 l.max_abs_error = l.max_abs_error.max(err);
                 l.max_abs = l.max_abs.max(range);
             }
-            at += 1;
         }
     }
     Ok(layers)
+}
+
+/// Where the error grows: every node's output tensor whose relative error (of `layers`)
+/// is above the largest of its inputs', with that growth, largest first. A node whose
+/// output `layers` does not hold (an accumulator its consumer rescales, say) shares the
+/// growth of the nearest measured node it feeds, and its inputs stand for it there.
+pub fn error_growth(graph: &Graph, layers: &[LayerError]) -> Vec<(String, f64)> {
+    let rel: BTreeMap<&str, f64> = layers
+        .iter()
+        .map(|l| (l.name.as_str(), l.relative()))
+        .collect();
+    let producer: BTreeMap<&str, &crate::graph::Node> =
+        graph.nodes.iter().map(|n| (n.output.as_str(), n)).collect();
+    // The unmeasured nodes behind `name` (through unmeasured nodes only), and the largest
+    // relative error of the measured tensors they read.
+    fn behind<'g>(
+        name: &'g str,
+        rel: &BTreeMap<&str, f64>,
+        producer: &BTreeMap<&str, &'g crate::graph::Node>,
+        nodes: &mut Vec<&'g str>,
+    ) -> f64 {
+        if let Some(&r) = rel.get(name) {
+            return r;
+        }
+        let Some(n) = producer.get(name) else {
+            return 0.0; // a constant
+        };
+        if nodes.contains(&name) {
+            return 0.0;
+        }
+        nodes.push(name);
+        n.inputs
+            .iter()
+            .map(|i| behind(i, rel, producer, nodes))
+            .fold(0f64, f64::max)
+    }
+    let mut grows: BTreeMap<String, f64> = BTreeMap::new();
+    for n in &graph.nodes {
+        let Some(&out) = rel.get(n.output.as_str()) else {
+            continue;
+        };
+        let mut unmeasured = Vec::new();
+        let from = n
+            .inputs
+            .iter()
+            .map(|i| behind(i, &rel, &producer, &mut unmeasured))
+            .fold(0f64, f64::max);
+        if out > from {
+            for name in std::iter::once(n.output.as_str()).chain(unmeasured) {
+                let g = grows.entry(name.to_string()).or_insert(0.0);
+                *g = g.max(out - from);
+            }
+        }
+    }
+    let mut grows: Vec<(String, f64)> = grows.into_iter().collect();
+    grows.sort_by(|a, b| b.1.total_cmp(&a.1));
+    grows
 }
 
 /// Quantizes a float input at the model's input scale.

@@ -254,7 +254,7 @@ impl Quantizer<'_> {
         factors: &[f32],
         offsets: &[f32],
     ) -> Result<QTensor, CompileError> {
-        let natural = scale_for(max_abs(factors), self.cfg.weight_bits, 1.0);
+        let natural = scale_for(max_abs(factors), self.weight_bits(), 1.0);
         let fs = natural.min(self.target_scale(out) + self.max_shift() - x.scale);
         let acc = x.scale + fs;
         let mul: Vec<i64> = factors

@@ -35,7 +35,7 @@ impl Quantizer<'_> {
     /// that fits `weight_bits`, kept low enough that the later rescale's shift stays below
     /// `act_bits` (so one remainder lookup suffices).
     pub(super) fn weight_scale(&self, weight: &[f32], out_name: &str, x_scale: i32) -> i32 {
-        let natural = scale_for(max_abs(weight), self.cfg.weight_bits, 1.0);
+        let natural = scale_for(max_abs(weight), self.weight_bits(), 1.0);
         let max_w = self.target_scale(out_name) + self.max_shift() - x_scale;
         natural.min(max_w)
     }

@@ -25,8 +25,8 @@ mod normalize;
 mod target;
 
 pub use calibration::{
-    argmax, calibrate, fidelity, layer_errors, quantize_input, run_quantized, Calibration,
-    LayerError,
+    argmax, calibrate, error_growth, fidelity, layer_errors, quantize_input, run_quantized,
+    Calibration, LayerError,
 };
 pub use target::{acceptable, quantize_for_target, Target, Trial, TARGET_BITS};
 
@@ -34,7 +34,7 @@ pub use target::{acceptable, quantize_for_target, Target, Trial, TARGET_BITS};
 const HEADROOM: f64 = 1.25;
 
 /// Knobs of the quantizer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuantConfig {
     /// Signed bit width of activations after a rescale (the lookup table has `2^act_bits` rows).
     pub act_bits: u32,
@@ -45,6 +45,9 @@ pub struct QuantConfig {
     /// `2^table_bits` rows. 0: `act_bits`.
     #[serde(default)]
     pub table_bits: u32,
+    /// Widths of single tensors over the model-wide ones above.
+    #[serde(default)]
+    pub tensors: TensorWidths,
 }
 
 impl Default for QuantConfig {
@@ -53,8 +56,59 @@ impl Default for QuantConfig {
             act_bits: 12,
             weight_bits: 12,
             table_bits: 0,
+            tensors: TensorWidths::default(),
         }
     }
+}
+
+/// Widths chosen for single tensors (by the output tensor of the node that makes them),
+/// where the model-wide ones of [`QuantConfig`] would be too coarse or cost too much.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TensorWidths {
+    /// The width at which the node's continuous functions' tables read their inputs
+    /// (over [`QuantConfig::table_bits`]; at most the activations').
+    #[serde(default)]
+    pub tables: BTreeMap<String, u32>,
+    /// The signed width of the node's weights, factors and mean weights (over
+    /// [`QuantConfig::weight_bits`]).
+    #[serde(default)]
+    pub weights: BTreeMap<String, u32>,
+}
+
+impl TensorWidths {
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty() && self.weights.is_empty()
+    }
+}
+
+/// Refuses a tensor width for a tensor no node of `graph` makes, or outside the widths
+/// the model-wide ones may take.
+fn check_tensor_widths(graph: &Graph, cfg: &QuantConfig) -> Result<(), CompileError> {
+    let widths = [
+        ("function input", &cfg.tensors.tables, 2..=cfg.act_bits),
+        ("weight", &cfg.tensors.weights, 2..=24),
+    ];
+    for (what, map, allowed) in widths {
+        for (name, &bits) in map {
+            if !graph.nodes.iter().any(|n| &n.output == name) {
+                return Err(CompileError::Config {
+                    reason: format!(
+                        "a {what} width is given for `{name}`, which no node of the graph outputs"
+                    ),
+                });
+            }
+            if !allowed.contains(&bits) {
+                return Err(CompileError::Config {
+                    reason: format!(
+                        "the {what} width of `{name}` must be in {}..={}, got {bits}",
+                        allowed.start(),
+                        allowed.end()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A float tensor's place in the integer model.
@@ -80,6 +134,8 @@ struct Quantizer<'a> {
     graph: &'a Graph,
     cal: &'a Calibration,
     cfg: QuantConfig,
+    /// The output tensor of the node being lowered: the key of its own widths.
+    output: String,
     values: Vec<QValue>,
     ops: Vec<QOp>,
     map: BTreeMap<String, QTensor>,
@@ -110,10 +166,12 @@ pub fn quantize(
             ),
         });
     }
+    check_tensor_widths(graph, &cfg)?;
     let mut q = Quantizer {
         graph,
         cal,
         cfg,
+        output: String::new(),
         values: Vec::new(),
         ops: Vec::new(),
         map: BTreeMap::new(),
@@ -142,7 +200,7 @@ pub fn quantize(
         input,
         output: out.id,
         ops: q.ops,
-        act_bits: cfg.act_bits,
+        act_bits: q.cfg.act_bits,
         tables: q.tables,
     };
     round_to_nearest(&mut model);
@@ -454,13 +512,32 @@ impl Quantizer<'_> {
     /// at [`QuantConfig::table_bits`] where that is narrower than the activations (fewer
     /// table rows, a coarser input); a step function's (a sign, a comparison, a rounding,
     /// an index) at the activations' own, where it is exact.
+    /// The node's own width where [`TensorWidths::tables`] gives one.
     fn func_bits(&self, func: Func) -> u32 {
         let bits = self.cfg.act_bits;
-        if func.is_continuous() && self.cfg.table_bits != 0 {
-            self.cfg.table_bits.clamp(2, bits)
+        let table_bits = self
+            .cfg
+            .tensors
+            .tables
+            .get(&self.output)
+            .copied()
+            .unwrap_or(self.cfg.table_bits);
+        if func.is_continuous() && table_bits != 0 {
+            table_bits.clamp(2, bits)
         } else {
             bits
         }
+    }
+
+    /// The signed width of the weights (and constant factors) of the node being lowered:
+    /// its own where [`TensorWidths::weights`] gives one, else the model's.
+    fn weight_bits(&self) -> u32 {
+        self.cfg
+            .tensors
+            .weights
+            .get(&self.output)
+            .copied()
+            .unwrap_or(self.cfg.weight_bits)
     }
 
     /// The index of the table of `func` from inputs at `in_scale` to outputs at
@@ -484,6 +561,7 @@ impl Quantizer<'_> {
 
     fn node(&mut self, node: &crate::graph::Node) -> Result<(), CompileError> {
         self.node = node.name.clone();
+        self.output = node.output.clone();
         let name = node.name.as_str();
         let out = node.output.as_str();
         let out_shape = self.shape(out);

@@ -142,7 +142,7 @@ impl Quantizer<'_> {
     /// coarse one is a systematic error: `round(2^11 / 768) = 3` is 12.5% off
     /// `2^11 / 768`, where `ws = 20` gives `1365`, 0.02% off.
     fn mean_weight(&self, len: usize, max_ws: i32, to_integer: fn(f64) -> f64) -> (i64, i32) {
-        let limit = (1i64 << (self.cfg.weight_bits - 1)) - 1;
+        let limit = (1i64 << (self.weight_bits() - 1)) - 1;
         let weight = |ws: i32| to_integer((ws as f64).exp2() / len as f64) as i64;
         let mut ws = max_ws.clamp(0, 62);
         while ws > 0 && weight(ws) > limit {

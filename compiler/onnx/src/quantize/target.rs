@@ -53,7 +53,7 @@ pub fn quantize_for_target(
         let cfg = QuantConfig {
             act_bits: bits,
             weight_bits,
-            table_bits: 0,
+            ..QuantConfig::default()
         };
         let tried = quantize(graph, cal, cfg).and_then(|q| Ok((fidelity(graph, &q, samples)?, q)));
         match tried {
