@@ -13,7 +13,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::{code, edit_header, ok, s, stderr, stdout, zkinfer};
+use common::{code, compile_args, edit_header, ok, s, stderr, stdout, zkinfer};
 use serde_json::{json, Value};
 use zkinfer_tests::shared_models;
 
@@ -495,13 +495,7 @@ fn the_planner_chooses_the_batch_within_the_memory_budget() {
     );
     let compile = |dir: &str, extra: &[&str]| {
         let dir = fx.root.join(dir);
-        let mut args = vec![
-            "compile",
-            s(&onnx),
-            "--calibration",
-            s(&calibration),
-            "--out",
-            s(&dir),
+        let fixed = [
             "--certify",
             "auto",
             "--samples",
@@ -511,6 +505,7 @@ fn the_planner_chooses_the_batch_within_the_memory_budget() {
             "--weight-bits",
             "12",
         ];
+        let mut args = compile_args(&onnx, &calibration, &dir, &fixed);
         args.extend_from_slice(extra);
         let out = zkinfer(&args);
         assert_eq!(code(&out), 0, "{}", stderr(&out));

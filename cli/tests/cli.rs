@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{code, edit_header, ok, s, zkinfer};
+use common::{code, compile_args, edit_header, ok, s, zkinfer};
 
 use zkinfer_tests::{encode, model, node, shared_models, tract_run, value_info, value_info_any};
 
@@ -529,16 +529,7 @@ fn compile_tries_widths_per_tensor_unless_told_not_to() {
     let calibration = real.join("digits_mlp.calibration.json");
     let dir = tmp.path().join("digits");
     let compile = |flags: &[&str]| {
-        let mut args = vec![
-            "compile",
-            s(&onnx),
-            "--calibration",
-            s(&calibration),
-            "--out",
-            s(&dir),
-        ];
-        args.extend_from_slice(flags);
-        let out = zkinfer(&args);
+        let out = zkinfer(&compile_args(&onnx, &calibration, &dir, flags));
         assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stderr).into_owned()
     };

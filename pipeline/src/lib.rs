@@ -676,23 +676,20 @@ where
                     fidelity: None,
                     taken: false,
                 };
-                let q = match (search.at)(&c) {
-                    Ok(q) => q,
-                    Err(e) => {
-                        trial.plan = Err(e.to_string());
-                        tried.push(trial);
-                        continue;
-                    }
-                };
+                let quantized = (search.at)(&c).map_err(|e| e.to_string());
                 // The tensor's node has no such width (no table, no weights), or it is
                 // bounded below the width tried: a narrower one changes nothing either.
-                if q == best {
+                if quantized.as_ref().is_ok_and(|q| *q == best) {
                     break;
                 }
-                let plans = match (search.plan)(&q) {
-                    Ok(plans) => plans,
+                let planned = quantized.and_then(|q| {
+                    let plans = (search.plan)(&q).map_err(|e| e.to_string())?;
+                    Ok((q, plans))
+                });
+                let (q, plans) = match planned {
+                    Ok(planned) => planned,
                     Err(e) => {
-                        trial.plan = Err(e.to_string());
+                        trial.plan = Err(e);
                         tried.push(trial);
                         continue;
                     }

@@ -58,3 +58,22 @@ pub fn edit_header(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
     out.extend(&vk[body..]);
     std::fs::write(dir.join("vk"), out).unwrap();
 }
+
+/// `compile ONNX --calibration CALIBRATION --out DIR`, then `extra`.
+pub fn compile_args<'a>(
+    onnx: &'a Path,
+    calibration: &'a Path,
+    dir: &'a Path,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "compile",
+        s(onnx),
+        "--calibration",
+        s(calibration),
+        "--out",
+        s(dir),
+    ];
+    args.extend_from_slice(extra);
+    args
+}
