@@ -134,9 +134,12 @@ pub fn compile_certificate(
         .map_err(PipelineError::InputData)?
         .samples;
     let packed = cert.calibration(&samples)?;
+    // No widths per tensor: the output is a count, which the search for each batch size
+    // would only measure again (and a batch packs few calibration samples).
     let options = CompileOptions {
         visibility: VISIBILITY,
         min_segments: 1,
+        per_tensor: false,
         certificate: None,
         ..*options
     };
