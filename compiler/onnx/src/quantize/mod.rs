@@ -75,12 +75,6 @@ pub struct TensorWidths {
     pub weights: BTreeMap<String, u32>,
 }
 
-impl TensorWidths {
-    pub fn is_empty(&self) -> bool {
-        self.tables.is_empty() && self.weights.is_empty()
-    }
-}
-
 /// Refuses a tensor width for a tensor no node of `graph` makes, or outside the widths
 /// the model-wide ones may take.
 fn check_tensor_widths(graph: &Graph, cfg: &QuantConfig) -> Result<(), CompileError> {
