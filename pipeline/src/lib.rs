@@ -608,9 +608,9 @@ pub const TENSOR_SAMPLES: usize = 16;
 /// of the model taken, largest growth first), its functions' input width from the
 /// activations' down to one above the model's (the widest that costs no more, as for
 /// the model), then its weights' from the widest of [`WIDEST_BITS`] down to one above
-/// the model's (each that costs no more). A width is taken where it lowers the mean
-/// error without raising the largest or losing argmax agreement on both halves of the
-/// calibration samples (`half`; none with fewer than [`TENSOR_SAMPLES`]). A wider table
+/// the model's (each that costs no more, until one is taken). A width is taken where it
+/// lowers the mean error without raising the largest or losing argmax agreement on both
+/// halves of the calibration samples (`half`; none with fewer than [`TENSOR_SAMPLES`]). A wider table
 /// for a tensor that spoils the output is where a bank's spare rows pay; wider weights
 /// for one layer where all of them would cost more.
 fn tensor_widths<A, F, H, P>(
