@@ -610,9 +610,9 @@ pub const TENSOR_SAMPLES: usize = 16;
 /// the model), then its weights' from the widest of [`WIDEST_BITS`] down to one above
 /// the model's (each that costs no more, until one is taken). A width is taken where it
 /// lowers the mean error without raising the largest or losing argmax agreement on both
-/// halves of the calibration samples (`half`; none with fewer than [`TENSOR_SAMPLES`]). A wider table
-/// for a tensor that spoils the output is where a bank's spare rows pay; wider weights
-/// for one layer where all of them would cost more.
+/// halves of the calibration samples (`half`; none with fewer than [`TENSOR_SAMPLES`]).
+/// A wider table for a tensor that spoils the output is where a bank's spare rows pay;
+/// wider weights for one layer where all of them would cost more.
 fn tensor_widths<A, F, H, P>(
     search: &TensorSearch<'_, A, F, H, P>,
     taken: Taken,
