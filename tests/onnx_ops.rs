@@ -1605,14 +1605,7 @@ fn padded_average_pooling_without_the_padding_in_the_count_matches_tract() {
 }
 
 #[test]
-fn pow_needs_a_constant_exponent_and_cast_a_known_type() {
-    let nodes = vec![
-        node("Exp", &["x"], "e", vec![]),
-        node("Pow", &["x", "e"], "y", vec![]),
-    ];
-    let m = model(nodes, vec![], value_info("x", &[1, 4]), value_info_any("y"));
-    let e = import_proto(&m).unwrap_err().to_string();
-    assert!(e.contains("must be a constant scalar"), "{e}");
+fn cast_needs_a_known_type() {
     let nodes = vec![node("Cast", &["x"], "y", vec![("to", Attr::I(8))])];
     let m = model(nodes, vec![], value_info("x", &[1, 4]), value_info_any("y"));
     let e = import_proto(&m).unwrap_err().to_string();
@@ -2933,6 +2926,100 @@ fn scatter_and_nonzero_of_a_constant_match_tract() {
         int_tensor("s2", vec![2]),
         int_tensor("ax1", vec![1]),
     ]);
+    let m = model(nodes, inits, value_info("x", &[2, 4]), value_info_any("y"));
+    check(&m, &[2, 4]);
+}
+
+#[test]
+fn pow_with_an_exponent_per_element_matches_tract() {
+    // (|x| + 0.5)^x and 3^x with a constant base, broadcast: exp(x · ln base), proven.
+    let inits = vec![
+        float_tensor("half", &[], vec![0.5]),
+        float_tensor("three", &[1, 1], vec![3.0]),
+    ];
+    let nodes = vec![
+        node("Abs", &["x"], "a", vec![]),
+        node("Add", &["a", "half"], "base", vec![]),
+        node("Pow", &["base", "x"], "p", vec![]),
+        node("Pow", &["three", "x"], "q", vec![]),
+        node("Concat", &["p", "q"], "y", vec![("axis", Attr::I(0))]),
+    ];
+    let m = model(nodes, inits, value_info("x", &[2, 3]), value_info_any("y"));
+    check(&m, &[2, 3]);
+
+    // A base calibration sees negative: ln is not finite there, and calibration says so.
+    let nodes = vec![node("Pow", &["x", "x"], "y", vec![])];
+    let m = model(nodes, vec![], value_info("x", &[2, 3]), value_info_any("y"));
+    let graph = import_proto(&m).unwrap().graph;
+    let err = calibrate(&graph, &[floats(0, 6)]).unwrap_err().to_string();
+    assert!(
+        err.contains("`y/ln_base`") && err.contains("not a finite number"),
+        "{err}"
+    );
+    // A constant base that is not positive, and an integer base, are refused at import.
+    let inits = vec![float_tensor("b", &[2], vec![2.0, 0.0])];
+    let nodes = vec![node("Pow", &["b", "x"], "y", vec![])];
+    let m = model(nodes, inits, value_info("x", &[2]), value_info_any("y"));
+    let err = import_proto(&m).unwrap_err().to_string();
+    assert!(err.contains("constant base `b` holds 0"), "{err}");
+    let nodes = vec![
+        node("Cast", &["x"], "f", vec![("to", Attr::I(1))]),
+        node("Pow", &["ids", "f"], "y", vec![]),
+    ];
+    let mut m = model(
+        nodes,
+        vec![],
+        typed_value_info("ids", &[3], 7),
+        value_info_any("y"),
+    );
+    m.graph.as_mut().unwrap().input.push(value_info("x", &[3]));
+    let err = import_proto(&m).unwrap_err().to_string();
+    assert!(err.contains("an integer base `ids`"), "{err}");
+}
+
+#[test]
+fn scatters_with_a_reduction_match_tract() {
+    // ScatterElements along axis 1 with a position written twice (add sums both, max and
+    // min keep the extreme with data's element); ScatterND of single elements, one of
+    // them twice, with mul, and of a row into a constant with add.
+    let red = |r: &str| ("reduction", Attr::S(r.into()));
+    let inits = vec![
+        int_tensor_shaped("ie", &[2, 2], vec![1, 1, 3, 0]),
+        int_tensor_shaped("ind", &[3, 2], vec![0, 1, 0, 1, 1, 2]),
+        int_tensor_shaped("row", &[1, 1], vec![1]),
+        float_tensor("base", &[2, 4], floats(51, 8)),
+        int_tensor("s0", vec![0]),
+        int_tensor("s2", vec![2]),
+        int_tensor("s3", vec![3]),
+        int_tensor("ax1", vec![1]),
+        int_tensor("s1", vec![1]),
+        int_tensor("flat", vec![8]),
+    ];
+    let scatter_elements = |r: &str, out: &str| {
+        node(
+            "ScatterElements",
+            &["x", "ie", "u"],
+            out,
+            vec![("axis", Attr::I(1)), red(r)],
+        )
+    };
+    let nodes = vec![
+        node("Slice", &["x", "s0", "s2", "ax1"], "u", vec![]),
+        scatter_elements("add", "a"),
+        scatter_elements("max", "b"),
+        scatter_elements("min", "c"),
+        node("Reshape", &["x", "flat"], "xf", vec![]),
+        node("Slice", &["xf", "s0", "s3"], "v", vec![]),
+        node("ScatterND", &["x", "ind", "v"], "d", vec![red("mul")]),
+        node("Slice", &["x", "s0", "s1"], "x0", vec![]),
+        node("ScatterND", &["base", "row", "x0"], "e", vec![red("add")]),
+        node(
+            "Concat",
+            &["a", "b", "c", "d", "e"],
+            "y",
+            vec![("axis", Attr::I(0))],
+        ),
+    ];
     let m = model(nodes, inits, value_info("x", &[2, 4]), value_info_any("y"));
     check(&m, &[2, 4]);
 }

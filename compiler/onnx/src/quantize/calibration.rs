@@ -14,10 +14,25 @@ pub struct Calibration {
     pub inner: BTreeMap<String, f32>,
 }
 
+/// Refuses a sample on which a tensor is not finite (a logarithm of 0 or of a negative
+/// number, a division by 0): a circuit proves finite numbers only, and a range that
+/// skipped it would be silently wrong.
 pub fn calibrate(graph: &Graph, samples: &[Vec<f32>]) -> Result<Calibration, CompileError> {
     let mut cal = Calibration::default();
-    for s in samples {
+    for (k, s) in samples.iter().enumerate() {
         let run = graph.run(s)?;
+        if let Some(node) = graph.nodes.iter().find(|n| {
+            run.get(&n.output)
+                .is_some_and(|t| t.data.iter().any(|v| !v.is_finite()))
+        }) {
+            return Err(CompileError::Quantize {
+                node: node.output.clone(),
+                reason: format!(
+                    "on calibration sample {k} its {} gives a value that is not a finite number (a circuit proves finite numbers only)",
+                    node.op.name()
+                ),
+            });
+        }
         for node in &graph.nodes {
             let Some(x) = node.inputs.first().and_then(|i| run.get(i)) else {
                 continue;

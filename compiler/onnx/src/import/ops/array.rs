@@ -3,7 +3,7 @@
 //! `Gather` of computed indices from a constant table (an embedding) are one-hot
 //! products: a zero test of the index against every position, times the table.
 //! `ScatterElements` and `ScatterND` with constant indices are element maps of two
-//! sources.
+//! sources, or with a reduction, sums, products, maxima or minima of those maps.
 
 use crate::graph::{broadcast_index, Sources};
 
@@ -351,9 +351,10 @@ pub(super) fn import_gather_computed(cx: &NodeCx<'_>) -> Result<Lowered, Compile
     Ok((Op::Reshape, vec![picked], out))
 }
 
-/// `ScatterElements(data, indices, updates)` and `ScatterND` with constant indices and
-/// `reduction` none: each output element is an element of `updates` where one is
-/// scattered (the last, where several are), else of `data` — an element map, no rows.
+/// `ScatterElements(data, indices, updates)` and `ScatterND` with constant indices. With
+/// `reduction` none, each output element is an element of `updates` where one is
+/// scattered (the last, where several are), else of `data`: an element map, no rows.
+/// With a reduction, see [`scatter_reduce`].
 pub(super) fn import_scatter(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     cx.arity(3, 3)?;
     let (data, updates) = (&cx.ins[0], &cx.ins[2]);
@@ -363,12 +364,8 @@ pub(super) fn import_scatter(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     let reduction = attr(cx.n, "reduction").map_or("none".into(), |a| {
         String::from_utf8_lossy(&a.s).into_owned()
     });
-    if reduction != "none" {
-        return Err(cx.invalid(format!(
-            "reduction `{reduction}` is not supported (none is)"
-        )));
-    }
-    let mut index: Sources = (0..x.iter().product()).map(|i| Some((0, i))).collect();
+    // The elements of `updates` scattered to each output position, in order.
+    let mut scattered: Vec<Vec<usize>> = vec![Vec::new(); x.iter().product()];
     if cx.n.op_type == "ScatterElements" || cx.n.op_type == "Scatter" {
         let axis = normalize_axis(attr_i(cx.n, "axis").unwrap_or(0), x.len())
             .ok_or_else(|| cx.invalid(format!("axis out of range for {x:?}")))?;
@@ -388,7 +385,7 @@ pub(super) fn import_scatter(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
                 return Err(cx.invalid(format!("indices {ishape:?} exceed data {x:?}")));
             }
             c[axis] = wrap(i, x[axis]).map_err(|e| cx.invalid(e))?;
-            index[flat(&c, &x)] = Some((1, j));
+            scattered[flat(&c, &x)].push(j);
         }
     } else {
         let Some(&m) = ishape.last() else {
@@ -410,10 +407,18 @@ pub(super) fn import_scatter(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
             c.extend(std::iter::repeat_n(0, x.len() - m));
             let start = flat(&c, &x);
             for k in 0..inner {
-                index[start + k] = Some((1, t * inner + k));
+                scattered[start + k].push(t * inner + k);
             }
         }
     }
+    if reduction != "none" {
+        return scatter_reduce(cx, &reduction, &scattered, x);
+    }
+    let index: Sources = scattered
+        .iter()
+        .enumerate()
+        .map(|(p, s)| Some(s.last().map_or((0, p), |&j| (1, j))))
+        .collect();
     // A constant source: the computed one's elements in place (zeros elsewhere) plus the
     // constant's elements where the computed one has none.
     let constant = |s: &String| cx.constants.get(s);
@@ -442,6 +447,103 @@ pub(super) fn import_scatter(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
         .collect();
     let rest = cx.emit_constant("constant_part", Tensor::new(x.clone(), rest));
     Ok((Op::Add, vec![placed, rest], x))
+}
+
+/// A scatter with a `reduction`: in round `r`, every output position that has an `r`-th
+/// scattered element of `updates` combines it with what it holds, the others keep it.
+/// `add` is one sum of `data` and the rounds (zero where a position has no element);
+/// `max` and `min` one maximum or minimum of `data` and the rounds (`data`'s own element
+/// where a position has none); `mul` a product per round, then the product or the
+/// element before it, position by position.
+fn scatter_reduce(
+    cx: &NodeCx<'_>,
+    reduction: &str,
+    scattered: &[Vec<usize>],
+    x: Vec<usize>,
+) -> Result<Lowered, CompileError> {
+    let (data, updates) = (&cx.ins[0], &cx.ins[2]);
+    if cx.constants.contains_key(updates) {
+        return Err(cx.invalid(format!(
+            "updates `{updates}` are constant; a scatter with reduction `{reduction}` needs computed updates"
+        )));
+    }
+    let data_constant = cx.constants.contains_key(data);
+    if data_constant && reduction != "add" {
+        return Err(cx.invalid(format!(
+            "data `{data}` is constant; a scatter with reduction `{reduction}` needs computed data (`add` takes either)"
+        )));
+    }
+    let rounds = scattered.iter().map(Vec::len).max().unwrap_or(0);
+    // The `r`-th element scattered to each position, if it has one.
+    let nth =
+        |r: usize| -> Vec<Option<usize>> { scattered.iter().map(|s| s.get(r).copied()).collect() };
+    let picked = |r: usize| {
+        cx.emit(
+            &format!("round{r}"),
+            Op::Select { index: nth(r) },
+            vec![updates.clone()],
+            x.clone(),
+        )
+    };
+    match reduction {
+        "add" => {
+            let mut parts: Vec<String> = (0..rounds).map(picked).collect();
+            if data_constant || parts.is_empty() {
+                let sum = match parts.len() {
+                    0 => return Ok((Op::Identity, vec![data.clone()], x)),
+                    1 => parts.remove(0),
+                    _ => cx.emit("sum", Op::Sum, parts, x.clone()),
+                };
+                return Ok((Op::Add, vec![sum, data.clone()], x));
+            }
+            parts.insert(0, data.clone());
+            Ok((Op::Sum, parts, x))
+        }
+        "max" | "min" => {
+            let mut parts = vec![data.clone()];
+            for r in 0..rounds {
+                let index = nth(r)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(p, j)| Some(j.map_or((0, p), |j| (1, j))))
+                    .collect();
+                parts.push(cx.emit(
+                    &format!("round{r}"),
+                    Op::Concat { index },
+                    vec![data.clone(), updates.clone()],
+                    x.clone(),
+                ));
+            }
+            let op = if reduction == "max" { Op::Max } else { Op::Min };
+            Ok((op, parts, x))
+        }
+        "mul" => {
+            let mut held = data.clone();
+            for r in 0..rounds {
+                let by = picked(r);
+                let product = cx.emit(
+                    &format!("product{r}"),
+                    Op::Mul,
+                    vec![held.clone(), by],
+                    x.clone(),
+                );
+                let index: Sources = nth(r)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(p, j)| Some(if j.is_some() { (0, p) } else { (1, p) }))
+                    .collect();
+                let inputs = vec![product, held];
+                if r + 1 == rounds {
+                    return Ok((Op::Concat { index }, inputs, x));
+                }
+                held = cx.emit(&format!("held{r}"), Op::Concat { index }, inputs, x.clone());
+            }
+            Ok((Op::Identity, vec![held], x))
+        }
+        _ => Err(cx.invalid(format!(
+            "reduction `{reduction}` is not one of none, add, mul, max, min"
+        ))),
+    }
 }
 
 /// Where output position `x` of an axis of `len` resized by `scale` samples the input,

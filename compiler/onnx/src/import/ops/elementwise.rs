@@ -241,24 +241,52 @@ pub(super) fn import_tabulated(cx: &NodeCx<'_>) -> Result<Lowered, CompileError>
     Ok((Op::Unary(f), ins.clone(), cx.shape_of(&ins[0])?))
 }
 
-/// `Pow` with a constant scalar exponent (tabulated).
+/// `Pow` with a constant scalar exponent (tabulated), or one per element
+/// ([`pow_per_element`]).
 pub(super) fn import_pow(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     let ins = &cx.ins;
     cx.arity(2, 2)?;
     let exponent = match (cx.constants.get(&ins[1]), cx.int_constants.get(&ins[1])) {
         (Some(t), _) if t.data.len() == 1 => f64::from(t.data[0]),
         (_, Some((_, v))) if v.len() == 1 => v[0] as f64,
-        _ => {
-            return Err(cx.invalid(format!(
-            "the exponent `{}` must be a constant scalar (a computed exponent is not supported)",
-            ins[1]
-        )))
-        }
+        _ => return pow_per_element(cx),
     };
     let f = zkinfer_qir::Func::Pow {
         exponent: zkinfer_qir::Real(exponent),
     };
     Ok((Op::Unary(f), vec![ins[0].clone()], cx.shape_of(&ins[0])?))
+}
+
+/// `Pow` with an exponent per element: `x^y = exp(y · ln x)`, a tabulated logarithm, a
+/// product and a tabulated exponential, for a positive base (a constant base's logarithm
+/// is a constant). A base that calibration sees at or below zero makes the logarithm
+/// not finite there, and calibration refuses it, naming `<output>/ln_base`. An integer
+/// base is refused: its powers are exact integers, which the tables do not give.
+fn pow_per_element(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    use zkinfer_qir::Func;
+    let (x, y) = (&cx.ins[0], &cx.ins[1]);
+    if cx.is_integer(x) {
+        return Err(cx.invalid(format!(
+            "an integer base `{x}` with an exponent per element `{y}` (exact integer powers are not tabulated; a constant scalar exponent is)"
+        )));
+    }
+    let (a, b) = (cx.shape_of(x)?, cx.shape_of(y)?);
+    let s = broadcast_shape(&a, &b)
+        .ok_or_else(|| cx.invalid(format!("shapes {a:?} and {b:?} do not broadcast")))?;
+    let ln = match cx.constants.get(x) {
+        Some(t) => {
+            if let Some(v) = t.data.iter().find(|v| v.is_nan() || **v <= 0.0) {
+                return Err(cx.invalid(format!(
+                    "the constant base `{x}` holds {v}; with an exponent per element the base must be positive"
+                )));
+            }
+            let data = t.data.iter().map(|v| v.ln()).collect();
+            cx.emit_constant("ln_base", Tensor::new(t.shape.clone(), data))
+        }
+        None => cx.emit("ln_base", Op::Unary(Func::Log), vec![x.clone()], a),
+    };
+    let power = cx.emit("y_ln_base", Op::Mul, vec![y.clone(), ln], s.clone());
+    Ok((Op::Unary(Func::Exp), vec![power], s))
 }
 
 /// `Cast`: to a float type it is the identity, to an integer type it rounds toward
