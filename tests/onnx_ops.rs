@@ -3141,6 +3141,114 @@ fn resize_and_upsample_match_tract() {
 }
 
 #[test]
+#[allow(clippy::excessive_precision)] // the reference's outputs as it printed them
+fn cubic_antialiased_and_cropped_resizes_match_the_onnx_reference() {
+    // Opset 19 on x = floats(0, 20) as [1, 1, 4, 5]; each reference is onnx 1.17's
+    // `ReferenceEvaluator` on the same input (tract has no cubic, antialias or crop).
+    let s = |v: &str| Attr::S(v.into());
+    // (attributes, roi, scales, sizes, reference)
+    type Case = (
+        Vec<(&'static str, Attr)>,
+        Option<Vec<f32>>,
+        Option<Vec<f32>>,
+        Option<Vec<i64>>,
+        Vec<f32>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            vec![("mode", s("cubic"))],
+            None,
+            Some(vec![1.0, 1.0, 1.5, 0.6]),
+            None,
+            vec![
+                -0.4373203, -0.2117304, -0.0037056, -0.5886121, -0.0437115, 0.0961473, -0.6865209,
+                -0.1349130, 0.1220865, -0.5840130, -0.7119740, -0.0556083, -0.0169125, -0.7620742,
+                0.0571866, 0.4776954, -0.5541350, 0.2413991,
+            ],
+        ),
+        (
+            vec![("mode", s("linear")), ("antialias", Attr::I(1))],
+            None,
+            None,
+            Some(vec![1, 1, 2, 3]),
+            vec![
+                -0.5106184, -0.1554710, 0.0333460, -0.0831225, -0.2614480, 0.0713967,
+            ],
+        ),
+        (
+            vec![
+                ("mode", s("cubic")),
+                ("antialias", Attr::I(1)),
+                ("cubic_coeff_a", Attr::F(-0.5)),
+                ("exclude_outside", Attr::I(1)),
+            ],
+            None,
+            Some(vec![1.0, 1.0, 0.5, 0.8]),
+            None,
+            vec![
+                -0.6703847, -0.1682158, -0.1056687, 0.0720344, -0.1206490, -0.3048312, -0.0875594,
+                0.0369142,
+            ],
+        ),
+        (
+            vec![
+                ("mode", s("linear")),
+                ("coordinate_transformation_mode", s("tf_crop_and_resize")),
+                ("extrapolation_value", Attr::F(0.5)),
+                ("axes", Attr::Ints(vec![2, 3])),
+            ],
+            Some(vec![0.2, -0.1, 0.9, 1.2]),
+            None,
+            Some(vec![3, 4]),
+            vec![
+                0.5, -0.0922690, -0.1328157, 0.5, 0.5, -0.6369038, 0.4462711, 0.5, 0.5, 0.0479935,
+                0.1193139, 0.5,
+            ],
+        ),
+        (
+            vec![
+                ("mode", s("nearest")),
+                ("keep_aspect_ratio_policy", s("not_smaller")),
+                ("axes", Attr::Ints(vec![2, 3])),
+            ],
+            None,
+            None,
+            Some(vec![3, 3]),
+            vec![
+                -0.7966025, 0.2106466, -0.2327485, 0.1217192, -0.8417794, -0.2880412, -0.1068448,
+                0.2666056, 0.0264485, 0.9494081, -0.1791170, 0.3670261,
+            ],
+        ),
+    ];
+    for (attrs, roi, scales, sizes, reference) in cases {
+        let mut inits = vec![];
+        let mut names = vec!["x", "", "", ""];
+        for (at, name, v) in [(1, "roi", roi), (2, "scales", scales)] {
+            if let Some(v) = v {
+                names[at] = name;
+                inits.push(float_tensor(name, &[v.len() as i64], v));
+            }
+        }
+        if let Some(v) = sizes {
+            names[3] = "sizes";
+            inits.push(int_tensor("sizes", v));
+        }
+        while names.last() == Some(&"") {
+            names.pop();
+        }
+        let nodes = vec![node("Resize", &names, "y", attrs)];
+        let mut m = model(
+            nodes,
+            inits,
+            value_info("x", &[1, 1, 4, 5]),
+            value_info_any("y"),
+        );
+        m.opset_import[0].version = 19;
+        matches_reference(&m, 20, &reference);
+    }
+}
+
+#[test]
 fn the_error_by_layer_is_the_integer_interpreters_against_the_float_graph() {
     // lenet5 at 12-bit activations and weights: every reported tensor, recomputed here
     // from the two interpreters' runs; the last is the model's output, whose error is the
