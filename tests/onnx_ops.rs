@@ -2978,6 +2978,53 @@ fn pow_with_an_exponent_per_element_matches_tract() {
 }
 
 #[test]
+fn log_softmax_and_log_sum_exp_of_large_inputs_match_tract() {
+    // x · 40: exp(x) itself would reach e^40, far past any fixed-point range; the
+    // max-shifted form keeps every exponential in (0, 1]. LogSoftmax over axis 1 and
+    // (opset 11) over every axis from 1; ReduceLogSumExp with and without keepdims.
+    let inits = vec![
+        float_tensor("forty", &[], vec![40.0]),
+        int_tensor("ax", vec![2]),
+    ];
+    let nodes = vec![
+        node("Mul", &["x", "forty"], "big", vec![]),
+        node("LogSoftmax", &["big"], "ls", vec![("axis", Attr::I(1))]),
+        node("Flatten", &["ls"], "lsf", vec![]),
+        node("ReduceLogSumExp", &["big", "ax"], "lse", vec![]),
+        node("Flatten", &["lse"], "lsef", vec![]),
+        node(
+            "ReduceLogSumExp",
+            &["big", "ax"],
+            "lse0",
+            vec![("keepdims", Attr::I(0))],
+        ),
+        node(
+            "Concat",
+            &["lsf", "lsef", "lse0"],
+            "y",
+            vec![("axis", Attr::I(1))],
+        ),
+    ];
+    let mut m = model(
+        nodes,
+        inits,
+        value_info("x", &[2, 3, 4]),
+        value_info_any("y"),
+    );
+    m.opset_import[0].version = 18;
+    check(&m, &[2, 3, 4]);
+    let nodes = vec![node("LogSoftmax", &["x"], "y", vec![("axis", Attr::I(1))])];
+    let mut m = model(
+        nodes,
+        vec![],
+        value_info("x", &[2, 3, 4]),
+        value_info_any("y"),
+    );
+    m.opset_import[0].version = 11;
+    check(&m, &[2, 3, 4]);
+}
+
+#[test]
 fn scatters_with_a_reduction_match_tract() {
     // ScatterElements along axis 1 with a position written twice (add sums both, max and
     // min keep the extreme with data's element); ScatterND of single elements, one of

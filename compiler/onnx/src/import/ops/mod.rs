@@ -37,6 +37,7 @@ pub(super) const IMPORTERS: &[(&str, Importer)] = &[
     ("Div", elementwise::import_arithmetic),
     ("Neg", elementwise::import_neg),
     ("Softmax", normalize::import_softmax),
+    ("LogSoftmax", normalize::import_log_softmax),
     ("LayerNormalization", normalize::import_layer_normalization),
     ("Exp", elementwise::import_tabulated),
     ("Erf", elementwise::import_tabulated),

@@ -130,9 +130,10 @@ pub(super) fn import_layer_normalization(cx: &NodeCx<'_>) -> Result<Lowered, Com
     Ok((Op::Reshape, vec![y], x))
 }
 
-/// `ReduceSum`, `ReduceMean`, `ReduceSumSquare`, `ReduceL1`, `ReduceL2`,
-/// `ReduceLogSumExp` (an element-wise map, a sum, a tabulated function), `ReduceMax`,
-/// `ReduceMin` (the reduced positions side by side, then proven maxima or minima).
+/// `ReduceSum`, `ReduceMean`, `ReduceSumSquare`, `ReduceL1`, `ReduceL2` (an element-wise
+/// map, a sum, a tabulated function), `ReduceLogSumExp` ([`shifted_log_sum_exp`]),
+/// `ReduceMax`, `ReduceMin` (the reduced positions side by side, then proven maxima or
+/// minima).
 pub(super) fn import_reduce(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     use zkinfer_qir::Func;
     let n = cx.n;
@@ -178,46 +179,127 @@ pub(super) fn import_reduce(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
                 out,
             ));
         }
-        let lanes: Vec<String> = (0..len)
-            .map(|j| {
-                let pick = index
-                    .iter()
-                    .skip(j)
-                    .step_by(len)
-                    .map(|&i| Some(i))
-                    .collect();
-                cx.emit(
-                    &format!("lane{j}"),
-                    Op::Select { index: pick },
-                    vec![data.clone()],
-                    out.clone(),
-                )
-            })
-            .collect();
         let op = if op_type == "ReduceMax" {
             Op::Max
         } else {
             Op::Min
         };
-        return Ok((op, lanes, out));
+        return Ok((op, lanes(cx, &data, &index, len, &out, ""), out));
     }
     let summand = match op_type {
         "ReduceSumSquare" | "ReduceL2" => {
             cx.emit("square", Op::Mul, vec![data.clone(), data], x.clone())
         }
         "ReduceL1" => cx.emit("abs", Op::Unary(Func::Abs), vec![data], x.clone()),
-        "ReduceLogSumExp" => cx.emit("exp", Op::Unary(Func::Exp), vec![data], x.clone()),
+        "ReduceLogSumExp" => {
+            let (_, log_sum, max, kept) = shifted_log_sum_exp(cx, &data, &x, &axes);
+            if keepdims {
+                return Ok((Op::Add, vec![log_sum, max], out));
+            }
+            let lse = cx.emit("lse", Op::Add, vec![log_sum, max], kept);
+            return Ok((Op::Reshape, vec![lse], out));
+        }
         _ => data,
     };
     let mean = op_type == "ReduceMean";
     let reduce = Op::Reduce { index, len, mean };
     let after = match op_type {
         "ReduceL2" => Func::Sqrt,
-        "ReduceLogSumExp" => Func::Log,
         _ => return Ok((reduce, vec![summand], out)),
     };
     let sum = cx.emit("sum", reduce, vec![summand], out.clone());
     Ok((Op::Unary(after), vec![sum], out))
+}
+
+/// The reduced positions of `data` side by side: lane `j` holds the `j`-th element of
+/// each output element of a reduction (`index`, `len` each), shaped `out`.
+fn lanes(
+    cx: &NodeCx<'_>,
+    data: &str,
+    index: &[usize],
+    len: usize,
+    out: &[usize],
+    tag: &str,
+) -> Vec<String> {
+    (0..len)
+        .map(|j| {
+            let pick = index
+                .iter()
+                .skip(j)
+                .step_by(len)
+                .map(|&i| Some(i))
+                .collect();
+            cx.emit(
+                &format!("{tag}lane{j}"),
+                Op::Select { index: pick },
+                vec![data.to_owned()],
+                out.to_vec(),
+            )
+        })
+        .collect()
+}
+
+/// A log-sum-exp over `axes` of `data` (shape `x`), in the form whose exponentials lie in
+/// `(0, 1]` whatever the input's range: `x − m` for `m` the proven maximum, and
+/// `ln Σ exp(x − m)` and `m` with the reduced axes kept (length 1), whose shape is the
+/// fourth value. `exp(x)` itself overflows any fixed-point range from `x` ≈ 22 on.
+fn shifted_log_sum_exp(
+    cx: &NodeCx<'_>,
+    data: &str,
+    x: &[usize],
+    axes: &[usize],
+) -> (String, String, String, Vec<usize>) {
+    use zkinfer_qir::Func;
+    let (index, len, kept) = reduce_index(x, axes, true);
+    let max = if len == 1 {
+        let index = index.iter().map(|&i| Some(i)).collect();
+        cx.emit(
+            "max",
+            Op::Select { index },
+            vec![data.to_owned()],
+            kept.clone(),
+        )
+    } else {
+        let lanes = lanes(cx, data, &index, len, &kept, "max_");
+        cx.emit("max", Op::Max, lanes, kept.clone())
+    };
+    let shifted = cx.emit(
+        "shifted",
+        Op::Sub,
+        vec![data.to_owned(), max.clone()],
+        x.to_vec(),
+    );
+    let exp = cx.emit(
+        "exp",
+        Op::Unary(Func::Exp),
+        vec![shifted.clone()],
+        x.to_vec(),
+    );
+    let reduce = Op::Reduce {
+        index,
+        len,
+        mean: false,
+    };
+    let sum = cx.emit("sum", reduce, vec![exp], kept.clone());
+    let log_sum = cx.emit("log_sum", Op::Unary(Func::Log), vec![sum], kept.clone());
+    (shifted, log_sum, max, kept)
+}
+
+/// `LogSoftmax`: `x − m − ln Σ exp(x − m)` over the axis ([`shifted_log_sum_exp`]); before
+/// opset 13, over every axis from `axis` on (the input flattened to 2-D there).
+pub(super) fn import_log_softmax(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    cx.arity(1, 1)?;
+    let x = cx.shape_of(&cx.ins[0])?;
+    let default = if cx.opset >= 13 { -1 } else { 1 };
+    let axis = normalize_axis(attr_i(cx.n, "axis").unwrap_or(default), x.len())
+        .ok_or_else(|| cx.invalid(format!("axis out of range for {x:?}")))?;
+    let axes: Vec<usize> = if cx.opset >= 13 {
+        vec![axis]
+    } else {
+        (axis..x.len()).collect()
+    };
+    let (shifted, log_sum, _, _) = shifted_log_sum_exp(cx, &cx.ins[0], &x, &axes);
+    Ok((Op::Sub, vec![shifted, log_sum], x))
 }
 
 /// `InstanceNormalization`: per sample and channel over the spatial axes, a layer
