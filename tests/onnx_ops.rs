@@ -3024,6 +3024,90 @@ fn log_softmax_and_log_sum_exp_of_large_inputs_match_tract() {
     check(&m, &[2, 3, 4]);
 }
 
+/// `v` with its dimensions named where `names` has a name (`""`: keep the size).
+fn symbolic(
+    mut v: tract_onnx::pb::ValueInfoProto,
+    names: &[&str],
+) -> tract_onnx::pb::ValueInfoProto {
+    use tract_onnx::pb::tensor_shape_proto::dimension::Value;
+    if let Some(tract_onnx::pb::type_proto::Value::TensorType(t)) =
+        v.r#type.as_mut().and_then(|t| t.value.as_mut())
+    {
+        for (d, name) in t.shape.as_mut().unwrap().dim.iter_mut().zip(names) {
+            if !name.is_empty() {
+                d.value = Some(Value::DimParam(name.to_string()));
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn symbolic_dimensions_take_their_sizes_from_input_shapes() {
+    // x [batch, seq, 4] and b [batch, seq, 2], as exporters write a sequence model with
+    // dynamic axes: `input_shapes` fixes `seq` (one size for both inputs).
+    use zkinfer_compiler::import::import_proto_shaped;
+    let nodes = vec![
+        node("MatMul", &["x", "W"], "p", vec![]),
+        node("Add", &["p", "b"], "y", vec![]),
+    ];
+    let inits = vec![float_tensor("W", &[4, 2], floats(61, 8))];
+    let x = symbolic(value_info("x", &[1, 1, 4]), &["batch", "seq"]);
+    let mut m = model(nodes, inits, x, value_info_any("y"));
+    let b = symbolic(value_info("b", &[1, 1, 2]), &["batch", "seq"]);
+    m.graph.as_mut().unwrap().input.push(b);
+    let shapes = vec![vec![1, 3, 4], vec![1, 3, 2]];
+    let imported = import_proto_shaped(&m, Some(&shapes)).unwrap();
+    let got: Vec<&[usize]> = imported
+        .graph
+        .inputs
+        .iter()
+        .map(|p| p.shape.as_slice())
+        .collect();
+    assert_eq!(got, [&[1, 3, 4][..], &[1, 3, 2]]);
+    assert!(imported
+        .notes
+        .iter()
+        .any(|n| n.contains("`seq` fixed to 3")));
+    // Without them, the error says which dimension and how to give it; sizes that differ
+    // for one name, or differ from a constant dimension, are refused.
+    let e = import_proto(&m).unwrap_err().to_string();
+    assert!(
+        e.contains("dimension 1 is symbolic (`seq`)") && e.contains("input_shapes"),
+        "{e}"
+    );
+    let e = import_proto_shaped(&m, Some(&[vec![1, 3, 4], vec![1, 5, 2]]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`seq`) 5, and another input's `seq` 3"), "{e}");
+    let e = import_proto_shaped(&m, Some(&[vec![1, 3, 5], vec![1, 3, 2]]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("the model fixes dimension 2 to 4"), "{e}");
+    let e = import_proto_shaped(&m, Some(&[vec![1, 3, 4]]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`input_shapes` names 1 inputs; the model has 2"),
+        "{e}"
+    );
+    // `compile` reads them from the calibration file, as EZKL writes it.
+    let path = std::env::temp_dir().join(format!("zkinfer-symbolic-{}.onnx", std::process::id()));
+    std::fs::write(&path, encode(&m)).unwrap();
+    let x = floats(62, 12);
+    let b = floats(63, 6);
+    let calibration = serde_json::json!({
+        "input_data": [x, b],
+        "input_shapes": shapes,
+        "output_data": [[0.0]],
+    })
+    .to_string();
+    let c = zkinfer_pipeline::compile(&path, &calibration, &Default::default());
+    std::fs::remove_file(&path).unwrap();
+    let c = c.expect("compiles");
+    assert_eq!(c.model.value(c.model.input).shape, [18]);
+}
+
 #[test]
 fn scatters_with_a_reduction_match_tract() {
     // ScatterElements along axis 1 with a position written twice (add sums both, max and

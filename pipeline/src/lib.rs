@@ -17,8 +17,9 @@ use zkinfer_circuits::segments::{plan_segments, PlannedSegment};
 use zkinfer_circuits::{Arguments, LinearArgument, Objective, Plan, RangeCheck, Visibility};
 use zkinfer_compiler::quantize::Trial;
 use zkinfer_compiler::{
-    calibrate, error_growth, fidelity, import_onnx, layer_errors, parse_input_json, quantize,
-    quantize_for_target, quantize_input, Imported, LayerError, QuantConfig, Target,
+    calibrate, error_growth, fidelity, import_onnx_shaped, input_shapes, layer_errors,
+    parse_input_json, quantize, quantize_for_target, quantize_input, Imported, LayerError,
+    QuantConfig, Target,
 };
 use zkinfer_prover::artifact::CIRCUIT_FORMAT;
 use zkinfer_prover::{CompiledCircuit, ProverKey};
@@ -217,7 +218,8 @@ pub fn compile(
     if let Some(batch) = options.certificate {
         return certificate::compile_batched(onnx, calibration, batch, options);
     }
-    let imported = import_onnx(onnx)?;
+    let shapes = input_shapes(calibration).map_err(PipelineError::InputData)?;
+    let imported = import_onnx_shaped(onnx, shapes.as_deref())?;
     let parts: Vec<Vec<usize>> = imported
         .graph
         .inputs

@@ -23,6 +23,21 @@ struct Raw {
     output_data: Option<serde_json::Value>,
 }
 
+/// The `input_shapes` of an input file, if it gives them (they fix the model's symbolic
+/// dimensions at import).
+pub fn input_shapes(text: &str) -> Result<Option<Vec<Vec<usize>>>, CompileError> {
+    #[derive(Deserialize)]
+    struct Shapes {
+        #[serde(default)]
+        input_shapes: Option<Vec<Vec<usize>>>,
+    }
+    serde_json::from_str::<Shapes>(text)
+        .map(|s| s.input_shapes)
+        .map_err(|e| CompileError::InputData {
+            reason: format!("`input_shapes` must be one array of sizes per model input: {e}"),
+        })
+}
+
 /// A shape without its dimensions of size 1: two shapes that agree on it lay out the
 /// same flattened values.
 fn squeezed(shape: &[usize]) -> Vec<usize> {

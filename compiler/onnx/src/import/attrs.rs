@@ -32,10 +32,15 @@ pub(super) fn attr_ints<'a>(n: &'a pb::NodeProto, name: &str) -> Option<&'a [i64
 }
 
 /// The shape of a graph input, and whether it holds integers (or booleans): those are
-/// read as numbers.
+/// read as numbers. `given` (EZKL's `input_shapes` entry for it) fixes its symbolic
+/// dimensions, where it has some, and must agree with its constant ones; a symbolic dimension's name takes
+/// one size in every input (`bound`). Without `given`, a symbolic or unnamed batch
+/// dimension (the first) is fixed to 1, and any other is an error saying how to fix it.
 pub(super) fn value_info_shape(
     v: &pb::ValueInfoProto,
     notes: &mut Vec<String>,
+    given: Option<&[usize]>,
+    bound: &mut BTreeMap<String, usize>,
 ) -> Result<(Vec<usize>, bool), CompileError> {
     let err = |reason: String| CompileError::Parse {
         path: String::new(),
@@ -68,6 +73,54 @@ pub(super) fn value_info_shape(
         }
     };
     let dims = &t.shape.as_ref().ok_or_else(|| err("no shape".into()))?.dim;
+    // A model whose shape is all constants keeps it (`parse_input_json` then checks the
+    // given shape against it, up to dimensions of size 1).
+    let symbolic = dims
+        .iter()
+        .any(|d| !matches!(d.value, Some(Dim::DimValue(x)) if x > 0));
+    if let Some(given) = given.filter(|_| symbolic) {
+        if given.len() != dims.len() {
+            return Err(err(format!(
+                "`input_shapes` gives it {given:?}, of rank {}; the model's has rank {}",
+                given.len(),
+                dims.len()
+            )));
+        }
+        for (axis, (d, &size)) in dims.iter().zip(given).enumerate() {
+            match &d.value {
+                Some(Dim::DimValue(x)) if *x == size as i64 => {}
+                Some(Dim::DimValue(x)) => {
+                    return Err(err(format!(
+                        "`input_shapes` gives it {given:?}; the model fixes dimension {axis} to {x}"
+                    )))
+                }
+                _ if size == 0 => {
+                    return Err(err(format!(
+                        "`input_shapes` gives it {given:?}: dimension {axis} is empty"
+                    )))
+                }
+                Some(Dim::DimParam(p)) => match bound.get(p) {
+                    Some(&b) if b != size => {
+                        return Err(err(format!(
+                            "`input_shapes` gives its dimension {axis} (`{p}`) {size}, and another input's `{p}` {b}"
+                        )))
+                    }
+                    Some(_) => {}
+                    None => {
+                        bound.insert(p.clone(), size);
+                        notes.push(format!(
+                            "symbolic dimension `{p}` fixed to {size} by `input_shapes`"
+                        ));
+                    }
+                },
+                None => notes.push(format!(
+                    "input `{}`: unnamed dimension {axis} fixed to {size} by `input_shapes`",
+                    v.name
+                )),
+            }
+        }
+        return Ok((given.to_vec(), integer));
+    }
     let mut shape = Vec::with_capacity(dims.len());
     for (axis, d) in dims.iter().enumerate() {
         match &d.value {
@@ -86,6 +139,16 @@ pub(super) fn value_info_shape(
                     v.name
                 ));
                 shape.push(1);
+            }
+            Some(Dim::DimParam(p)) => {
+                return Err(err(format!(
+                    "dimension {axis} is symbolic (`{p}`): give its size in the calibration file's `input_shapes` (EZKL's format: one shape per model input)"
+                )))
+            }
+            None => {
+                return Err(err(format!(
+                    "dimension {axis} has no size: give it in the calibration file's `input_shapes` (EZKL's format: one shape per model input)"
+                )))
             }
             _ => return Err(err(format!("dimension {axis} is not a positive constant"))),
         }

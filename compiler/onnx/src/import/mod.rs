@@ -153,7 +153,16 @@ pub struct Imported {
 
 /// Reads and imports an ONNX file.
 pub fn import_onnx(path: &Path) -> Result<Imported, CompileError> {
-    with_onnx(path, import_proto)
+    import_onnx_shaped(path, None)
+}
+
+/// [`import_onnx`] with the inputs' shapes, where the model leaves dimensions symbolic
+/// (EZKL's `input_shapes`: one shape per graph input, in order).
+pub fn import_onnx_shaped(
+    path: &Path,
+    shapes: Option<&[Vec<usize>]>,
+) -> Result<Imported, CompileError> {
+    with_onnx(path, |p| import_proto_shaped(p, shapes))
 }
 
 /// Decodes the ONNX file at `path` and applies `f` to it, naming the file in parse errors.
@@ -176,6 +185,14 @@ pub(crate) fn with_onnx<T>(
 
 /// Imports a decoded ONNX model.
 pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
+    import_proto_shaped(proto, None)
+}
+
+/// [`import_proto`] with the inputs' shapes ([`import_onnx_shaped`]).
+pub fn import_proto_shaped(
+    proto: &pb::ModelProto,
+    shapes: Option<&[Vec<usize>]>,
+) -> Result<Imported, CompileError> {
     let parse_err = |reason: String| CompileError::Parse {
         path: String::new(),
         reason,
@@ -245,10 +262,27 @@ pub fn import_proto(proto: &pb::ModelProto) -> Result<Imported, CompileError> {
             g.output.len()
         )));
     }
+    if let Some(shapes) = shapes.filter(|s| s.len() != inputs.len()) {
+        return Err(CompileError::InputData {
+            reason: format!(
+                "`input_shapes` names {} inputs; the model has {} ({})",
+                shapes.len(),
+                inputs.len(),
+                inputs
+                    .iter()
+                    .map(|i| format!("`{}`", i.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    let mut bound = BTreeMap::new();
     let parts = inputs
         .iter()
-        .map(|i| {
-            let (shape, integer) = value_info_shape(i, &mut notes)?;
+        .enumerate()
+        .map(|(k, i)| {
+            let given = shapes.map(|s| s[k].as_slice());
+            let (shape, integer) = value_info_shape(i, &mut notes, given, &mut bound)?;
             Ok(Part {
                 name: i.name.clone(),
                 shape,
