@@ -3109,6 +3109,48 @@ fn symbolic_dimensions_take_their_sizes_from_input_shapes() {
 }
 
 #[test]
+fn gather_elements_of_computed_indices_and_where_of_constants_match_tract() {
+    // Each row's maximum picked by its ArgMax (torch.gather by computed indices), from x
+    // and from a constant table along axis 0; Where choosing between two constants by
+    // whether that ArgMax is 1.
+    let inits = vec![
+        float_tensor("table", &[4, 3], floats(71, 12)),
+        float_tensor("a", &[3, 1], vec![0.5, -0.25, 0.75]),
+        float_tensor("b", &[4], vec![-1.0, 0.0, 1.0, 0.125]),
+        int_tensor("one", vec![1]),
+    ];
+    let nodes = vec![
+        node("ArgMax", &["x"], "i", vec![("axis", Attr::I(1))]),
+        node(
+            "GatherElements",
+            &["x", "i"],
+            "g",
+            vec![("axis", Attr::I(1))],
+        ),
+        node("Transpose", &["i"], "it", vec![]),
+        node(
+            "GatherElements",
+            &["table", "it"],
+            "t",
+            vec![("axis", Attr::I(0))],
+        ),
+        node("Flatten", &["t"], "tf", vec![("axis", Attr::I(0))]),
+        node("Flatten", &["g"], "gf", vec![("axis", Attr::I(0))]),
+        node("Equal", &["i", "one"], "at1", vec![]),
+        node("Where", &["at1", "a", "b"], "w", vec![]),
+        node("Flatten", &["w"], "wf", vec![("axis", Attr::I(0))]),
+        node(
+            "Concat",
+            &["gf", "tf", "wf"],
+            "y",
+            vec![("axis", Attr::I(1))],
+        ),
+    ];
+    let m = model(nodes, inits, value_info("x", &[3, 4]), value_info_any("y"));
+    check(&m, &[3, 4]);
+}
+
+#[test]
 fn scatters_with_a_reduction_match_tract() {
     // ScatterElements along axis 1 with a position written twice (add sums both, max and
     // min keep the extreme with data's element); ScatterND of single elements, one of

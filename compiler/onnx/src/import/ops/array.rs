@@ -118,13 +118,20 @@ pub(super) fn import_trilu(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     Ok(select(index, &cx.ins[0], x))
 }
 
-/// `GatherElements(x, indices, axis)` with constant indices.
+/// `GatherElements(x, indices, axis)`: with constant indices an element map; with
+/// computed ones, each output the sum of its candidates along the axis times the
+/// index's proven one-hot.
 pub(super) fn import_gather_elements(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     cx.arity(2, 2)?;
     let x = cx.shape_of(&cx.ins[0])?;
-    let (ishape, idx) = int_input(cx, 1, "indices")?;
     let axis = normalize_axis(attr_i(cx.n, "axis").unwrap_or(0), x.len())
         .ok_or_else(|| cx.invalid(format!("axis out of range for {x:?}")))?;
+    let computed = !cx.int_constants.contains_key(&cx.ins[1]);
+    let ishape = if computed {
+        cx.shape_of(&cx.ins[1])?
+    } else {
+        int_input(cx, 1, "indices")?.0
+    };
     if ishape.len() != x.len()
         || ishape
             .iter()
@@ -136,6 +143,10 @@ pub(super) fn import_gather_elements(cx: &NodeCx<'_>) -> Result<Lowered, Compile
             "indices of shape {ishape:?} do not fit data of shape {x:?} outside axis {axis}"
         )));
     }
+    if computed {
+        return gather_elements_computed(cx, &x, &ishape, axis);
+    }
+    let (_, idx) = int_input(cx, 1, "indices")?;
     let mut index = Vec::with_capacity(idx.len());
     for (f, &i) in idx.iter().enumerate() {
         let mut c = coords(f, &ishape);
@@ -143,6 +154,52 @@ pub(super) fn import_gather_elements(cx: &NodeCx<'_>) -> Result<Lowered, Compile
         index.push(Some(flat(&c, &x)));
     }
     Ok(select(index, &cx.ins[0], ishape))
+}
+
+/// `GatherElements` of computed indices: for output `f`, the `depth` elements of the data
+/// along the axis at `f`'s other coordinates (an element map, or constants), times the
+/// one-hot of `f`'s index, summed.
+fn gather_elements_computed(
+    cx: &NodeCx<'_>,
+    x: &[usize],
+    ishape: &[usize],
+    axis: usize,
+) -> Result<Lowered, CompileError> {
+    let (data, idx) = (&cx.ins[0], &cx.ins[1]);
+    let (m, depth) = (ishape.iter().product::<usize>(), x[axis]);
+    let hot = one_hot(cx, idx, ishape, depth, "hot");
+    let index: Vec<usize> = (0..m)
+        .flat_map(|f| {
+            let c = coords(f, ishape);
+            (0..depth).map(move |l| {
+                let mut c = c.clone();
+                c[axis] = l;
+                flat(&c, x)
+            })
+        })
+        .collect();
+    let candidates = match cx.constants.get(data) {
+        Some(t) => cx.emit_constant(
+            "candidates",
+            Tensor::new(vec![m, depth], index.iter().map(|&i| t.data[i]).collect()),
+        ),
+        None => cx.emit(
+            "candidates",
+            Op::Select {
+                index: index.into_iter().map(Some).collect(),
+            },
+            vec![data.clone()],
+            vec![m, depth],
+        ),
+    };
+    let picked = cx.emit("picked", Op::Mul, vec![hot, candidates], vec![m, depth]);
+    let sum = Op::Reduce {
+        index: (0..m * depth).collect(),
+        len: depth,
+        mean: false,
+    };
+    let sum = cx.emit("sum", sum, vec![picked], vec![m]);
+    Ok((Op::Reshape, vec![sum], ishape.to_vec()))
 }
 
 /// `GatherND(x, indices, batch_dims)` with constant indices.

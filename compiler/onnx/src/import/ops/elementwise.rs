@@ -3,6 +3,7 @@
 
 use super::super::*;
 use super::{Lowered, NodeCx};
+use crate::graph::broadcast_index;
 
 /// `Add`, `Sub`, `Mul`, `Div`.
 pub(super) fn import_arithmetic(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
@@ -84,12 +85,33 @@ pub(super) fn import_logic(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
         "And" => (Op::Mul, vec![a.clone(), b.clone()], s.clone()),
         "Where" => {
             let (x, y) = (&ins[1], &ins[2]);
-            let d = part("diff", Op::Sub, x, y);
+            let d = match (constant_values(cx, x), constant_values(cx, y)) {
+                // Two constant branches (a loss's weights or an ignored index's 0): their
+                // difference is a constant, computed here.
+                (Some((xs, xv)), Some((ys, yv))) => {
+                    let shape = broadcast_shape(&xs, &ys).ok_or_else(|| {
+                        cx.invalid(format!("shapes {xs:?} and {ys:?} do not broadcast"))
+                    })?;
+                    let (xi, yi) = (broadcast_index(&xs, &shape), broadcast_index(&ys, &shape));
+                    let diff = xi.iter().zip(&yi).map(|(&i, &j)| xv[i] - yv[j]).collect();
+                    cx.emit_constant("diff", Tensor::new(shape, diff))
+                }
+                _ => part("diff", Op::Sub, x, y),
+            };
             let p = part("chosen", Op::Mul, a, &d);
             (Op::Add, vec![y.clone(), p], s.clone())
         }
         other => return Err(cx.invalid(format!("`{other}` is not a comparison"))),
     })
+}
+
+/// The shape and values of a float or integer constant.
+fn constant_values(cx: &NodeCx<'_>, name: &str) -> Option<(Vec<usize>, Vec<f32>)> {
+    match (cx.constants.get(name), cx.int_constants.get(name)) {
+        (Some(t), _) => Some((t.shape.clone(), t.data.clone())),
+        (None, Some((shape, v))) => Some((shape.clone(), v.iter().map(|&v| v as f32).collect())),
+        (None, None) => None,
+    }
 }
 
 /// `ArgMax`, `ArgMin` (`axis`, `keepdims`, `select_last_index`).
