@@ -630,7 +630,7 @@ fn malformed_models_are_clear_errors() {
     );
     let err = import_proto(&m).unwrap_err().to_string();
     assert!(err.contains("`nope` is not defined"), "{err}");
-    // A ReLU of a constant (no constant folding): an error naming the node, not a panic.
+    // A ReLU of a constant folds at import: the addition takes a constant operand.
     let inits = vec![float_tensor("c", &[1, 4], floats(3, 4))];
     let nodes = vec![
         node("Relu", &["c"], "r", vec![]),
@@ -638,14 +638,10 @@ fn malformed_models_are_clear_errors() {
     ];
     let m = model(nodes, inits, value_info("x", &[1, 4]), value_info_any("y"));
     let graph = import_proto(&m).unwrap().graph;
-    let cal = calibrate(&graph, &[floats(1, 4)]).unwrap();
-    let err = quantize(&graph, &cal, QuantConfig::default())
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("Relu:r") && err.contains("`c` is a constant"),
-        "{err}"
-    );
+    assert_eq!(graph.nodes.len(), 1);
+    let relu: Vec<f32> = floats(3, 4).iter().map(|v| v.max(0.0)).collect();
+    assert_eq!(graph.constants["r"].data, relu);
+    check(&m, &[1, 4]);
     // Not an ONNX file at all.
     let dir = std::env::temp_dir().join(format!("zkinfer-bad-{}", std::process::id()));
     std::fs::write(&dir, b"definitely not protobuf \xff\xff").unwrap();
@@ -925,17 +921,22 @@ fn slice_and_pad_attributes_of_old_opsets_match_tract() {
     );
     m.opset_import[0].version = 9;
     check(&m, &[1, 3, 5, 4]);
-    // A nonzero pad value is refused by name.
-    let nodes = vec![node(
-        "Pad",
-        &["x"],
-        "y",
-        vec![("pads", ints(&[0, 1, 0, 1])), ("value", Attr::F(2.0))],
-    )];
-    let mut m = model(nodes, vec![], value_info("x", &[1, 3]), value_info_any("y"));
-    m.opset_import[0].version = 9;
-    let e = import_proto(&m).unwrap_err().to_string();
-    assert!(e.contains("only zero padding"), "{e}");
+    // A nonzero pad value, and the edge and reflect modes.
+    for (mode, value) in [("constant", 2.0), ("edge", 0.0), ("reflect", 0.0)] {
+        let nodes = vec![node(
+            "Pad",
+            &["x"],
+            "y",
+            vec![
+                ("pads", ints(&[0, 2, 0, 1])),
+                ("value", Attr::F(value)),
+                ("mode", Attr::S(mode.into())),
+            ],
+        )];
+        let mut m = model(nodes, vec![], value_info("x", &[1, 3]), value_info_any("y"));
+        m.opset_import[0].version = 9;
+        check(&m, &[1, 3]);
+    }
 }
 
 #[test]
@@ -3148,6 +3149,48 @@ fn gather_elements_of_computed_indices_and_where_of_constants_match_tract() {
     ];
     let m = model(nodes, inits, value_info("x", &[3, 4]), value_info_any("y"));
     check(&m, &[3, 4]);
+}
+
+#[test]
+fn shape_arithmetic_and_constant_subgraphs_fold_at_import() {
+    // x [2, 12] viewed as [2, 3, 12 / 3] with the last size computed from the shape
+    // (Shape, Gather, Div, Unsqueeze, Concat, as exporters write `x.size(1) // heads`),
+    // then scaled by 1 / Sqrt(Cast(4)): no node of constants is left to the quantizer.
+    let inits = vec![
+        int_tensor("one", vec![1]),
+        int_tensor("heads", vec![3]),
+        int_tensor("two", vec![2]),
+        float_tensor("four", &[], vec![4.0]),
+    ];
+    let nodes = vec![
+        node("Shape", &["x"], "s", vec![]),
+        node("Gather", &["s", "one"], "width", vec![("axis", Attr::I(0))]),
+        node("Div", &["width", "heads"], "head", vec![]),
+        node("Neg", &["head"], "minus", vec![]),
+        node("Neg", &["minus"], "head2", vec![]),
+        node(
+            "Concat",
+            &["two", "heads", "head2"],
+            "shape",
+            vec![("axis", Attr::I(0))],
+        ),
+        node("Reshape", &["x", "shape"], "r", vec![]),
+        node("Cast", &["four"], "four_f", vec![("to", Attr::I(1))]),
+        node("Sqrt", &["four_f"], "root", vec![]),
+        node("Div", &["r", "root"], "y", vec![]),
+    ];
+    let m = model(nodes, inits, value_info("x", &[2, 12]), value_info_any("y"));
+    let imported = import_proto(&m).unwrap();
+    let ops: Vec<&str> = imported.graph.nodes.iter().map(|n| n.op.name()).collect();
+    assert_eq!(ops, ["Reshape", "Mul"], "{ops:?}");
+    assert_eq!(imported.graph.shapes["y"], [2, 3, 4]);
+    check(&m, &[2, 12]);
+    // An output that does not depend on the input is refused, saying so.
+    let nodes = vec![node("Sqrt", &["four"], "y", vec![])];
+    let inits = vec![float_tensor("four", &[], vec![4.0])];
+    let m = model(nodes, inits, value_info("x", &[2]), value_info_any("y"));
+    let e = import_proto(&m).unwrap_err().to_string();
+    assert!(e.contains("graph output `y` is a constant"), "{e}");
 }
 
 #[test]

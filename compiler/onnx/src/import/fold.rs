@@ -1,5 +1,5 @@
-//! Folding at import: BatchNormalization into the Conv before it, and shape arithmetic
-//! on integer constants.
+//! Folding at import: BatchNormalization into the Conv before it, shape arithmetic on
+//! integer constants, and nodes of float constants.
 
 use super::*;
 
@@ -89,10 +89,40 @@ pub(super) fn foldable(
     ))
 }
 
-/// `op` applied to integer constants, if it only moves elements.
-pub(super) fn fold_ints(op: &Op, ints: &[&(Vec<usize>, Vec<i64>)]) -> Option<Vec<i64>> {
+/// `op` applied to integer constants (shaped `out`), if it moves elements or is integer
+/// arithmetic, as exporters write shape computations (`x.size(1) // heads`); `None`
+/// otherwise, or where it divides by zero or overflows.
+pub(super) fn fold_ints(
+    op: &Op,
+    ints: &[&(Vec<usize>, Vec<i64>)],
+    out: &[usize],
+) -> Option<Vec<i64>> {
     let x = &ints.first()?.1;
+    // Element-wise over the inputs broadcast to `out`.
+    let broadcast = |f: &dyn Fn(i64, i64) -> Option<i64>| -> Option<Vec<i64>> {
+        let at: Vec<Vec<usize>> = ints
+            .iter()
+            .map(|(shape, _)| crate::graph::broadcast_index(shape, out))
+            .collect();
+        (0..out.iter().product::<usize>())
+            .map(|e| {
+                let mut acc = ints[0].1[at[0][e]];
+                for (k, (_, v)) in ints.iter().enumerate().skip(1) {
+                    acc = f(acc, v[at[k][e]])?;
+                }
+                Some(acc)
+            })
+            .collect()
+    };
     Some(match op {
+        Op::Add | Op::Sum => broadcast(&|a, b| a.checked_add(b))?,
+        Op::Sub => broadcast(&|a, b| a.checked_sub(b))?,
+        Op::Mul => broadcast(&|a, b| a.checked_mul(b))?,
+        // Truncating, as ONNX's Div on integers.
+        Op::IntDiv => broadcast(&|a, b| a.checked_div(b))?,
+        Op::Max => broadcast(&|a, b| Some(a.max(b)))?,
+        Op::Min => broadcast(&|a, b| Some(a.min(b)))?,
+        Op::Neg => x.iter().map(|v| v.checked_neg()).collect::<Option<_>>()?,
         Op::Reshape | Op::Identity => x.clone(),
         Op::Select { index } => index.iter().map(|j| j.map_or(0, |j| x[j])).collect(),
         Op::Concat { index } => index
@@ -105,4 +135,76 @@ pub(super) fn fold_ints(op: &Op, ints: &[&(Vec<usize>, Vec<i64>)]) -> Option<Vec
             .collect(),
         _ => return None,
     })
+}
+
+/// Evaluates, in order, every node whose inputs are all float constants (a `Sqrt` of a
+/// constant head size, a `Cast` of a constant epsilon, as exporters write them) with the
+/// float interpreter, and makes its output a constant: the quantizer then sees constant
+/// operands where it takes them, and no rows are spent on them.
+pub(super) fn fold_constant_nodes(
+    nodes: &mut Vec<Node>,
+    constants: &mut BTreeMap<String, Tensor>,
+    shapes: &BTreeMap<String, Vec<usize>>,
+    notes: &mut Vec<String>,
+) -> Result<(), CompileError> {
+    const NOTHING: &str = "\u{0}constant folding";
+    let mut folded = 0;
+    let mut kept = Vec::with_capacity(nodes.len());
+    for node in nodes.drain(..) {
+        if !node.inputs.iter().all(|i| constants.contains_key(i)) {
+            kept.push(node);
+            continue;
+        }
+        // A graph of this one node, its constants, and an input it does not read.
+        let mut sub_shapes: BTreeMap<String, Vec<usize>> = node
+            .inputs
+            .iter()
+            .chain([&node.output])
+            .filter_map(|t| shapes.get(t).map(|s| (t.clone(), s.clone())))
+            .collect();
+        sub_shapes.insert(NOTHING.into(), vec![1]);
+        let graph = Graph {
+            name: node.name.clone(),
+            input: NOTHING.into(),
+            output: node.output.clone(),
+            inputs: vec![zkinfer_qir::Part {
+                name: NOTHING.into(),
+                shape: vec![1],
+                integer: false,
+            }],
+            outputs: Vec::new(),
+            constants: node
+                .inputs
+                .iter()
+                .map(|i| (i.clone(), constants[i].clone()))
+                .collect(),
+            nodes: vec![node.clone()],
+            shapes: sub_shapes,
+        };
+        let value =
+            graph
+                .run(&[0.0])?
+                .remove(&node.output)
+                .ok_or_else(|| CompileError::InvalidNode {
+                    node: node.name.clone(),
+                    op: node.op.name().into(),
+                    reason: "its constant inputs gave no output".into(),
+                })?;
+        if let Some(v) = value.data.iter().find(|v| !v.is_finite()) {
+            return Err(CompileError::InvalidNode {
+                node: node.name.clone(),
+                op: node.op.name().into(),
+                reason: format!("its constant inputs give {v}, not a finite number"),
+            });
+        }
+        constants.insert(node.output, value);
+        folded += 1;
+    }
+    *nodes = kept;
+    if folded > 0 {
+        notes.push(format!(
+            "{folded} node(s) of constant inputs evaluated at import (constant folding)"
+        ));
+    }
+    Ok(())
 }

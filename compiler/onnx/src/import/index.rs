@@ -113,10 +113,47 @@ pub(super) fn gather_index(
     Ok((index, out))
 }
 
-/// ONNX Pad (constant 0): `pads` = begins then ends per axis; negative values crop.
+/// How `Pad` fills what lies outside the input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum PadMode {
+    /// A constant (`None` in the index).
+    Constant,
+    /// Mirrored about the edge element, which is not repeated.
+    Reflect,
+    /// The edge element repeated.
+    Edge,
+    /// The input repeated, as if it were circular.
+    Wrap,
+}
+
+impl PadMode {
+    /// The input position `src` of an axis of `len` stands for (`None` for a constant).
+    fn source(self, src: i64, len: usize) -> Option<usize> {
+        let n = len as i64;
+        if (0..n).contains(&src) {
+            return Some(src as usize);
+        }
+        match self {
+            PadMode::Constant => None,
+            PadMode::Edge => Some(src.clamp(0, n - 1) as usize),
+            PadMode::Wrap => Some(src.rem_euclid(n) as usize),
+            PadMode::Reflect if n == 1 => Some(0),
+            PadMode::Reflect => {
+                // numpy's `reflect`, repeated for pads wider than the input.
+                let period = 2 * (n - 1);
+                let r = src.rem_euclid(period);
+                Some((if r < n { r } else { period - r }) as usize)
+            }
+        }
+    }
+}
+
+/// ONNX Pad: `pads` = begins then ends per axis; negative values crop; outside the input
+/// a constant (`None`), or the element `mode` names.
 pub(super) fn pad_index(
     x: &[usize],
     pads: &[i64],
+    mode: PadMode,
 ) -> Result<(Vec<Option<usize>>, Vec<usize>), String> {
     let rank = x.len();
     if pads.len() != 2 * rank {
@@ -132,9 +169,11 @@ pub(super) fn pad_index(
             usize::try_from(d).map_err(|_| format!("pads {pads:?} crop more than the input {x:?}"))
         })
         .collect::<Result<_, _>>()?;
+    if mode != PadMode::Constant && x.contains(&0) {
+        return Err(format!("mode {mode:?} pads an empty input {x:?}"));
+    }
     let index = map_coords(x, &out, |axis, c| {
-        let src = c as i64 - pads[axis];
-        (0..x[axis] as i64).contains(&src).then_some(src as usize)
+        mode.source(c as i64 - pads[axis], x[axis])
     });
     Ok((index, out))
 }

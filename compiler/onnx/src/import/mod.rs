@@ -367,15 +367,27 @@ pub fn import_proto_shaped(
             }
         };
         if n.op_type == "Constant" {
-            let attr = n
-                .attribute
-                .iter()
-                .find(|a| a.name == "value")
-                .and_then(|a| a.t.as_ref())
-                .ok_or_else(|| {
-                    invalid("only the `value` (tensor) form of Constant is supported".into())
-                })?;
-            match decode_tensor(attr).map_err(invalid)? {
+            // `value` (a tensor), or `value_float(s)` / `value_int(s)` (a scalar or a 1-D
+            // tensor); strings and sparse tensors are not numbers here.
+            let decoded = match n.attribute.first().map(|a| (a.name.as_str(), a)) {
+                Some(("value", a)) => match a.t.as_ref() {
+                    Some(t) => decode_tensor(t).map_err(invalid)?,
+                    None => return Err(invalid("`value` holds no tensor".into())),
+                },
+                Some(("value_float", a)) => Decoded::Float(Tensor::new(vec![], vec![a.f])),
+                Some(("value_floats", a)) => {
+                    Decoded::Float(Tensor::new(vec![a.floats.len()], a.floats.clone()))
+                }
+                Some(("value_int", a)) => Decoded::Int(vec![], vec![a.i]),
+                Some(("value_ints", a)) => Decoded::Int(vec![a.ints.len()], a.ints.clone()),
+                Some((other, _)) => {
+                    return Err(invalid(format!(
+                        "a Constant given as `{other}` is not supported (value, value_float(s) and value_int(s) are)"
+                    )))
+                }
+                None => return Err(invalid("a Constant needs a value attribute".into())),
+            };
+            match decoded {
                 Decoded::Float(t) => {
                     shapes.insert(out.clone(), t.shape.clone());
                     constants.insert(out.clone(), t);
@@ -535,10 +547,12 @@ pub fn import_proto_shaped(
                         .into(),
                 ));
             }
-            let data = fold_ints(&op, &ints).ok_or_else(|| {
+            let data = fold_ints(&op, &ints, &out_shape).ok_or_else(|| {
                 invalid(format!(
                     "integer tensors are supported only in shape arithmetic (Gather, Slice, \
-                     Concat, Squeeze, Unsqueeze, Reshape, Flatten, Transpose, Identity), not {}",
+                     Concat, Squeeze, Unsqueeze, Reshape, Flatten, Transpose, Identity, Add, \
+                     Sub, Mul, Div, Neg, Max, Min, Sum without overflow or division by zero), \
+                     not {}",
                     n.op_type
                 ))
             })?;
@@ -559,6 +573,7 @@ pub fn import_proto_shaped(
             output: out.clone(),
         });
     }
+    fold_constant_nodes(&mut nodes, &mut constants, &shapes, &mut notes)?;
     let mut outputs = Vec::new();
     for o in &g.output {
         if int_constants.contains_key(&o.name) {
@@ -570,7 +585,8 @@ pub fn import_proto_shaped(
         }
         if constants.contains_key(&o.name) {
             return Err(parse_err(format!(
-                "graph output `{}` is a constant",
+                "graph output `{}` is a constant: it does not depend on the input, so there \
+                 is nothing to prove",
                 o.name
             )));
         }
@@ -650,10 +666,21 @@ mod tests {
         assert_eq!(out, vec![2, 2]);
         assert_eq!(idx, vec![Some(3), Some(4), Some(0), Some(1)]);
         // pad one zero before, crop one element after.
-        let (idx, out) = pad_index(&[3], &[1, -1]).unwrap();
+        let (idx, out) = pad_index(&[3], &[1, -1], PadMode::Constant).unwrap();
         assert_eq!(out, vec![3]);
         assert_eq!(idx, vec![None, Some(0), Some(1)]);
-        assert!(pad_index(&[3], &[0, -4]).is_err());
+        assert!(pad_index(&[3], &[0, -4], PadMode::Constant).is_err());
+        // [a b c] by 4 before and 2 after, numpy's way.
+        let modes = [
+            (PadMode::Reflect, [0, 1, 2, 1, 0, 1, 2, 1, 0]),
+            (PadMode::Edge, [0, 0, 0, 0, 0, 1, 2, 2, 2]),
+            (PadMode::Wrap, [2, 0, 1, 2, 0, 1, 2, 0, 1]),
+        ];
+        for (mode, want) in modes {
+            let (idx, out) = pad_index(&[3], &[4, 2], mode).unwrap();
+            assert_eq!(out, [9]);
+            assert_eq!(idx, want.map(Some), "{mode:?}");
+        }
         let (idx, out) = gather_index(&[2, 3], 1, &[2], &[-1, 0]).unwrap();
         assert_eq!(out, vec![2, 2]);
         assert_eq!(idx, vec![Some(2), Some(0), Some(5), Some(3)]);

@@ -361,10 +361,13 @@ impl Quantizer<'_> {
     /// The integer tensor computed for `name`; a constant where a computed tensor is
     /// expected (e.g. a ReLU of an initializer) is an error, not a panic.
     fn get(&self, name: &str) -> Result<QTensor, CompileError> {
-        self.map.get(name).copied().ok_or_else(|| CompileError::Quantize {
-            node: self.node.clone(),
-            reason: format!("`{name}` is a constant here; constant subgraphs are not folded in this version"),
-        })
+        self.map
+            .get(name)
+            .copied()
+            .ok_or_else(|| CompileError::Quantize {
+                node: self.node.clone(),
+                reason: format!("`{name}` is a constant where this op takes a computed tensor"),
+            })
     }
 
     /// The tensor at its calibrated scale, inserting a rescale if it is an accumulator.

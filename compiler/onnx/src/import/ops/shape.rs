@@ -100,11 +100,10 @@ pub(super) fn import_reshape(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     Ok((Op::Reshape, vec![ins[0].clone()], out))
 }
 
-/// `Slice`, `Gather`, `Pad`.
+/// `Slice`, `Gather` (constant indices) and `Pad` ([`import_pad`]): element maps.
 pub(super) fn import_element_map(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     let n = cx.n;
     let ins = &cx.ins;
-    let constants = cx.constants;
     let int_constants = cx.int_constants;
     let x = cx.shape_of(&ins[0])?;
     let ints = |i: usize| -> Result<Option<Vec<i64>>, CompileError> {
@@ -160,51 +159,87 @@ pub(super) fn import_element_map(cx: &NodeCx<'_>) -> Result<Lowered, CompileErro
                 .ok_or_else(|| cx.invalid(format!("axis out of range for {x:?}")))?;
             gather_index(&x, axis, &ishape, &idx).map_err(|e| cx.invalid(e))?
         }
-        _ => {
-            let mode = attr(n, "mode").map(|a| String::from_utf8_lossy(&a.s).into_owned());
-            if mode.as_deref().is_some_and(|m| m != "constant") {
-                return Err(cx.invalid(format!(
-                    "mode `{}` is not supported (constant is)",
-                    mode.unwrap_or_default()
-                )));
-            }
-            let pads = if cx.opset < 11 {
-                // Before opset 11, pads and the value are attributes (`paddings` in opset 1).
-                cx.arity(1, 1)?;
-                if attr(n, "value").is_some_and(|a| a.f != 0.0) {
-                    return Err(cx.invalid("only zero padding is supported (value = 0)".into()));
-                }
-                attr_ints(n, "pads")
-                    .or_else(|| attr_ints(n, "paddings"))
-                    .map(<[i64]>::to_vec)
-                    .ok_or_else(|| {
-                        cx.invalid("the `pads` attribute is required (opset < 11)".into())
-                    })?
-            } else {
-                cx.arity(2, 4)?;
-                if let Some(c) = ins.get(2) {
-                    let zero = constants
-                        .get(c)
-                        .is_some_and(|t| t.data.iter().all(|&v| v == 0.0));
-                    if !zero {
-                        return Err(cx.invalid(
-                            "only zero padding is supported (constant_value = 0)".into(),
-                        ));
-                    }
-                }
-                let pads = ints(1)?.unwrap_or_default();
-                match ints(3)? {
-                    // Opset 18: pads for the listed axes only.
-                    Some(axes) => {
-                        pads_for_axes(&pads, &axes, x.len()).map_err(|e| cx.invalid(e))?
-                    }
-                    None => pads,
-                }
-            };
-            pad_index(&x, &pads).map_err(|e| cx.invalid(e))?
-        }
+        _ => return import_pad(cx, &x),
     };
     Ok((Op::Select { index }, vec![ins[0].clone()], out))
+}
+
+/// `Pad`: an element map (modes `reflect`, `edge`, `wrap` read input elements), and for
+/// mode `constant` a nonzero value added where nothing is read.
+fn import_pad(cx: &NodeCx<'_>, x: &[usize]) -> Result<Lowered, CompileError> {
+    let (n, ins) = (cx.n, &cx.ins);
+    let mode = match attr(n, "mode").map(|a| String::from_utf8_lossy(&a.s).into_owned()) {
+        None => PadMode::Constant,
+        Some(m) => match m.as_str() {
+            "constant" => PadMode::Constant,
+            "reflect" => PadMode::Reflect,
+            "edge" => PadMode::Edge,
+            "wrap" => PadMode::Wrap,
+            _ => {
+                return Err(cx.invalid(format!(
+                    "mode `{m}` is not one of constant, reflect, edge, wrap"
+                )))
+            }
+        },
+    };
+    // By position: an omitted optional input (`""`) keeps the others' places.
+    let input = |i: usize| n.input.get(i).filter(|name| !name.is_empty());
+    let ints = |i: usize| -> Result<Option<Vec<i64>>, CompileError> {
+        match input(i) {
+            None => Ok(None),
+            Some(name) => cx
+                .int_constants
+                .get(name)
+                .map(|(_, v)| Some(v.clone()))
+                .ok_or_else(|| cx.invalid(format!("`{name}` must be a constant int64 tensor"))),
+        }
+    };
+    let (pads, value) = if cx.opset < 11 {
+        // Before opset 11, pads and the value are attributes (`paddings` in opset 1).
+        cx.arity(1, 1)?;
+        let pads = attr_ints(n, "pads")
+            .or_else(|| attr_ints(n, "paddings"))
+            .map(<[i64]>::to_vec)
+            .ok_or_else(|| cx.invalid("the `pads` attribute is required (opset < 11)".into()))?;
+        (pads, attr(n, "value").map_or(0.0, |a| a.f))
+    } else {
+        cx.arity(2, 4)?;
+        let value = match input(2) {
+            None => 0.0,
+            Some(c) => match (cx.constants.get(c), cx.int_constants.get(c)) {
+                (Some(t), _) if t.data.len() == 1 => t.data[0],
+                (None, Some((_, v))) if v.len() == 1 => v[0] as f32,
+                _ => {
+                    return Err(
+                        cx.invalid(format!("constant_value `{c}` must be a constant scalar"))
+                    )
+                }
+            },
+        };
+        let pads = ints(1)?.unwrap_or_default();
+        let pads = match ints(3)? {
+            // Opset 18: pads for the listed axes only.
+            Some(axes) => pads_for_axes(&pads, &axes, x.len()).map_err(|e| cx.invalid(e))?,
+            None => pads,
+        };
+        (pads, value)
+    };
+    let (index, out) = pad_index(x, &pads, mode).map_err(|e| cx.invalid(e))?;
+    if value == 0.0 || mode != PadMode::Constant || index.iter().all(Option::is_some) {
+        return Ok((Op::Select { index }, vec![ins[0].clone()], out));
+    }
+    let fill: Vec<f32> = index
+        .iter()
+        .map(|i| if i.is_some() { 0.0 } else { value })
+        .collect();
+    let placed = cx.emit(
+        "placed",
+        Op::Select { index },
+        vec![ins[0].clone()],
+        out.clone(),
+    );
+    let fill = cx.emit_constant("fill", Tensor::new(out.clone(), fill));
+    Ok((Op::Add, vec![placed, fill], out))
 }
 
 /// Expands opset 18's `Pad` pads for some `axes` (begins then ends) to every axis.
