@@ -3182,7 +3182,7 @@ fn shape_arithmetic_and_constant_subgraphs_fold_at_import() {
     let m = model(nodes, inits, value_info("x", &[2, 12]), value_info_any("y"));
     let imported = import_proto(&m).unwrap();
     let ops: Vec<&str> = imported.graph.nodes.iter().map(|n| n.op.name()).collect();
-    assert_eq!(ops, ["Reshape", "Mul"], "{ops:?}");
+    assert_eq!(ops, ["Reshape", "Div"], "{ops:?}");
     assert_eq!(imported.graph.shapes["y"], [2, 3, 4]);
     check(&m, &[2, 12]);
     // An output that does not depend on the input is refused, saying so.
@@ -3191,6 +3191,92 @@ fn shape_arithmetic_and_constant_subgraphs_fold_at_import() {
     let m = model(nodes, inits, value_info("x", &[2]), value_info_any("y"));
     let e = import_proto(&m).unwrap_err().to_string();
     assert!(e.contains("graph output `y` is a constant"), "{e}");
+}
+
+#[test]
+fn more_operators_match_tract() {
+    // x [1, 8, 2, 2]: Dropout (inference), DepthToSpace and back, Hardmax over channels,
+    // CumSum along the width, GlobalMaxPool, Mean / Max / Min with a constant,
+    // ReduceProd and ReduceLogSum (of exponentials) over the channels, Gelu (both
+    // forms), Mish, Shrink, CastLike to a float; each flattened and joined.
+    let inits = vec![
+        float_tensor("half", &[1], vec![0.5]),
+        int_tensor_shaped("w_axis", &[], vec![3]),
+        int_tensor("channels", vec![1]),
+        float_tensor("like", &[1], vec![0.0]),
+    ];
+    let flat = |x: &str, y: &str| node("Flatten", &[x], y, vec![("axis", Attr::I(0))]);
+    let s = |v: &str| Attr::S(v.into());
+    let nodes = vec![
+        node("Dropout", &["x"], "d", vec![]),
+        node(
+            "DepthToSpace",
+            &["d"],
+            "ds",
+            vec![("blocksize", Attr::I(2)), ("mode", s("CRD"))],
+        ),
+        node(
+            "SpaceToDepth",
+            &["ds"],
+            "sd",
+            vec![("blocksize", Attr::I(2))],
+        ),
+        node("Hardmax", &["x"], "hm", vec![("axis", Attr::I(1))]),
+        node(
+            "CumSum",
+            &["x", "w_axis"],
+            "cs",
+            vec![("reverse", Attr::I(1))],
+        ),
+        node("GlobalMaxPool", &["x"], "gm", vec![]),
+        node("Mean", &["x", "half", "sd"], "mean", vec![]),
+        node("Max", &["x", "half"], "mx", vec![]),
+        node("Min", &["x", "half"], "mn", vec![]),
+        node("ReduceProd", &["x", "channels"], "rp", vec![]),
+        node("Exp", &["x"], "e", vec![]),
+        node("ReduceLogSum", &["e", "channels"], "rl", vec![]),
+        node("Gelu", &["x"], "g", vec![]),
+        node("Gelu", &["x"], "gt", vec![("approximate", s("tanh"))]),
+        node("Mish", &["x"], "mi", vec![]),
+        node(
+            "Shrink",
+            &["x"],
+            "sh",
+            vec![("bias", Attr::F(0.1)), ("lambd", Attr::F(0.3))],
+        ),
+        node("CastLike", &["x", "like"], "cl", vec![]),
+        flat("sd", "f0"),
+        flat("hm", "f1"),
+        flat("cs", "f2"),
+        flat("gm", "f3"),
+        flat("mean", "f4"),
+        flat("mx", "f5"),
+        flat("mn", "f6"),
+        flat("rp", "f7"),
+        flat("rl", "f8"),
+        flat("g", "f9"),
+        flat("gt", "f10"),
+        flat("mi", "f11"),
+        flat("sh", "f12"),
+        flat("cl", "f13"),
+        node(
+            "Concat",
+            &[
+                "f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9", "f10", "f11", "f12",
+                "f13",
+            ],
+            "y",
+            vec![("axis", Attr::I(1))],
+        ),
+    ];
+    let mut m = model(
+        nodes,
+        inits,
+        value_info("x", &[1, 8, 2, 2]),
+        value_info_any("y"),
+    );
+    m.opset_import[0].version = 20;
+    check(&m, &[1, 8, 2, 2]);
 }
 
 #[test]

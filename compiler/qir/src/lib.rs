@@ -207,6 +207,18 @@ pub enum Func {
     ThresholdedRelu {
         alpha: Real,
     },
+    /// `x · Φ(x)` (`0.5 · x · (1 + erf(x / √2))`), or with `tanh` its approximation
+    /// `0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))`, as ONNX's `Gelu`.
+    Gelu {
+        tanh: bool,
+    },
+    /// `x · tanh(ln(1 + e^x))`.
+    Mish,
+    /// `x + bias` for `x < −lambd`, `x − bias` for `x > lambd`, else `0`.
+    Shrink {
+        bias: Real,
+        lambd: Real,
+    },
 }
 
 impl Func {
@@ -292,6 +304,21 @@ impl Func {
                     0.0
                 }
             }
+            Func::Gelu { tanh: false } => 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2)),
+            Func::Gelu { tanh: true } => {
+                let c = (2.0 / std::f64::consts::PI).sqrt();
+                0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())
+            }
+            Func::Mish => x * (x.max(0.0) + (-x.abs()).exp().ln_1p()).tanh(),
+            Func::Shrink { bias, lambd } => {
+                if x < -lambd.0 {
+                    x + bias.0
+                } else if x > lambd.0 {
+                    x - bias.0
+                } else {
+                    0.0
+                }
+            }
         }
     }
 
@@ -326,6 +353,7 @@ impl Func {
                 | Func::NonNegative
                 | Func::ArgIndex { .. }
                 | Func::ThresholdedRelu { .. }
+                | Func::Shrink { .. }
         )
     }
 
@@ -396,6 +424,9 @@ impl Func {
             Func::Selu { .. } => "Selu",
             Func::HardSigmoid { .. } => "HardSigmoid",
             Func::ThresholdedRelu { .. } => "ThresholdedRelu",
+            Func::Gelu { .. } => "Gelu",
+            Func::Mish => "Mish",
+            Func::Shrink { .. } => "Shrink",
         }
     }
 }

@@ -137,74 +137,66 @@ pub(super) fn fold_ints(
     })
 }
 
-/// Evaluates, in order, every node whose inputs are all float constants (a `Sqrt` of a
-/// constant head size, a `Cast` of a constant epsilon, as exporters write them) with the
-/// float interpreter, and makes its output a constant: the quantizer then sees constant
-/// operands where it takes them, and no rows are spent on them.
-pub(super) fn fold_constant_nodes(
+/// Pushes `node` onto `nodes`, or, where its inputs are all float constants (a `Sqrt`
+/// of a constant head size, a `Cast` of a constant epsilon, as exporters write them),
+/// evaluates it with the float interpreter and makes its output a constant: the nodes
+/// imported after it then see a constant operand where they take one, and no rows are
+/// spent on it.
+pub(super) fn push_or_fold(
+    node: Node,
     nodes: &mut Vec<Node>,
     constants: &mut BTreeMap<String, Tensor>,
     shapes: &BTreeMap<String, Vec<usize>>,
-    notes: &mut Vec<String>,
+    folded: &mut usize,
 ) -> Result<(), CompileError> {
+    if !node.inputs.iter().all(|i| constants.contains_key(i)) {
+        nodes.push(node);
+        return Ok(());
+    }
     const NOTHING: &str = "\u{0}constant folding";
-    let mut folded = 0;
-    let mut kept = Vec::with_capacity(nodes.len());
-    for node in nodes.drain(..) {
-        if !node.inputs.iter().all(|i| constants.contains_key(i)) {
-            kept.push(node);
-            continue;
-        }
-        // A graph of this one node, its constants, and an input it does not read.
-        let mut sub_shapes: BTreeMap<String, Vec<usize>> = node
+    // A graph of this one node, its constants, and an input it does not read.
+    let mut sub_shapes: BTreeMap<String, Vec<usize>> = node
+        .inputs
+        .iter()
+        .chain([&node.output])
+        .filter_map(|t| shapes.get(t).map(|s| (t.clone(), s.clone())))
+        .collect();
+    sub_shapes.insert(NOTHING.into(), vec![1]);
+    let graph = Graph {
+        name: node.name.clone(),
+        input: NOTHING.into(),
+        output: node.output.clone(),
+        inputs: vec![zkinfer_qir::Part {
+            name: NOTHING.into(),
+            shape: vec![1],
+            integer: false,
+        }],
+        outputs: Vec::new(),
+        constants: node
             .inputs
             .iter()
-            .chain([&node.output])
-            .filter_map(|t| shapes.get(t).map(|s| (t.clone(), s.clone())))
-            .collect();
-        sub_shapes.insert(NOTHING.into(), vec![1]);
-        let graph = Graph {
-            name: node.name.clone(),
-            input: NOTHING.into(),
-            output: node.output.clone(),
-            inputs: vec![zkinfer_qir::Part {
-                name: NOTHING.into(),
-                shape: vec![1],
-                integer: false,
-            }],
-            outputs: Vec::new(),
-            constants: node
-                .inputs
-                .iter()
-                .map(|i| (i.clone(), constants[i].clone()))
-                .collect(),
-            nodes: vec![node.clone()],
-            shapes: sub_shapes,
-        };
-        let value =
-            graph
-                .run(&[0.0])?
-                .remove(&node.output)
-                .ok_or_else(|| CompileError::InvalidNode {
-                    node: node.name.clone(),
-                    op: node.op.name().into(),
-                    reason: "its constant inputs gave no output".into(),
-                })?;
-        if let Some(v) = value.data.iter().find(|v| !v.is_finite()) {
-            return Err(CompileError::InvalidNode {
+            .map(|i| (i.clone(), constants[i].clone()))
+            .collect(),
+        nodes: vec![node.clone()],
+        shapes: sub_shapes,
+    };
+    let value =
+        graph
+            .run(&[0.0])?
+            .remove(&node.output)
+            .ok_or_else(|| CompileError::InvalidNode {
                 node: node.name.clone(),
                 op: node.op.name().into(),
-                reason: format!("its constant inputs give {v}, not a finite number"),
-            });
-        }
-        constants.insert(node.output, value);
-        folded += 1;
+                reason: "its constant inputs gave no output".into(),
+            })?;
+    if let Some(v) = value.data.iter().find(|v| !v.is_finite()) {
+        return Err(CompileError::InvalidNode {
+            node: node.name.clone(),
+            op: node.op.name().into(),
+            reason: format!("its constant inputs give {v}, not a finite number"),
+        });
     }
-    *nodes = kept;
-    if folded > 0 {
-        notes.push(format!(
-            "{folded} node(s) of constant inputs evaluated at import (constant folding)"
-        ));
-    }
+    constants.insert(node.output, value);
+    *folded += 1;
     Ok(())
 }

@@ -59,6 +59,7 @@ fn holds_integers(
         }
         // The data input decides; the others are indices, shapes or axes.
         "Identity"
+        | "Dropout"
         | "Neg"
         | "Abs"
         | "Sign"
@@ -82,11 +83,12 @@ fn holds_integers(
         | "Split"
         | "ArrayFeatureExtractor" => present.first().is_some_and(|i| data(i)),
         "OneHot" => present.get(2).is_some_and(|i| data(i)),
+        "CastLike" => present.get(1).is_some_and(|i| data(i)),
         "ScatterElements" | "ScatterND" => {
             present.len() == 3 && data(present[0]) && data(present[2])
         }
         "Where" => present.len() == 3 && data(present[1]) && data(present[2]),
-        "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min" | "Sum" | "Concat" => {
+        "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min" | "Sum" | "Concat" | "ReduceProd" => {
             present.iter().all(|i| data(i))
         }
         _ => false,
@@ -129,7 +131,14 @@ pub const PACKED_INPUTS: &str = "zkinfer:inputs";
 pub const PACKED_OUTPUTS: &str = "zkinfer:outputs";
 
 /// Op types folded to constants before dispatch (every shape is static here).
-const FOLDED_OPS: &[&str] = &["Constant", "ConstantOfShape", "Shape", "NonZero"];
+const FOLDED_OPS: &[&str] = &[
+    "Constant",
+    "ConstantOfShape",
+    "Shape",
+    "Size",
+    "Range",
+    "NonZero",
+];
 
 /// ONNX op types this version can compile, sorted: the importers' table and the ops
 /// folded to constants.
@@ -299,6 +308,8 @@ pub fn import_proto_shaped(
         shapes.insert(name.clone(), t.shape.clone());
     }
     let mut nodes = Vec::new();
+    // Nodes of constant inputs evaluated at import.
+    let mut folded = 0;
     let mut integers: BTreeSet<String> = parts
         .iter()
         .filter(|p| p.integer)
@@ -411,6 +422,58 @@ pub fn import_proto_shaped(
             let end = clamp(attr_i(n, "end").unwrap_or(rank));
             let dims: Vec<i64> = x[start..end.max(start)].iter().map(|&d| d as i64).collect();
             int_constants.insert(out.clone(), (vec![dims.len()], dims));
+            continue;
+        }
+        // Size: the element count of a tensor whose shape is known.
+        if n.op_type == "Size" {
+            let x = n
+                .input
+                .first()
+                .and_then(|x| {
+                    shapes
+                        .get(x)
+                        .cloned()
+                        .or_else(|| int_constants.get(x).map(|c| c.0.clone()))
+                })
+                .ok_or_else(|| invalid("its input has no known shape".into()))?;
+            int_constants.insert(
+                out.clone(),
+                (vec![], vec![x.iter().product::<usize>() as i64]),
+            );
+            continue;
+        }
+        // Range of constants: start, start + delta, … short of limit.
+        if n.op_type == "Range" {
+            let scalar = |i: usize| -> Result<(f64, bool), CompileError> {
+                let name = n.input.get(i).cloned().unwrap_or_default();
+                match (constants.get(&name), int_constants.get(&name)) {
+                    (Some(t), _) if t.data.len() == 1 => Ok((f64::from(t.data[0]), false)),
+                    (None, Some((_, v))) if v.len() == 1 => Ok((v[0] as f64, true)),
+                    _ => Err(invalid(format!("`{name}` must be a constant scalar"))),
+                }
+            };
+            let (start, int) = scalar(0)?;
+            let (limit, _) = scalar(1)?;
+            let (delta, _) = scalar(2)?;
+            let count = ((limit - start) / delta).ceil().max(0.0);
+            if delta == 0.0 || !count.is_finite() || count > 1e7 {
+                return Err(invalid(format!(
+                    "Range({start}, {limit}, {delta}) has no finite, nonempty length"
+                )));
+            }
+            let values = (0..count as usize).map(|i| start + i as f64 * delta);
+            if int {
+                int_constants.insert(
+                    out.clone(),
+                    (vec![count as usize], values.map(|v| v as i64).collect()),
+                );
+            } else {
+                shapes.insert(out.clone(), vec![count as usize]);
+                constants.insert(
+                    out.clone(),
+                    Tensor::new(vec![count as usize], values.map(|v| v as f32).collect()),
+                );
+            }
             continue;
         }
         // NonZero of a constant: the coordinates of its nonzero elements, [rank, count].
@@ -529,12 +592,13 @@ pub fn import_proto_shaped(
             if matches!(op, Op::TopK { indices: true, .. }) {
                 integers.insert(part.clone());
             }
-            nodes.push(Node {
+            let node = Node {
                 name: format!("{name}/{}", part.rsplit('/').next().unwrap_or_default()),
                 op,
                 inputs: ins,
                 output: part,
-            });
+            };
+            push_or_fold(node, &mut nodes, &mut constants, &shapes, &mut folded)?;
         }
         // Shape arithmetic on integer constants (Shape → Gather → Unsqueeze → Concat →
         // Reshape, as exporters write `x.view(x.size(0), -1)`) folds to a constant.
@@ -566,14 +630,19 @@ pub fn import_proto_shaped(
             integers.insert(out.clone());
         }
         shapes.insert(out.clone(), out_shape);
-        nodes.push(Node {
+        let node = Node {
             name,
             op,
             inputs,
             output: out.clone(),
-        });
+        };
+        push_or_fold(node, &mut nodes, &mut constants, &shapes, &mut folded)?;
     }
-    fold_constant_nodes(&mut nodes, &mut constants, &shapes, &mut notes)?;
+    if folded > 0 {
+        notes.push(format!(
+            "{folded} node(s) of constant inputs evaluated at import (constant folding)"
+        ));
+    }
     let mut outputs = Vec::new();
     for o in &g.output {
         if int_constants.contains_key(&o.name) {

@@ -2,6 +2,8 @@
 //! with constant indices, shapes or sizes are element maps (no rows); `OneHot` and
 //! `Gather` of computed indices from a constant table (an embedding) are one-hot
 //! products: a zero test of the index against every position, times the table.
+//! `DepthToSpace` and `SpaceToDepth` are element maps; `Hardmax` the one-hot of a proven
+//! `ArgMax`; `CumSum` a product by a constant triangular matrix.
 //! `ScatterElements` and `ScatterND` with constant indices are element maps of two
 //! sources, or with a reduction, sums, products, maxima or minima of those maps.
 
@@ -200,6 +202,152 @@ fn gather_elements_computed(
     };
     let sum = cx.emit("sum", sum, vec![picked], vec![m]);
     Ok((Op::Reshape, vec![sum], ishape.to_vec()))
+}
+
+/// `DepthToSpace` (`blocksize`, modes `DCR` and `CRD`) and `SpaceToDepth`: element maps
+/// between `[N, C, H, W]` and `[N, C / b², H·b, W·b]`.
+pub(super) fn import_depth_space(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    cx.arity(1, 1)?;
+    let x = cx.shape_of(&cx.ins[0])?;
+    let b = attr_i(cx.n, "blocksize")
+        .and_then(|b| usize::try_from(b).ok())
+        .filter(|&b| b > 0)
+        .ok_or_else(|| cx.invalid("`blocksize` must be a positive integer".into()))?;
+    let &[n, c, h, w] = x.as_slice() else {
+        return Err(cx.invalid(format!("the input must be [N, C, H, W], got {x:?}")));
+    };
+    if cx.n.op_type == "SpaceToDepth" {
+        if h % b != 0 || w % b != 0 {
+            return Err(cx.invalid(format!("H and W of {x:?} must be multiples of {b}")));
+        }
+        let out = vec![n, c * b * b, h / b, w / b];
+        let index = (0..out.iter().product::<usize>())
+            .map(|f| {
+                let o = coords(f, &out);
+                let (n, d, y, z) = (o[0], o[1], o[2], o[3]);
+                let (block, ch) = (d / c, d % c);
+                Some(flat(&[n, ch, y * b + block / b, z * b + block % b], &x))
+            })
+            .collect();
+        return Ok(select(index, &cx.ins[0], out));
+    }
+    if c % (b * b) != 0 {
+        return Err(cx.invalid(format!("C of {x:?} must be a multiple of {}", b * b)));
+    }
+    let crd = match attr(cx.n, "mode").map(|a| String::from_utf8_lossy(&a.s).into_owned()) {
+        None => false,
+        Some(m) if m == "DCR" => false,
+        Some(m) if m == "CRD" => true,
+        Some(m) => return Err(cx.invalid(format!("mode `{m}` is not one of DCR, CRD"))),
+    };
+    let cb = c / (b * b);
+    let out = vec![n, cb, h * b, w * b];
+    let index = (0..out.iter().product::<usize>())
+        .map(|f| {
+            let o = coords(f, &out);
+            let (n, ch, y, z) = (o[0], o[1], o[2], o[3]);
+            let (i, j) = (y % b, z % b);
+            let d = if crd {
+                ch * b * b + i * b + j
+            } else {
+                (i * b + j) * cb + ch
+            };
+            Some(flat(&[n, d, y / b, z / b], &x))
+        })
+        .collect();
+    Ok(select(index, &cx.ins[0], out))
+}
+
+/// `Hardmax`: 1 at the first largest element along the axis, 0 elsewhere: the proven
+/// `ArgMax`'s one-hot, placed back along the axis. Before opset 13 the input is
+/// flattened to 2-D at the axis, as `Softmax` is.
+pub(super) fn import_hardmax(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    cx.arity(1, 1)?;
+    let x = cx.shape_of(&cx.ins[0])?;
+    let default = if cx.opset >= 13 { -1 } else { 1 };
+    let axis = normalize_axis(attr_i(cx.n, "axis").unwrap_or(default), x.len())
+        .ok_or_else(|| cx.invalid(format!("axis out of range for {x:?}")))?;
+    let (input, shape, axis) = if cx.opset >= 13 {
+        (cx.ins[0].clone(), x.clone(), axis)
+    } else {
+        let flat2 = vec![
+            x[..axis].iter().product::<usize>(),
+            x[axis..].iter().product::<usize>(),
+        ];
+        let r = cx.emit("2d", Op::Reshape, vec![cx.ins[0].clone()], flat2.clone());
+        (r, flat2, 1)
+    };
+    let depth = shape[axis];
+    let mut kept = shape.clone();
+    kept[axis] = 1;
+    let argmax = Op::ArgExtreme {
+        axis,
+        max: true,
+        last: false,
+    };
+    let idx = cx.emit("argmax", argmax, vec![input], kept.clone());
+    let hot = one_hot(cx, &idx, &kept, depth, "hot");
+    let index: Vec<Option<usize>> = (0..shape.iter().product::<usize>())
+        .map(|f| {
+            let mut c = coords(f, &shape);
+            let l = c[axis];
+            c[axis] = 0;
+            Some(flat(&c, &kept) * depth + l)
+        })
+        .collect();
+    if cx.opset >= 13 {
+        return Ok(select(index, &hot, shape));
+    }
+    let y = cx.emit("placed", Op::Select { index }, vec![hot], shape);
+    Ok((Op::Reshape, vec![y], x))
+}
+
+/// `CumSum(x, axis)` (`exclusive`, `reverse`): along the axis, a product by a constant
+/// triangular matrix (the axis moved last and back).
+pub(super) fn import_cumsum(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    cx.arity(2, 2)?;
+    let x = cx.shape_of(&cx.ins[0])?;
+    let (_, a) = int_input(cx, 1, "axis")?;
+    let axis = match a[..] {
+        [a] => normalize_axis(a, x.len()),
+        _ => None,
+    }
+    .ok_or_else(|| cx.invalid(format!("axis {a:?} must be one axis of {x:?}")))?;
+    let exclusive = attr_i(cx.n, "exclusive").unwrap_or(0) != 0;
+    let reverse = attr_i(cx.n, "reverse").unwrap_or(0) != 0;
+    let len = x[axis];
+    // Mᵀ [len, len]: column i sums the inputs j it includes.
+    let mut m = vec![0.0f32; len * len];
+    for i in 0..len {
+        for j in 0..len {
+            let included = match (reverse, exclusive) {
+                (false, false) => j <= i,
+                (false, true) => j < i,
+                (true, false) => j >= i,
+                (true, true) => j > i,
+            };
+            if included {
+                m[j * len + i] = 1.0;
+            }
+        }
+    }
+    let matrix = cx.emit_constant("sums", Tensor::new(vec![len, len], m));
+    let rank = x.len();
+    let mut perm: Vec<usize> = (0..rank).filter(|&d| d != axis).collect();
+    perm.push(axis);
+    let moved: Vec<usize> = perm.iter().map(|&d| x[d]).collect();
+    let t = cx.emit(
+        "axis_last",
+        Op::Transpose { perm: perm.clone() },
+        vec![cx.ins[0].clone()],
+        moved.clone(),
+    );
+    let p = cx.emit("summed", Op::MatMul, vec![t, matrix], moved);
+    let mut back = vec![0; rank];
+    for (i, &d) in perm.iter().enumerate() {
+        back[d] = i;
+    }
+    Ok((Op::Transpose { perm: back }, vec![p], x))
 }
 
 /// `GatherND(x, indices, batch_dims)` with constant indices.

@@ -198,8 +198,9 @@ pub(super) fn import_neg(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
 
 /// Functions of one value, tabulated: `Exp`, `Erf`, `Sigmoid`, `Tanh`, `Sqrt`,
 /// `Reciprocal`, `Abs`, `Sign`, `Floor`, `Ceil`, `Round`, `Log`, `Softplus`, `Softsign`,
-/// `HardSwish`, the trigonometric and hyperbolic functions, and those with attributes:
-/// `LeakyRelu`, `Elu`, `Celu`, `Selu`, `HardSigmoid`, `ThresholdedRelu`.
+/// `HardSwish`, `Mish`, the trigonometric and hyperbolic functions, and those with
+/// attributes: `LeakyRelu`, `Elu`, `Celu`, `Selu`, `HardSigmoid`, `ThresholdedRelu`,
+/// `Gelu` (exact or its tanh approximation), `Shrink`.
 pub(super) fn import_tabulated(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     let n = cx.n;
     let ins = &cx.ins;
@@ -222,6 +223,21 @@ pub(super) fn import_tabulated(cx: &NodeCx<'_>) -> Result<Lowered, CompileError>
         "Softplus" => Func::Softplus,
         "Softsign" => Func::Softsign,
         "HardSwish" => Func::HardSwish,
+        "Mish" => Func::Mish,
+        "Gelu" => Func::Gelu {
+            tanh: match attr(n, "approximate").map(|a| String::from_utf8_lossy(&a.s).into_owned()) {
+                None => false,
+                Some(m) if m == "none" => false,
+                Some(m) if m == "tanh" => true,
+                Some(m) => {
+                    return Err(cx.invalid(format!("approximate `{m}` is not one of none, tanh")))
+                }
+            },
+        },
+        "Shrink" => Func::Shrink {
+            bias: a("bias", 0.0),
+            lambd: a("lambd", 0.5),
+        },
         "Sin" => Func::Sin,
         "Cos" => Func::Cos,
         "Tan" => Func::Tan,
@@ -312,13 +328,24 @@ fn pow_per_element(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
 }
 
 /// `Cast`: to a float type it is the identity, to an integer type it rounds toward
-/// zero, to bool it tests `≠ 0` (both tabulated).
+/// zero, to bool it tests `≠ 0` (both tabulated). `CastLike` casts to its second input's
+/// type (a float, or an integer).
 pub(super) fn import_cast(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     let ins = &cx.ins;
-    cx.arity(1, 1)?;
     use tract_onnx::pb::tensor_proto::DataType;
-    let to =
-        attr_i(cx.n, "to").ok_or_else(|| cx.invalid("the `to` attribute is required".into()))?;
+    let to = if cx.n.op_type == "CastLike" {
+        // The type of `target_type`: a float, or an integer (booleans are integers here).
+        cx.arity(2, 2)?;
+        if cx.is_integer(&ins[1]) {
+            DataType::Int64 as i64
+        } else {
+            DataType::Float as i64
+        }
+    } else {
+        cx.arity(1, 1)?;
+        attr_i(cx.n, "to").ok_or_else(|| cx.invalid("the `to` attribute is required".into()))?
+    };
+    let ins = &ins[..1];
     let shape = cx.shape_of(&ins[0])?;
     let Ok(to) = DataType::try_from(to as i32) else {
         return Err(cx.invalid(format!("`to` {to} is not an ONNX data type")));
@@ -373,7 +400,9 @@ pub(super) fn import_clip(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     Ok((Op::Unary(f), vec![x.clone()], cx.shape_of(&x)?))
 }
 
-/// `Sum`, `Max`, `Min`.
+/// `Sum`, `Max`, `Min`, `Mean` (the sum times `1/n`). Constant inputs are combined
+/// into one constant at import, which then joins the computed ones' result: added, or
+/// as `c + relu(r − c)` (`Max`) and `c − relu(c − r)` (`Min`).
 pub(super) fn import_variadic(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     let n = cx.n;
     let ins = &cx.ins;
@@ -387,11 +416,102 @@ pub(super) fn import_variadic(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> 
             .ok_or_else(|| cx.invalid(format!("shapes {out:?} and {s:?} do not broadcast")))?;
     }
     let op = match n.op_type.as_str() {
-        "Sum" => Op::Sum,
+        "Sum" | "Mean" => Op::Sum,
         "Max" => Op::Max,
         _ => Op::Min,
     };
-    Ok((op, ins.clone(), out))
+    let (constant, computed): (Vec<&String>, Vec<&String>) =
+        ins.iter().partition(|i| constant_values(cx, i).is_some());
+    // Every input constant: the whole node folds at import.
+    let joined = if constant.is_empty() || computed.is_empty() {
+        None
+    } else {
+        let mut acc: Option<(Vec<usize>, Vec<f32>)> = None;
+        for c in &constant {
+            let Some((shape, v)) = constant_values(cx, c) else {
+                continue;
+            };
+            acc = Some(match acc {
+                None => (shape, v),
+                Some((s, a)) => {
+                    let both = broadcast_shape(&s, &shape).ok_or_else(|| {
+                        cx.invalid(format!("shapes {s:?} and {shape:?} do not broadcast"))
+                    })?;
+                    let (ia, ib) = (broadcast_index(&s, &both), broadcast_index(&shape, &both));
+                    let f = |x: f32, y: f32| match op {
+                        Op::Sum => x + y,
+                        Op::Max => x.max(y),
+                        _ => x.min(y),
+                    };
+                    let joined = ia.iter().zip(&ib).map(|(&i, &j)| f(a[i], v[j])).collect();
+                    (both, joined)
+                }
+            });
+        }
+        acc
+    };
+    let last = |op: Op, inputs: Vec<String>| -> Result<Lowered, CompileError> {
+        if n.op_type != "Mean" {
+            return Ok((op, inputs, out.clone()));
+        }
+        let sum = cx.emit("sum", op, inputs, out.clone());
+        let k = cx.emit_constant(
+            "inverse_count",
+            Tensor::new(vec![], vec![1.0 / ins.len() as f32]),
+        );
+        Ok((Op::Mul, vec![sum, k], out.clone()))
+    };
+    let Some((shape, values)) = joined else {
+        return last(op, ins.clone());
+    };
+    let c = cx.emit_constant("constants", Tensor::new(shape, values));
+    let computed: Vec<String> = computed.into_iter().cloned().collect();
+    let r = match computed.as_slice() {
+        [one] => one.clone(),
+        _ => cx.emit("computed", op.clone(), computed, out.clone()),
+    };
+    match op {
+        Op::Sum => last(Op::Add, vec![r, c]),
+        Op::Max => {
+            let d = cx.emit("above", Op::Sub, vec![r, c.clone()], out.clone());
+            let p = cx.emit("excess", Op::Relu, vec![d], out.clone());
+            last(Op::Add, vec![p, c])
+        }
+        _ => {
+            let d = cx.emit("below", Op::Sub, vec![c.clone(), r], out.clone());
+            let p = cx.emit("shortfall", Op::Relu, vec![d], out.clone());
+            last(Op::Sub, vec![c, p])
+        }
+    }
+}
+
+/// `Dropout` at inference: the identity (its `ratio` is ignored there, as ONNX says). A
+/// `training_mode` that is a constant true, or a read `mask` output, is refused.
+pub(super) fn import_dropout(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    let n = cx.n;
+    let training = n.input.get(2).filter(|t| !t.is_empty());
+    if let Some(t) = training {
+        let on = match (cx.constants.get(t), cx.int_constants.get(t)) {
+            (Some(c), _) => c.data.iter().any(|&v| v != 0.0),
+            (None, Some((_, v))) => v.iter().any(|&v| v != 0),
+            (None, None) => {
+                return Err(cx.invalid(format!(
+                    "training_mode `{t}` must be a constant (at inference, false)"
+                )))
+            }
+        };
+        if on {
+            return Err(cx.invalid(
+                "training_mode is true: a random mask cannot be proven as a function of the input"
+                    .into(),
+            ));
+        }
+    }
+    Ok((
+        Op::Identity,
+        vec![cx.ins[0].clone()],
+        cx.shape_of(&cx.ins[0])?,
+    ))
 }
 
 /// `MaxPool`.

@@ -130,10 +130,10 @@ pub(super) fn import_layer_normalization(cx: &NodeCx<'_>) -> Result<Lowered, Com
     Ok((Op::Reshape, vec![y], x))
 }
 
-/// `ReduceSum`, `ReduceMean`, `ReduceSumSquare`, `ReduceL1`, `ReduceL2` (an element-wise
-/// map, a sum, a tabulated function), `ReduceLogSumExp` ([`shifted_log_sum_exp`]),
-/// `ReduceMax`, `ReduceMin` (the reduced positions side by side, then proven maxima or
-/// minima).
+/// `ReduceSum`, `ReduceMean`, `ReduceSumSquare`, `ReduceL1`, `ReduceL2`, `ReduceLogSum`
+/// (an element-wise map, a sum, a tabulated function), `ReduceLogSumExp`
+/// ([`shifted_log_sum_exp`]), `ReduceMax`, `ReduceMin` (the reduced positions side by
+/// side, then proven maxima or minima), `ReduceProd` (their products, one after another).
 pub(super) fn import_reduce(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     use zkinfer_qir::Func;
     let n = cx.n;
@@ -201,14 +201,47 @@ pub(super) fn import_reduce(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
         }
         _ => data,
     };
+    if op_type == "ReduceProd" {
+        if len == 1 {
+            let index = index.into_iter().map(Some).collect();
+            return Ok((Op::Select { index }, vec![summand], out));
+        }
+        // Products of the lanes, one after another.
+        let lanes = lanes(cx, &summand, &index, len, &out, "");
+        let mut product = lanes[0].clone();
+        for (j, lane) in lanes.iter().enumerate().skip(1) {
+            let inputs = vec![product, lane.clone()];
+            if j + 1 == len {
+                return Ok((Op::Mul, inputs, out));
+            }
+            product = cx.emit(&format!("product{j}"), Op::Mul, inputs, out.clone());
+        }
+    }
     let mean = op_type == "ReduceMean";
     let reduce = Op::Reduce { index, len, mean };
     let after = match op_type {
         "ReduceL2" => Func::Sqrt,
+        "ReduceLogSum" => Func::Log,
         _ => return Ok((reduce, vec![summand], out)),
     };
     let sum = cx.emit("sum", reduce, vec![summand], out.clone());
     Ok((Op::Unary(after), vec![sum], out))
+}
+
+/// `GlobalMaxPool`: the largest element of each sample's channel, `[N, C, 1, …]`.
+pub(super) fn import_global_max_pool(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    cx.arity(1, 1)?;
+    let x = cx.shape_of(&cx.ins[0])?;
+    if x.len() < 3 {
+        return Err(cx.invalid(format!("the input must be [N, C, spatial...], got {x:?}")));
+    }
+    let axes: Vec<usize> = (2..x.len()).collect();
+    let (index, len, out) = reduce_index(&x, &axes, true);
+    if len == 1 {
+        let index = index.into_iter().map(Some).collect();
+        return Ok((Op::Select { index }, cx.ins.clone(), out));
+    }
+    Ok((Op::Max, lanes(cx, &cx.ins[0], &index, len, &out, ""), out))
 }
 
 /// The reduced positions of `data` side by side: lane `j` holds the `j`-th element of

@@ -74,8 +74,13 @@ pub(super) fn import_flatten(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     let ins = &cx.ins;
     cx.arity(1, 1)?;
     let s = cx.shape_of(&ins[0])?;
-    let axis = normalize_axis(attr_i(n, "axis").unwrap_or(1), s.len() + 1)
-        .ok_or_else(|| cx.invalid(format!("axis out of range for rank {}", s.len())))?;
+    // In [-r, r]; a negative axis counts from r (the rank), not from r + 1.
+    let a = attr_i(n, "axis").unwrap_or(1);
+    let rank = s.len() as i64;
+    let axis = usize::try_from(if a < 0 { a + rank } else { a })
+        .ok()
+        .filter(|&a| a <= s.len())
+        .ok_or_else(|| cx.invalid(format!("axis {a} out of range for rank {rank}")))?;
     let outer: usize = s[..axis].iter().product();
     let inner: usize = s[axis..].iter().product();
     Ok((Op::Reshape, vec![ins[0].clone()], vec![outer, inner]))
