@@ -3280,6 +3280,83 @@ fn more_operators_match_tract() {
 }
 
 #[test]
+fn einsum_matches_tract() {
+    // x [2, 3, 4]: attention scores `bqd,bkd->bqk` of x with itself, a projection by
+    // constant weights, a sum over an axis, and the diagonal of a square slice.
+    let inits = vec![
+        float_tensor("W", &[4, 5], floats(81, 20)),
+        int_tensor("s0", vec![0]),
+        int_tensor("s3", vec![3]),
+        int_tensor("ax2", vec![2]),
+    ];
+    let e = |eq: &str| ("equation", Attr::S(eq.into()));
+    let flat = |x: &str, y: &str| node("Flatten", &[x], y, vec![("axis", Attr::I(0))]);
+    let nodes = vec![
+        node("Einsum", &["x", "x"], "scores", vec![e("bqd,bkd->bqk")]),
+        node("Einsum", &["x", "W"], "proj", vec![e("bqd,de->bqe")]),
+        node("Einsum", &["x"], "sum", vec![e("bqd->bd")]),
+        node("Slice", &["x", "s0", "s3", "ax2"], "square", vec![]),
+        node("Einsum", &["square"], "diag", vec![e("bii->bi")]),
+        flat("scores", "f0"),
+        flat("proj", "f1"),
+        flat("sum", "f3"),
+        flat("diag", "f4"),
+        node(
+            "Concat",
+            &["f0", "f1", "f3", "f4"],
+            "y",
+            vec![("axis", Attr::I(1))],
+        ),
+    ];
+    let m = model(
+        nodes,
+        inits,
+        value_info("x", &[2, 3, 4]),
+        value_info_any("y"),
+    );
+    check(&m, &[2, 3, 4]);
+    // The implicit output is the labels that appear once, in order (numpy's `beq`), and
+    // an ellipsis stands for the leading axes: tract 0.23.9 differs from numpy on both,
+    // so the float interpreter is compared with the explicit forms.
+    let implicit = |eq: &str| {
+        let nodes = vec![node("Einsum", &["x", "W"], "y", vec![e(eq)])];
+        let inits = vec![float_tensor("W", &[4, 5], floats(81, 20))];
+        let m = model(
+            nodes,
+            inits,
+            value_info("x", &[2, 3, 4]),
+            value_info_any("y"),
+        );
+        let g = import_proto(&m).unwrap().graph;
+        let y = g.run(&floats(5, 24)).unwrap().remove("y").unwrap();
+        (g.shapes["y"].clone(), y.data)
+    };
+    assert_eq!(implicit("bqd,de"), implicit("bqd,de->beq"));
+    assert_eq!(implicit("bqd,de").0, [2, 5, 3]);
+    assert_eq!(implicit("...d,de->...e"), implicit("bqd,de->bqe"));
+    // Three operands, and one label for two sizes, are refused by name.
+    for (eq, ins, want) in [
+        (
+            "ab,bc,cd->ad",
+            vec!["x", "x", "x"],
+            "one or two are supported",
+        ),
+        ("abc,abc->ab", vec!["x", "W"], "labels 3 dimensions"),
+    ] {
+        let nodes = vec![node("Einsum", &ins, "y", vec![e(eq)])];
+        let inits = vec![float_tensor("W", &[4, 5], floats(81, 20))];
+        let m = model(
+            nodes,
+            inits,
+            value_info("x", &[2, 3, 4]),
+            value_info_any("y"),
+        );
+        let err = import_proto(&m).unwrap_err().to_string();
+        assert!(err.contains(want), "{err}");
+    }
+}
+
+#[test]
 fn scatters_with_a_reduction_match_tract() {
     // ScatterElements along axis 1 with a position written twice (add sums both, max and
     // min keep the extreme with data's element); ScatterND of single elements, one of

@@ -10,6 +10,7 @@ use crate::graph::{Op, Tensor};
 use crate::CompileError;
 
 mod array;
+mod einsum;
 mod elementwise;
 mod linear;
 mod ml;
@@ -31,6 +32,7 @@ pub(super) const IMPORTERS: &[(&str, Importer)] = &[
     ("AveragePool", linear::import_average_pool),
     ("GlobalAveragePool", linear::import_global_average_pool),
     ("MatMul", linear::import_matmul),
+    ("Einsum", einsum::import_einsum),
     ("Add", elementwise::import_arithmetic),
     ("Sub", elementwise::import_arithmetic),
     ("Mul", elementwise::import_arithmetic),
