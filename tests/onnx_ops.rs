@@ -3356,6 +3356,76 @@ fn einsum_matches_tract() {
     }
 }
 
+/// An 8-bit integer tensor (`uint8` when `unsigned`, else `int8`), as quantization tools
+/// write zero points and weights.
+fn int8_tensor(
+    name: &str,
+    dims: &[i64],
+    data: Vec<i32>,
+    unsigned: bool,
+) -> tract_onnx::pb::TensorProto {
+    tract_onnx::pb::TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: if unsigned { 2 } else { 3 },
+        int32_data: data,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn quantize_dequantize_pairs_match_tract() {
+    // A QDQ model as onnxruntime's static quantization writes it: x quantized to uint8
+    // (zero point 128) and back, a MatMul by int8 weights dequantized per output column
+    // (a constant), ReLU, quantized and dequantized again.
+    let w: Vec<i32> = floats(91, 12).iter().map(|v| (v * 127.0) as i32).collect();
+    let inits = vec![
+        float_tensor("s_x", &[], vec![0.02]),
+        int8_tensor("z_x", &[], vec![128], true),
+        int8_tensor("W_q", &[4, 3], w, false),
+        float_tensor("s_w", &[3], vec![0.01, 0.02, 0.015]),
+        int8_tensor("z_w", &[3], vec![0, 0, 0], false),
+        float_tensor("s_y", &[], vec![0.05]),
+        int8_tensor("z_y", &[], vec![0], true),
+    ];
+    let nodes = vec![
+        node("QuantizeLinear", &["x", "s_x", "z_x"], "x_q", vec![]),
+        node("DequantizeLinear", &["x_q", "s_x", "z_x"], "x_dq", vec![]),
+        node(
+            "DequantizeLinear",
+            &["W_q", "s_w", "z_w"],
+            "W",
+            vec![("axis", Attr::I(1))],
+        ),
+        node("MatMul", &["x_dq", "W"], "p", vec![]),
+        node("Relu", &["p"], "r", vec![]),
+        node("QuantizeLinear", &["r", "s_y", "z_y"], "r_q", vec![]),
+        node("DequantizeLinear", &["r_q", "s_y", "z_y"], "y", vec![]),
+    ];
+    let mut m = model(nodes, inits, value_info("x", &[2, 4]), value_info_any("y"));
+    m.opset_import[0].version = 13;
+    let q = check(&m, &[2, 4]);
+    // Both quantizations are one table each; the weights are constants.
+    let steps = q
+        .tables
+        .iter()
+        .filter(|t| matches!(t.func, zkinfer_qir::Func::Quantize { .. }))
+        .count();
+    assert_eq!(steps, 2);
+    // A quantization to 16 bits, or per axis of a computed tensor, is refused by name.
+    let inits = vec![
+        float_tensor("s", &[2], vec![0.1, 0.2]),
+        int8_tensor("z", &[2], vec![0, 0], false),
+    ];
+    let nodes = vec![node("QuantizeLinear", &["x", "s", "z"], "y", vec![])];
+    let m = model(nodes, inits, value_info("x", &[2, 2]), value_info_any("y"));
+    let e = import_proto(&m).unwrap_err().to_string();
+    assert!(
+        e.contains("per-axis quantization of a computed tensor"),
+        "{e}"
+    );
+}
+
 #[test]
 fn scatters_with_a_reduction_match_tract() {
     // ScatterElements along axis 1 with a position written twice (add sums both, max and

@@ -219,6 +219,14 @@ pub enum Func {
         bias: Real,
         lambd: Real,
     },
+    /// ONNX's `QuantizeLinear` of one scale: `round(x / scale) + zero_point` (half to
+    /// even), saturated to `[min, max]` (the zero point's type).
+    Quantize {
+        scale: Real,
+        zero_point: i64,
+        min: i64,
+        max: i64,
+    },
 }
 
 impl Func {
@@ -310,6 +318,14 @@ impl Func {
                 0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())
             }
             Func::Mish => x * (x.max(0.0) + (-x.abs()).exp().ln_1p()).tanh(),
+            Func::Quantize {
+                scale,
+                zero_point,
+                min,
+                max,
+            } => {
+                ((x / scale.0).round_ties_even() + zero_point as f64).clamp(min as f64, max as f64)
+            }
             Func::Shrink { bias, lambd } => {
                 if x < -lambd.0 {
                     x + bias.0
@@ -331,6 +347,7 @@ impl Func {
                 Some(1.0)
             }
             Func::ArgIndex { len, .. } => Some(f64::from(len)),
+            Func::Quantize { min, max, .. } => Some(min.abs().max(max.abs()) as f64),
             _ => None,
         }
     }
@@ -354,6 +371,7 @@ impl Func {
                 | Func::ArgIndex { .. }
                 | Func::ThresholdedRelu { .. }
                 | Func::Shrink { .. }
+                | Func::Quantize { .. }
         )
     }
 
@@ -374,6 +392,7 @@ impl Func {
             | Func::Acos
             | Func::HardSigmoid { .. } => true,
             Func::Clip { min, .. } => min.0 >= 0.0,
+            Func::Quantize { min, .. } => min >= 0,
             Func::Pow { exponent } => exponent.0.rem_euclid(2.0) == 0.0,
             _ => false,
         }
@@ -427,6 +446,7 @@ impl Func {
             Func::Gelu { .. } => "Gelu",
             Func::Mish => "Mish",
             Func::Shrink { .. } => "Shrink",
+            Func::Quantize { .. } => "QuantizeLinear",
         }
     }
 }

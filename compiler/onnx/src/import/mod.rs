@@ -49,6 +49,7 @@ fn holds_integers(
         | "ArgMax"
         | "ArgMin"
         | "LinearClassifier"
+        | "QuantizeLinear"
         | "TreeEnsembleClassifier" => true,
         "Cast" => {
             use pb::tensor_proto::DataType as D;
@@ -247,12 +248,16 @@ pub fn import_proto_shaped(
     let mut notes = Vec::new();
     let mut constants: BTreeMap<String, Tensor> = BTreeMap::new();
     let mut int_constants: BTreeMap<String, (Vec<usize>, Vec<i64>)> = BTreeMap::new();
+    // The ONNX element types of integer initializers and `Constant` tensors (a quantized
+    // tensor's range is its zero point's type).
+    let mut int_types: BTreeMap<String, i32> = BTreeMap::new();
     for t in &g.initializer {
         match decode_tensor(t).map_err(|r| parse_err(format!("initializer `{}`: {r}", t.name)))? {
             Decoded::Float(x) => {
                 constants.insert(t.name.clone(), x);
             }
             Decoded::Int(shape, v) => {
+                int_types.insert(t.name.clone(), t.data_type);
                 int_constants.insert(t.name.clone(), (shape, v));
             }
         }
@@ -382,7 +387,10 @@ pub fn import_proto_shaped(
             // tensor); strings and sparse tensors are not numbers here.
             let decoded = match n.attribute.first().map(|a| (a.name.as_str(), a)) {
                 Some(("value", a)) => match a.t.as_ref() {
-                    Some(t) => decode_tensor(t).map_err(invalid)?,
+                    Some(t) => {
+                        int_types.insert(out.clone(), t.data_type);
+                        decode_tensor(t).map_err(invalid)?
+                    }
                     None => return Err(invalid("`value` holds no tensor".into())),
                 },
                 Some(("value_float", a)) => Decoded::Float(Tensor::new(vec![], vec![a.f])),
@@ -555,6 +563,7 @@ pub fn import_proto_shaped(
             shapes: &shapes,
             constants: &constants,
             int_constants: &int_constants,
+            int_types: &int_types,
             integers: &integers,
             emitted: Default::default(),
             emitted_constants: Default::default(),

@@ -15,6 +15,7 @@ mod elementwise;
 mod linear;
 mod ml;
 mod normalize;
+mod quant;
 mod recurrent;
 mod shape;
 
@@ -78,6 +79,8 @@ pub(super) const IMPORTERS: &[(&str, Importer)] = &[
     ("ThresholdedRelu", elementwise::import_tabulated),
     ("Pow", elementwise::import_pow),
     ("Cast", elementwise::import_cast),
+    ("QuantizeLinear", quant::import_quantize),
+    ("DequantizeLinear", quant::import_dequantize),
     ("CastLike", elementwise::import_cast),
     ("Dropout", elementwise::import_dropout),
     ("Clip", elementwise::import_clip),
@@ -178,6 +181,8 @@ pub(super) struct NodeCx<'a> {
     pub shapes: &'a BTreeMap<String, Vec<usize>>,
     pub constants: &'a BTreeMap<String, Tensor>,
     pub int_constants: &'a BTreeMap<String, (Vec<usize>, Vec<i64>)>,
+    /// The ONNX element types of integer initializers and constants.
+    pub int_types: &'a BTreeMap<String, i32>,
     /// Computed tensors that hold integers (from integer or boolean graph inputs, casts,
     /// comparisons): a division of two of them truncates, as ONNX's integer `Div` does.
     pub integers: &'a std::collections::BTreeSet<String>,
