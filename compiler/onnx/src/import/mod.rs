@@ -248,18 +248,26 @@ pub fn import_proto_shaped(
     let mut notes = Vec::new();
     let mut constants: BTreeMap<String, Tensor> = BTreeMap::new();
     let mut int_constants: BTreeMap<String, (Vec<usize>, Vec<i64>)> = BTreeMap::new();
-    // The ONNX element types of integer initializers and `Constant` tensors (a quantized
-    // tensor's range is its zero point's type).
-    let mut int_types: BTreeMap<String, i32> = BTreeMap::new();
+    // The ONNX element types of initializers, `Constant` tensors and graph inputs (a
+    // quantized tensor's range is its zero point's type; `CastLike` casts to its
+    // target's).
+    let mut elem_types: BTreeMap<String, i32> = BTreeMap::new();
     for t in &g.initializer {
+        elem_types.insert(t.name.clone(), t.data_type);
         match decode_tensor(t).map_err(|r| parse_err(format!("initializer `{}`: {r}", t.name)))? {
             Decoded::Float(x) => {
                 constants.insert(t.name.clone(), x);
             }
             Decoded::Int(shape, v) => {
-                int_types.insert(t.name.clone(), t.data_type);
                 int_constants.insert(t.name.clone(), (shape, v));
             }
+        }
+    }
+    for i in &g.input {
+        if let Some(pb::type_proto::Value::TensorType(t)) =
+            i.r#type.as_ref().and_then(|t| t.value.as_ref())
+        {
+            elem_types.entry(i.name.clone()).or_insert(t.elem_type);
         }
     }
 
@@ -388,7 +396,7 @@ pub fn import_proto_shaped(
             let decoded = match n.attribute.first().map(|a| (a.name.as_str(), a)) {
                 Some(("value", a)) => match a.t.as_ref() {
                     Some(t) => {
-                        int_types.insert(out.clone(), t.data_type);
+                        elem_types.insert(out.clone(), t.data_type);
                         decode_tensor(t).map_err(invalid)?
                     }
                     None => return Err(invalid("`value` holds no tensor".into())),
@@ -563,7 +571,7 @@ pub fn import_proto_shaped(
             shapes: &shapes,
             constants: &constants,
             int_constants: &int_constants,
-            int_types: &int_types,
+            elem_types: &elem_types,
             integers: &integers,
             emitted: Default::default(),
             emitted_constants: Default::default(),

@@ -30,6 +30,32 @@ fn select(index: Vec<Option<usize>>, x: &str, out: Vec<usize>) -> Lowered {
     (Op::Select { index }, vec![x.to_owned()], out)
 }
 
+/// The elements of `x` that `index` picks, and `value` where it picks none (a constant
+/// added to the element map, where `value` is not 0).
+pub(super) fn select_or_fill(
+    cx: &NodeCx<'_>,
+    index: Vec<Option<usize>>,
+    x: &str,
+    out: Vec<usize>,
+    value: f32,
+) -> Lowered {
+    if value == 0.0 || index.iter().all(Option::is_some) {
+        return select(index, x, out);
+    }
+    let fill: Vec<f32> = index
+        .iter()
+        .map(|i| if i.is_some() { 0.0 } else { value })
+        .collect();
+    let placed = cx.emit(
+        "placed",
+        Op::Select { index },
+        vec![x.to_owned()],
+        out.clone(),
+    );
+    let fill = cx.emit_constant("fill", Tensor::new(out.clone(), fill));
+    (Op::Add, vec![placed, fill], out)
+}
+
 /// The coordinates of flat position `flat` of `shape`.
 fn coords(mut flat: usize, shape: &[usize]) -> Vec<usize> {
     let mut c = vec![0; shape.len()];
@@ -264,9 +290,7 @@ pub(super) fn import_depth_space(cx: &NodeCx<'_>) -> Result<Lowered, CompileErro
 pub(super) fn import_hardmax(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     cx.arity(1, 1)?;
     let x = cx.shape_of(&cx.ins[0])?;
-    let default = if cx.opset >= 13 { -1 } else { 1 };
-    let axis = normalize_axis(attr_i(cx.n, "axis").unwrap_or(default), x.len())
-        .ok_or_else(|| cx.invalid(format!("axis out of range for {x:?}")))?;
+    let axis = super::normalize::softmax_axis(cx, &x)?;
     let (input, shape, axis) = if cx.opset >= 13 {
         (cx.ins[0].clone(), x.clone(), axis)
     } else {
@@ -1073,21 +1097,7 @@ pub(super) fn import_resize(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
             })
             .collect();
         let value = crop.iter().flatten().next().map_or(0.0, |c| c.2);
-        if value == 0.0 || index.iter().all(Option::is_some) {
-            return Ok((Op::Select { index }, vec![cx.ins[0].clone()], out));
-        }
-        let outside: Vec<f32> = index
-            .iter()
-            .map(|i| if i.is_some() { 0.0 } else { value })
-            .collect();
-        let picked = cx.emit(
-            "picked",
-            Op::Select { index },
-            vec![cx.ins[0].clone()],
-            out.clone(),
-        );
-        let outside = cx.emit_constant("outside", Tensor::new(out.clone(), outside));
-        return Ok((Op::Add, vec![picked, outside], out));
+        return Ok(select_or_fill(cx, index, &cx.ins[0], out, value));
     };
     let exclude_outside = attr_i(n, "exclude_outside").unwrap_or(0) != 0;
     let mut y = cx.ins[0].clone();

@@ -334,12 +334,13 @@ pub(super) fn import_cast(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     let ins = &cx.ins;
     use tract_onnx::pb::tensor_proto::DataType;
     let to = if cx.n.op_type == "CastLike" {
-        // The type of `target_type`: a float, or an integer (booleans are integers here).
+        // The type of `target_type`, where the graph gives it; else a float, or an
+        // integer (booleans are integers here).
         cx.arity(2, 2)?;
-        if cx.is_integer(&ins[1]) {
-            DataType::Int64 as i64
-        } else {
-            DataType::Float as i64
+        match cx.elem_types.get(&ins[1]) {
+            Some(&t) => i64::from(t),
+            None if cx.is_integer(&ins[1]) => DataType::Int64 as i64,
+            None => DataType::Float as i64,
         }
     } else {
         cx.arity(1, 1)?;

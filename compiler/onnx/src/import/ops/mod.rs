@@ -181,8 +181,8 @@ pub(super) struct NodeCx<'a> {
     pub shapes: &'a BTreeMap<String, Vec<usize>>,
     pub constants: &'a BTreeMap<String, Tensor>,
     pub int_constants: &'a BTreeMap<String, (Vec<usize>, Vec<i64>)>,
-    /// The ONNX element types of integer initializers and constants.
-    pub int_types: &'a BTreeMap<String, i32>,
+    /// The ONNX element types of initializers, constants and graph inputs.
+    pub elem_types: &'a BTreeMap<String, i32>,
     /// Computed tensors that hold integers (from integer or boolean graph inputs, casts,
     /// comparisons): a division of two of them truncates, as ONNX's integer `Div` does.
     pub integers: &'a std::collections::BTreeSet<String>,

@@ -1,19 +1,16 @@
-//! Normalisations and reductions: Softmax, LayerNormalization, BatchNormalization,
-//! InstanceNormalization, the Reduce family.
+//! Normalisations and reductions: Softmax, LogSoftmax, LayerNormalization,
+//! BatchNormalization, InstanceNormalization, GlobalMaxPool, the Reduce family.
 
 use super::super::*;
 use super::{Lowered, NodeCx};
 
 /// `Softmax`.
 pub(super) fn import_softmax(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
-    let n = cx.n;
     let ins = &cx.ins;
     let opset = cx.opset;
     cx.arity(1, 1)?;
     let x = cx.shape_of(&ins[0])?;
-    let default = if opset >= 13 { -1 } else { 1 };
-    let axis = normalize_axis(attr_i(n, "axis").unwrap_or(default), x.len())
-        .ok_or_else(|| cx.invalid(format!("axis out of range for {x:?}")))?;
+    let axis = softmax_axis(cx, &x)?;
     if axis + 1 == x.len() || x[axis + 1..].iter().all(|&d| d == 1) {
         return Ok((Op::Softmax, ins.clone(), x));
     }
@@ -44,6 +41,14 @@ pub(super) fn import_softmax(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     );
     let y = cx.emit("softmax", Op::Softmax, vec![t], moved);
     Ok((Op::Transpose { perm: back }, vec![y], x))
+}
+
+/// The `axis` of `Softmax`, `LogSoftmax` and `Hardmax` on an input shaped `x`: by
+/// default the last from opset 13, the second before.
+pub(super) fn softmax_axis(cx: &NodeCx<'_>, x: &[usize]) -> Result<usize, CompileError> {
+    let default = if cx.opset >= 13 { -1 } else { 1 };
+    normalize_axis(attr_i(cx.n, "axis").unwrap_or(default), x.len())
+        .ok_or_else(|| cx.invalid(format!("axis out of range for {x:?}")))
 }
 
 /// `LayerNormalization` over the axes from `axis` on (others than the last: over the
@@ -323,9 +328,7 @@ fn shifted_log_sum_exp(
 pub(super) fn import_log_softmax(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     cx.arity(1, 1)?;
     let x = cx.shape_of(&cx.ins[0])?;
-    let default = if cx.opset >= 13 { -1 } else { 1 };
-    let axis = normalize_axis(attr_i(cx.n, "axis").unwrap_or(default), x.len())
-        .ok_or_else(|| cx.invalid(format!("axis out of range for {x:?}")))?;
+    let axis = softmax_axis(cx, &x)?;
     let axes: Vec<usize> = if cx.opset >= 13 {
         vec![axis]
     } else {

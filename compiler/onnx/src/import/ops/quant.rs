@@ -43,7 +43,7 @@ fn parameters(
         })?;
     let (zero, ty) = match input(2) {
         None => (vec![0], DataType::Uint8 as i32),
-        Some(z) => match (cx.int_constants.get(z), cx.int_types.get(z)) {
+        Some(z) => match (cx.int_constants.get(z), cx.elem_types.get(z)) {
             (Some((_, v)), Some(&t)) => (v.clone(), t),
             _ => {
                 return Err(cx.invalid(format!("the zero point `{z}` must be a constant (integer)")))

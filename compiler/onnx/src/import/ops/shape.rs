@@ -230,21 +230,12 @@ fn import_pad(cx: &NodeCx<'_>, x: &[usize]) -> Result<Lowered, CompileError> {
         (pads, value)
     };
     let (index, out) = pad_index(x, &pads, mode).map_err(|e| cx.invalid(e))?;
-    if value == 0.0 || mode != PadMode::Constant || index.iter().all(Option::is_some) {
-        return Ok((Op::Select { index }, vec![ins[0].clone()], out));
-    }
-    let fill: Vec<f32> = index
-        .iter()
-        .map(|i| if i.is_some() { 0.0 } else { value })
-        .collect();
-    let placed = cx.emit(
-        "placed",
-        Op::Select { index },
-        vec![ins[0].clone()],
-        out.clone(),
-    );
-    let fill = cx.emit_constant("fill", Tensor::new(out.clone(), fill));
-    Ok((Op::Add, vec![placed, fill], out))
+    let value = if mode == PadMode::Constant {
+        value
+    } else {
+        0.0
+    };
+    Ok(super::array::select_or_fill(cx, index, &ins[0], out, value))
 }
 
 /// Expands opset 18's `Pad` pads for some `axes` (begins then ends) to every axis.
