@@ -1096,6 +1096,34 @@ fn one_dimensional_convolution_and_pooling_match_tract() {
     check(&m, &[1, 3, 12]);
 }
 
+#[test]
+fn average_pool_with_ceil_mode_matches_tract() {
+    // x [1, 2, 5, 6], 2x3 windows, stride 2: the last windows run past the end (not
+    // counted), with padding counted or not.
+    let ints = |v: &[i64]| Attr::Ints(v.to_vec());
+    for include in [0, 1] {
+        let nodes = vec![node(
+            "AveragePool",
+            &["x"],
+            "y",
+            vec![
+                ("kernel_shape", ints(&[2, 3])),
+                ("strides", ints(&[2, 2])),
+                ("pads", ints(&[1, 0, 0, 1])),
+                ("ceil_mode", Attr::I(1)),
+                ("count_include_pad", Attr::I(include)),
+            ],
+        )];
+        let m = model(
+            nodes,
+            vec![],
+            value_info("x", &[1, 2, 5, 6]),
+            value_info_any("y"),
+        );
+        check(&m, &[1, 2, 5, 6]);
+    }
+}
+
 /// Samples on the grid (4k + 1)/64: exact at the input scale, never 0, and 3x never
 /// within 1/64 of an integer or a half, so rounding cannot flip a step.
 fn grid_samples(n: usize) -> Vec<Vec<f32>> {

@@ -524,7 +524,7 @@ pub(super) fn import_max_pool(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> 
     if attr_i(n, "storage_order").unwrap_or(0) != 0 {
         return Err(cx.invalid("storage_order=1 is not supported".into()));
     }
-    let (window, out) = pool_window(n, &x).map_err(|e| cx.invalid(e))?;
+    let (window, out, _) = pool_window(n, &x).map_err(|e| cx.invalid(e))?;
     Ok((Op::MaxPool { window }, ins.clone(), out))
 }
 

@@ -153,9 +153,11 @@ pub(super) fn import_average_pool(cx: &NodeCx<'_>) -> Result<Lowered, CompileErr
     let ins = &cx.ins;
     cx.arity(1, 1)?;
     let x = cx.shape_of(&ins[0])?;
-    let (window, out) = pool_window(n, &x).map_err(|e| cx.invalid(e))?;
+    let (window, out, given) = pool_window(n, &x).map_err(|e| cx.invalid(e))?;
     let count_include_pad = attr_i(n, "count_include_pad").unwrap_or(0) != 0;
-    if count_include_pad || window.pads.iter().all(|&p| p == 0) {
+    let extended = window.pads != given;
+    let counted_pads = if count_include_pad { given } else { [0; 4] };
+    if !extended && (count_include_pad || window.pads.iter().all(|&p| p == 0)) {
         return Ok((
             Op::AveragePool {
                 window,
@@ -165,15 +167,28 @@ pub(super) fn import_average_pool(cx: &NodeCx<'_>) -> Result<Lowered, CompileErr
             out,
         ));
     }
-    // Padding not counted: the mean over the whole window (padding as 0), times
-    // window size / taps inside the input, a constant per output position.
+    // A divisor that varies per window (padding not counted, or the end `ceil_mode`
+    // adds): the mean over the whole window (padding as 0), times window size / the taps
+    // it counts (inside the input, or inside the input and its given padding), a
+    // constant per output position.
     let [_, _, h, w] = crate::graph::nchw(&x);
     let [_, _, oh, ow] = crate::graph::nchw(&out);
+    let counted = |axis: usize, o: usize, len: usize| {
+        let (k, s, d) = (
+            window.kernel[axis],
+            window.strides[axis],
+            window.dilations[axis],
+        );
+        // Positions in the padded frame: the input starts at `pads[axis]`.
+        let lo = window.pads[axis] - counted_pads[axis];
+        let hi = window.pads[axis] + len + counted_pads[axis + 2];
+        (0..k)
+            .filter(|j| (lo..hi).contains(&(o * s + j * d)))
+            .count()
+    };
     let size = (window.kernel[0] * window.kernel[1]) as f32;
-    let factors: Vec<f32> = window
-        .taps(h, w, oh, ow)
-        .iter()
-        .map(|p| size / p.iter().flatten().count().max(1) as f32)
+    let factors: Vec<f32> = (0..oh * ow)
+        .map(|p| size / (counted(0, p / ow, h) * counted(1, p % ow, w)).max(1) as f32)
         .collect();
     let mut fshape = vec![1; out.len()];
     fshape[out.len() - 1] = ow;
