@@ -1124,6 +1124,58 @@ fn average_pool_with_ceil_mode_matches_tract() {
     }
 }
 
+#[test]
+fn three_d_convolution_and_pooling_match_tract() {
+    // x [1, 2, 3, 4, 5]: a 3-D convolution (padding, stride, bias), then max pooling with
+    // padding and average pooling with uncounted padding and ceil_mode, joined.
+    let ints = |v: &[i64]| Attr::Ints(v.to_vec());
+    let inits = vec![
+        float_tensor("W", &[3, 2, 2, 2, 3], floats(95, 72)),
+        float_tensor("B", &[3], vec![0.1, -0.2, 0.05]),
+    ];
+    let nodes = vec![
+        node(
+            "Conv",
+            &["x", "W", "B"],
+            "c",
+            vec![
+                ("pads", ints(&[1, 0, 1, 0, 1, 1])),
+                ("strides", ints(&[1, 2, 1])),
+            ],
+        ),
+        node(
+            "MaxPool",
+            &["c"],
+            "m",
+            vec![
+                ("kernel_shape", ints(&[2, 2, 2])),
+                ("pads", ints(&[1, 1, 0, 0, 0, 1])),
+            ],
+        ),
+        node(
+            "AveragePool",
+            &["c"],
+            "a",
+            vec![
+                ("kernel_shape", ints(&[2, 2, 3])),
+                ("strides", ints(&[2, 1, 2])),
+                ("pads", ints(&[0, 1, 1, 0, 0, 1])),
+                ("ceil_mode", Attr::I(1)),
+            ],
+        ),
+        node("Flatten", &["m"], "mf", vec![("axis", Attr::I(0))]),
+        node("Flatten", &["a"], "af", vec![("axis", Attr::I(0))]),
+        node("Concat", &["mf", "af"], "y", vec![("axis", Attr::I(1))]),
+    ];
+    let m = model(
+        nodes,
+        inits,
+        value_info("x", &[1, 2, 3, 4, 5]),
+        value_info_any("y"),
+    );
+    check(&m, &[1, 2, 3, 4, 5]);
+}
+
 /// Samples on the grid (4k + 1)/64: exact at the input scale, never 0, and 3x never
 /// within 1/64 of an integer or a half, so rounding cannot flip a step.
 fn grid_samples(n: usize) -> Vec<Vec<f32>> {

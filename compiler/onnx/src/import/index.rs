@@ -301,15 +301,12 @@ pub(super) fn reshape_target(
 }
 
 /// The window and output size of a 2-D pooling node (AveragePool, MaxPool) on `x`.
-/// The window of a pooling node over `x`, its output shape, and the window's padding as
-/// the node gives it (before `ceil_mode` extends it at the end).
-pub(super) fn pool_window(
-    n: &pb::NodeProto,
-    x: &[usize],
-) -> Result<(Window, Vec<usize>, [usize; 4]), String> {
+/// The window of a pooling node over `x` (its end padding extended by `ceil_mode`), and
+/// its output shape.
+pub(super) fn pool_window(n: &pb::NodeProto, x: &[usize]) -> Result<(Window, Vec<usize>), String> {
     if x.len() != 3 && x.len() != 4 {
         return Err(format!(
-            "only 1-D (NCL) and 2-D (NCHW) pooling is supported; X is {x:?}"
+            "only 1-D (NCL), 2-D (NCHW) and 3-D (NCDHW) pooling is supported; X is {x:?}"
         ));
     }
     let k = attr_ints(n, "kernel_shape").ok_or("kernel_shape is required")?;
@@ -327,11 +324,10 @@ pub(super) fn pool_window(
         return Err(format!("kernel_shape {k:?} must be positive"));
     }
     let mut window = window(n, x, [*kh as usize, *kw as usize])?;
-    let given = window.pads;
     if attr_i(n, "ceil_mode").unwrap_or(0) != 0 {
         // Output sizes rounded up: the last window may run past the end: more padding
-        // at the end. For a max, padding is never a candidate; an average divides by
-        // the taps its window counts (see `import_average_pool`).
+        // at the end. For a max, padding is never a candidate; an average counts it as
+        // padding (see `import_average_pool`).
         let [_, _, h, w] = crate::graph::nchw(x);
         for (axis, len) in [h, w].into_iter().enumerate() {
             let (k, s, d) = (
@@ -353,7 +349,7 @@ pub(super) fn pool_window(
         }
     }
     let out = window_output(&window, x, x[1])?;
-    Ok((window, out, given))
+    Ok((window, out))
 }
 
 /// The output shape of a window over `x` (`[N, C, H, W]` or `[N, C, L]`) with

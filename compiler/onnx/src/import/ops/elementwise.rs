@@ -521,10 +521,13 @@ pub(super) fn import_max_pool(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> 
     let ins = &cx.ins;
     cx.arity(1, 1)?;
     let x = cx.shape_of(&ins[0])?;
+    if x.len() == 5 {
+        return super::volume::import_pool_3d(cx);
+    }
     if attr_i(n, "storage_order").unwrap_or(0) != 0 {
         return Err(cx.invalid("storage_order=1 is not supported".into()));
     }
-    let (window, out, _) = pool_window(n, &x).map_err(|e| cx.invalid(e))?;
+    let (window, out) = pool_window(n, &x).map_err(|e| cx.invalid(e))?;
     Ok((Op::MaxPool { window }, ins.clone(), out))
 }
 

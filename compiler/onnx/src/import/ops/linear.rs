@@ -99,6 +99,9 @@ pub(super) fn import_conv(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     let constants = cx.constants;
     cx.arity(2, 3)?;
     let x = cx.shape_of(&ins[0])?;
+    if x.len() == 5 {
+        return super::volume::import_conv_3d(cx);
+    }
     let w = constants
         .get(&ins[1])
         .ok_or_else(|| {
@@ -111,7 +114,7 @@ pub(super) fn import_conv(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
         .clone();
     if !matches!((x.len(), w.len()), (4, 4) | (3, 3)) {
         return Err(cx.invalid(format!(
-            "only 1-D (NCL) and 2-D (NCHW) convolution is supported; X is {x:?}, W is {w:?}"
+            "only 1-D (NCL), 2-D (NCHW) and 3-D (NCDHW) convolution is supported; X is {x:?}, W is {w:?}"
         )));
     }
     // W [Cout, Cin/group, K] of a 1-D convolution has the layout of [Cout, Cin/group, 1, K].
@@ -153,11 +156,14 @@ pub(super) fn import_average_pool(cx: &NodeCx<'_>) -> Result<Lowered, CompileErr
     let ins = &cx.ins;
     cx.arity(1, 1)?;
     let x = cx.shape_of(&ins[0])?;
-    let (window, out, given) = pool_window(n, &x).map_err(|e| cx.invalid(e))?;
+    if x.len() == 5 {
+        return super::volume::import_pool_3d(cx);
+    }
+    let (window, out) = pool_window(n, &x).map_err(|e| cx.invalid(e))?;
     let count_include_pad = attr_i(n, "count_include_pad").unwrap_or(0) != 0;
-    let extended = window.pads != given;
-    let counted_pads = if count_include_pad { given } else { [0; 4] };
-    if !extended && (count_include_pad || window.pads.iter().all(|&p| p == 0)) {
+    // Counted padding is every tap the window holds, the end `ceil_mode` adds included
+    // (as ONNX's reference and onnxruntime count it).
+    if count_include_pad || window.pads.iter().all(|&p| p == 0) {
         return Ok((
             Op::AveragePool {
                 window,
@@ -167,28 +173,25 @@ pub(super) fn import_average_pool(cx: &NodeCx<'_>) -> Result<Lowered, CompileErr
             out,
         ));
     }
-    // A divisor that varies per window (padding not counted, or the end `ceil_mode`
-    // adds): the mean over the whole window (padding as 0), times window size / the taps
-    // it counts (inside the input, or inside the input and its given padding), a
-    // constant per output position.
+    // Padding not counted: the mean over the whole window (padding as 0), times window
+    // size / the taps inside the input, a constant per output position.
     let [_, _, h, w] = crate::graph::nchw(&x);
     let [_, _, oh, ow] = crate::graph::nchw(&out);
-    let counted = |axis: usize, o: usize, len: usize| {
+    let inside = |axis: usize, o: usize, len: usize| {
         let (k, s, d) = (
             window.kernel[axis],
             window.strides[axis],
             window.dilations[axis],
         );
         // Positions in the padded frame: the input starts at `pads[axis]`.
-        let lo = window.pads[axis] - counted_pads[axis];
-        let hi = window.pads[axis] + len + counted_pads[axis + 2];
+        let (lo, hi) = (window.pads[axis], window.pads[axis] + len);
         (0..k)
             .filter(|j| (lo..hi).contains(&(o * s + j * d)))
             .count()
     };
     let size = (window.kernel[0] * window.kernel[1]) as f32;
     let factors: Vec<f32> = (0..oh * ow)
-        .map(|p| size / (counted(0, p / ow, h) * counted(1, p % ow, w)).max(1) as f32)
+        .map(|p| size / (inside(0, p / ow, h) * inside(1, p % ow, w)).max(1) as f32)
         .collect();
     let mut fshape = vec![1; out.len()];
     fshape[out.len() - 1] = ow;

@@ -18,6 +18,7 @@ mod normalize;
 mod quant;
 mod recurrent;
 mod shape;
+mod volume;
 
 /// What an importer makes of a node: its op, the inputs it reads, its output shape.
 pub(super) type Lowered = (Op, Vec<String>, Vec<usize>);
