@@ -1176,6 +1176,29 @@ fn three_d_convolution_and_pooling_match_tract() {
     check(&m, &[1, 2, 3, 4, 5]);
 }
 
+#[test]
+fn clip_by_computed_bounds_matches_tract() {
+    // Bounds computed from x: lo its mean (a scalar), hi = lo + 0.5; Clip with both,
+    // with lo only, and with hi only (then the constant lower bound of the attribute-less
+    // form is none).
+    let inits = vec![float_tensor("half", &[], vec![0.5])];
+    let nodes = vec![
+        node("ReduceMean", &["x"], "lo", vec![("keepdims", Attr::I(0))]),
+        node("Add", &["lo", "half"], "hi", vec![]),
+        node("Clip", &["x", "lo", "hi"], "both", vec![]),
+        node("Clip", &["x", "lo"], "low", vec![]),
+        node("Clip", &["x", "", "hi"], "high", vec![]),
+        node(
+            "Concat",
+            &["both", "low", "high"],
+            "y",
+            vec![("axis", Attr::I(0))],
+        ),
+    ];
+    let m = model(nodes, inits, value_info("x", &[2, 3]), value_info_any("y"));
+    check(&m, &[2, 3]);
+}
+
 /// Samples on the grid (4k + 1)/64: exact at the input scale, never 0, and 3x never
 /// within 1/64 of an integer or a half, so rounding cannot flip a step.
 fn grid_samples(n: usize) -> Vec<Vec<f32>> {

@@ -24,18 +24,20 @@ struct Raw {
 }
 
 /// The `input_shapes` of an input file, if it gives them (they fix the model's symbolic
-/// dimensions at import).
+/// dimensions at import). Text that is not JSON gives none here: [`parse_input_json`]
+/// then says what it expected.
 pub fn input_shapes(text: &str) -> Result<Option<Vec<Vec<usize>>>, CompileError> {
-    #[derive(Deserialize)]
-    struct Shapes {
-        #[serde(default)]
-        input_shapes: Option<Vec<Vec<usize>>>,
+    let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_str(text) else {
+        return Ok(None);
+    };
+    match fields.remove("input_shapes") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => serde_json::from_value(v)
+            .map(Some)
+            .map_err(|e| CompileError::InputData {
+                reason: format!("`input_shapes` must be one array of sizes per model input: {e}"),
+            }),
     }
-    serde_json::from_str::<Shapes>(text)
-        .map(|s| s.input_shapes)
-        .map_err(|e| CompileError::InputData {
-            reason: format!("`input_shapes` must be one array of sizes per model input: {e}"),
-        })
 }
 
 /// A shape without its dimensions of size 1: two shapes that agree on it lay out the
@@ -181,6 +183,23 @@ mod tests {
         ] {
             assert!(parse_dataset_json(bad, &[vec![2]]).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn input_shapes_are_read_where_given() {
+        let given = r#"{"input_data": [[1.0]], "input_shapes": [[1, 3], [2]]}"#;
+        assert_eq!(
+            input_shapes(given).unwrap(),
+            Some(vec![vec![1, 3], vec![2]])
+        );
+        assert_eq!(input_shapes(r#"{"input_data": [[1.0]]}"#).unwrap(), None);
+        // Not JSON: none here, and parse_input_json says what it expected.
+        assert_eq!(input_shapes("not json").unwrap(), None);
+        let e = input_shapes(r#"{"input_shapes": ["a"]}"#).unwrap_err();
+        assert!(
+            e.to_string().contains("`input_shapes` must be one array"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -33,9 +33,10 @@ pub(super) fn attr_ints<'a>(n: &'a pb::NodeProto, name: &str) -> Option<&'a [i64
 
 /// The shape of a graph input, and whether it holds integers (or booleans): those are
 /// read as numbers. `given` (EZKL's `input_shapes` entry for it) fixes its symbolic
-/// dimensions, where it has some, and must agree with its constant ones; a symbolic dimension's name takes
-/// one size in every input (`bound`). Without `given`, a symbolic or unnamed batch
-/// dimension (the first) is fixed to 1, and any other is an error saying how to fix it.
+/// dimensions, where it has some, and must agree with its constant ones; a symbolic
+/// dimension's name takes one size in every input (`bound`). Without `given`, a symbolic
+/// or unnamed batch dimension (the first) is fixed to 1, and any other is an error
+/// saying how to fix it.
 pub(super) fn value_info_shape(
     v: &pb::ValueInfoProto,
     notes: &mut Vec<String>,

@@ -472,7 +472,7 @@ pub fn import_proto_shaped(
             let (limit, _) = scalar(1)?;
             let (delta, _) = scalar(2)?;
             let count = ((limit - start) / delta).ceil().max(0.0);
-            if delta == 0.0 || !count.is_finite() || count > 1e7 {
+            if delta == 0.0 || !count.is_finite() || !(1.0..=1e7).contains(&count) {
                 return Err(invalid(format!(
                     "Range({start}, {limit}, {delta}) has no finite, nonempty length"
                 )));

@@ -225,14 +225,7 @@ pub(super) fn import_tabulated(cx: &NodeCx<'_>) -> Result<Lowered, CompileError>
         "HardSwish" => Func::HardSwish,
         "Mish" => Func::Mish,
         "Gelu" => Func::Gelu {
-            tanh: match attr(n, "approximate").map(|a| String::from_utf8_lossy(&a.s).into_owned()) {
-                None => false,
-                Some(m) if m == "none" => false,
-                Some(m) if m == "tanh" => true,
-                Some(m) => {
-                    return Err(cx.invalid(format!("approximate `{m}` is not one of none, tanh")))
-                }
-            },
+            tanh: gelu_tanh(cx)?,
         },
         "Shrink" => Func::Shrink {
             bias: a("bias", 0.0),
@@ -277,6 +270,16 @@ pub(super) fn import_tabulated(cx: &NodeCx<'_>) -> Result<Lowered, CompileError>
         }
     }
     Ok((Op::Unary(f), ins.clone(), cx.shape_of(&ins[0])?))
+}
+
+/// Whether a `Gelu` takes the tanh approximation (`approximate`: `none` or `tanh`).
+fn gelu_tanh(cx: &NodeCx<'_>) -> Result<bool, CompileError> {
+    match attr(cx.n, "approximate").map(|a| String::from_utf8_lossy(&a.s).into_owned()) {
+        None => Ok(false),
+        Some(m) if m == "none" => Ok(false),
+        Some(m) if m == "tanh" => Ok(true),
+        Some(m) => Err(cx.invalid(format!("approximate `{m}` is not one of none, tanh"))),
+    }
 }
 
 /// `Pow` with a constant scalar exponent (tabulated), or one per element
@@ -374,31 +377,58 @@ pub(super) fn import_cast(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     Ok((op, vec![ins[0].clone()], shape))
 }
 
-/// `Clip`.
+/// `Clip`: a tabulated clip between constant bounds; a computed (scalar) bound is a
+/// proven `Max` or `Min`.
 pub(super) fn import_clip(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
+    use zkinfer_qir::{Func, Real};
     let n = cx.n;
-    let constants = cx.constants;
-    // Opset 11+: optional constant inputs min and max; before: attributes.
+    // Opset 11+: optional inputs min and max (constants, or computed scalars: then a
+    // proven `Max`/`Min`); before: attributes.
+    enum Bound {
+        Constant(f32),
+        Computed(String),
+    }
     let bound = |pos: usize, attr_name: &str, default: f32| match n
         .input
         .get(pos)
         .filter(|s| !s.is_empty())
     {
-        Some(name) => constants
-            .get(name)
-            .filter(|t| t.data.len() == 1)
-            .map(|t| t.data[0])
-            .ok_or_else(|| cx.invalid(format!("`{name}` must be a constant scalar"))),
-        None => Ok(attr_f(n, attr_name).unwrap_or(default)),
+        Some(name) => match cx.constants.get(name) {
+            Some(t) if t.data.len() == 1 => Ok(Bound::Constant(t.data[0])),
+            Some(_) => Err(cx.invalid(format!("`{name}` must be a scalar"))),
+            None if cx.shape_of(name)?.iter().product::<usize>() == 1 => {
+                Ok(Bound::Computed(name.clone()))
+            }
+            None => Err(cx.invalid(format!("`{name}` must be a scalar"))),
+        },
+        None => Ok(Bound::Constant(attr_f(n, attr_name).unwrap_or(default))),
     };
-    let min = bound(1, "min", f32::NEG_INFINITY)?;
-    let max = bound(2, "max", f32::INFINITY)?;
+    let (min, max) = (
+        bound(1, "min", f32::NEG_INFINITY)?,
+        bound(2, "max", f32::INFINITY)?,
+    );
     let x = n.input.first().cloned().unwrap_or_default();
-    let f = zkinfer_qir::Func::Clip {
-        min: zkinfer_qir::Real(min as f64),
-        max: zkinfer_qir::Real(max as f64),
+    let shape = cx.shape_of(&x)?;
+    let clip = |lo: f32, hi: f32| {
+        Op::Unary(Func::Clip {
+            min: Real(f64::from(lo)),
+            max: Real(f64::from(hi)),
+        })
     };
-    Ok((Op::Unary(f), vec![x.clone()], cx.shape_of(&x)?))
+    if let (Bound::Constant(lo), Bound::Constant(hi)) = (&min, &max) {
+        return Ok((clip(*lo, *hi), vec![x], shape));
+    }
+    // `min(max(x, min), max)`, one bound after the other.
+    let lower = match min {
+        Bound::Constant(lo) if lo == f32::NEG_INFINITY => x,
+        Bound::Constant(lo) => cx.emit("lower", clip(lo, f32::INFINITY), vec![x], shape.clone()),
+        Bound::Computed(lo) => cx.emit("lower", Op::Max, vec![x, lo], shape.clone()),
+    };
+    Ok(match max {
+        Bound::Constant(hi) if hi == f32::INFINITY => (Op::Identity, vec![lower], shape),
+        Bound::Constant(hi) => (clip(f32::NEG_INFINITY, hi), vec![lower], shape),
+        Bound::Computed(hi) => (Op::Min, vec![lower, hi], shape),
+    })
 }
 
 /// `Sum`, `Max`, `Min`, `Mean` (the sum times `1/n`). Constant inputs are combined
