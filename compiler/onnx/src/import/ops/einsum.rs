@@ -226,38 +226,18 @@ pub(super) fn import_einsum(cx: &NodeCx<'_>) -> Result<Lowered, CompileError> {
     }
     let (a, la) = (&ops[0].0, &ops[0].1);
     let (b, lb) = (&ops[1].0, &ops[1].1);
-    let keep_a: Vec<Label> = la
-        .iter()
-        .copied()
-        .filter(|l| out.contains(l) || lb.contains(l))
-        .collect();
-    let keep_b: Vec<Label> = lb
-        .iter()
-        .copied()
-        .filter(|l| out.contains(l) || la.contains(l))
-        .collect();
+    // The labels of `from` that `keep` keeps, in order.
+    let those = |from: &[Label], keep: &dyn Fn(&Label) -> bool| -> Vec<Label> {
+        from.iter().copied().filter(|l| keep(l)).collect()
+    };
+    let keep_a = those(la, &|l| out.contains(l) || lb.contains(l));
+    let keep_b = those(lb, &|l| out.contains(l) || la.contains(l));
     let (a, la) = reduce_operand(cx, a, la, &size, &keep_a, "a_reduced");
     let (b, lb) = reduce_operand(cx, b, lb, &size, &keep_b, "b_reduced");
-    let batch: Vec<Label> = out
-        .iter()
-        .copied()
-        .filter(|l| la.contains(l) && lb.contains(l))
-        .collect();
-    let left: Vec<Label> = out
-        .iter()
-        .copied()
-        .filter(|l| la.contains(l) && !lb.contains(l))
-        .collect();
-    let right: Vec<Label> = out
-        .iter()
-        .copied()
-        .filter(|l| lb.contains(l) && !la.contains(l))
-        .collect();
-    let inner: Vec<Label> = la
-        .iter()
-        .copied()
-        .filter(|l| lb.contains(l) && !out.contains(l))
-        .collect();
+    let batch = those(&out, &|l| la.contains(l) && lb.contains(l));
+    let left = those(&out, &|l| la.contains(l) && !lb.contains(l));
+    let right = those(&out, &|l| lb.contains(l) && !la.contains(l));
+    let inner = those(&la, &|l| lb.contains(l) && !out.contains(l));
     let prod = |ls: &[Label]| ls.iter().map(|l| size[l]).product::<usize>();
     let (nb, m, k, n) = (prod(&batch), prod(&left), prod(&inner), prod(&right));
     let order_a: Vec<Label> = [&batch[..], &left, &inner].concat();
