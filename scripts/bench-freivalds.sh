@@ -27,7 +27,7 @@ plan() {
 import json, sys
 c = json.load(open(sys.argv[1]))
 p, l = c["plan"], c["plan"]["layout"]
-rows = max(p[k] for k in ("linear_rows", "horner_rows", "elementwise_rows", "table_rows",
+rows = max(p[k] for k in ("linear_rows", "horner_rows", "product_rows", "elementwise_rows", "table_rows",
                           "hash_rows", "pack_rows", "link_rows", "instance_rows") if k in p)
 params = sum(len(op["Linear"]["weight"]) + len(op["Linear"]["bias"])
              for op in c["model"]["ops"] if "Linear" in op)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The wasm verifier's tests: builds the package (scripts/build-wasm.sh), proves every
 # shared model with the zkinfer binary given as $1 (default target/debug/zkinfer), lenet5
-# with each linear argument (dot products, Freivalds' two-phase circuit), and
+# with each linear argument (dot products, Freivalds' two-phase circuit), attn_block with
+# Freivalds' argument (its products of two activations too), and
 # a capability certificate of 10 digits test images, the aggregated proof of
 # tests/fixtures/aggregate (scripts/make-aggregate-fixture.sh) and the tree of
 # aggregations of tests/fixtures/aggregate-tree, and
@@ -33,13 +34,16 @@ for model in $(ls $M/*.onnx | xargs -n1 basename | sed 's/\.onnx$//'); do
   "$ZKINFER" prove "$dir" --input "$M/$model.input.json" --proof "$dir/proof.json" --engine cpu >/dev/null 2>&1
   rm -f "$dir/pk" "$dir/srs"
 done
-for linear in dot freivalds; do
-  echo "== proving lenet5 with --linear $linear"
-  dir=$proofs/lenet5-$linear
-  "$ZKINFER" compile "$M/lenet5.onnx" --calibration "$M/lenet5.input.json" --out "$dir" \
+# attn_block's Freivalds circuit checks its products of two activations under a second
+# challenge.
+for run in lenet5:dot lenet5:freivalds attn_block:freivalds; do
+  model=${run%%:*} linear=${run#*:}
+  echo "== proving $model with --linear $linear"
+  dir=$proofs/$model-$linear
+  "$ZKINFER" compile "$M/$model.onnx" --calibration "$M/$model.input.json" --out "$dir" \
     --linear $linear >/dev/null
   "$ZKINFER" setup "$dir" --dev-srs >/dev/null 2>&1
-  "$ZKINFER" prove "$dir" --input "$M/lenet5.input.json" --proof "$dir/proof.json" --engine cpu >/dev/null 2>&1
+  "$ZKINFER" prove "$dir" --input "$M/$model.input.json" --proof "$dir/proof.json" --engine cpu >/dev/null 2>&1
   rm -f "$dir/pk" "$dir/srs"
 done
 echo "== proving mlp_tiny with hashed weights, input and output"

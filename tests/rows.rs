@@ -57,14 +57,16 @@ fn check(name: &str, visibilities: &[Visibility], arguments: &[LinearArgument]) 
             .iter()
             .flat_map(|p| [p.w, p.acc].into_iter().chain(p.hi))
             .collect();
-        let mut horner = Vec::new();
+        let (mut horner, mut inner) = (Vec::new(), Vec::new());
         if let Some(f) = &config.freivalds {
             linear.extend(f.x.iter().chain(&f.acc));
             horner.extend(f.lanes.iter().flat_map(|l| [l.v, l.h]));
+            inner.extend(f.product.iter().flat_map(|p| [p.a, p.b, p.s]));
         }
         let at = format!("{name}, {vis}, {argument}");
         assert_eq!(rows(linear), plan.linear_rows, "{at}: linear section");
         assert_eq!(rows(horner), plan.horner_rows, "{at}: Horner lanes");
+        assert_eq!(rows(inner), plan.product_rows, "{at}: inner-product lane");
         assert_eq!(
             rows(lanes),
             plan.elementwise_rows,

@@ -226,6 +226,11 @@ pub struct Layout {
     /// argument ([`crate::freivalds`]) instead of dot products.
     #[serde(default)]
     pub freivalds: Vec<usize>,
+    /// Inner-product lanes (0 or 1): with one, the ops among `freivalds` that sum the
+    /// products of two activations ([`crate::freivalds::Product`]) are checked as matrix
+    /// products, under a second challenge, and their multiplies are not laid out.
+    #[serde(default)]
+    pub product_lanes: usize,
     /// How activations and remainders are range-checked: 0, against the one table of all
     /// `2^B` values (tag RELU); `L > 0`, decomposed into `L`-bit limbs against tables of
     /// `2^(L+1)` and `2^(B-L)` rows ([`crate::table`], [`crate::elementwise`]).
@@ -256,6 +261,7 @@ impl Default for Layout {
             link_bits: 0,
             horner_lanes: 0,
             freivalds: Vec::new(),
+            product_lanes: 0,
             limb_bits: 0,
             banks: 1,
         }
@@ -289,6 +295,7 @@ impl Layout {
             && self.horner_lanes <= 256
             && (self.horner_lanes > 0) != self.freivalds.is_empty()
             && self.freivalds.windows(2).all(|w| w[0] < w[1])
+            && self.product_lanes <= usize::from(self.horner_lanes > 0)
             && self.limb_bits <= MAX_LIMB_BITS
             && (1..=MAX_BANKS).contains(&self.banks);
         if ok {

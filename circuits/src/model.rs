@@ -241,6 +241,23 @@ impl ModelCircuit {
                 config.linear.init(region, 0);
                 let (mut linear_row, mut lane_pos) = (0usize, 0usize);
                 let mut placement = Placement::new(self.layout.horner_lanes);
+                // The products checked as matrix products, by op index, and the `Mul`s
+                // whose multiplies that check replaces.
+                let products = if self.layout.product_lanes > 0 {
+                    crate::freivalds::products(model)
+                } else {
+                    Vec::new()
+                };
+                let product_at = |i: usize| {
+                    products
+                        .get(i)
+                        .copied()
+                        .flatten()
+                        .filter(|_| self.layout.freivalds.contains(&i))
+                };
+                let replaced: Vec<usize> = (0..model.ops.len())
+                    .filter_map(|i| product_at(i).map(|p| p.mul))
+                    .collect();
                 let banks = crate::table::banks_of(model, &self.layout);
                 let mut pending = Vec::new();
                 let mut next_lane = || {
@@ -262,6 +279,18 @@ impl ModelCircuit {
                 }
                 for (op_index, op) in model.ops.iter().enumerate() {
                     match op {
+                        QOp::Linear(l) if product_at(op_index).is_some() => {
+                            let f = config.freivalds.as_ref().ok_or(Error::Synthesis)?;
+                            let product = product_at(op_index).ok_or(Error::Synthesis)?;
+                            pending.push(f.assign_product_first(
+                                region,
+                                &mut wires,
+                                model,
+                                l,
+                                product,
+                                &mut placement,
+                            )?);
+                        }
                         QOp::Linear(l) if self.layout.freivalds.contains(&op_index) => {
                             let f = config.freivalds.as_ref().ok_or(Error::Synthesis)?;
                             let (next, p) = f.assign_first(
@@ -318,6 +347,7 @@ impl ModelCircuit {
                                 }
                             }
                         }
+                        QOp::Mul(_) if replaced.contains(&op_index) => {}
                         QOp::Mul(m) => {
                             for i in 0..model.value(m.output).len() {
                                 let (lane, row) = next_lane();
@@ -376,8 +406,9 @@ impl ModelCircuit {
                 // and combine the checked ops' rows under it.
                 if let Some(f) = &config.freivalds {
                     region.next_phase();
+                    let mut inner_row = 0;
                     for p in &pending {
-                        f.assign_second(region, p)?;
+                        f.assign_second(region, p, &mut inner_row)?;
                     }
                 }
                 Ok(public)
@@ -404,8 +435,9 @@ impl Circuit<Fr> for ModelCircuit {
         let hashed = layout.visibility.params == ParamsMode::Hashed;
         let linear =
             LinearConfig::configure(meta, layout.x_cols.max(1), layout.acc_cols.max(1), hashed);
-        let freivalds = (layout.horner_lanes > 0)
-            .then(|| FreivaldsConfig::configure(meta, &linear, layout.horner_lanes));
+        let freivalds = (layout.horner_lanes > 0).then(|| {
+            FreivaldsConfig::configure(meta, &linear, layout.horner_lanes, layout.product_lanes > 0)
+        });
         let lanes = (0..layout.lanes.max(1))
             .map(|_| LaneConfig::configure(meta, &table, layout.limb_bits))
             .collect();

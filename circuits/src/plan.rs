@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use zkinfer_qir::{QModel, QOp};
 
 use crate::cost::{Prediction, Shape, Terms};
-use crate::freivalds::{horner_rows, is_eligible, matvec_rows, sequences};
+use crate::freivalds::{
+    horner_rows, inner_rows, is_eligible, matvec_rows, products, sequences, Product,
+};
 use crate::layout::{
     Arguments, Layout, LinearArgument, Objective, ParamsMode, RangeCheck, Visibility, MAX_BANKS,
     MAX_WEIGHT_BITS,
@@ -19,7 +21,9 @@ use crate::layout::{
 use crate::model::ModelCircuit;
 use crate::params::{per_element, weight_bits};
 use crate::poseidon::BLOCK_ROWS;
-use crate::rows::{elementwise_elements, hash_work, linear_section_rows, link_rows, pack_rows};
+use crate::rows::{
+    elementwise_elements, hash_work, linear_section_rows, link_rows, pack_rows, product_savings,
+};
 use crate::table::table_rows;
 use crate::CircuitError;
 
@@ -36,6 +40,7 @@ impl Layout {
             link_lanes: self.link_lanes,
             horner_lanes: self.horner_lanes,
             freivalds: self.freivalds.clone(),
+            products: self.product_lanes > 0,
             limbs: self.limb_bits > 0,
             banks: self.banks,
         };
@@ -68,6 +73,9 @@ pub struct Plan {
     /// Rows the Horner lanes take (Freivalds' argument; 0 without it).
     #[serde(default)]
     pub horner_rows: usize,
+    /// Rows of the inner-product lane (products of two activations; 0 without them).
+    #[serde(default)]
+    pub product_rows: usize,
     pub elementwise_rows: usize,
     pub table_rows: usize,
     /// Poseidon rows per hash lane (0 when nothing is hashed).
@@ -102,6 +110,7 @@ impl Plan {
     pub fn rows_but_table(&self) -> usize {
         self.linear_rows
             .max(self.horner_rows)
+            .max(self.product_rows)
             .max(self.elementwise_rows)
             .max(self.hash_rows)
             .max(self.pack_rows)
@@ -201,6 +210,9 @@ pub struct Candidate {
     pub link_lanes: usize,
     pub horner_lanes: usize,
     pub freivalds: Vec<usize>,
+    /// The ops among `freivalds` that sum products of two activations are checked as
+    /// matrix products ([`Product`]).
+    pub products: bool,
     /// Range checks decomposed into limbs ([`limb_bits`]).
     pub limbs: bool,
     /// Banks of the lookup table ([`crate::table`]).
@@ -225,12 +237,15 @@ pub fn limb_bits(act_bits: u32) -> u32 {
 /// The linear ops of `model` that `argument` checks by Freivalds' argument with blocks of
 /// `x_cols × acc_cols`: with `auto`, each eligible op whose check lays out fewer cells
 /// than its dot products — `2·R·(M + 1 + N)` Horner cells and one input row's blocks,
-/// against `R` rows of blocks, each block row `D + C` advice and `C·D` weight cells.
+/// against `R` rows of blocks, each block row `D + C` advice and `C·D` weight cells — and
+/// each of `products` (by op index) whose check lays out fewer cells than its multiplies'
+/// lane rows (four advice cells each).
 pub fn freivalds_ops(
     model: &QModel,
     argument: LinearArgument,
     x_cols: usize,
     acc_cols: usize,
+    products: &[Option<Product>],
 ) -> Vec<usize> {
     let per_block_row = x_cols + acc_cols + x_cols * acc_cols;
     model
@@ -239,12 +254,18 @@ pub fn freivalds_ops(
         .enumerate()
         .filter_map(|(i, op)| match op {
             QOp::Linear(l) if is_eligible(l, model) => {
-                let matvec = matvec_rows(l, x_cols, acc_cols) * per_block_row;
-                let (count, len) = sequences(l, model);
+                let cheaper = match products.get(i).copied().flatten() {
+                    Some(p) => p.cells() < 4 * p.multiplies(),
+                    None => {
+                        let matvec = matvec_rows(l, x_cols, acc_cols) * per_block_row;
+                        let (count, len) = sequences(l, model);
+                        2 * count * len + matvec < len * matvec
+                    }
+                };
                 let chosen = match argument {
                     LinearArgument::Dot => false,
                     LinearArgument::Freivalds => true,
-                    LinearArgument::Auto => 2 * count * len + matvec < len * matvec,
+                    LinearArgument::Auto => cheaper,
                 };
                 chosen.then_some(i)
             }
@@ -257,6 +278,9 @@ pub fn freivalds_ops(
 /// (computed once per [`plan_layout`], not once per candidate).
 struct ModelWork {
     weight_bits: u32,
+    /// The products of two activations, by op index (none with hashed weights: their
+    /// check's bias and ones are constants of the circuit, not hashed parameters).
+    products: Vec<Option<Product>>,
     elementwise: usize,
     hash_blocks: usize,
     weights: usize,
@@ -274,10 +298,22 @@ fn model_work(model: &QModel, visibility: &Visibility) -> Result<ModelWork, Circ
     let (hash_blocks, weights) = hash_work(model, visibility, weight_bits);
     Ok(ModelWork {
         weight_bits,
+        products: if hashed { Vec::new() } else { products(model) },
         elementwise: elementwise_elements(model, visibility),
         hash_blocks,
         weights,
     })
+}
+
+impl ModelWork {
+    /// The products `c` checks as products (none unless it does).
+    fn products_of(&self, c: &Candidate) -> &[Option<Product>] {
+        if c.products {
+            &self.products
+        } else {
+            &[]
+        }
+    }
 }
 
 /// Evaluates one candidate layout.
@@ -287,7 +323,13 @@ pub fn evaluate(
     c: Candidate,
 ) -> Result<Plan, CircuitError> {
     let work = model_work(model, &visibility)?;
-    let linear = linear_section_rows(model, c.x_cols, c.acc_cols, &c.freivalds);
+    let linear = linear_section_rows(
+        model,
+        c.x_cols,
+        c.acc_cols,
+        &c.freivalds,
+        work.products_of(&c),
+    );
     evaluate_with(model, visibility, c, &work, linear)
 }
 
@@ -300,8 +342,11 @@ fn evaluate_with(
     linear: usize,
 ) -> Result<Plan, CircuitError> {
     let weight_bits = work.weight_bits;
-    let horner = horner_rows(model, &c.freivalds, c.horner_lanes);
-    let elementwise = work.elementwise.div_ceil(c.lanes);
+    let products = work.products_of(&c);
+    let horner = horner_rows(model, &c.freivalds, products, c.horner_lanes);
+    let product_rows = inner_rows(&c.freivalds, products);
+    let elementwise =
+        (work.elementwise - product_savings(&c.freivalds, products)).div_ceil(c.lanes);
     let hash_rows = work.hash_blocks.div_ceil(c.hash_lanes.max(1)) * BLOCK_ROWS;
     let pack_rows = pack_rows(work.weights, per_element(weight_bits.max(1)), c.pack_lanes);
     let link_rows = link_rows(model, &visibility, c.link_lanes);
@@ -318,6 +363,7 @@ fn evaluate_with(
         link_bits: if c.link_lanes > 0 { model.act_bits } else { 0 },
         horner_lanes: c.horner_lanes,
         freivalds: c.freivalds.clone(),
+        product_lanes: usize::from(product_rows > 0),
         limb_bits: chosen_limb_bits(model, c.limbs),
         banks: c.banks,
     };
@@ -329,6 +375,7 @@ fn evaluate_with(
     let (mut s, reserved_rows) = shape(&layout);
     let rows = linear
         .max(horner)
+        .max(product_rows)
         .max(elementwise)
         .max(table)
         .max(instance)
@@ -345,6 +392,7 @@ fn evaluate_with(
         layout,
         linear_rows: linear,
         horner_rows: horner,
+        product_rows,
         elementwise_rows: elementwise,
         table_rows: table,
         hash_rows,
@@ -405,12 +453,19 @@ pub fn plan_layout(
             }
             // With `auto`, the layouts without the argument compete too: the cost model
             // decides whether the cells it saves pay for its columns.
-            let mut sets = vec![freivalds_ops(model, linear, x_cols, acc_cols)];
+            let mut sets = vec![freivalds_ops(
+                model,
+                linear,
+                x_cols,
+                acc_cols,
+                &work.products,
+            )];
             if linear == LinearArgument::Auto && !sets[0].is_empty() {
                 sets.push(Vec::new());
             }
             for freivalds in &sets {
-                let linear_rows = linear_section_rows(model, x_cols, acc_cols, freivalds);
+                let linear_rows =
+                    linear_section_rows(model, x_cols, acc_cols, freivalds, &work.products);
                 let horner_options: &[usize] = if freivalds.is_empty() {
                     &[0]
                 } else {
@@ -454,6 +509,7 @@ pub fn plan_layout(
                                     link_lanes,
                                     horner_lanes,
                                     freivalds: freivalds.clone(),
+                                    products: true,
                                     limbs,
                                     banks,
                                 };
@@ -550,6 +606,13 @@ mod tests {
                 horner_lanes: 8,
                 freivalds: vec![0],
                 limb_bits: 4,
+                ..Layout::default()
+            },
+            Layout {
+                lanes: 3,
+                horner_lanes: 5,
+                freivalds: vec![0],
+                product_lanes: 1,
                 ..Layout::default()
             },
         ];

@@ -5,7 +5,7 @@
 
 use zkinfer_qir::{Add, AddOperand, QModel, QOp, Rescale, ValueId};
 
-use crate::freivalds::matvec_rows;
+use crate::freivalds::{matvec_rows, Product};
 use crate::layout::{InputMode, OutputMode, ParamsMode, Visibility};
 use crate::linear::linear_rows;
 use crate::params::{chunk_slot, per_element, Params};
@@ -93,19 +93,36 @@ pub fn elementwise_elements(model: &QModel, visibility: &Visibility) -> usize {
             .sum::<usize>()
 }
 
+/// The element-wise rows the products among the ops `freivalds` checks do not take: their
+/// `Mul`s' (one lane row an element).
+pub fn product_savings(freivalds: &[usize], products: &[Option<Product>]) -> usize {
+    freivalds
+        .iter()
+        .filter_map(|&i| products.get(i).copied().flatten())
+        .map(|p| p.multiplies())
+        .sum()
+}
+
 /// Rows of the linear section: every linear op's blocks (one input row's for the ops
-/// `freivalds` checks), and the trailing row the last block's gate reads.
+/// `freivalds` checks, none for the products among them), and the trailing row the last
+/// block's gate reads.
 pub fn linear_section_rows(
     model: &QModel,
     x_cols: usize,
     acc_cols: usize,
     freivalds: &[usize],
+    products: &[Option<Product>],
 ) -> usize {
     model
         .ops
         .iter()
         .enumerate()
         .map(|(i, op)| match op {
+            QOp::Linear(_)
+                if freivalds.contains(&i) && matches!(products.get(i), Some(Some(_))) =>
+            {
+                0
+            }
             QOp::Linear(l) if freivalds.contains(&i) => matvec_rows(l, x_cols, acc_cols),
             QOp::Linear(l) => linear_rows(l, model, x_cols, acc_cols),
             _ => 0,

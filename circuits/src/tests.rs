@@ -47,6 +47,7 @@ fn candidate(cols: (usize, usize, usize), vis: Visibility) -> Candidate {
         link_lanes: usize::from(vis.is_linked()),
         horner_lanes: 0,
         freivalds: Vec::new(),
+        products: false,
         limbs: false,
         banks: 1,
     }
@@ -1015,7 +1016,14 @@ fn mock_shaped(
 ) -> Result<(), String> {
     let vis = shape.vis;
     let mut c = candidate(shape.cols, vis);
-    c.freivalds = crate::plan::freivalds_ops(model, argument, c.x_cols, c.acc_cols);
+    // Products are checked as products unless the weights are hashed (the planner's rule).
+    let products = if vis.params == ParamsMode::Hashed {
+        Vec::new()
+    } else {
+        crate::freivalds::products(model)
+    };
+    c.freivalds = crate::plan::freivalds_ops(model, argument, c.x_cols, c.acc_cols, &products);
+    c.products = true;
     c.horner_lanes = if c.freivalds.is_empty() {
         0
     } else {
@@ -1048,7 +1056,7 @@ fn freivalds_accepts_the_trace_and_rejects_wrong_cells() {
     let (model, input) = linear_model(&mut rng, 5, 7, 3, false);
     let (m, n) = (7, 3);
     assert_eq!(
-        crate::plan::freivalds_ops(&model, Freivalds, 2, 2),
+        crate::plan::freivalds_ops(&model, Freivalds, 2, 2, &[]),
         vec![0],
         "the layer is checked by the argument"
     );
@@ -1168,7 +1176,9 @@ fn freivalds_refuses_a_bias_that_differs_by_row() {
         l.bias = (0..6).map(|i| i * 3 - 7).collect();
     }
     let vis = Visibility::default();
-    assert!(crate::plan::freivalds_ops(&model, crate::LinearArgument::Freivalds, 2, 2).is_empty());
+    assert!(
+        crate::plan::freivalds_ops(&model, crate::LinearArgument::Freivalds, 2, 2, &[]).is_empty()
+    );
     let mut c = candidate((2, 2, 2), vis);
     c.freivalds = vec![0];
     c.horner_lanes = 2;
@@ -1243,4 +1253,311 @@ fn freivalds_with_padding_and_hashed_weights() {
     let other_trace = other.run(&input).unwrap();
     let r = run_mock(&other, &layout, other_trace, instances);
     assert!(r.is_err(), "another bias under this weights hash: {r:?}");
+}
+
+/// `y = (A_b·B_b + bias) >> 5` for `batches` pairs of `R × K` and `K × N` matrices read
+/// from one input, lowered as the importer lowers a product of two activations: the
+/// operand pairs gathered, multiplied (`Mul`), and summed by a linear op of ones.
+fn product_model(
+    rng: &mut ChaCha8Rng,
+    (batches, r, k, n): (usize, usize, usize, usize),
+    bias: i64,
+) -> (QModel, Vec<i64>) {
+    let rows = batches * r * n;
+    let a_at = |b: usize, i: usize, kk: usize| b * r * k + i * k + kk;
+    let b_at = |b: usize, kk: usize, j: usize| batches * r * k + b * k * n + kk * n + j;
+    let mut lhs = Vec::with_capacity(rows * k);
+    let mut rhs = Vec::with_capacity(rows * k);
+    for b in 0..batches {
+        for i in 0..r {
+            for j in 0..n {
+                for kk in 0..k {
+                    lhs.push(Some(a_at(b, i, kk)));
+                    rhs.push(Some(b_at(b, kk, j)));
+                }
+            }
+        }
+    }
+    let len = batches * (r * k + k * n);
+    let model = QModel {
+        name: "product".into(),
+        values: vec![
+            v("x", vec![len]),
+            v("lhs", vec![rows, k]),
+            v("rhs", vec![rows, k]),
+            v("products", vec![rows, k]),
+            v("acc", vec![rows, 1]),
+            v("y", vec![rows, 1]),
+        ],
+        input: ValueId(0),
+        output: ValueId(5),
+        ops: vec![
+            QOp::Rearrange(Rearrange {
+                input: ValueId(0),
+                output: ValueId(1),
+                index: lhs,
+            }),
+            QOp::Rearrange(Rearrange {
+                input: ValueId(0),
+                output: ValueId(2),
+                index: rhs,
+            }),
+            QOp::Mul(zkinfer_qir::Mul {
+                a: ValueId(1),
+                b: ValueId(2),
+                output: ValueId(3),
+            }),
+            QOp::Linear(Linear {
+                input: ValueId(3),
+                output: ValueId(4),
+                in_features: k,
+                out_features: 1,
+                weight: vec![1; k],
+                weight_scale: 0,
+                bias: vec![bias],
+            }),
+            // |acc| ≤ K·15² + |bias| < 2^11 for K ≤ 8: shift 5 keeps y inside 8 bits.
+            QOp::Rescale(Rescale {
+                input: ValueId(4),
+                output: ValueId(5),
+                shift: 5,
+                act: Activation::Identity,
+            }),
+        ],
+        act_bits: BITS,
+        tables: vec![],
+    };
+    let input = (0..len).map(|_| rng.gen_range(-15..=15)).collect();
+    (model, input)
+}
+
+/// Adds `2^5` to sum `p` of the product model and 1 to its rescaled output.
+fn off_by_one_sum(p: usize) -> impl FnOnce(&mut Trace) {
+    move |t: &mut Trace| {
+        t.values[4][p] += 32;
+        t.values[5][p] += 1;
+    }
+}
+
+#[test]
+fn products_are_found_where_the_pairs_are_a_matrix_product() {
+    use crate::freivalds::{products, Product};
+    let mut rng = ChaCha8Rng::seed_from_u64(31);
+    let (model, input) = product_model(&mut rng, (2, 3, 4, 5), 7);
+    let expected = Product {
+        mul: 2,
+        batches: 2,
+        r: 3,
+        k: 4,
+        n: 5,
+    };
+    assert_eq!(
+        products(&model),
+        vec![None, None, None, Some(expected), None]
+    );
+    // Two elements of A swapped between the rows of one row of C: those rows no longer
+    // share their A row, and the coarsest product left is every sum its own batch (a
+    // 1 × K row times a K × 1 column), which the check proves as well.
+    let mut swapped = model.clone();
+    if let QOp::Rearrange(r) = &mut swapped.ops[0] {
+        r.index.swap(0, 4 * 4 + 1);
+    }
+    let single = Product {
+        batches: 30,
+        r: 1,
+        n: 1,
+        ..expected
+    };
+    assert_eq!(products(&swapped)[3], Some(single));
+    let forced = crate::LinearArgument::Freivalds;
+    assert_eq!(
+        mock_argument(&swapped, &input, forced, |_| {}, None),
+        Ok(())
+    );
+    assert!(mock_argument(&swapped, &input, forced, off_by_one_sum(4), None).is_err());
+    // Which auto leaves to the dot products: it saves no cells.
+    let ops = crate::plan::freivalds_ops(
+        &swapped,
+        crate::LinearArgument::Auto,
+        2,
+        2,
+        &products(&swapped),
+    );
+    assert!(ops.is_empty(), "{ops:?}");
+    // B's columns swapped in one batch: the first batch's rows are one batch each.
+    let mut shuffled = model.clone();
+    if let QOp::Rearrange(r) = &mut shuffled.ops[1] {
+        r.index.swap(0, 4 * 4 + 1);
+    }
+    let p = products(&shuffled)[3].unwrap();
+    assert_eq!((p.batches, p.r, p.n), (6, 1, 5));
+    assert_eq!(
+        mock_argument(&shuffled, &input, forced, |_| {}, None),
+        Ok(())
+    );
+    // A weight other than one.
+    let mut weighted = model.clone();
+    if let QOp::Linear(l) = &mut weighted.ops[3] {
+        l.weight[2] = 2;
+    }
+    assert_eq!(products(&weighted)[3], None);
+    // The multiplies read by another op too: they must be laid out, so no product.
+    let mut read = model.clone();
+    read.values.push(v("again", vec![30, 4]));
+    read.ops.push(QOp::Reshape(Reshape {
+        input: ValueId(3),
+        output: ValueId(6),
+    }));
+    assert_eq!(products(&read)[3], None);
+}
+
+/// A product of two activations checked as a matrix product: the planner takes it (its
+/// multiplies' lane rows gone, one inner-product lane), honest traces pass under both
+/// arguments, and a sum off by one, a wrong operand, output, constant or power cell, and
+/// a wrong challenge-derived cell each fail.
+#[test]
+fn product_check_accepts_the_trace_and_rejects_wrong_cells() {
+    use crate::freivalds::tamper::Tamper;
+    use crate::LinearArgument::{Dot, Freivalds};
+    let mut rng = ChaCha8Rng::seed_from_u64(32);
+    let (batches, r, k, n) = (2, 3, 4, 5);
+    let (model, input) = product_model(&mut rng, (batches, r, k, n), 16);
+    let rows = batches * r * n;
+    let vis = Visibility::default();
+    let mut c = candidate((2, 2, 2), vis);
+    c.freivalds = crate::plan::freivalds_ops(
+        &model,
+        crate::LinearArgument::Auto,
+        2,
+        2,
+        &crate::freivalds::products(&model),
+    );
+    assert_eq!(c.freivalds, vec![3], "auto takes the product");
+    c.products = true;
+    c.horner_lanes = 2;
+    let plan = evaluate(&model, vis, c).unwrap();
+    assert_eq!(plan.layout.product_lanes, 1);
+    assert_eq!(plan.product_rows, batches * (r + k + 1));
+    assert_eq!(
+        plan.elementwise_rows,
+        rows.div_ceil(2),
+        "only the rescale's rows"
+    );
+    assert_eq!(plan.linear_rows, 1, "no blocks");
+    plan.layout.check(&model).unwrap();
+
+    let run = |argument, corrupt: Option<usize>, tamper| {
+        mock_argument(
+            &model,
+            &input,
+            argument,
+            |t| {
+                if let Some(p) = corrupt {
+                    off_by_one_sum(p)(t)
+                }
+            },
+            tamper,
+        )
+    };
+    assert_eq!(run(Freivalds, None, None), Ok(()));
+    assert_eq!(run(Dot, None, None), Ok(()));
+    for p in [0, n + 2, rows / 2, rows - 1] {
+        assert!(run(Freivalds, Some(p), None).is_err(), "sum {p} off by one");
+        assert!(run(Dot, Some(p), None).is_err(), "sum {p} off by one (dot)");
+    }
+    // Sequences: by α the ones, the powers, A's columns (padded to the 2 lanes); by β
+    // the bias, B's rows, C's rows.
+    let alpha = (2 + batches * k).next_multiple_of(2);
+    let (b_rows, c_rows) = (alpha + 1, alpha + 1 + batches * k);
+    for (seq, i) in [
+        (0, 1),
+        (1, 0),
+        (1, 2),
+        (2, 0),
+        (2 + batches * k - 1, r - 1),
+        (alpha, 3),
+        (b_rows, 0),
+        (b_rows + batches * k - 1, n - 1),
+        (c_rows, 0),
+        (c_rows + batches * r - 1, 2),
+    ] {
+        let r = run(Freivalds, None, Some(Tamper::Value { seq, i }));
+        assert!(
+            r.is_err(),
+            "a wrong first-phase cell ({seq}, {i}) must fail"
+        );
+    }
+    for (seq, i) in [
+        (0, r - 1),
+        (1, 1),
+        (2, r - 1),
+        (alpha, n - 1),
+        (b_rows + 3, n - 1),
+        (c_rows + 1, 0),
+        (c_rows + 2, n - 1),
+    ] {
+        let r = run(Freivalds, None, Some(Tamper::Combination { seq, i }));
+        assert!(r.is_err(), "a wrong combination ({seq}, {i}) must fail");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(10))]
+    /// Both arguments accept and reject the same traces of a product of two activations.
+    #[test]
+    fn both_arguments_accept_and_reject_products_alike(
+        seed in any::<u64>(),
+        batches in 1usize..3,
+        r in 1usize..4,
+        k in 1usize..6,
+        n in 1usize..4,
+        corrupt in proptest::option::of(0usize..100),
+    ) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (model, input) = product_model(&mut rng, (batches, r, k, n), -9);
+        let rows = batches * r * n;
+        let run = |argument| {
+            let at = corrupt.map(|c| c % rows);
+            mock_argument(&model, &input, argument, |t| {
+                if let Some(p) = at {
+                    off_by_one_sum(p)(t)
+                }
+            }, None)
+            .is_ok()
+        };
+        let dot = run(crate::LinearArgument::Dot);
+        prop_assert_eq!(dot, corrupt.is_none());
+        prop_assert_eq!(run(crate::LinearArgument::Freivalds), dot);
+    }
+}
+
+/// With products, a second challenge follows the first phase, and the inner-product
+/// lane's three columns are second-phase.
+#[test]
+fn products_commit_every_operand_before_their_challenges() {
+    use halo2_proofs::plonk::{Circuit, ConstraintSystem};
+    let mut rng = ChaCha8Rng::seed_from_u64(33);
+    let (model, _) = product_model(&mut rng, (1, 2, 3, 2), 0);
+    let vis = Visibility::default();
+    let mut c = candidate((2, 2, 2), vis);
+    c.freivalds = vec![3];
+    c.products = true;
+    c.horner_lanes = 3;
+    let layout = evaluate(&model, vis, c).unwrap().layout;
+    let mut cs = ConstraintSystem::default();
+    let config = ModelCircuit::configure_with_params(&mut cs, layout);
+    let f = config.freivalds.unwrap();
+    let p = f.product.as_ref().unwrap();
+    assert_eq!(cs.challenge_phase(), vec![0, 0]);
+    let mut second: Vec<usize> = f
+        .lanes
+        .iter()
+        .map(|l| l.h.index())
+        .chain(f.x.iter().chain(&f.acc).map(|c| c.index()))
+        .chain([p.a, p.b, p.s].map(|c| c.index()))
+        .collect();
+    second.sort();
+    let phases = cs.advice_column_phase();
+    let found: Vec<usize> = (0..phases.len()).filter(|&i| phases[i] == 1).collect();
+    assert_eq!(found, second);
 }

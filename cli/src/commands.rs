@@ -217,6 +217,19 @@ fn print_plan(compiled: &CompiledCircuit, vis: Visibility, runner_up: Option<&Pl
             p.horner_rows,
             l.horner_lanes
         );
+        if l.product_lanes > 0 {
+            let products = zkinfer_circuits::freivalds::products(&compiled.model);
+            let n = l
+                .freivalds
+                .iter()
+                .filter(|&&i| matches!(products.get(i), Some(Some(_))))
+                .count();
+            println!(
+                "            {n} of them products of two activations, checked as matrix \
+                 products (no multiplies): {} inner-product rows",
+                p.product_rows
+            );
+        }
     }
     if p.hash_rows + p.pack_rows > 0 {
         println!(

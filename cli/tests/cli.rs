@@ -188,11 +188,12 @@ fn mlp_tiny_end_to_end_and_tampering() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("ZKINFER_SOLC"));
 }
 
-/// A circuit with a second phase (Freivalds' argument checks its convolutions): its
-/// proof verifies natively and in the EVM, and tampered copies do not.
+/// A circuit with a second phase (Freivalds' argument checks attn_block's linear layers,
+/// and its products of two activations, `Q·Kᵀ` and `softmax·V`, under a second
+/// challenge): its proof verifies natively and in the EVM, and tampered copies do not.
 #[test]
 fn freivalds_proofs_verify_natively_and_in_the_evm() {
-    let run = pipeline_with("lenet5", &["--linear", "freivalds"]);
+    let run = pipeline_with("attn_block", &["--linear", "freivalds"]);
     let circuit: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.dir.join("circuit.json")).unwrap()).unwrap();
     let layout = &circuit["plan"]["layout"];
@@ -201,6 +202,7 @@ fn freivalds_proofs_verify_natively_and_in_the_evm() {
         !layout["freivalds"].as_array().unwrap().is_empty(),
         "{layout}"
     );
+    assert_eq!(layout["product_lanes"].as_u64(), Some(1), "{layout}");
     assert_eq!(tamper(&run, "verify", flip_byte), 1);
     assert_eq!(tamper(&run, "verify", bump_output), 1);
     let out = ok(&["verify-evm", s(&run.dir), "--proof", s(&run.proof)]);
@@ -213,11 +215,13 @@ fn freivalds_proofs_verify_natively_and_in_the_evm() {
     // another model, and a proof pinned to this one does not verify under it.
     let id = ok(&["model-id", s(&run.dir)]).trim().to_string();
     type Edit = fn(&mut serde_json::Value);
-    let edits: [(&str, Edit); 2] = [
+    let edits: [(&str, Edit); 3] = [
         ("freivalds", |h| {
             let ops = h["layout"]["freivalds"].as_array_mut().unwrap();
             ops.pop();
         }),
+        // The products checked as dot products of their rows instead.
+        ("product_lanes", |h| h["layout"]["product_lanes"] = 0.into()),
         ("horner_lanes", |h| {
             let lanes = h["layout"]["horner_lanes"].as_u64().unwrap();
             h["layout"]["horner_lanes"] = (lanes + 1).into();
