@@ -55,7 +55,7 @@ for model in "$@"; do
       read -r ss sm <<<"$(measure "$Z" setup "$d" --dev-srs)"
       read -r pt pp <<<"$(measure "$Z" prove "$d" --input "$M/$model.input.json" \
         --proof "$d/proof.json" --engine cpu)"
-      verdict=$("$Z" verify "$d" --proof "$d/proof.json" 2>/dev/null | head -1 | cut -d: -f1)
+      verdict=$("$Z" verify "$d" --proof "$d/proof.json" 2>/dev/null | sed -n "1s/:.*//p")
       setup="$ss / $sm"; prove="$pt / $pp"
       rm -f "$d/pk"
     fi

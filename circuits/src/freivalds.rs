@@ -276,13 +276,19 @@ pub fn horner_rows(
     placement.rows()
 }
 
-/// Rows of the inner-product lane.
-pub fn inner_rows(freivalds: &[usize], products: &[Option<Product>]) -> usize {
+/// The products among the ops `freivalds` (by op index into `products`).
+pub fn checked<'a>(
+    freivalds: &'a [usize],
+    products: &'a [Option<Product>],
+) -> impl Iterator<Item = Product> + 'a {
     freivalds
         .iter()
         .filter_map(|&i| products.get(i).copied().flatten())
-        .map(|p| p.inner_rows())
-        .sum()
+}
+
+/// Rows of the inner-product lane.
+pub fn inner_rows(freivalds: &[usize], products: &[Option<Product>]) -> usize {
+    checked(freivalds, products).map(|p| p.inner_rows()).sum()
 }
 
 #[derive(Clone, Copy, Debug)]

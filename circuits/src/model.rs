@@ -255,9 +255,10 @@ impl ModelCircuit {
                         .flatten()
                         .filter(|_| self.layout.freivalds.contains(&i))
                 };
-                let replaced: Vec<usize> = (0..model.ops.len())
-                    .filter_map(|i| product_at(i).map(|p| p.mul))
-                    .collect();
+                let replaced: Vec<usize> =
+                    crate::freivalds::checked(&self.layout.freivalds, &products)
+                        .map(|p| p.mul)
+                        .collect();
                 let banks = crate::table::banks_of(model, &self.layout);
                 let mut pending = Vec::new();
                 let mut next_lane = || {

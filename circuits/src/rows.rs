@@ -5,7 +5,7 @@
 
 use zkinfer_qir::{Add, AddOperand, QModel, QOp, Rescale, ValueId};
 
-use crate::freivalds::{matvec_rows, Product};
+use crate::freivalds::{checked, matvec_rows, Product};
 use crate::layout::{InputMode, OutputMode, ParamsMode, Visibility};
 use crate::linear::linear_rows;
 use crate::params::{chunk_slot, per_element, Params};
@@ -96,11 +96,7 @@ pub fn elementwise_elements(model: &QModel, visibility: &Visibility) -> usize {
 /// The element-wise rows the products among the ops `freivalds` checks do not take: their
 /// `Mul`s' (one lane row an element).
 pub fn product_savings(freivalds: &[usize], products: &[Option<Product>]) -> usize {
-    freivalds
-        .iter()
-        .filter_map(|&i| products.get(i).copied().flatten())
-        .map(|p| p.multiplies())
-        .sum()
+    checked(freivalds, products).map(|p| p.multiplies()).sum()
 }
 
 /// Rows of the linear section: every linear op's blocks (one input row's for the ops

@@ -1039,6 +1039,34 @@ fn mock_shaped(
     r
 }
 
+/// Whether the dot products and Freivalds' argument accept `model`'s trace on `input`,
+/// altered by `corrupt(at)` where `at` is given.
+fn verdicts<C: FnOnce(&mut Trace)>(
+    model: &QModel,
+    input: &[i64],
+    at: Option<usize>,
+    corrupt: impl Fn(usize) -> C,
+) -> (bool, bool) {
+    let run = |argument| {
+        mock_argument(
+            model,
+            input,
+            argument,
+            |t| {
+                if let Some(i) = at {
+                    corrupt(i)(t)
+                }
+            },
+            None,
+        )
+        .is_ok()
+    };
+    (
+        run(crate::LinearArgument::Dot),
+        run(crate::LinearArgument::Freivalds),
+    )
+}
+
 /// Adds `2^6` to accumulator `i` of the linear model and 1 to its rescaled output (shift
 /// 6, no activation), so that only the linear layer's check can fail.
 fn off_by_one_accumulator(i: usize) -> impl FnOnce(&mut Trace) {
@@ -1117,18 +1145,10 @@ proptest! {
     ) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let (model, input) = linear_model(&mut rng, rows, m, n, false);
-        let run = |argument| {
-            let at = corrupt.map(|c| c % (rows * n));
-            mock_argument(&model, &input, argument, |t| {
-                if let Some(i) = at {
-                    off_by_one_accumulator(i)(t)
-                }
-            }, None)
-            .is_ok()
-        };
-        let dot = run(crate::LinearArgument::Dot);
+        let at = corrupt.map(|c| c % (rows * n));
+        let (dot, freivalds) = verdicts(&model, &input, at, off_by_one_accumulator);
         prop_assert_eq!(dot, corrupt.is_none());
-        prop_assert_eq!(run(crate::LinearArgument::Freivalds), dot);
+        prop_assert_eq!(freivalds, dot);
     }
 }
 
@@ -1515,19 +1535,10 @@ proptest! {
     ) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let (model, input) = product_model(&mut rng, (batches, r, k, n), -9);
-        let rows = batches * r * n;
-        let run = |argument| {
-            let at = corrupt.map(|c| c % rows);
-            mock_argument(&model, &input, argument, |t| {
-                if let Some(p) = at {
-                    off_by_one_sum(p)(t)
-                }
-            }, None)
-            .is_ok()
-        };
-        let dot = run(crate::LinearArgument::Dot);
+        let at = corrupt.map(|c| c % (batches * r * n));
+        let (dot, freivalds) = verdicts(&model, &input, at, off_by_one_sum);
         prop_assert_eq!(dot, corrupt.is_none());
-        prop_assert_eq!(run(crate::LinearArgument::Freivalds), dot);
+        prop_assert_eq!(freivalds, dot);
     }
 }
 
