@@ -795,6 +795,74 @@ fn products_of_computed_tensors_and_smooth_functions_match_tract() {
     check(&m, &[1, 4, 6]);
 }
 
+/// GELU written out as `x · ½ · (1 + erf(x / √2))`, in the orders exporters write it,
+/// fuses into one `Gelu` (one function table instead of five ops), matching tract; a chain
+/// whose intermediate another node reads does not fuse.
+#[test]
+fn erf_gelus_fuse_into_one_function() {
+    use zkinfer_compiler::Op;
+    let inits = || {
+        vec![
+            float_tensor("isq2", &[], vec![std::f32::consts::FRAC_1_SQRT_2]),
+            float_tensor("sq2", &[], vec![std::f32::consts::SQRT_2]),
+            float_tensor("one", &[], vec![1.0]),
+            float_tensor("half", &[], vec![0.5]),
+        ]
+    };
+    let head = |scaled: NodeProto| {
+        vec![
+            scaled,
+            node("Erf", &["g0"], "g1", vec![]),
+            node("Add", &["one", "g1"], "g2", vec![]),
+        ]
+    };
+    // PyTorch's exact gelu: x / √2, (1 + erf) · x, then · ½.
+    let mut torch = head(node("Div", &["x", "sq2"], "g0", vec![]));
+    torch.push(node("Mul", &["x", "g2"], "g3", vec![]));
+    torch.push(node("Mul", &["g3", "half"], "y", vec![]));
+    // BERT's: x · ½ first.
+    let mut bert = head(node("Mul", &["isq2", "x"], "g0", vec![]));
+    bert.push(node("Mul", &["x", "half"], "h", vec![]));
+    bert.push(node("Mul", &["h", "g2"], "y", vec![]));
+    // (1 + erf) · ½, then · x.
+    let mut halved = head(node("Mul", &["x", "isq2"], "g0", vec![]));
+    halved.push(node("Mul", &["half", "g2"], "g3", vec![]));
+    halved.push(node("Mul", &["g3", "x"], "y", vec![]));
+    for (form, nodes) in [("torch", torch), ("bert", bert), ("halved", halved)] {
+        let m = model(
+            nodes,
+            inits(),
+            value_info("x", &[2, 5]),
+            value_info_any("y"),
+        );
+        let imported = import_proto(&m).unwrap();
+        let ops: Vec<&Op> = imported.graph.nodes.iter().map(|n| &n.op).collect();
+        assert_eq!(
+            ops,
+            vec![&Op::Unary(zkinfer_qir::Func::Gelu { tanh: false })],
+            "{form}"
+        );
+        assert!(
+            imported.notes.iter().any(|n| n.contains("GELU")),
+            "{form}: {:?}",
+            imported.notes
+        );
+        check(&m, &[2, 5]);
+    }
+    // The scaled input read again: the chain stays five ops.
+    let mut read = head(node("Mul", &["x", "isq2"], "g0", vec![]));
+    read.push(node("Mul", &["x", "g2"], "g3", vec![]));
+    read.push(node("Mul", &["g3", "half"], "g", vec![]));
+    read.push(node("Add", &["g", "g0"], "y", vec![]));
+    let m = model(read, inits(), value_info("x", &[2, 5]), value_info_any("y"));
+    let graph = import_proto(&m).unwrap().graph;
+    assert!(graph
+        .nodes
+        .iter()
+        .any(|n| n.op == Op::Unary(zkinfer_qir::Func::Erf)));
+    check(&m, &[2, 5]);
+}
+
 /// A model of `x [1, n]` whose output concatenates every branch along axis 1.
 fn branches(
     n: i64,

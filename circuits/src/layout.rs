@@ -228,7 +228,8 @@ pub struct Layout {
     pub freivalds: Vec<usize>,
     /// Inner-product lanes (0 or 1): with one, the ops among `freivalds` that sum the
     /// products of two activations ([`crate::freivalds::Product`]) are checked as matrix
-    /// products, under a second challenge, and their multiplies are not laid out.
+    /// products, under a second challenge, and their multiplies are not laid out. Never
+    /// with hashed weights: the check's ones and bias are constants, not hashed parameters.
     #[serde(default)]
     pub product_lanes: usize,
     /// How activations and remainders are range-checked: 0, against the one table of all
@@ -296,6 +297,7 @@ impl Layout {
             && (self.horner_lanes > 0) != self.freivalds.is_empty()
             && self.freivalds.windows(2).all(|w| w[0] < w[1])
             && self.product_lanes <= usize::from(self.horner_lanes > 0)
+            && (self.product_lanes == 0 || self.visibility.params != ParamsMode::Hashed)
             && self.limb_bits <= MAX_LIMB_BITS
             && (1..=MAX_BANKS).contains(&self.banks);
         if ok {

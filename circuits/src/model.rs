@@ -243,7 +243,8 @@ impl ModelCircuit {
                 let mut placement = Placement::new(self.layout.horner_lanes);
                 // The products checked as matrix products, by op index, and the `Mul`s
                 // whose multiplies that check replaces.
-                let products = if self.layout.product_lanes > 0 {
+                let products = if self.layout.product_lanes > 0 && vis.params != ParamsMode::Hashed
+                {
                     crate::freivalds::products(model)
                 } else {
                     Vec::new()

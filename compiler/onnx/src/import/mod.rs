@@ -718,6 +718,7 @@ pub fn import_proto_shaped(
         packed
     };
     fold_batch_norms(&mut nodes, &mut constants, &mut shapes, &output, &mut notes);
+    fuse_gelus(&mut nodes, &constants, &mut shapes, &output, &mut notes);
     // Constants no node reads are dropped so the compiled artifact stays small.
     let used: BTreeSet<&String> = nodes.iter().flat_map(|n| n.inputs.iter()).collect();
     constants.retain(|k, _| used.contains(k));
