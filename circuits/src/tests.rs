@@ -1550,13 +1550,10 @@ fn products_commit_every_operand_before_their_challenges() {
     let mut rng = ChaCha8Rng::seed_from_u64(33);
     let (model, _) = product_model(&mut rng, (1, 2, 3, 2), 0);
     let vis = Visibility::default();
-    let mut c = candidate((2, 2, 2), vis);
-    c.freivalds = vec![3];
-    c.products = true;
-    c.horner_lanes = 3;
-    let layout = evaluate(&model, vis, c).unwrap().layout;
+    let layout = layout_of_products(&model);
+    assert_eq!(layout.product_lanes, 1);
     let mut cs = ConstraintSystem::default();
-    let config = ModelCircuit::configure_with_params(&mut cs, layout);
+    let config = ModelCircuit::configure_with_params(&mut cs, layout.clone());
     let f = config.freivalds.unwrap();
     let p = f.product.as_ref().unwrap();
     assert_eq!(cs.challenge_phase(), vec![0, 0]);
@@ -1571,4 +1568,33 @@ fn products_commit_every_operand_before_their_challenges() {
     let phases = cs.advice_column_phase();
     let found: Vec<usize> = (0..phases.len()).filter(|&i| phases[i] == 1).collect();
     assert_eq!(found, second);
+    // With hashed weights the sums' ones and bias are hashed parameters: a layout that
+    // checks them as products is out of bounds.
+    let hashed = crate::Layout {
+        visibility: Visibility {
+            params: ParamsMode::Hashed,
+            ..vis
+        },
+        hash_lanes: 1,
+        pack_lanes: 1,
+        weight_bits: 8,
+        ..layout
+    };
+    assert!(hashed.validate().is_err());
+    assert!(crate::Layout {
+        product_lanes: 0,
+        ..hashed
+    }
+    .validate()
+    .is_ok());
+}
+
+/// The planned layout of the product model with its product checked as one.
+fn layout_of_products(model: &QModel) -> crate::Layout {
+    let vis = Visibility::default();
+    let mut c = candidate((2, 2, 2), vis);
+    c.freivalds = vec![3];
+    c.products = true;
+    c.horner_lanes = 3;
+    evaluate(model, vis, c).unwrap().layout
 }
