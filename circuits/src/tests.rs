@@ -1598,3 +1598,84 @@ fn layout_of_products(model: &QModel) -> crate::Layout {
     c.horner_lanes = 3;
     evaluate(model, vis, c).unwrap().layout
 }
+
+/// A segment may hold a product of two activations: cut before and after it (a rescale
+/// in front, an addition behind), the middle segment checks it as a product under its
+/// linked boundaries, MockProver accepts each segment, and a sum off by one in the
+/// middle one fails.
+#[test]
+fn a_segment_checks_its_product_of_two_activations() {
+    use crate::model::Salts;
+    use crate::segments::plan_cuts;
+    let mut rng = ChaCha8Rng::seed_from_u64(34);
+    let (mut model, x) = product_model(&mut rng, (2, 3, 4, 5), 16);
+    // x → x0 (a rescale by 1) → the product → y → z = y + c.
+    let len = x.len();
+    model.values.push(v("x0", vec![len]));
+    model.values.push(v("z", vec![30, 1]));
+    for op in &mut model.ops {
+        if let QOp::Rearrange(r) = op {
+            r.input = ValueId(6);
+        }
+    }
+    model.ops.insert(
+        0,
+        QOp::Rescale(Rescale {
+            input: ValueId(0),
+            output: ValueId(6),
+            shift: 0,
+            act: Activation::Identity,
+        }),
+    );
+    model.ops.push(QOp::Add(Add {
+        a: ValueId(5),
+        b: AddOperand::Constant(vec![3; 30]),
+        output: ValueId(7),
+        a_mul: vec![1],
+    }));
+    model.output = ValueId(7);
+    model.validate().unwrap();
+    assert_eq!(model.bounded_cuts(), vec![1, 6]);
+    let arguments = crate::LinearArgument::Freivalds.into();
+    let segments = plan_cuts(&model, Visibility::default(), &[1, 6], None, arguments).unwrap();
+    let layouts: Vec<usize> = segments
+        .iter()
+        .map(|s| s.plan.layout.product_lanes)
+        .collect();
+    assert_eq!(layouts, vec![0, 1, 0]);
+    let mut boundary = vec![x];
+    for (i, s) in segments.iter().enumerate() {
+        let input = QModel::pack(&boundary);
+        let trace = s.model.run(&input).unwrap();
+        boundary = model.run_segment(&s.segment, &boundary).unwrap();
+        let salts = Salts {
+            input: fe(i as i64 + 5),
+            output: fe(i as i64 + 6),
+        };
+        let layout = &s.plan.layout;
+        // The instances (boundary links) of the trace proven: only the segment's own
+        // checks can fail.
+        let prove = |trace: Trace| {
+            let instances = ModelCircuit::instances(&s.model, layout, &trace, &salts);
+            let circuit = ModelCircuit::with_trace(
+                Arc::new(s.model.clone()),
+                layout.clone(),
+                Arc::new(trace),
+            )
+            .salted(salts);
+            MockProver::run(layout.k, &circuit, vec![instances])
+                .unwrap()
+                .verify()
+                .is_ok()
+        };
+        assert!(prove(trace.clone()), "segment {i}");
+        if layout.product_lanes > 0 {
+            let id = |name: &str| s.model.values.iter().position(|v| v.name == name).unwrap();
+            let (acc, y) = (id("acc"), id("y"));
+            let mut bad = trace.clone();
+            bad.values[acc][7] += 32;
+            bad.values[y][7] += 1;
+            assert!(!prove(bad), "segment {i}: a sum off by one");
+        }
+    }
+}
