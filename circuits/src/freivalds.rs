@@ -39,9 +39,10 @@
 //! A product of two computed tensors (`Q·Kᵀ`, `softmax·V`) reaches the IR as a `Mul` of
 //! gathered operand pairs and a linear op of ones that sums each pair's row
 //! ([`Product`]): `C_p = Σ_k X[p][k] · Y[p][k] + b`, one lane row per multiply. Where those
-//! rows are a batched matrix product (`X[(β, i, j)] = A_β[i]`, `Y[(β, i, j)][k] =
-//! B_β[k][j]`, found and verified element by element from the operands' sources), the
-//! argument checks `C_β = A_β·B_β + b` without the multiplies: with a second challenge `β`,
+//! rows are a batched matrix product (row `(t, i, j)` of `X` is row `i` of `A_t`, and of
+//! `Y` column `j` of `B_t`; found and verified element by element from the operands'
+//! sources), the argument checks `C_t = A_t·B_t + b` for every batch `t` without the
+//! multiplies: with a second challenge `β`,
 //!
 //! ```text
 //! Σ_i α^(R−1−i) · (Σ_j β^(N−1−j) C[i][j])  =  Σ_k u_k · w_k + (Σ_i α^i) · b · (Σ_j β^j)
@@ -75,7 +76,7 @@ pub fn is_eligible(op: &Linear, model: &QModel) -> bool {
 }
 
 /// A linear op that sums the rows of a `Mul` of two activations, whose pairs form a
-/// batched matrix product `C_β = A_β·B_β + bias` (`batches` of `R × K` times `K × N`):
+/// batched matrix product `C_t = A_t·B_t + bias` (`batches` of `R × K` times `K × N`):
 /// checked without its multiplies (see the module's doc).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Product {

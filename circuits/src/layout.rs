@@ -230,7 +230,9 @@ pub struct Layout {
     /// products of two activations ([`crate::freivalds::Product`]) are checked as matrix
     /// products, under a second challenge, and their multiplies are not laid out. Never
     /// with hashed weights: the check's ones and bias are constants, not hashed parameters.
-    #[serde(default)]
+    /// Not written when 0, so that every layout without products (every key made before
+    /// them) serializes, and so hashes into its model id, as it did.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub product_lanes: usize,
     /// How activations and remainders are range-checked: 0, against the one table of all
     /// `2^B` values (tag RELU); `L > 0`, decomposed into `L`-bit limbs against tables of
@@ -245,6 +247,10 @@ pub struct Layout {
 
 fn one() -> usize {
     1
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Default for Layout {

@@ -1679,3 +1679,22 @@ fn a_segment_checks_its_product_of_two_activations() {
         }
     }
 }
+
+/// A layout without products serializes as layouts did before them (no `product_lanes`
+/// field), so the keys made before them keep their model ids; one with products names
+/// them and reads back the same.
+#[test]
+fn product_lanes_are_written_only_when_used() {
+    let plain = crate::Layout::default();
+    let text = serde_json::to_string(&plain).unwrap();
+    assert!(!text.contains("product_lanes"), "{text}");
+    let with = crate::Layout {
+        horner_lanes: 2,
+        freivalds: vec![3],
+        product_lanes: 1,
+        ..plain
+    };
+    let text = serde_json::to_string(&with).unwrap();
+    assert!(text.contains("\"product_lanes\":1"), "{text}");
+    assert_eq!(serde_json::from_str::<crate::Layout>(&text).unwrap(), with);
+}
