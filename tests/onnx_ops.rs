@@ -1343,14 +1343,26 @@ fn assert_tampering_refused(
     id: zkinfer_qir::ValueId,
     f: impl Fn(i64) -> i64,
 ) {
+    assert_trace_refused(q, sample, |trace| {
+        let same_cells = trace.get(id) == trace.get(q.output);
+        let v = f(trace.values[id.0][0]);
+        trace.values[id.0][0] = v;
+        if same_cells {
+            trace.values[q.output.0][0] = v;
+        }
+    });
+}
+
+/// Changes the integer interpreter's trace of `sample` with `tamper` (the public output
+/// is read from the changed trace), and asserts that MockProver refuses it.
+fn assert_trace_refused(
+    q: &zkinfer_qir::QModel,
+    sample: &[f32],
+    tamper: impl FnOnce(&mut zkinfer_qir::Trace),
+) {
     let mut trace = q.run(&quantize_input(q, sample)).unwrap();
     let (plan, _) = plan_layout(q, Default::default(), None, Default::default()).unwrap();
-    let same_cells = trace.get(id) == trace.get(q.output);
-    let v = f(trace.values[id.0][0]);
-    trace.values[id.0][0] = v;
-    if same_cells {
-        trace.values[q.output.0][0] = v;
-    }
+    tamper(&mut trace);
     let instances = ModelCircuit::instances(q, &plan.layout, &trace, &Default::default());
     let circuit =
         ModelCircuit::with_trace(Arc::new(q.clone()), plan.layout.clone(), Arc::new(trace));
@@ -4170,4 +4182,281 @@ fn softmax_probabilities_have_no_drift() {
         drift.abs() < 0.002,
         "a row's probabilities sum to 1 {drift:+}"
     );
+}
+
+/// `x · 1.5` into a ReLU (the graph's output, `r`), and `x · 1.5` read by a linear layer
+/// too where `linear`: the product `m` is an accumulator whose range a narrowing may
+/// saturate on both ways it is bounded (a ReLU's rescale, a consumer's).
+fn saturation_model(n: i64, linear: bool) -> ModelProto {
+    let mut nodes = vec![
+        node("Mul", &["x", "c"], "m", vec![]),
+        node("Relu", &["m"], "r", vec![]),
+    ];
+    let mut inits = vec![float_tensor("c", &[], vec![1.5])];
+    let out = if linear {
+        nodes.push(node("MatMul", &["m", "w"], "b", vec![]));
+        nodes.push(node("Concat", &["r", "b"], "y", vec![("axis", Attr::I(1))]));
+        inits.push(float_tensor("w", &[n, 4], floats(8, n as usize * 4)));
+        value_info("y", &[1, n + 4])
+    } else {
+        value_info("r", &[1, n])
+    };
+    model(nodes, inits, value_info("x", &[1, n]), out)
+}
+
+/// 40 samples in [−1, 1) of 256 values; one value of one sample is −40.
+fn samples_with_an_outlier() -> Vec<Vec<f32>> {
+    outlying_samples(40, 256)
+}
+
+/// `n` samples in [−1, 1) of `len` values; value 5 of sample 3 is −40.
+fn outlying_samples(n: u64, len: usize) -> Vec<Vec<f32>> {
+    let mut samples: Vec<Vec<f32>> = (0..n).map(|s| floats(s, len)).collect();
+    samples[3][5] = -40.0;
+    samples
+}
+
+/// The index of the last value named `name` (an accumulator and its bounded value share
+/// the tensor's name).
+fn value_named(q: &zkinfer_qir::QModel, name: &str) -> zkinfer_qir::ValueId {
+    zkinfer_qir::ValueId(q.values.iter().rposition(|v| v.name == name).unwrap())
+}
+
+/// `q` with the range of `m` narrowed by `narrowing` bits (none: as calibrated), at
+/// 12-bit activations and weights.
+fn narrowed(
+    graph: &zkinfer_compiler::graph::Graph,
+    cal: &zkinfer_compiler::Calibration,
+    narrowing: Option<u32>,
+) -> zkinfer_qir::QModel {
+    let mut tensors = zkinfer_compiler::TensorWidths::default();
+    if let Some(n) = narrowing {
+        tensors.ranges.insert("m".into(), n);
+    }
+    let cfg = QuantConfig {
+        act_bits: 12,
+        weight_bits: 12,
+        tensors,
+        ..QuantConfig::default()
+    };
+    quantize(graph, cal, cfg).unwrap()
+}
+
+/// Ranges robust to outliers (issue 17). Calibration finds that all but one of the
+/// 10,240 values of `m` lie 2^6 below its largest (with its headroom); a range narrowed by that many bits gives the
+/// others steps 64 times finer, and the outlier saturates to the range's low edge. The
+/// circuit is satisfied, on both ways `m` is bounded (its ReLU, a linear layer) with
+/// one saturation; a prover who changes a lookup of the saturation, claims a value beyond
+/// the range inside it, or moves a value inside it, is refused.
+#[test]
+fn a_narrowed_range_saturates_outliers_and_its_circuit_refuses_other_values() {
+    use zkinfer_compiler::outlier_bits;
+    use zkinfer_qir::{Func, QOp};
+    let samples = samples_with_an_outlier();
+    let graph = import_proto(&saturation_model(256, false)).unwrap().graph;
+    let cal = calibrate(&graph, &samples).unwrap();
+    assert_eq!(cal.max_abs["m"], 60.0);
+    assert!(cal.robust["m"] < 1.6, "{}", cal.robust["m"]);
+    let narrowing = outlier_bits(&cal, "m", 12);
+    assert_eq!(narrowing, 6);
+    // x's largest is one value of 10,240 too, but x is an input: its range is the
+    // statement's, and nothing saturates it.
+    let (plain, q) = (
+        narrowed(&graph, &cal, None),
+        narrowed(&graph, &cal, Some(narrowing)),
+    );
+    let saturations = q
+        .tables
+        .iter()
+        .filter(|t| matches!(t.func, Func::Saturate { .. }))
+        .count();
+    assert_eq!(saturations, 2);
+    // The ReLU's output is at m's calibrated scale.
+    let m = value_named(&q, "m");
+    assert_eq!(q.value(m).scale, plain.value(plain.output).scale + 6);
+
+    // Inside the range, m is the floor at the finer scale; the outlier is the low edge.
+    let half = 1i64 << 11;
+    let trace = q.run(&quantize_input(&q, &samples[3])).unwrap();
+    let step = 2f64.powi(-q.value(m).scale);
+    let x_step = 2f64.powi(-q.value(q.input).scale);
+    for (i, &v) in trace.get(m).iter().enumerate() {
+        let float = 1.5 * f64::from(samples[3][i]);
+        if i == 5 {
+            assert_eq!(v, -half);
+        } else {
+            let real = v as f64 * step;
+            assert!(
+                (real - float).abs() < step + 1.5 * x_step,
+                "{i}: {real} vs {float}"
+            );
+        }
+    }
+    let bulk: Vec<Vec<f32>> = samples
+        .iter()
+        .enumerate()
+        .filter(|&(k, _)| k != 3)
+        .map(|(_, s)| s.clone())
+        .collect();
+    let (before, after) = (
+        fidelity(&graph, &plain, &bulk).unwrap(),
+        fidelity(&graph, &q, &bulk).unwrap(),
+    );
+    assert!(
+        after.mean_abs_error < before.mean_abs_error,
+        "{after} vs {before}"
+    );
+    satisfied(&q, &samples[3]);
+
+    // Both ways m is bounded take the one saturation, and the circuit is satisfied.
+    let linear = import_proto(&saturation_model(256, true)).unwrap().graph;
+    let both = narrowed(
+        &linear,
+        &calibrate(&linear, &samples).unwrap(),
+        Some(narrowing),
+    );
+    let highs = both
+        .values
+        .iter()
+        .filter(|v| v.name == "m/saturate/high")
+        .count();
+    assert_eq!(highs, 1);
+    satisfied(&both, &samples[3]);
+
+    // Tampering with element 5 (saturated low: hi far below −1, r = 0) or 7 (inside the
+    // range, r > 0), the public output kept consistent, is refused.
+    let [high, rest, low, inside, edge, kept] = ["high", "rest", "low", "inside", "edge", "kept"]
+        .map(|p| value_named(&q, &format!("m/saturate/{p}")));
+    let r = q.output;
+    let shift = q
+        .ops
+        .iter()
+        .find_map(|op| match op {
+            QOp::Rescale(s) if s.output == low => Some(s.shift),
+            _ => None,
+        })
+        .unwrap();
+    // The inside bit set for a value beyond the range: y = lo − 2^h, still r = 0.
+    assert_trace_refused(&q, &samples[3], |t| {
+        t.values[inside.0][5] = 1;
+        t.values[kept.0][5] = t.values[low.0][5];
+        t.values[m.0][5] = t.values[low.0][5] + t.values[edge.0][5];
+    });
+    // The edge of a value beyond the range claimed to be 0: y = 0, r = 0.
+    assert_trace_refused(&q, &samples[3], |t| {
+        t.values[edge.0][5] = 0;
+        t.values[m.0][5] = 0;
+    });
+    // hi claimed −1 (inside the range), everything after it recomputed from it.
+    assert_trace_refused(&q, &samples[3], |t| {
+        let x = t.values[rest.0][5] + (t.values[high.0][5] << (shift + 11));
+        let rest_v = x + (1i64 << (shift + 11));
+        let lo = rest_v >> shift;
+        t.values[high.0][5] = -1;
+        t.values[rest.0][5] = rest_v;
+        t.values[low.0][5] = lo;
+        t.values[inside.0][5] = 1;
+        t.values[edge.0][5] = -half;
+        t.values[kept.0][5] = lo;
+        t.values[m.0][5] = lo - half;
+        t.values[r.0][5] = (lo - half).max(0);
+    });
+    // A value inside the range, one step off, and r with it.
+    let mut positive = samples[3].clone();
+    positive[7] = 0.5;
+    assert_trace_refused(&q, &positive, |t| {
+        t.values[m.0][7] += 1;
+        t.values[r.0][7] += 1;
+    });
+}
+
+/// A narrowed range keeps a value beyond the calibrated one provable: `m = x²` at its
+/// largest calibrated value (x = −40) sets a range that x = 60, inside x's own range,
+/// takes `m` beyond. Without the narrowing the proof fails there; with it, `m` saturates
+/// to the high edge and the circuit is satisfied.
+#[test]
+fn a_narrowed_range_proves_values_beyond_the_calibrated_range() {
+    use zkinfer_compiler::outlier_bits;
+    let nodes = vec![node("Mul", &["x", "x"], "m", vec![])];
+    let m = model(
+        nodes,
+        vec![],
+        value_info("x", &[1, 256]),
+        value_info("m", &[1, 256]),
+    );
+    let graph = import_proto(&m).unwrap().graph;
+    let samples = samples_with_an_outlier();
+    let cal = calibrate(&graph, &samples).unwrap();
+    let narrowing = outlier_bits(&cal, "m", 12);
+    assert_eq!(narrowing, zkinfer_compiler::MAX_NARROWING);
+    let (plain, q) = (
+        narrowed(&graph, &cal, None),
+        narrowed(&graph, &cal, Some(narrowing)),
+    );
+    let mut far = samples[0].clone();
+    far[9] = 60.0;
+    let err = plain.run(&quantize_input(&plain, &far)).unwrap_err();
+    assert!(
+        matches!(err, zkinfer_qir::QirError::OutOfRange { .. }),
+        "{err}"
+    );
+    let trace = q.run(&quantize_input(&q, &far)).unwrap();
+    assert_eq!(trace.get(q.output)[9], (1 << 11) - 1);
+    satisfied(&q, &far);
+    satisfied(&q, &samples[3]);
+}
+
+/// The default search narrows a range where that pays: `m = 1.5·x`'s one outlier goes
+/// into a ReLU, which zeroes it either way, so a range 2^6 narrower lowers the error on
+/// both halves of the calibration samples; and `m` is small beside the linear layer that
+/// follows, so its saturation costs less than [`zkinfer_pipeline::WIDEST_SLACK`] more.
+/// It is taken, and the compiled model saturates there.
+#[test]
+fn the_default_search_narrows_a_range_where_the_error_falls() {
+    use zkinfer_pipeline::{compile_imported, CompileOptions, Widened};
+    let nodes = vec![
+        node("Mul", &["x", "c"], "m", vec![]),
+        node("Relu", &["m"], "r", vec![]),
+        node("MatMul", &["r", "w"], "y", vec![]),
+    ];
+    let inits = vec![
+        float_tensor("c", &[], vec![1.5]),
+        float_tensor("w", &[32, 1024], floats(8, 32 * 1024)),
+    ];
+    let m = model(
+        nodes,
+        inits,
+        value_info("x", &[1, 32]),
+        value_info("y", &[1, 1024]),
+    );
+    // One value of 10,240 is the outlier.
+    let samples = outlying_samples(320, 32);
+    let compile = |per_tensor| {
+        let imported = import_proto(&m).unwrap();
+        let options = CompileOptions {
+            per_tensor,
+            ..CompileOptions::default()
+        };
+        compile_imported(
+            std::path::Path::new("saturation"),
+            imported,
+            &samples,
+            &options,
+        )
+        .unwrap()
+    };
+    let (plain, c) = (compile(false), compile(true));
+    let narrowed: Vec<_> = c
+        .widths
+        .iter()
+        .filter(|w| w.taken && w.widened == Widened::Range("m".into()))
+        .collect();
+    assert_eq!(narrowed.len(), 1, "{:#?}", c.widths);
+    assert!(narrowed[0].narrowed >= 1);
+    let (f, g) = (&c.circuits[0].fidelity, &plain.circuits[0].fidelity);
+    assert!(
+        f.mean_abs_error < g.mean_abs_error && f.max_abs_error <= g.max_abs_error,
+        "{f} vs {g}"
+    );
+    assert!(c.model.values.iter().any(|v| v.name == "m/saturate/high"));
 }

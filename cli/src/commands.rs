@@ -81,6 +81,7 @@ pub fn compile(
             Widened::Model => None,
             Widened::Functions(t) => Some((t, "function inputs", w.table_bits)),
             Widened::Weights(t) => Some((t, "weights", w.weight_bits)),
+            Widened::Range(t) => Some((t, "range narrowed by bits (saturating)", w.narrowed)),
         };
         if let Some((t, what, bits)) = tensor {
             // Of the per-tensor widths (often a hundred), those taken.

@@ -18,8 +18,8 @@ use zkinfer_circuits::{Arguments, LinearArgument, Objective, Plan, RangeCheck, V
 use zkinfer_compiler::quantize::Trial;
 use zkinfer_compiler::{
     calibrate, error_growth, fidelity, import_onnx_shaped, input_shapes, layer_errors,
-    parse_input_json, quantize, quantize_for_target, quantize_input, Imported, LayerError,
-    QuantConfig, Target,
+    outlier_bits, parse_input_json, quantize, quantize_for_target, quantize_input, Imported,
+    LayerError, QuantConfig, Target,
 };
 use zkinfer_prover::artifact::CIRCUIT_FORMAT;
 use zkinfer_prover::{CompiledCircuit, ProverKey};
@@ -107,8 +107,10 @@ pub struct Widening {
     /// The width the continuous functions' tables read their inputs at (`act_bits`
     /// where they are not narrower; [`QuantConfig::table_bits`]).
     pub table_bits: u32,
+    /// Bits by which one tensor's range is narrowed ([`Widened::Range`]), else 0.
+    pub narrowed: u32,
     /// The model's widths, or one tensor's (whose width is then `weight_bits` or
-    /// `table_bits`).
+    /// `table_bits`, or whose range is `narrowed`).
     pub widened: Widened,
     pub plan: Result<Cost, String>,
     pub fidelity: Option<Fidelity>,
@@ -291,7 +293,9 @@ pub(crate) fn compile_laid_out(
                 let half = if which == 0 { choose } else { confirm };
                 Ok(Some(fidelity(&graph, q, half)?))
             };
-            let (q, f, plans, tried) = widest(at, fid, half, growth, weight_bits, options)?;
+            let outliers = |name: &str, bits: u32| outlier_bits(&cal, name, bits);
+            let (q, f, plans, tried) =
+                widest(at, fid, half, growth, &outliers, weight_bits, options)?;
             planned = plans;
             widths = tried;
             (q, f, Vec::new())
@@ -408,6 +412,7 @@ fn widest(
     fid: impl Fn(&QModel) -> Result<Fidelity, zkinfer_compiler::CompileError>,
     half: impl Fn(&QModel, usize) -> Result<Option<Fidelity>, zkinfer_compiler::CompileError>,
     growth: impl Fn(&QModel) -> Result<Vec<String>, zkinfer_compiler::CompileError>,
+    outliers: &dyn Fn(&str, u32) -> u32,
     weight_bits: u32,
     options: &CompileOptions,
 ) -> Result<(QModel, Fidelity, Option<Planned>, Vec<Widening>), PipelineError> {
@@ -458,6 +463,7 @@ fn widest(
         act_bits: widths.0,
         weight_bits: widths.1,
         table_bits: table_width(&best),
+        narrowed: 0,
         widened: Widened::Model,
         plan: Ok(reference),
         fidelity: Some(best_fid.clone()),
@@ -499,6 +505,7 @@ fn widest(
                     act_bits: next.0,
                     weight_bits: next.1,
                     table_bits: next.0,
+                    narrowed: 0,
                     widened: Widened::Model,
                     plan: Err(String::new()),
                     fidelity: None,
@@ -554,6 +561,7 @@ fn widest(
         fid: &fid,
         half: &half,
         plan: &plan,
+        outliers,
         reference,
         max_k,
     };
@@ -583,6 +591,9 @@ pub enum Widened {
     Functions(String),
     /// One tensor's weights.
     Weights(String),
+    /// One tensor's range, narrowed towards its range robust to outliers (see
+    /// [`zkinfer_compiler::TensorWidths::ranges`]).
+    Range(String),
 }
 
 /// What [`tensor_widths`] tries a width with: `at`, `plan` and `fid` as for the model's
@@ -593,6 +604,9 @@ struct TensorSearch<'a, A, F, H, P> {
     fid: &'a F,
     half: &'a H,
     plan: &'a P,
+    /// The narrowings worth trying for a tensor's range at an activation width
+    /// ([`outlier_bits`]).
+    outliers: &'a dyn Fn(&str, u32) -> u32,
     reference: Cost,
     max_k: u32,
 }
@@ -655,12 +669,17 @@ where
                     Vec::new()
                 },
             ),
+            (
+                Widened::Range(name.clone()),
+                (1..=(search.outliers)(&name, cfg.act_bits)).rev().collect(),
+            ),
         ];
         for (widened, widths) in kinds {
             for bits in widths {
                 let mut c = cfg.clone();
                 let map = match &widened {
                     Widened::Functions(_) => &mut c.tensors.tables,
+                    Widened::Range(_) => &mut c.tensors.ranges,
                     _ => &mut c.tensors.weights,
                 };
                 map.insert(name.clone(), bits);
@@ -673,6 +692,7 @@ where
                         .copied()
                         .unwrap_or(c.weight_bits),
                     table_bits: c.tensors.tables.get(&name).copied().unwrap_or(c.table_bits),
+                    narrowed: c.tensors.ranges.get(&name).copied().unwrap_or(0),
                     widened: widened.clone(),
                     plan: Err(String::new()),
                     fidelity: None,

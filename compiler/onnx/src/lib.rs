@@ -17,8 +17,9 @@ pub use import::certificate::{import_certificate, CertificateGraph};
 pub use import::{import_onnx, import_onnx_shaped, supported_ops, Imported};
 pub use input::{input_shapes, parse_dataset_json, parse_input_json, Dataset, InputData};
 pub use quantize::{
-    calibrate, error_growth, fidelity, layer_errors, quantize, quantize_for_target, quantize_input,
-    run_quantized, Calibration, LayerError, QuantConfig, Target, TensorWidths,
+    calibrate, error_growth, fidelity, layer_errors, outlier_bits, quantize, quantize_for_target,
+    quantize_input, run_quantized, Calibration, LayerError, QuantConfig, Target, TensorWidths,
+    MAX_NARROWING, OUTLIERS,
 };
 pub use zkinfer_qir::Fidelity;
 

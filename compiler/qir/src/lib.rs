@@ -219,6 +219,15 @@ pub enum Func {
         bias: Real,
         lambd: Real,
     },
+    /// The two halves of a saturating rescale (`zkinfer-compiler`'s narrowed ranges), read
+    /// on the multiples of `range` that a value's high part stands for: with `select`,
+    /// `1` where `−range ≤ x < range` (the value is inside its range), else `0`; without,
+    /// `x` clamped to `[−range, range]` (a table's output then saturates `range` itself
+    /// to the largest value its width holds).
+    Saturate {
+        range: Real,
+        select: bool,
+    },
     /// ONNX's `QuantizeLinear` of one scale: `round(x / scale) + zero_point` (half to
     /// even), saturated to `[min, max]` (the zero point's type).
     Quantize {
@@ -318,6 +327,13 @@ impl Func {
                 0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())
             }
             Func::Mish => x * (x.max(0.0) + (-x.abs()).exp().ln_1p()).tanh(),
+            Func::Saturate { range, select } => {
+                if select {
+                    f64::from(u8::from(-range.0 <= x && x < range.0))
+                } else {
+                    x.clamp(-range.0, range.0)
+                }
+            }
             Func::Quantize {
                 scale,
                 zero_point,
@@ -347,6 +363,11 @@ impl Func {
                 Some(1.0)
             }
             Func::ArgIndex { len, .. } => Some(f64::from(len)),
+            Func::Saturate {
+                select: true,
+                range: _,
+            } => Some(1.0),
+            Func::Saturate { range, .. } => Some(range.0),
             Func::Quantize { min, max, .. } => Some(min.abs().max(max.abs()) as f64),
             _ => None,
         }
@@ -372,6 +393,7 @@ impl Func {
                 | Func::ThresholdedRelu { .. }
                 | Func::Shrink { .. }
                 | Func::Quantize { .. }
+                | Func::Saturate { .. }
         )
     }
 
@@ -390,7 +412,8 @@ impl Func {
             | Func::Softplus
             | Func::Cosh
             | Func::Acos
-            | Func::HardSigmoid { .. } => true,
+            | Func::HardSigmoid { .. }
+            | Func::Saturate { select: true, .. } => true,
             Func::Clip { min, .. } => min.0 >= 0.0,
             Func::Quantize { min, .. } => min >= 0,
             Func::Pow { exponent } => exponent.0.rem_euclid(2.0) == 0.0,
@@ -447,6 +470,7 @@ impl Func {
             Func::Mish => "Mish",
             Func::Shrink { .. } => "Shrink",
             Func::Quantize { .. } => "QuantizeLinear",
+            Func::Saturate { .. } => "Clip",
         }
     }
 }

@@ -12,6 +12,62 @@ pub struct Calibration {
     /// standard deviation (`rstd`), a softmax's largest difference within a row (`spread`).
     #[serde(default)]
     pub inner: BTreeMap<String, f32>,
+    /// Every tensor's range robust to outliers: the magnitude that all but one in
+    /// [`OUTLIERS`] of its elements over all samples lie within (to 1/8 of an octave,
+    /// never above its largest). Where it is well below the largest, a range narrowed
+    /// towards it ([`crate::TensorWidths::ranges`]) gives the other elements finer steps.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub robust: BTreeMap<String, f32>,
+}
+
+/// The share of a tensor's elements that may lie beyond its robust range.
+pub const OUTLIERS: f64 = 1e-4;
+
+/// Magnitudes by octave eighths, from 2^-64 to 2^64: enough to find a quantile of a
+/// tensor's elements over many samples without keeping them.
+#[derive(Clone, Debug)]
+struct Magnitudes {
+    zeros: u64,
+    bins: Vec<u64>,
+}
+
+impl Magnitudes {
+    const PER_OCTAVE: f64 = 8.0;
+    const LOWEST: f64 = -64.0;
+    const BINS: usize = 1024;
+
+    fn new() -> Self {
+        Magnitudes {
+            zeros: 0,
+            bins: vec![0; Self::BINS],
+        }
+    }
+
+    fn add(&mut self, data: &[f32]) {
+        for &v in data {
+            let m = f64::from(v.abs());
+            if m == 0.0 || !m.is_finite() {
+                self.zeros += 1;
+                continue;
+            }
+            let bin = ((m.log2() - Self::LOWEST) * Self::PER_OCTAVE).floor();
+            self.bins[bin.clamp(0.0, (Self::BINS - 1) as f64) as usize] += 1;
+        }
+    }
+
+    /// The upper edge of the lowest bin above which at most `share` of the elements lie.
+    fn quantile(&self, share: f64) -> f64 {
+        let total = self.zeros + self.bins.iter().sum::<u64>();
+        let allowed = (total as f64 * share).floor() as u64;
+        let mut above = 0u64;
+        for (i, &n) in self.bins.iter().enumerate().rev() {
+            if above + n > allowed {
+                return 2f64.powf((i + 1) as f64 / Self::PER_OCTAVE + Self::LOWEST);
+            }
+            above += n;
+        }
+        0.0
+    }
 }
 
 /// Refuses a sample on which a tensor is not finite (a logarithm of 0 or of a negative
@@ -19,6 +75,7 @@ pub struct Calibration {
 /// skipped it would be silently wrong.
 pub fn calibrate(graph: &Graph, samples: &[Vec<f32>]) -> Result<Calibration, CompileError> {
     let mut cal = Calibration::default();
+    let mut magnitudes: BTreeMap<String, Magnitudes> = BTreeMap::new();
     for (k, s) in samples.iter().enumerate() {
         let run = graph.run(s)?;
         if let Some(node) = graph.nodes.iter().find(|n| {
@@ -51,10 +108,19 @@ pub fn calibrate(graph: &Graph, samples: &[Vec<f32>]) -> Result<Calibration, Com
             }
         }
         for (name, t) in run {
+            magnitudes
+                .entry(name.clone())
+                .or_insert_with(Magnitudes::new)
+                .add(&t.data);
             let m = cal.max_abs.entry(name).or_insert(0.0);
             *m = m.max(t.max_abs());
         }
         cal.samples += 1;
+    }
+    for (name, m) in magnitudes {
+        let largest = cal.max_abs.get(&name).copied().unwrap_or(0.0);
+        cal.robust
+            .insert(name, (m.quantile(OUTLIERS) as f32).min(largest));
     }
     Ok(cal)
 }

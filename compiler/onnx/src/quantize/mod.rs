@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use zkinfer_qir::{
     dequantize, quantize as quantize_value, Activation, Add, AddOperand, Concat, Fidelity, Func,
-    Linear, Mul as QMul, QModel, QOp, QValue, Rearrange, Rescale, Reshape, TableSpec, ValueId,
+    Linear, Mul as QMul, QModel, QOp, QValue, Real, Rearrange, Rescale, Reshape, TableSpec,
+    ValueId,
 };
 
 use crate::graph::{broadcast_index, transpose_index, Graph, Op, Tensor};
@@ -26,7 +27,7 @@ mod target;
 
 pub use calibration::{
     argmax, calibrate, error_growth, fidelity, layer_errors, quantize_input, run_quantized,
-    Calibration, LayerError,
+    Calibration, LayerError, OUTLIERS,
 };
 pub use target::{acceptable, quantize_for_target, Target, Trial, TARGET_BITS};
 
@@ -73,6 +74,36 @@ pub struct TensorWidths {
     /// [`QuantConfig::weight_bits`]).
     #[serde(default)]
     pub weights: BTreeMap<String, u32>,
+    /// Bits by which the tensor's range is narrowed below its calibrated largest
+    /// magnitude (towards its [`Calibration::robust`] range): its values take steps
+    /// `2^bits` times finer, and a value beyond the narrowed range saturates to its edge
+    /// instead of failing the proof (see [`Quantizer::saturated`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ranges: BTreeMap<String, u32>,
+}
+
+/// The most bits [`TensorWidths::ranges`] narrows a tensor's range by.
+pub const MAX_NARROWING: u32 = 8;
+
+/// A tensor whose range is narrowed saturates values up to `2^SATURATED_BITS` times its
+/// calibrated range (with headroom); beyond that its proof fails, as any value's beyond
+/// its range does. Its two lookups hold `2^(n + SATURATED_BITS + 1)` rows for a
+/// narrowing by `n` bits.
+pub const SATURATED_BITS: u32 = 3;
+
+/// The bits by which `name`'s range robust to outliers lies below its largest magnitude
+/// (with the headroom that range keeps) at `bits`-bit activations: the narrowings of
+/// [`TensorWidths::ranges`] worth trying, at most [`MAX_NARROWING`].
+pub fn outlier_bits(cal: &Calibration, name: &str, bits: u32) -> u32 {
+    let (Some(&largest), Some(&robust)) = (cal.max_abs.get(name), cal.robust.get(name)) else {
+        return 0;
+    };
+    if robust <= 0.0 || largest <= 0.0 {
+        return 0;
+    }
+    let gained =
+        scale_for(f64::from(robust), bits, 1.0) - scale_for(f64::from(largest), bits, HEADROOM);
+    gained.clamp(0, MAX_NARROWING as i32) as u32
 }
 
 /// Refuses a tensor width for a tensor no node of `graph` makes, or outside the widths
@@ -81,6 +112,7 @@ fn check_tensor_widths(graph: &Graph, cfg: &QuantConfig) -> Result<(), CompileEr
     let widths = [
         ("function input", &cfg.tensors.tables, 2..=cfg.act_bits),
         ("weight", &cfg.tensors.weights, 2..=24),
+        ("range narrowing", &cfg.tensors.ranges, 1..=MAX_NARROWING),
     ];
     for (what, map, allowed) in widths {
         for (name, &bits) in map {
@@ -376,6 +408,9 @@ impl Quantizer<'_> {
         if t.at_target {
             return Ok(t);
         }
+        if let Some(y) = self.saturated(t, name) {
+            return Ok(y);
+        }
         let target = self.target_scale(name);
         let shift = (t.scale - target).max(0);
         if shift > self.max_shift() {
@@ -403,6 +438,105 @@ impl Quantizer<'_> {
         };
         self.map.insert(name.to_string(), b);
         Ok(b)
+    }
+
+    /// The accumulator `x` of tensor `name`, where [`TensorWidths::ranges`] narrows that
+    /// tensor's range by `n` bits: `y = clamp(⌊x / 2^s⌋, −2^h, 2^h − 1)` at the narrowed
+    /// scale (`h = act_bits − 1`, `s` the shift to it), which becomes the tensor's bounded
+    /// value. `None` where no range is narrowed, or `x` is not `2^0` to `2^h` above the
+    /// narrowed scale (the parts below need their shifts within the remainder check).
+    ///
+    /// Made of ops every circuit has, so their constraints are the proof:
+    /// - `hi = ⌊x / 2^(s+h)⌋`, bounded, and to `n + SATURATED_BITS + 1` signed bits by
+    ///   the lookups below: `x` may lie `2^SATURATED_BITS` times beyond its calibrated
+    ///   range (with headroom) before the proof fails, where it could not lie beyond it
+    ///   at all without the narrowing;
+    /// - `rest = x − 2^(s+h)·hi`, in `[0, 2^(s+h))`, and `lo = ⌊rest / 2^s⌋`, bounded to
+    ///   `[0, 2^h)` by its own rescale: together `⌊x / 2^s⌋ = 2^h·hi + lo` exactly;
+    /// - `inside = [hi ∈ {−1, 0}]` and `edge = clamp(2^h·hi, −2^h, 2^h − 1)`, two lookups
+    ///   of `hi` ([`Func::Saturate`]);
+    /// - `y = inside·lo + edge`: `⌊x / 2^s⌋` inside the range, its nearer edge beyond it.
+    ///   `y` needs no range check of its own: `inside` and `edge` are table outputs, `lo`
+    ///   is bounded, so `y` lies in `[−2^h, 2^h)` whatever the prover's witness.
+    ///
+    /// The floor is not turned into a rounding ([`round_to_nearest`]): the narrowed step
+    /// is at least twice as fine, so its floor errs less than a rounding at the calibrated
+    /// scale would.
+    fn saturated(&mut self, x: QTensor, name: &str) -> Option<QTensor> {
+        let narrowing = *self.cfg.tensors.ranges.get(name)?;
+        let half = self.cfg.act_bits as i32 - 1;
+        let scale = self.target_scale(name) + narrowing as i32;
+        let shift = x.scale - scale;
+        if x.at_target || !(0..=half).contains(&shift) {
+            return None;
+        }
+        let shape = self.shape(name);
+        let high = self.value(
+            &format!("{name}/saturate/high"),
+            shape.clone(),
+            scale - half,
+        );
+        self.ops.push(QOp::Rescale(Rescale {
+            input: x.id,
+            output: high,
+            shift: (shift + half) as u32,
+            act: Activation::Identity,
+        }));
+        let rest = self.value(&format!("{name}/saturate/rest"), shape.clone(), x.scale);
+        self.ops.push(QOp::Add(Add {
+            a: x.id,
+            b: AddOperand::Value {
+                id: high,
+                mul: -pow2(shift + half),
+            },
+            output: rest,
+            a_mul: vec![1],
+        }));
+        let low = self.value(&format!("{name}/saturate/low"), shape.clone(), scale);
+        self.ops.push(QOp::Rescale(Rescale {
+            input: rest,
+            output: low,
+            shift: shift as u32,
+            act: Activation::Identity,
+        }));
+        // One unit of `hi` stands for the narrowed range, 2^h steps of the narrowed scale.
+        let range = Real(2f64.powi(half - scale));
+        let halves = [(true, "inside", 0), (false, "edge", scale)];
+        // `hi` within SATURATED_BITS more bits than the narrowing: its tables stay small.
+        let bits = narrowing + SATURATED_BITS + 1;
+        let [inside, edge] = halves.map(|(select, what, out_scale)| {
+            let func = Func::Saturate { range, select };
+            let table = self.table_at(func, scale - half, out_scale, bits);
+            let id = self.value(&format!("{name}/saturate/{what}"), shape.clone(), out_scale);
+            self.ops.push(QOp::Rescale(Rescale {
+                input: high,
+                output: id,
+                shift: 0,
+                act: Activation::Table(table),
+            }));
+            id
+        });
+        let kept = self.value(&format!("{name}/saturate/kept"), shape.clone(), scale);
+        self.ops.push(QOp::Mul(QMul {
+            a: inside,
+            b: low,
+            output: kept,
+        }));
+        let y = self.value(name, shape, scale);
+        self.ops.push(QOp::Add(Add {
+            a: kept,
+            b: AddOperand::Value { id: edge, mul: 1 },
+            output: y,
+            a_mul: vec![1],
+        }));
+        let t = QTensor {
+            id: y,
+            scale,
+            at_target: true,
+            nonneg: x.nonneg,
+        };
+        self.map.insert(name.to_string(), t);
+        Some(t)
     }
 
     fn rearrange(
@@ -541,6 +675,11 @@ impl Quantizer<'_> {
     /// `out_scale`, at the width [`Self::func_bits`] gives; added on first use.
     fn table(&mut self, func: Func, in_scale: i32, out_scale: i32) -> usize {
         let bits = self.func_bits(func);
+        self.table_at(func, in_scale, out_scale, bits)
+    }
+
+    /// [`Self::table`] reading its inputs at `bits` (the activations' where wider).
+    fn table_at(&mut self, func: Func, in_scale: i32, out_scale: i32, bits: u32) -> usize {
         let spec = TableSpec {
             func,
             in_scale,
@@ -966,7 +1105,10 @@ impl Quantizer<'_> {
             }
             Op::Relu => {
                 let input = &node.inputs[0];
-                let x = self.get(input)?;
+                let mut x = self.get(input)?;
+                if let Some(y) = self.saturated(x, input) {
+                    x = y;
+                }
                 let shift = if x.at_target {
                     0
                 } else {
