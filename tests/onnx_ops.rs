@@ -4251,7 +4251,7 @@ fn narrowed(
 #[test]
 fn a_narrowed_range_saturates_outliers_and_its_circuit_refuses_other_values() {
     use zkinfer_compiler::outlier_bits;
-    use zkinfer_qir::{Func, QOp};
+    use zkinfer_qir::{Activation, Func, QOp};
     let samples = samples_with_an_outlier();
     let graph = import_proto(&saturation_model(256, false)).unwrap().graph;
     let cal = calibrate(&graph, &samples).unwrap();
@@ -4321,6 +4321,31 @@ fn a_narrowed_range_saturates_outliers_and_its_circuit_refuses_other_values() {
         .filter(|v| v.name == "m/saturate/high")
         .count();
     assert_eq!(highs, 1);
+    // Its two consumers read it through rescales by 2^0 (a ReLU's, the linear layer's):
+    // only rescales make bounded values, where segments may cut.
+    let kept = value_named(&both, "m/saturate/kept");
+    let y = both
+        .ops
+        .iter()
+        .find_map(|op| match op {
+            QOp::Add(a) if a.a == kept => Some(a.output),
+            _ => None,
+        })
+        .unwrap();
+    let readers: Vec<_> = both
+        .ops
+        .iter()
+        .filter(|op| op.inputs().contains(&y))
+        .map(|op| match op {
+            QOp::Rescale(r) => (r.shift, r.act),
+            other => panic!("{} reads the saturated value", other.kind()),
+        })
+        .collect();
+    assert_eq!(
+        readers,
+        [(0, Activation::Relu), (0, Activation::Identity)],
+        "{readers:?}"
+    );
     satisfied(&both, &samples[3]);
 
     // Tampering with element 5 (saturated low: hi far below −1, r = 0) or 7 (inside the

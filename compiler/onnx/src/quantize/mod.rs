@@ -171,6 +171,8 @@ struct Quantizer<'a> {
     /// `TopK` rounds already lowered, by (input, axis, k, largest): each round's value and
     /// index, so that the node's second output reuses what its first built.
     top_k: BTreeMap<(String, usize, usize, bool), TopKRounds>,
+    /// Tensors that saturate at their narrowed range ([`Quantizer::saturated`]).
+    narrowed: std::collections::BTreeSet<String>,
 }
 
 /// Per round of a `TopK`: the value taken and its index, one element per row.
@@ -204,6 +206,7 @@ pub fn quantize(
         tables: Vec::new(),
         node: String::new(),
         top_k: BTreeMap::new(),
+        narrowed: Default::default(),
     };
     let input_scale = q.target_scale(&graph.input);
     let input = q.value(&graph.input, graph.input_shape().to_vec(), input_scale);
@@ -372,9 +375,14 @@ impl Quantizer<'_> {
     }
 
     /// The scale at which `name`'s calibrated range fills `bits` signed bits (with headroom).
+    /// Narrower where the tensor saturates at a narrowed range ([`Self::saturated`]).
     fn target_scale_at(&self, name: &str, bits: u32) -> i32 {
         let m = self.cal.max_abs.get(name).copied().unwrap_or(0.0) as f64;
-        scale_for(m, bits, HEADROOM)
+        let narrowing = match self.narrowed.contains(name) {
+            true => self.cfg.tensors.ranges.get(name).copied().unwrap_or(0) as i32,
+            false => 0,
+        };
+        scale_for(m, bits, HEADROOM) + narrowing
     }
 
     fn value(&mut self, name: &str, shape: Vec<usize>, scale: i32) -> ValueId {
@@ -408,9 +416,6 @@ impl Quantizer<'_> {
         if t.at_target {
             return Ok(t);
         }
-        if let Some(y) = self.saturated(t, name) {
-            return Ok(y);
-        }
         let target = self.target_scale(name);
         let shift = (t.scale - target).max(0);
         if shift > self.max_shift() {
@@ -442,9 +447,10 @@ impl Quantizer<'_> {
 
     /// The accumulator `x` of tensor `name`, where [`TensorWidths::ranges`] narrows that
     /// tensor's range by `n` bits: `y = clamp(⌊x / 2^s⌋, −2^h, 2^h − 1)` at the narrowed
-    /// scale (`h = act_bits − 1`, `s` the shift to it), which becomes the tensor's bounded
-    /// value. `None` where no range is narrowed, or `x` is not `2^0` to `2^h` above the
-    /// narrowed scale (the parts below need their shifts within the remainder check).
+    /// scale (`h = act_bits − 1`, `s` the shift to it), which every consumer then reads as
+    /// the tensor (its target scale is the narrowed one from here on). `None` where no
+    /// range is narrowed, or `x` is not `2^0` to `2^h` above the narrowed scale (the parts
+    /// below need their shifts within the remainder check).
     ///
     /// Made of ops every circuit has, so their constraints are the proof:
     /// - `hi = ⌊x / 2^(s+h)⌋`, bounded, and to `n + SATURATED_BITS + 1` signed bits by
@@ -456,8 +462,10 @@ impl Quantizer<'_> {
     /// - `inside = [hi ∈ {−1, 0}]` and `edge = clamp(2^h·hi, −2^h, 2^h − 1)`, two lookups
     ///   of `hi` ([`Func::Saturate`]);
     /// - `y = inside·lo + edge`: `⌊x / 2^s⌋` inside the range, its nearer edge beyond it.
-    ///   `y` needs no range check of its own: `inside` and `edge` are table outputs, `lo`
-    ///   is bounded, so `y` lies in `[−2^h, 2^h)` whatever the prover's witness.
+    ///   `inside` and `edge` are table outputs and `lo` is bounded, so `y` lies in
+    ///   `[−2^h, 2^h)` whatever the prover's witness; it is still an accumulator, which
+    ///   its consumer's rescale by `2^0` bounds like any other (a ReLU's costs nothing
+    ///   more), so that only rescales make bounded values (segment cuts rely on it).
     ///
     /// The floor is not turned into a rounding ([`round_to_nearest`]): the narrowed step
     /// is at least twice as fine, so its floor errs less than a rounding at the calibrated
@@ -529,14 +537,13 @@ impl Quantizer<'_> {
             output: y,
             a_mul: vec![1],
         }));
-        let t = QTensor {
+        self.narrowed.insert(name.to_string());
+        Some(QTensor {
             id: y,
             scale,
-            at_target: true,
+            at_target: false,
             nonneg: x.nonneg,
-        };
-        self.map.insert(name.to_string(), t);
-        Some(t)
+        })
     }
 
     fn rearrange(
@@ -695,7 +702,18 @@ impl Quantizer<'_> {
         }
     }
 
+    /// Lowers `node`; its output saturates where its range is narrowed.
     fn node(&mut self, node: &crate::graph::Node) -> Result<(), CompileError> {
+        self.lower(node)?;
+        if let Some(&t) = self.map.get(&node.output) {
+            if let Some(y) = self.saturated(t, &node.output) {
+                self.map.insert(node.output.clone(), y);
+            }
+        }
+        Ok(())
+    }
+
+    fn lower(&mut self, node: &crate::graph::Node) -> Result<(), CompileError> {
         self.node = node.name.clone();
         self.output = node.output.clone();
         let name = node.name.as_str();
@@ -1105,10 +1123,7 @@ impl Quantizer<'_> {
             }
             Op::Relu => {
                 let input = &node.inputs[0];
-                let mut x = self.get(input)?;
-                if let Some(y) = self.saturated(x, input) {
-                    x = y;
-                }
+                let x = self.get(input)?;
                 let shift = if x.at_target {
                     0
                 } else {
