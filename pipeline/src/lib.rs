@@ -624,11 +624,14 @@ pub const TENSOR_SAMPLES: usize = 16;
 /// of the model taken, largest growth first), its functions' input width from the
 /// activations' down to one above the model's (the widest that costs no more, as for
 /// the model), then its weights' from the widest of [`WIDEST_BITS`] down to one above
-/// the model's (each that costs no more, until one is taken). A width is taken where it
-/// lowers the mean error without raising the largest or losing argmax agreement on both
-/// halves of the calibration samples (`half`; none with fewer than [`TENSOR_SAMPLES`]).
-/// A wider table for a tensor that spoils the output is where a bank's spare rows pay;
-/// wider weights for one layer where all of them would cost more.
+/// the model's (each that costs no more, until one is taken), then its range narrowed
+/// by the bits its range robust to outliers lies below its largest ([`outlier_bits`])
+/// down to 1 (the same way). A width is taken where it lowers the mean error without
+/// raising the largest or losing argmax agreement on both halves of the calibration
+/// samples (`half`; none with fewer than [`TENSOR_SAMPLES`]). A wider table for a
+/// tensor that spoils the output is where a bank's spare rows pay; wider weights for one
+/// layer where all of them would cost more; a narrowed range for a small tensor with a
+/// rare large value that does not reach the output (a ReLU's negative outlier).
 fn tensor_widths<A, F, H, P>(
     search: &TensorSearch<'_, A, F, H, P>,
     taken: Taken,
